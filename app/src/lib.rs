@@ -1,0 +1,69 @@
+//! raydar's web UI: Leptos pages rendered on the server (feature `ssr`) and hydrated in the
+//! browser (feature `hydrate`).
+//!
+//! # Layout
+//!
+//! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
+//!   every RayCluster.
+//! - [`api`]: server functions that pages load their data with; server-only code in `api::ssr`.
+//! - `live`: the browser's subscription to the server's push stream (hydrate only).
+
+pub mod api;
+#[cfg(feature = "hydrate")]
+mod live;
+pub mod routes;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The HTML document around the app, rendered by the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: top bar and page routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="raydar" href="/pkg/raydar.css"/>
+        <Title text="raydar"/>
+        <header class="topbar">
+            <a class="brand" href="/">"raydar"</a>
+            <span class="tagline">"Ray on Kubernetes"</span>
+        </header>
+        <Router>
+            <main>
+                // Async: the page's data is in memory on the server, so the whole list goes out
+                // in the first HTML response instead of a placeholder that streams in.
+                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                    <Route path=path!("") view=routes::clusters::ClustersPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Entry point of the browser build: attaches to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

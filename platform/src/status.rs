@@ -1,0 +1,145 @@
+//! The cluster status model: what the cluster list shows for each RayCluster.
+
+use serde::{Deserialize, Serialize};
+
+/// Condition types KubeRay sets on a RayCluster (ray-operator/apis/ray/v1/raycluster_types.go).
+pub mod condition {
+    /// Head and worker pods have all been created and were ready at least once.
+    pub const PROVISIONED: &str = "RayClusterProvisioned";
+    /// The head pod is running and ready.
+    pub const HEAD_POD_READY: &str = "HeadPodReady";
+    /// Creating or deleting a pod failed; the reason says which.
+    pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+    /// `spec.suspend` was set and pods are being deleted.
+    pub const SUSPENDING: &str = "RayClusterSuspending";
+    /// `spec.suspend` was set and every pod is gone.
+    pub const SUSPENDED: &str = "RayClusterSuspended";
+}
+
+/// One entry of a RayCluster's `status.conditions`, as much of it as the phase rule reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCondition {
+    /// Condition type, one of [`condition`].
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    /// Machine-readable reason for the last transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The phase of a Ray cluster as users see it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "phase", content = "reason")]
+pub enum ClusterPhase {
+    /// Pods are being created or are not ready yet.
+    Provisioning,
+    /// The head pod is ready and provisioning did not fail.
+    Ready,
+    /// `spec.suspend` is set and pods are being removed.
+    Suspending,
+    /// `spec.suspend` is set and no pods remain.
+    Suspended,
+    /// KubeRay reports a failure; the reason is KubeRay's.
+    Failed(String),
+}
+
+impl ClusterPhase {
+    /// Applies KubeRay's dashboard rule to a RayCluster's status.
+    ///
+    /// Suspended and Suspending win; else `HeadPodReady=True` with `RayClusterProvisioned` not
+    /// `False` is Ready; else a `ReplicaFailure=True` condition is Failed with its reason; else
+    /// Provisioning. `legacy_state` is the deprecated `status.state`, read only when KubeRay wrote
+    /// no conditions at all (operators older than v1.3, or the conditions feature gate off).
+    pub fn from_status(conditions: &[ClusterCondition], legacy_state: Option<&str>) -> Self {
+        let is = |type_: &str, status: &str| {
+            conditions.iter().any(|c| c.type_ == type_ && c.status == status)
+        };
+        if is(condition::SUSPENDED, "True") {
+            return Self::Suspended;
+        }
+        if is(condition::SUSPENDING, "True") {
+            return Self::Suspending;
+        }
+        if is(condition::HEAD_POD_READY, "True") && !is(condition::PROVISIONED, "False") {
+            return Self::Ready;
+        }
+        if let Some(failure) =
+            conditions.iter().find(|c| c.type_ == condition::REPLICA_FAILURE && c.status == "True")
+        {
+            let reason = failure.reason.clone().filter(|r| !r.is_empty());
+            return Self::Failed(reason.unwrap_or_else(|| "ReplicaFailure".into()));
+        }
+        if conditions.is_empty() {
+            match legacy_state {
+                Some("ready") => return Self::Ready,
+                Some("suspended") => return Self::Suspended,
+                Some("failed") => return Self::Failed("failed".into()),
+                _ => {}
+            }
+        }
+        Self::Provisioning
+    }
+
+    /// The word the cluster list shows.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Provisioning => "Provisioning",
+            Self::Ready => "Ready",
+            Self::Suspending => "Suspending",
+            Self::Suspended => "Suspended",
+            Self::Failed(_) => "Failed",
+        }
+    }
+}
+
+/// One row of the cluster list: what a user needs to see about a RayCluster at a glance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSummary {
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// RayCluster name.
+    pub name: String,
+    /// Kubernetes UID: tells a re-created cluster of the same name apart.
+    pub uid: String,
+    /// Changes whenever the object does; lets the page re-render only changed rows.
+    pub resource_version: String,
+    /// Phase by KubeRay's dashboard rule.
+    #[serde(flatten)]
+    pub phase: ClusterPhase,
+    /// Worker pods that are ready.
+    pub workers_ready: u32,
+    /// Worker pods the cluster wants (replicas times hosts, over all worker groups).
+    pub workers_desired: u32,
+    /// GPUs the cluster asks for, head and workers together.
+    pub gpus_desired: u32,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl ClusterSummary {
+    /// Sort key of the cluster list: namespace, then name.
+    pub fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+/// Age as `kubectl get` prints it: the largest one or two units, e.g. `45s`, `3m12s`, `5h4m`, `12d`.
+pub fn format_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
+    match () {
+        _ if s < 120 => format!("{s}s"),
+        _ if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        _ if s < 3 * 3_600 => format!("{}m", s / 60),
+        _ if s < 8 * 3_600 => if m == 0 { format!("{}h", s / 3_600) } else { format!("{}h{m}m", s / 3_600) },
+        _ if d < 2 => format!("{}h", s / 3_600),
+        _ if d < 8 && h != 0 => format!("{d}d{h}h"),
+        _ => format!("{d}d"),
+    }
+}

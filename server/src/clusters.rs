@@ -1,0 +1,224 @@
+//! The RayCluster watch: a kube-rs reflector over every namespace, the store it fills, and the
+//! feed of changes that open pages follow.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use app::api::{ClusterList, ClusterRef};
+use futures::{Future, StreamExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource};
+use platform::kuberay::RayCluster;
+use platform::ClusterSummary;
+use tokio::sync::broadcast;
+
+/// How many changes the feed holds for a slow follower before it must take a fresh snapshot.
+pub const FEED_CAPACITY: usize = 1024;
+
+/// A change to the cluster list, as published to followers.
+#[derive(Clone, Debug)]
+pub enum ClusterChange {
+    /// A cluster was created or changed.
+    Upsert(ClusterSummary),
+    /// A cluster was deleted.
+    Delete(ClusterRef),
+    /// The watch relisted: changes may have been folded together, take a snapshot.
+    Resync,
+}
+
+/// The web side's handle on the watched RayClusters: cheap to clone.
+#[derive(Clone)]
+pub struct Clusters {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// Every RayCluster, as the reflector last saw it.
+    store: Store<RayCluster>,
+    /// Changes, in the order the watch saw them.
+    feed: broadcast::Sender<ClusterChange>,
+    /// True once the first full list has arrived.
+    synced: AtomicBool,
+    /// Watch errors since start, for /metrics.
+    errors: AtomicU64,
+    /// The last watch error in words, cleared when the watch recovers. The lock is never held
+    /// across an await, so a std mutex is enough.
+    last_error: Mutex<Option<String>>,
+}
+
+/// What the background watch task needs: the reflector's writer and the shared state.
+pub struct ClusterWatch {
+    api: Api<RayCluster>,
+    writer: reflector::store::Writer<RayCluster>,
+    shared: Arc<Shared>,
+    apiserver: String,
+}
+
+/// Creates the store (for the web side) and the watch (to run in the background). `apiserver`
+/// names the cluster in error messages.
+pub fn watch(client: Client, apiserver: String) -> (Clusters, ClusterWatch) {
+    let (store, writer) = reflector::store();
+    let (feed, _) = broadcast::channel(FEED_CAPACITY);
+    let shared = Arc::new(Shared {
+        store,
+        feed,
+        synced: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+    });
+    let watch = ClusterWatch { api: Api::all(client), writer, shared: shared.clone(), apiserver };
+    (Clusters { inner: shared }, watch)
+}
+
+impl Clusters {
+    /// Every cluster, sorted by namespace and name.
+    pub fn list(&self) -> Vec<ClusterSummary> {
+        let mut rows: Vec<ClusterSummary> = self.inner.store.state().iter().map(|c| c.summary()).collect();
+        rows.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+        rows
+    }
+
+    /// One cluster by namespace and name.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<ClusterSummary> {
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        self.inner.store.get(&key).map(|c| c.summary())
+    }
+
+    /// The list with the server's clock, as pages render it.
+    pub fn snapshot(&self) -> ClusterList {
+        ClusterList { clusters: self.list(), now: unix_now() }
+    }
+
+    /// Follows changes from now on. Subscribe before taking a snapshot so nothing falls between.
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterChange> {
+        self.inner.feed.subscribe()
+    }
+
+    /// True once the watch has listed every cluster at least once.
+    pub fn synced(&self) -> bool {
+        self.inner.synced.load(Ordering::Acquire)
+    }
+
+    /// The last watch error, if the watch has not recovered since.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Watch errors since start.
+    pub fn error_count(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
+    }
+
+    /// Pages following the feed right now.
+    pub fn followers(&self) -> usize {
+        self.inner.feed.receiver_count()
+    }
+
+    /// Clusters in the store.
+    pub fn len(&self) -> usize {
+        self.inner.store.len()
+    }
+
+    /// True when no cluster is stored.
+    pub fn is_empty(&self) -> bool {
+        self.inner.store.is_empty()
+    }
+}
+
+impl app::api::ssr::ClusterDirectory for Clusters {
+    fn cluster_list(&self) -> ClusterList {
+        self.snapshot()
+    }
+}
+
+impl ClusterWatch {
+    /// Watches RayClusters until `shutdown` completes. Errors are reported and retried with
+    /// backoff (0.8 s growing to 30 s); they never end the watch.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let ClusterWatch { api, writer, shared, apiserver } = self;
+        // Managed fields and the last-applied annotation are often larger than the rest of the
+        // object together and raydar shows neither.
+        let stream = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|c: &mut RayCluster| {
+                c.meta_mut().managed_fields = None;
+                if let Some(a) = c.meta_mut().annotations.as_mut() {
+                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+            })
+            .reflect(writer);
+        tokio::pin!(stream);
+        tokio::pin!(shutdown);
+        loop {
+            let event = tokio::select! {
+                _ = &mut shutdown => break,
+                event = stream.next() => event,
+            };
+            match event {
+                None => break,
+                Some(Ok(event)) => shared.apply(event),
+                Some(Err(e)) => shared.report(&e, &apiserver),
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn apply(&self, event: watcher::Event<RayCluster>) {
+        let change = match event {
+            watcher::Event::Apply(c) => ClusterChange::Upsert(c.summary()),
+            watcher::Event::Delete(c) => ClusterChange::Delete(ClusterRef {
+                namespace: c.metadata.namespace.clone().unwrap_or_default(),
+                name: c.metadata.name.clone().unwrap_or_default(),
+            }),
+            watcher::Event::InitDone => {
+                if !self.synced.swap(true, Ordering::AcqRel) {
+                    tracing::info!(clusters = self.store.len(), "RayCluster watch synced");
+                }
+                ClusterChange::Resync
+            }
+            // The store swaps in the relisted objects at InitDone; nothing to publish before.
+            watcher::Event::Init | watcher::Event::InitApply(_) => return,
+        };
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // No receivers is fine: nobody has the page open.
+        let _ = self.feed.send(change);
+    }
+
+    fn report(&self, error: &watcher::Error, apiserver: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let message = explain(error, apiserver);
+        tracing::warn!("{message}; retrying");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+    }
+}
+
+/// Says in plain words what a watch error means for the person running raydar.
+fn explain(error: &watcher::Error, apiserver: &str) -> String {
+    let client_error = match error {
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => e,
+        other => return format!("RayCluster watch failed: {other}"),
+    };
+    match client_error {
+        kube::Error::Api(status) if status.code == 404 => format!(
+            "the RayCluster CRD (rayclusters.ray.io) is not installed in the Kubernetes cluster at {apiserver}: \
+             install the KubeRay operator or its CRDs"
+        ),
+        kube::Error::Api(status) if status.code == 401 || status.code == 403 => format!(
+            "raydar may not list RayClusters at {apiserver} ({}): grant its identity get/list/watch on \
+             rayclusters.ray.io in all namespaces",
+            status.message
+        ),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!("cannot reach the Kubernetes apiserver at {apiserver}: {client_error}")
+        }
+        other => format!("RayCluster watch failed at {apiserver}: {other}"),
+    }
+}
+
+/// Seconds since the Unix epoch by the server's clock.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64
+}

@@ -1,0 +1,45 @@
+//! Settings, from flags or the environment (flags win).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How raydar-server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen (`--addr`, `RAYDAR_ADDR`; default 127.0.0.1:3000).
+    pub addr: SocketAddr,
+    /// Folder of the built site: `pkg/` with the wasm, JS and CSS (`--site-root`,
+    /// `LEPTOS_SITE_ROOT`; default `target/site`, where cargo-leptos puts it).
+    pub site_root: PathBuf,
+}
+
+const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
+
+Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
+kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
+
+  --addr HOST:PORT   where to listen (env RAYDAR_ADDR; default 127.0.0.1:3000)
+  --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)";
+
+impl Config {
+    /// Reads flags (`args` without the program name) over environment variables over defaults.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut addr = env("RAYDAR_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let mut site_root = env("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
+            match arg.as_str() {
+                "--addr" => addr = value("--addr")?,
+                "--site-root" => site_root = value("--site-root")?,
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            }
+        }
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})"))?;
+        Ok(Self { addr, site_root: site_root.into() })
+    }
+}

@@ -1,0 +1,41 @@
+//! raydar-server: watches KubeRay RayClusters and serves raydar's web UI, REST API and live
+//! pushes from what it watched.
+//!
+//! Data flows one way: the Kubernetes watch feeds an in-memory store; pages and API handlers read
+//! the store; changes reach browsers by server-sent events, never by the browser polling.
+//!
+//! # Layout
+//!
+//! - [`config`]: command-line and environment settings.
+//! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
+//! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
+//! - [`rest`]: the JSON API under `/api/v1`, health and readiness.
+//! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
+
+pub mod clusters;
+pub mod config;
+pub mod push;
+pub mod rest;
+pub mod web;
+
+pub use config::Config;
+pub use web::{router, AppState};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable Kubernetes client configuration (kubeconfig or in-cluster).
+    #[error("cannot configure the Kubernetes client: {0} (set KUBECONFIG or run inside a cluster)")]
+    KubeConfig(#[source] kube::Error),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

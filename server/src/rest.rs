@@ -1,0 +1,62 @@
+//! The JSON API under `/api/v1`, health, readiness and metrics.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::web::AppState;
+
+/// `GET /api/v1/clusters`: every RayCluster, sorted by namespace and name.
+pub async fn list_clusters(State(state): State<AppState>) -> Response {
+    Json(json!({ "items": state.clusters.list() })).into_response()
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.
+pub async fn get_cluster(State(state): State<AppState>, Path((namespace, name)): Path<(String, String)>) -> Response {
+    match state.clusters.get(&namespace, &name) {
+        Some(row) => Json(row).into_response(),
+        None => not_found(&format!("RayCluster {namespace}/{name} not found")),
+    }
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: ready once the RayCluster watch has listed every cluster; until then 503 with
+/// the reason, such as an unreachable apiserver or a missing CRD.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.clusters.synced() {
+        return "ready\n".into_response();
+    }
+    let why = state.clusters.last_error().unwrap_or_else(|| "RayCluster watch has not synced yet".into());
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+}
+
+/// `GET /metrics`: raydar's own metrics in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let c = &state.clusters;
+    let body = format!(
+        "# HELP raydar_rayclusters RayClusters in the watch's store.\n\
+         # TYPE raydar_rayclusters gauge\nraydar_rayclusters {}\n\
+         # HELP raydar_raycluster_watch_synced 1 once the RayCluster watch has listed everything.\n\
+         # TYPE raydar_raycluster_watch_synced gauge\nraydar_raycluster_watch_synced {}\n\
+         # HELP raydar_raycluster_watch_errors_total Errors of the RayCluster watch (it retries).\n\
+         # TYPE raydar_raycluster_watch_errors_total counter\nraydar_raycluster_watch_errors_total {}\n\
+         # HELP raydar_push_followers Open pages following the cluster push stream.\n\
+         # TYPE raydar_push_followers gauge\nraydar_push_followers {}\n",
+        c.len(),
+        u8::from(c.synced()),
+        c.error_count(),
+        c.followers(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A JSON 404 in the API's error shape.
+pub fn not_found(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
+}

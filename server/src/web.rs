@@ -1,0 +1,82 @@
+//! The router: Leptos pages and server functions, the REST API, the push stream, static files.
+
+use std::sync::Arc;
+
+use app::api::ssr::Directory;
+use app::{shell, App};
+use axum::body::Body;
+use axum::extract::{FromRef, State};
+use axum::http::Request;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use tower_http::compression::CompressionLayer;
+
+use crate::clusters::Clusters;
+use crate::{push, rest, Config};
+
+/// What every handler can reach: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Leptos settings: site root and output names.
+    pub leptos: LeptosOptions,
+    /// The watched RayClusters.
+    pub clusters: Clusters,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    /// State for `config`, reading clusters from `clusters`.
+    pub fn new(config: &Config, clusters: Clusters) -> Self {
+        let leptos = LeptosOptions::builder()
+            // cargo-leptos sets the output name when it builds the server; tests built by plain
+            // cargo serve pages without the browser bundle, under the same name.
+            .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("raydar"))
+            .site_root(config.site_root.to_string_lossy().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(config.addr)
+            .build();
+        Self { leptos, clusters }
+    }
+
+    fn provide(&self) -> impl Fn() + Clone + Send + 'static {
+        let directory = Directory(Arc::new(self.clusters.clone()));
+        move || provide_context(directory.clone())
+    }
+}
+
+/// Every route raydar serves.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let api = Router::new()
+        .route("/clusters", get(rest::list_clusters))
+        .route("/clusters/events", get(push::cluster_events))
+        .route("/clusters/{namespace}/{name}", get(rest::get_cluster));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::metrics))
+        .route("/_sfn/{*fn_name}", post(server_fn).get(server_fn))
+        .leptos_routes_with_context(&state, routes, state.provide(), {
+            let options = state.leptos.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Compresses pages, wasm, JS and JSON; never the event stream, which would then be held
+        // back until a compression block fills.
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+async fn server_fn(State(state): State<AppState>, request: Request<Body>) -> impl IntoResponse {
+    handle_server_fns_with_context(state.provide(), request).await
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from the Go module proxy into $RAYDAR_LOCAL/bin, at the
+# versions pinned in tools/versions.env, and copies the files it needs from those modules (KubeRay
+# CRDs, RBAC and sample; kwok's stages) into $RAYDAR_LOCAL/share. A piece whose stamp matches is skipped.
+#   kube      one multi-call binary (deploy/local/go/kube): kube-apiserver, kube-controller-manager,
+#             kube-scheduler, kubectl (symlinks)
+#   etcd      deploy/local/go/etcd, upstream etcdmain
+#   kwok      sigs.k8s.io/kwok/cmd/kwok
+#   kuberay   github.com/ray-project/kuberay/ray-operator -> bin/ray-operator
+# Usage: build.sh [kube|etcd|kwok|kuberay|share ...]   (default: all)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+command -v go >/dev/null || die "go is not on PATH (Go 1.26 or newer is needed)"
+for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION; do
+  [[ -n "${!v:-}" ]] || die "$v is empty in tools/versions.env"
+done
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
+mkdir -p "$BIN/.stamps" "$SHARE"
+GO_VERSION="$(go env GOVERSION)"
+
+hash_files() { cat "$@" | sha256sum | cut -c1-16; }
+# fresh <name> <key> <files...>: true when the stamp says this exact build is already there.
+fresh() {
+  local name="$1" key="$2"; shift 2
+  local f; for f in "$@"; do [[ -e "$f" ]] || return 1; done
+  [[ -f "$BIN/.stamps/$name" && "$(cat "$BIN/.stamps/$name")" == "$key" ]]
+}
+stamp() { printf '%s' "$2" > "$BIN/.stamps/$1"; }
+module_dir() {
+  local dir
+  dir="$(cd / && GOWORK=off go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "$dir" && -d "$dir" ]] || die "could not download $1 from the Go module proxy"
+  printf '%s' "$dir"
+}
+
+build_kube() {
+  local dir="$LOCAL_DIR/go/kube"
+  if ! grep -Eq "^(require |[[:space:]]+)k8s.io/kubernetes $K8S_VERSION\$" "$dir/go.mod"; then
+    log "kube: go.mod does not match K8S_VERSION=$K8S_VERSION; running pin.sh kube (commit the result)"
+    "$LOCAL_DIR/pin.sh" kube
+  fi
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  local key="$K8S_VERSION $GO_VERSION $(hash_files "$dir/go.mod" "$dir/go.sum" "$dir/main.go") $ld"
+  if fresh kube "$key" "$BIN/kube"; then log "kube $K8S_VERSION: up to date"; else
+    log "kube $K8S_VERSION: building (apiserver+controller-manager+scheduler+kubectl; long when cold)"
+    local t; t=$(now)
+    (cd "$dir" && go build -trimpath -ldflags "$ld" -o "$BIN/kube.new" .)
+    mv -f "$BIN/kube.new" "$BIN/kube"
+    stamp kube "$key"
+    log "kube: built in $(since "$t")"
+  fi
+  for p in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn kube "$BIN/$p"; done
+}
+
+build_etcd() {
+  local dir="$LOCAL_DIR/go/etcd"
+  if ! grep -Eq "^(require |[[:space:]]+)go.etcd.io/etcd/server/v3 $ETCD_VERSION\$" "$dir/go.mod"; then
+    log "etcd: go.mod does not match ETCD_VERSION=$ETCD_VERSION; running pin.sh etcd (commit the result)"
+    "$LOCAL_DIR/pin.sh" etcd
+  fi
+  local key="$ETCD_VERSION $GO_VERSION $(hash_files "$dir/go.mod" "$dir/go.sum" "$dir/main.go")"
+  if fresh etcd "$key" "$BIN/etcd"; then log "etcd $ETCD_VERSION: up to date"; return; fi
+  log "etcd $ETCD_VERSION: building"
+  local t; t=$(now)
+  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.new" .)
+  mv -f "$BIN/etcd.new" "$BIN/etcd"
+  stamp etcd "$key"
+  log "etcd: built in $(since "$t")"
+}
+
+# go_install <stamp-name> <binary> <package@version> <ldflags>: `go install` outside any module, so the
+# tool's own go.mod/go.sum (checked against the checksum database) pin its dependencies.
+go_install() {
+  local name="$1" binary="$2" pkg="$3" ld="$4"
+  local key="$pkg $GO_VERSION $ld"
+  if fresh "$name" "$key" "$BIN/$binary"; then log "$name ${pkg#*@}: up to date"; return; fi
+  log "$name ${pkg#*@}: building $pkg"
+  local t; t=$(now)
+  (cd "$RAYDAR_LOCAL" && GOBIN="$BIN" go install -trimpath -ldflags "$ld" "$pkg")
+  stamp "$name" "$key"
+  log "$name: built in $(since "$t")"
+}
+
+build_kwok() {
+  go_install kwok kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+    "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
+}
+
+build_kuberay() {
+  go_install kuberay ray-operator "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" "-s -w"
+}
+
+# Files the scripts use, copied from the same pinned modules.
+build_share() {
+  local key="v2 kuberay=$KUBERAY_VERSION kwok=$KWOK_VERSION"
+  if fresh share "$key" "$SHARE/kuberay/crds/ray.io_rayclusters.yaml" "$SHARE/kwok/stages.yaml"; then
+    log "share (CRDs, RBAC, sample, kwok stages): up to date"; return
+  fi
+  local ray kwok
+  ray="$(module_dir "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION")"
+  kwok="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")"
+  rm -rf "$SHARE/kuberay" "$SHARE/kwok"
+  mkdir -p "$SHARE/kuberay/crds" "$SHARE/kuberay/rbac" "$SHARE/kuberay/samples" "$SHARE/kwok/crds"
+  cp "$ray"/config/crd/bases/ray.io_{rayclusters,rayjobs,rayservices}.yaml "$SHARE/kuberay/crds/"
+  cp "$ray"/config/rbac/{role,role_binding,service_account}.yaml "$SHARE/kuberay/rbac/"
+  cat > "$SHARE/kuberay/rbac/kustomization.yaml" <<'YAML'
+# KubeRay's own operator RBAC (config/rbac of the pinned ray-operator module), in namespace ray-system.
+namespace: ray-system
+resources: [role.yaml, role_binding.yaml, service_account.yaml]
+YAML
+  cp "$ray"/config/samples/ray-cluster.sample.yaml "$SHARE/kuberay/samples/"
+  # kwok's default stages, as kwokctl assembles them: node init + heartbeat with lease; pod ready/complete/delete.
+  local s first=1
+  for s in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+           pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    ((first)) || echo '---'
+    first=0
+    cat "$kwok/kustomize/stage/$s.yaml"
+  done > "$SHARE/kwok/stages.yaml"
+  # kwok's Logs/ClusterLogs CRDs: `kubectl logs` of a fake pod is served from a file they name.
+  cp "$kwok"/kustomize/crd/bases/kwok.x-k8s.io_{logs,clusterlogs}.yaml "$SHARE/kwok/crds/"
+  chmod -R u+w "$SHARE"
+  stamp share "$key"
+  log "share: copied KubeRay $KUBERAY_VERSION CRDs/RBAC/sample and kwok $KWOK_VERSION stages"
+}
+
+T0=$(now)
+parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay kube)
+for part in "${parts[@]}"; do
+  case "$part" in
+    kube|etcd|kwok|kuberay|share) "build_$part" ;;
+    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|share)" ;;
+  esac
+done
+log "build done in $(since "$T0"); binaries in $BIN"

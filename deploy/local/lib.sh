@@ -1,0 +1,47 @@
+# Shared settings of the deploy/local scripts (sourced, not run).
+# shellcheck shell=bash
+LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
+RAYDAR_LOCAL="${RAYDAR_LOCAL:-$REPO_ROOT/.local}"
+mkdir -p "$RAYDAR_LOCAL"
+RAYDAR_LOCAL="$(cd "$RAYDAR_LOCAL" && pwd)"
+BIN="$RAYDAR_LOCAL/bin"
+SHARE="$RAYDAR_LOCAL/share"        # files copied from the pinned modules (CRDs, samples, kwok stages)
+STATE="$RAYDAR_LOCAL/state"        # everything up.sh creates; down.sh removes it
+PKI="$STATE/pki"
+LOGS="$STATE/logs"
+PIDS="$STATE/pids"
+KUBECONFIG_ADMIN="$RAYDAR_LOCAL/kubeconfig"
+
+# shellcheck source=/dev/null
+source "$REPO_ROOT/tools/versions.env"
+
+# Loopback only, uncommon ports.
+ETCD_CLIENT_PORT=12379
+ETCD_PEER_PORT=12380
+APISERVER_PORT=16443
+CONTROLLER_MANAGER_PORT=16457
+SCHEDULER_PORT=16459
+KWOK_PORT=16250               # kwok's kubelet-like server (logs, exec) that the apiserver reaches
+KUBERAY_METRICS_PORT=16080
+KUBERAY_PROBE_PORT=16082
+APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
+SERVICE_CIDR=10.96.0.0/16
+POD_CIDR=10.244.0.1/16
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1fs", e - s }'; }
+
+# wait_for <timeout-seconds> <description> <command...>: retry the command until it succeeds.
+wait_for() {
+  local timeout="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.2
+  done
+}

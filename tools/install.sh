@@ -13,7 +13,8 @@ step() { printf '==> %s\n' "$*"; }
 
 # Installs a cargo tool from its published crate with a lockfile tweak, because the crate's own
 # lockfile pins a dependency this toolchain or the registry cannot provide (see
-# ../shared/research/leptos-offline-build.md). $1 crate, $2 version, $3 binary, $4.. `cargo update` args.
+# ../shared/research/leptos-offline-build.md). These are build tools, not shipped code, so they are
+# compiled for build speed (no LTO, more codegen units). $1 crate, $2 version, $3 binary, $4.. `cargo update` args.
 install_patched() {
   local crate=$1 version=$2 bin=$3; shift 3
   if "$bin" --version 2>/dev/null | grep -qF "$version"; then
@@ -32,7 +33,8 @@ install_patched() {
   work=$(mktemp -d)
   tar xzf "$src" -C "$work"
   ( cd "$work/$crate-$version" && cargo update "$@" \
-      && CARGO_PROFILE_RELEASE_LTO=false cargo install --path . --locked --force )
+      && CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=2 \
+         cargo install --path . --locked --force )
   rm -rf "$work"
 }
 

@@ -9,12 +9,13 @@ use wasm_bindgen::prelude::*;
 use web_sys::{EventSource, MessageEvent};
 
 use crate::api::{push, ClusterList, ClusterRef};
+use crate::routes::clusters::StreamState;
 
-/// Keeps `clusters` equal to the server's list, `now` ticking, and `connected` telling whether
-/// the stream is up. Stops when the calling component is dropped.
-pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i64>, connected: RwSignal<bool>) {
+/// Keeps `clusters` equal to the server's list, `now` ticking, and `stream` telling whether
+/// changes arrive. Stops when the calling component is dropped.
+pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i64>, stream: RwSignal<StreamState>) {
     let Ok(source) = EventSource::new(push::PATH) else {
-        connected.set(false);
+        stream.set(StreamState::Reconnecting);
         return;
     };
     let mut handlers: Vec<Closure<dyn FnMut(MessageEvent)>> = Vec::new();
@@ -23,10 +24,12 @@ pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i6
         let _ = source.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
         handlers.push(handler);
     };
+    // "Live" only once the snapshot is applied: from then on the page shows the server's list.
     on(push::SNAPSHOT, Box::new(move |e| {
         if let Some(list) = parse::<ClusterList>(&e) {
             now.set(list.now);
             clusters.set(list.clusters);
+            stream.set(StreamState::Live);
         }
     }));
     on(push::UPSERT, Box::new(move |e| {
@@ -39,8 +42,7 @@ pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i6
             clusters.update(|rows| rows.retain(|r| r.key() != (gone.namespace.as_str(), gone.name.as_str())));
         }
     }));
-    on("open", Box::new(move |_| connected.set(true)));
-    on("error", Box::new(move |_| connected.set(false)));
+    on("error", Box::new(move |_| stream.set(StreamState::Reconnecting)));
 
     // Ages advance with the browser's clock between pushes.
     let tick = Closure::<dyn FnMut()>::new(move || now.update(|t| *t += 1));

@@ -31,11 +31,9 @@ pub fn ClustersPage() -> impl IntoView {
 fn ClusterTable(list: ClusterList) -> impl IntoView {
     let clusters = RwSignal::new(list.clusters);
     let now = RwSignal::new(list.now);
-    // The server rendered the page from a list it had; until the push stream says otherwise the
-    // page is as fresh as that list, so it starts "live" on both sides and hydration matches.
-    let connected = RwSignal::new(true);
+    let stream = RwSignal::new(StreamState::Connecting);
     #[cfg(feature = "hydrate")]
-    crate::live::follow_clusters(clusters, now, connected);
+    crate::live::follow_clusters(clusters, now, stream);
 
     let count = move || clusters.with(Vec::len);
     let gpus = move || clusters.with(|c| c.iter().map(|c| u64::from(c.gpus_desired)).sum::<u64>());
@@ -47,10 +45,11 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
             </span>
             <span
                 class="live"
-                class:offline=move || !connected.get()
+                class:offline=move || stream.get() != StreamState::Live
+                data-stream=move || stream.get().label()
                 title="Changes arrive by push from the server"
             >
-                {move || if connected.get() { "live" } else { "reconnecting…" }}
+                {move || stream.get().label()}
             </span>
         </div>
         <table class="cluster-list">
@@ -80,6 +79,28 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
                 </For>
             </tbody>
         </table>
+    }
+}
+
+/// Whether the page is receiving changes. Server and browser both start at `Connecting`, so the
+/// server-rendered text matches the hydrated one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamState {
+    /// Rendered, not yet subscribed.
+    Connecting,
+    /// Changes arrive as they happen.
+    Live,
+    /// The stream dropped; the browser is reconnecting and the list may be stale.
+    Reconnecting,
+}
+
+impl StreamState {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting…",
+            Self::Live => "live",
+            Self::Reconnecting => "reconnecting…",
+        }
     }
 }
 

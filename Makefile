@@ -1,0 +1,72 @@
+# raydar: `make dev` to run it locally, `make test` for everything CI checks, `make bench` for the
+# performance targets of ../shared/DESIGN.md. Tool versions: tools/versions.env.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath .)
+# One target dir for every checkout on this machine: a fresh clone (CI) rebuilds only what changed.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/raydar/target
+export RAYDAR_LOCAL ?= $(ROOT)/.local
+# cargo-leptos sets this when it builds; setting it for plain cargo too keeps the two builds from
+# invalidating each other.
+export LEPTOS_OUTPUT_NAME := raydar
+export LEPTOS_SITE_ROOT := $(ROOT)/target/site
+export PATH := $(RAYDAR_LOCAL)/bin:$(ROOT)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+export KUBECONFIG := $(RAYDAR_LOCAL)/kubeconfig
+RAYDAR_ADDR ?= 127.0.0.1:3000
+SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
+
+.PHONY: help tools build controlplane dev stop test test-unit test-controlplane test-integration test-e2e bench clean
+
+help:
+	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
+	@echo "make test   unit, integration (real control plane) and browser tests"
+	@echo "make bench  freshness and first-load size benchmarks"
+	@echo "make stop   stop raydar and the local control plane (removes its state)"
+
+tools:
+	tools/install.sh all
+
+# The server binary and the browser bundle (wasm, JS, CSS) under target/site.
+build: tools
+	cargo leptos build --release
+
+controlplane:
+	deploy/local/build.sh
+	deploy/local/up.sh
+
+dev: build controlplane
+	scripts/raydar.sh start $(RAYDAR_ADDR)
+	@echo
+	@echo "raydar:     http://$(RAYDAR_ADDR)"
+	@echo "kubectl:    source deploy/local/env.sh   (KUBECONFIG=$(KUBECONFIG))"
+	@echo "try:        kubectl apply -f $(RAYDAR_LOCAL)/share/kuberay/samples/ray-cluster.sample.yaml"
+	@echo "stop:       make stop"
+
+stop:
+	scripts/raydar.sh stop
+	deploy/local/down.sh
+
+test: build test-unit controlplane test-controlplane test-integration test-e2e
+
+test-unit:
+	cargo test --release --workspace
+
+test-controlplane:
+	deploy/local/smoke.sh
+
+test-integration:
+	cargo test --release -p raydar-server --test live_cluster -- --ignored --test-threads=1
+
+test-e2e:
+	scripts/raydar.sh run -- npm --prefix end2end test
+
+bench: build controlplane
+	scripts/raydar.sh run -- node end2end/bench/freshness.mjs
+
+clean:
+	scripts/raydar.sh stop
+	deploy/local/down.sh
+	rm -rf target/site

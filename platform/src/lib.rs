@@ -9,9 +9,16 @@
 //!   KubeRay's dashboard rule) and the row of the cluster list ([`ClusterSummary`]).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
+//! - [`template`]: the template engine: `RayClusterTemplate`s with typed parameters, rendered
+//!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
+//!   with feature `kube`).
 
 pub mod status;
 #[cfg(feature = "kube")]
 pub mod kuberay;
+pub mod template;
 
 pub use status::{ClusterCondition, ClusterPhase, ClusterSummary};
+pub use template::{FieldError, TemplateForm, TemplateParameter};
+#[cfg(feature = "kube")]
+pub use template::{render, validate_template, Error as TemplateError, Identity, LaunchRequest, RayClusterTemplate};

@@ -32,10 +32,15 @@ tools:
 # The server binary and the browser bundle (wasm, JS, CSS) under target/site.
 build: tools
 	cargo leptos build --release
+	node tools/precompress.mjs target/site/pkg
 
+# The local control plane, with raydar's CRD and the platform's vetted templates installed.
 controlplane:
 	deploy/local/build.sh
 	deploy/local/up.sh
+	kubectl apply --server-side --field-manager=raydar-dev -f deploy/crds/ >/dev/null
+	kubectl wait --for=condition=Established --timeout=60s crd/rayclustertemplates.raydar.dev >/dev/null
+	kubectl apply --server-side --field-manager=raydar-dev -f deploy/templates/
 
 dev: build controlplane
 	scripts/raydar.sh start $(RAYDAR_ADDR)

@@ -50,16 +50,16 @@ stop() {
 
 run() {
   [ -x "$server" ] || die "$server is missing: run make build"
-  local port log pid status=0
+  local port log status=0
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   log=$(mktemp -t raydar-server.XXXXXX.log)
   "$server" --addr "127.0.0.1:$port" >"$log" 2>&1 </dev/null &
-  pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  wait_ready "http://127.0.0.1:$port" "$pid" "$log"
+  run_pid=$!
+  trap 'kill "$run_pid" 2>/dev/null || true' EXIT
+  wait_ready "http://127.0.0.1:$port" "$run_pid" "$log"
   RAYDAR_URL="http://127.0.0.1:$port" "$@" || status=$?
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  kill "$run_pid" 2>/dev/null || true
+  wait "$run_pid" 2>/dev/null || true
   [ "$status" -eq 0 ] || { echo "--- raydar-server log: $log" >&2; tail -n 30 "$log" >&2; }
   return "$status"
 }

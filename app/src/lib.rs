@@ -14,7 +14,6 @@ mod live;
 pub mod routes;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -28,8 +27,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                // Plain tags rather than leptos_meta: one page title and one stylesheet do not
+                // justify its weight in the wasm every first load downloads.
+                <link rel="stylesheet" href="/pkg/raydar.css"/>
+                <title>"raydar"</title>
                 <HydrationScripts options/>
-                <MetaTags/>
             </head>
             <body>
                 <App/>
@@ -41,10 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// The application: top bar and page routes.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     view! {
-        <Stylesheet id="raydar" href="/pkg/raydar.css"/>
-        <Title text="raydar"/>
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>

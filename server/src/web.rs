@@ -13,7 +13,10 @@ use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use axum::http::{header, HeaderValue};
 use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clusters::Clusters;
 use crate::{push, rest, Config};
@@ -60,8 +63,15 @@ pub fn router(state: AppState) -> Router {
         .route("/clusters", get(rest::list_clusters))
         .route("/clusters/events", get(push::cluster_events))
         .route("/clusters/{namespace}/{name}", get(rest::get_cluster));
+    // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),
+    // smaller than compressing on the fly. Names carry no hash, so browsers revalidate.
+    let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);
+    let pkg = Router::new()
+        .fallback_service(ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     Router::new()
         .nest("/api/v1", api)
+        .nest("/pkg", pkg)
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
         .route("/metrics", get(rest::metrics))

@@ -13,7 +13,8 @@ export RAYDAR_LOCAL ?= $(ROOT)/.local
 # invalidating each other.
 export LEPTOS_OUTPUT_NAME := raydar
 export LEPTOS_SITE_ROOT := $(ROOT)/target/site
-export PATH := $(RAYDAR_LOCAL)/bin:$(ROOT)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+CARGO_HOME ?= $(HOME)/.cargo
+export PATH := $(RAYDAR_LOCAL)/bin:$(ROOT)/tools/node_modules/.bin:$(CARGO_HOME)/bin:$(PATH)
 export KUBECONFIG := $(RAYDAR_LOCAL)/kubeconfig
 RAYDAR_ADDR ?= 127.0.0.1:3000
 SERVER := $(CARGO_TARGET_DIR)/release/raydar-server

@@ -7,7 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
 . "$root/tools/versions.env"
-export PATH="$HOME/.cargo/bin:$PATH"
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+export PATH="$cargo_home/bin:$PATH"
 
 step() { printf '==> %s\n' "$*"; }
 
@@ -22,11 +23,11 @@ install_patched() {
   fi
   step "installing $crate $version (slow: compiles from source)"
   local src
-  src=$(ls "$HOME"/.cargo/registry/cache/*/"$crate-$version.crate" 2>/dev/null | head -n1 || true)
+  src=$(ls "$cargo_home"/registry/cache/*/"$crate-$version.crate" 2>/dev/null | head -n1 || true)
   if [ -z "$src" ]; then
     # The first, locked install fails on this toolchain but leaves the crate in cargo's cache.
     cargo install "$crate@$version" --locked >/dev/null 2>&1 || true
-    src=$(ls "$HOME"/.cargo/registry/cache/*/"$crate-$version.crate" 2>/dev/null | head -n1 || true)
+    src=$(ls "$cargo_home"/registry/cache/*/"$crate-$version.crate" 2>/dev/null | head -n1 || true)
   fi
   [ -n "$src" ] || { echo "error: could not fetch $crate-$version.crate from crates.io" >&2; exit 1; }
   local work

@@ -1,0 +1,238 @@
+//! The command line: what each command takes, parsed with clap.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Launch, list and tear down Ray clusters from the platform's vetted templates.
+///
+/// Reads the current kubeconfig context (KUBECONFIG, ~/.kube/config), as kubectl does.
+#[derive(Debug, Parser)]
+#[command(name = "raydar", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Settings every command shares.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How to print results: text (tables; YAML for `render`) or json for scripts.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Longest any single call to the Kubernetes API may take (`30s`, `1m`).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub request_timeout: Duration,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables and sentences for people; `render` prints YAML.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the RayClusterTemplates of the cluster with their parameters.
+    Templates,
+    /// Print the RayCluster manifest a template renders to, without creating anything.
+    Render(RenderArgs),
+    /// Launch a Ray cluster from a template (server-side dry-run, then server-side apply).
+    Up(UpArgs),
+    /// List Ray clusters.
+    Ls(LsArgs),
+    /// Tear down a Ray cluster; one that is already gone counts as success.
+    Down(DownArgs),
+}
+
+/// Which template and which values.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// Template: a RayClusterTemplate YAML file, or the name of one in the cluster.
+    #[arg(short, long, value_name = "FILE|NAME")]
+    pub template: String,
+    /// Set a parameter (repeatable); parameters not set take their defaults.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parameter)]
+    pub set: Vec<(String, String)>,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Team label (`raydar.dev/team`) for the cluster.
+    #[arg(long, value_name = "TEAM", env = "RAYDAR_TEAM")]
+    pub team: Option<String>,
+}
+
+/// `raydar render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Template and values.
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Name of the cluster.
+    #[arg(long, default_value = "my-cluster")]
+    pub name: String,
+    /// Owner written into the preview; nothing is created, so nobody is authenticated
+    /// [default: a placeholder].
+    #[arg(long, value_name = "USER", env = "RAYDAR_USER")]
+    pub user: Option<String>,
+}
+
+/// `raydar up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// Template and values.
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Wait until the cluster is Ready, printing its progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest to wait with --wait (`90s`, `10m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `raydar ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// List clusters of every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Namespace to list [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// `raydar down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Wait until the cluster and its pods are gone.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest to wait with --wait.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `KEY=VALUE`, split at the first `=` (values may contain `=`).
+fn parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+/// A duration as templates write them (`90s`, `10m`, `1h30m`); zero is refused, a wait or a
+/// call with no time at all cannot succeed.
+fn duration(text: &str) -> Result<Duration, String> {
+    match platform::template::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(platform::template::duration::DurationError::OutOfRange) => {
+            Err("is longer than a century".to_owned())
+        }
+        Err(_) => Err("expected a duration such as 90s, 10m or 1h30m".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("raydar").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn up_takes_name_template_values_and_wait() {
+        let cli = parse(&[
+            "up",
+            "demo",
+            "-t",
+            "cpu-small",
+            "-n",
+            "ml",
+            "--set",
+            "workers=3",
+            "--set",
+            "cmd=a=b",
+            "--wait",
+            "--timeout",
+            "2m",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        let Command::Up(up) = cli.command else { panic!("not up: {:?}", cli.command) };
+        assert_eq!(up.name, "demo");
+        assert_eq!(up.template.template, "cpu-small");
+        assert_eq!(up.template.namespace.as_deref(), Some("ml"));
+        assert_eq!(up.template.set, vec![("workers".into(), "3".into()), ("cmd".into(), "a=b".into())]);
+        assert!(up.wait);
+        assert_eq!(up.timeout, Duration::from_secs(120));
+        assert_eq!(cli.global.output, Output::Json);
+        assert_eq!(cli.global.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command() {
+        let before = parse(&["--context", "prod", "-o", "json", "ls", "-A"]).unwrap();
+        let after = parse(&["ls", "-A", "--context", "prod", "--output", "json"]).unwrap();
+        for cli in [before, after] {
+            assert_eq!(cli.global.context.as_deref(), Some("prod"));
+            assert_eq!(cli.global.output, Output::Json);
+            let Command::Ls(ls) = cli.command else { panic!("not ls") };
+            assert!(ls.all_namespaces);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        for args in [
+            &["up", "demo", "-t", "cpu-small", "--set", "workers"][..],
+            &["up", "demo", "-t", "cpu-small", "--set", "=3"],
+            &["up", "demo"],
+            &["up", "demo", "-t", "x", "--timeout", "soon"],
+            &["down", "demo", "--timeout", "0"],
+            &["ls", "-A", "-n", "ml"],
+            &["ls", "-o", "xml"],
+            &["render", "-t", "x", "--request-timeout", "-1s"],
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} parsed"));
+            assert_ne!(error.exit_code(), 0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn render_defaults() {
+        let cli = parse(&["render", "-t", "deploy/templates/cpu-small.yaml"]).unwrap();
+        let Command::Render(render) = cli.command else { panic!("not render") };
+        assert_eq!(render.name, "my-cluster");
+        assert_eq!(render.template.namespace, None);
+        assert_eq!(cli.global.output, Output::Text);
+    }
+}

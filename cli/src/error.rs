@@ -1,0 +1,192 @@
+//! Why a command failed, in words that fit on one line each.
+
+use std::time::Duration;
+
+use platform::template::format_duration;
+use platform::FieldError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The launch request is wrong: one error per parameter (or `name`, `namespace`).
+    #[error("{}", fields(.0))]
+    InvalidRequest(Vec<FieldError>),
+    /// The template is broken or not a template.
+    #[error("{0}")]
+    Template(String),
+    /// The template file could not be read.
+    #[error("cannot read template file {path}: {source}")]
+    TemplateFile {
+        /// The path given with `-t`.
+        path: String,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// No kubeconfig (or in-cluster configuration) could be loaded.
+    #[error("cannot load the Kubernetes configuration: {0} (set KUBECONFIG or use --context)")]
+    Config(String),
+    /// The Kubernetes API answered with a refusal (RBAC, admission, validation, conflict...).
+    #[error("{action}: {reason} ({code}): {message}")]
+    Refused {
+        /// What raydar was doing ("applying RayCluster ml/demo").
+        action: String,
+        /// HTTP status code.
+        code: u16,
+        /// The apiserver's reason (`Forbidden`, `Invalid`, `Conflict`).
+        reason: String,
+        /// The apiserver's message.
+        message: String,
+    },
+    /// The Kubernetes API could not be reached or its answer not read.
+    #[error("{action}: {message}")]
+    Unreachable {
+        /// What raydar was doing.
+        action: String,
+        /// What went wrong, with its causes.
+        message: String,
+    },
+    /// The Kubernetes API answered with something raydar cannot read.
+    #[error("{action}: {message}")]
+    Unexpected {
+        /// What raydar was doing.
+        action: String,
+        /// What could not be read.
+        message: String,
+    },
+    /// A call to the Kubernetes API did not finish in time.
+    #[error("{action}: no answer from the Kubernetes API within {} (--request-timeout)", format_duration(*.after))]
+    RequestTimeout {
+        /// What raydar was doing.
+        action: String,
+        /// The time allowed.
+        after: Duration,
+    },
+    /// Something the command needs is missing or in the way; the text says what to do.
+    #[error("{0}")]
+    Precondition(String),
+    /// The cluster reached `Failed` while `up --wait` waited.
+    #[error("RayCluster {cluster} failed: {reason}")]
+    ClusterFailed {
+        /// `namespace/name`.
+        cluster: String,
+        /// KubeRay's reason.
+        reason: String,
+    },
+    /// `--wait` ran out of time.
+    #[error("timed out after {} waiting for RayCluster {cluster} {goal}; last seen: {last}", format_duration(*.after))]
+    WaitTimeout {
+        /// `namespace/name`.
+        cluster: String,
+        /// "to be Ready", "to be gone".
+        goal: &'static str,
+        /// The last state seen.
+        last: String,
+        /// The time allowed (`--timeout`).
+        after: Duration,
+    },
+}
+
+/// Result of a command.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The lines `main` prints after `error: `: one per field for a bad request, else one.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Error::InvalidRequest(errors) => errors.iter().map(|e| one_line(&e.to_string())).collect(),
+            other => vec![one_line(&other.to_string())],
+        }
+    }
+
+    /// An error from a call to the Kubernetes API made while doing `action`.
+    pub fn kube(action: impl Into<String>, error: kube::Error) -> Self {
+        let action = action.into();
+        match error {
+            kube::Error::Api(status) => Error::Refused {
+                action,
+                code: status.code,
+                reason: if status.reason.is_empty() { "Failure".to_owned() } else { status.reason.clone() },
+                message: status.message.clone(),
+            },
+            kube::Error::SerdeError(e) => Error::Unexpected {
+                action,
+                message: format!("the apiserver's answer is not what raydar reads: {e}"),
+            },
+            other => Error::Unreachable { action, message: causes(&other) },
+        }
+    }
+
+    /// The HTTP status of a refusal from the Kubernetes API.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Error::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<platform::TemplateError> for Error {
+    fn from(error: platform::TemplateError) -> Self {
+        match error {
+            platform::TemplateError::InvalidRequest(errors) => Error::InvalidRequest(errors),
+            other => Error::Template(other.to_string()),
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated; kube's own wrapping words are dropped where a
+/// source says the same thing better.
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn fields(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Messages from the apiserver or a parser may hold newlines; a failure is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_are_one_line_each() {
+        let error = Error::InvalidRequest(vec![
+            FieldError::new("workers", "must be an integer from 0 to 4, got \"abc\""),
+            FieldError::new("name", "must be\nshort"),
+        ]);
+        assert_eq!(
+            error.lines(),
+            vec!["workers: must be an integer from 0 to 4, got \"abc\"", "name: must be short"]
+        );
+    }
+
+    #[test]
+    fn refusals_keep_status_and_message() {
+        let status = kube::core::Status::failure(
+            "rayclusters.ray.io is forbidden: User \"bob\" cannot patch",
+            "Forbidden",
+        )
+        .with_code(403);
+        let error = Error::kube("applying RayCluster ml/demo", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.status_code(), Some(403));
+        assert_eq!(
+            error.lines(),
+            vec!["applying RayCluster ml/demo: Forbidden (403): rayclusters.ray.io is forbidden: User \"bob\" cannot patch"]
+        );
+    }
+}

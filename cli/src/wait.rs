@@ -1,0 +1,140 @@
+//! `--wait`: watching one RayCluster until it is Ready (`up`) or gone (`down`), printing its
+//! progress on stderr.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::ResourceExt;
+use platform::kuberay::RayCluster;
+use platform::ClusterPhase;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::kuberay;
+use crate::kubernetes::Kubernetes;
+use crate::list::ClusterRow;
+
+/// What to wait for.
+#[derive(Clone, Debug)]
+pub enum Goal {
+    /// The cluster reaches phase Ready; Failed or deletion ends the wait with an error.
+    Ready,
+    /// The cluster with this UID no longer exists.
+    Gone {
+        /// UID of the cluster being deleted: a new cluster of the same name does not count.
+        uid: String,
+    },
+}
+
+/// Watches `namespace/name` until `goal` or `timeout`; returns the cluster as last seen (none
+/// once gone).
+pub async fn until(
+    kubernetes: &Kubernetes,
+    namespace: &str,
+    name: &str,
+    goal: Goal,
+    timeout: Duration,
+) -> Result<Option<ClusterRow>> {
+    let id = format!("{namespace}/{name}");
+    let api = kuberay::api(&kubernetes.client, Some(namespace));
+    // The server ends each watch before the client's read timeout would (see Kubernetes::connect);
+    // the watcher then resumes where it was.
+    let watch_seconds = kubernetes.request_timeout.as_secs().saturating_sub(5).clamp(1, 290);
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(u32::try_from(watch_seconds).unwrap_or(290));
+    let mut events = watcher(api, config).default_backoff().boxed();
+
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut listing: Option<RayCluster> = None;
+    let mut last: Option<ClusterRow> = None;
+    let mut printed = String::new();
+    loop {
+        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) | Ok(None) => {
+                let last = last.as_ref().map_or_else(|| "not seen yet".to_owned(), ClusterRow::progress);
+                let goal = if matches!(goal, Goal::Ready) { "to be Ready" } else { "to be gone" };
+                return Err(Error::WaitTimeout { cluster: id, goal, last, after: timeout });
+            }
+            Ok(Some(Err(error))) => {
+                check_watch_error(&id, error)?;
+                continue;
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        // The watcher lists first (Init, InitApply per object, InitDone), then streams changes;
+        // only a complete list or a change says what exists now.
+        let current = match event {
+            Event::Init => {
+                listing = None;
+                continue;
+            }
+            Event::InitApply(object) => {
+                listing = Some(kuberay::ray_cluster(object));
+                continue;
+            }
+            Event::InitDone => listing.take(),
+            Event::Apply(object) => Some(kuberay::ray_cluster(object)),
+            Event::Delete(_) => None,
+        };
+        let row = current.as_ref().map(ClusterRow::new);
+        if let Some(row) = &row {
+            let line = row.progress();
+            if line != printed {
+                eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+                printed = line;
+            }
+            last = Some(row.clone());
+        }
+        match (&goal, current, row) {
+            (Goal::Ready, None, _) => {
+                return Err(Error::Precondition(format!(
+                    "RayCluster {id} was deleted while waiting for it to be Ready"
+                )))
+            }
+            (Goal::Ready, Some(_), Some(row)) => match &row.summary.phase {
+                ClusterPhase::Ready if !row.deleting => return Ok(Some(row)),
+                ClusterPhase::Failed(reason) => {
+                    return Err(Error::ClusterFailed { cluster: id, reason: reason.clone() })
+                }
+                _ if row.deleting => {
+                    return Err(Error::Precondition(format!(
+                        "RayCluster {id} is being deleted; it will not become Ready"
+                    )))
+                }
+                _ => {}
+            },
+            (Goal::Gone { uid }, Some(cluster), _) if cluster.uid().as_deref() != Some(uid.as_str()) => {
+                // Someone launched a new cluster of the same name: the one deleted is gone.
+                return Ok(None);
+            }
+            (Goal::Gone { .. }, None, _) => {
+                eprintln!("[{:>5.1}s] {id}: gone", started.elapsed().as_secs_f64());
+                return Ok(None);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A watch error that retrying will not fix (no permission, no such resource) ends the wait;
+/// others (a restarting apiserver) are shown and retried with backoff.
+fn check_watch_error(id: &str, error: watcher::Error) -> Result<()> {
+    let action = format!("watching RayCluster {id}");
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e)
+            if matches!(&e, kube::Error::Api(s) if matches!(s.code, 401 | 403 | 404)) =>
+        {
+            Err(Error::kube(action, e))
+        }
+        other => {
+            eprintln!("warning: {action}: {}; retrying", crate::error::causes(&other));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The built `raydar` binary against the real local control plane (deploy/local: apiserver,
+//! KubeRay operator, kwok): launch from a shipped template, see it Ready in `ls` with the owner the
+//! apiserver names, tear it down, and the failures a user meets on the way.
+//!
+//! Needs `KUBECONFIG` naming that control plane with the RayClusterTemplate CRD and the shipped
+//! templates installed (`make controlplane`); `make test` runs these:
+//! `cargo test -p raydar-cli --test live_cluster -- --ignored --test-threads=1`.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+use support::{raydar, raydar_with};
+
+const NAMESPACE: &str = "raydar-cli-it";
+
+/// Runs `f` on a fresh single-threaded runtime (the tests themselves are plain and blocking).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+async fn client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG must name the local control plane (source deploy/local/env.sh); `make test` sets it"
+    );
+    Client::try_default().await.expect("kubeconfig loads")
+}
+
+/// The test namespace exists (kept between runs: each test removes its own clusters).
+fn ensure_namespace() {
+    block_on(async {
+        let api: Api<Namespace> = Api::all(client().await);
+        let namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+        match api.create(&PostParams::default(), &namespace).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("creating namespace {NAMESPACE}: {e}"),
+        }
+    });
+}
+
+/// Who the apiserver says the kubeconfig's credentials are, asked independently of raydar.
+fn kubeconfig_user() -> String {
+    block_on(async {
+        let api: Api<SelfSubjectReview> = Api::all(client().await);
+        let review = api.create(&PostParams::default(), &SelfSubjectReview::default()).await.expect("review");
+        review.status.and_then(|s| s.user_info).and_then(|u| u.username).expect("a user name")
+    })
+}
+
+/// The RayCluster as stored, read without raydar.
+fn stored(name: &str) -> Option<DynamicObject> {
+    block_on(async {
+        let resource =
+            ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("ray.io", "v1", "RayCluster"));
+        let api: Api<DynamicObject> = Api::namespaced_with(client().await, NAMESPACE, &resource);
+        api.get_opt(name).await.expect("reading the RayCluster")
+    })
+}
+
+/// A cluster name no other run or test uses.
+fn unique(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("it-{tag}-{}-{:x}", std::process::id(), nanos % 0x10000)
+}
+
+/// Tears the cluster down when the test ends, passed or not.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let run = raydar(&["down", &self.0, "-n", NAMESPACE, "--wait", "--timeout", "2m"]);
+        if run.code != 0 {
+            eprintln!("cleanup of {NAMESPACE}/{} failed: {}", self.0, run.stderr);
+        }
+    }
+}
+
+/// The `ls -o json` entry for `name`, if listed.
+fn listed(name: &str) -> Option<Value> {
+    let list = raydar(&["ls", "-n", NAMESPACE, "-o", "json"]).json();
+    list.as_array().expect("ls -o json is an array").iter().find(|c| c["name"] == name).cloned()
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn up_wait_then_ls_then_down_wait() {
+    ensure_namespace();
+    let name = unique("trip");
+    let _cleanup = Cleanup(name.clone());
+    let user = kubeconfig_user();
+
+    // RAYDAR_USER names the owner of a `render` preview only: `up` must not listen to it.
+    let started = Instant::now();
+    let launch =
+        ["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=2", "--team", "ml-platform"];
+    let up = raydar_with(
+        &[&launch[..], &["--wait", "--timeout", "2m", "-o", "json"]].concat(),
+        &[("RAYDAR_USER", "mallory")],
+    );
+    let report = up.json();
+    eprintln!("up --wait: {:?}", started.elapsed());
+    assert_eq!(report["action"], "created");
+    let cluster = &report["cluster"];
+    assert_eq!(cluster["phase"], "Ready", "{report:#}");
+    assert_eq!((cluster["workersReady"].as_u64(), cluster["workersDesired"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(cluster["owner"], user.as_str());
+    assert!(
+        up.stderr.contains(&format!("{NAMESPACE}/{name}: Ready, workers 2/2 ready")),
+        "progress: {}",
+        up.stderr
+    );
+
+    // What Kubernetes stored: the owner the apiserver named, team and template, raydar's field manager.
+    let object = stored(&name).expect("the cluster exists");
+    let labels = &object.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("raydar.dev/owner"), Some(&platform::template::label_value(&user)));
+    assert_eq!(labels.get("raydar.dev/team").map(String::as_str), Some("ml-platform"));
+    assert_eq!(labels.get("raydar.dev/template").map(String::as_str), Some("cpu-small"));
+    let managers: Vec<_> =
+        object.metadata.managed_fields.iter().flatten().filter_map(|m| m.manager.as_deref()).collect();
+    assert!(managers.contains(&"raydar"), "{managers:?}");
+
+    let row = listed(&name).expect("ls lists it");
+    assert_eq!((row["phase"].as_str(), row["owner"].as_str()), (Some("Ready"), Some(user.as_str())));
+    assert_eq!(row["template"], "cpu-small");
+    let table = raydar(&["ls", "-n", NAMESPACE]);
+    let line =
+        table.ok().lines().find(|l| l.split_whitespace().nth(1) == Some(name.as_str())).expect("a row");
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        (cells[2], cells[3], cells[6], cells[7]),
+        ("Ready", "2/2", user.as_str(), "cpu-small"),
+        "{line}"
+    );
+    assert!(raydar(&["ls", "-A", "-o", "json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == name.as_str()));
+
+    // The same launch again changes nothing (and keeps the expiry).
+    let again = raydar(&[&launch[..], &["-o", "json"]].concat());
+    assert_eq!(again.json()["action"], "unchanged");
+
+    let started = Instant::now();
+    let down = raydar(&["down", &name, "-n", NAMESPACE, "--wait", "--timeout", "2m", "-o", "json"]);
+    eprintln!("down --wait: {:?}", started.elapsed());
+    assert_eq!(down.json(), json!({"namespace": NAMESPACE, "name": name, "result": "deleted"}));
+    assert!(stored(&name).is_none(), "gone from Kubernetes");
+    assert!(listed(&name).is_none(), "gone from ls");
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn down_of_a_missing_cluster_succeeds() {
+    ensure_namespace();
+    let name = unique("missing");
+    let run = raydar(&["down", &name, "-n", NAMESPACE]);
+    assert_eq!(run.ok(), format!("RayCluster {NAMESPACE}/{name} is already gone\n"));
+    let json = raydar(&["down", &name, "-n", NAMESPACE, "--wait", "-o", "json"]).json();
+    assert_eq!(json["result"], "already-gone");
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn up_with_a_bad_parameter_fails_and_creates_nothing() {
+    ensure_namespace();
+    let name = unique("bad");
+    let _cleanup = Cleanup(name.clone());
+    let run = raydar(&["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=abc", "--wait"]);
+    assert_eq!(run.error_lines(), vec![r#"error: workers: must be an integer from 0 to 4, got "abc""#]);
+    assert_eq!(run.stdout, "");
+    assert!(stored(&name).is_none(), "nothing was created");
+
+    let unknown = raydar(&["up", &name, "-t", "no-such-template", "-n", NAMESPACE]);
+    assert!(unknown.error_lines()[0].contains("no RayClusterTemplate no-such-template"), "{unknown:#?}");
+    assert!(stored(&name).is_none(), "nothing was created");
+}
+
+/// A name already taken by another launch is an error, and the cluster stays as it was.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn up_does_not_take_over_another_launch() {
+    ensure_namespace();
+    let name = unique("taken");
+    let _cleanup = Cleanup(name.clone());
+    raydar(&["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=0"]).ok();
+    let other = raydar(&["up", &name, "-t", "gpu-single-node", "-n", NAMESPACE]);
+    let line = other.error_lines()[0];
+    assert!(line.contains("already exists") && line.contains("template: cpu-small"), "{line}");
+    let object = stored(&name).expect("still there");
+    assert_eq!(
+        object.metadata.labels.unwrap_or_default().get("raydar.dev/template").map(String::as_str),
+        Some("cpu-small")
+    );
+}
+
+/// A user without RBAC on RayClusters is refused by Kubernetes, and the refusal reaches them with
+/// its status and message; the user is whoever the apiserver says (here an impersonated one).
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn kubernetes_refusals_keep_status_and_message() {
+    ensure_namespace();
+    let kubeconfig = impersonating_kubeconfig("raydar-cli-it-nobody");
+    let name = unique("nobody");
+    let run = support::run(
+        support::command(&[
+            "up",
+            &name,
+            "-t",
+            "deploy/templates/cpu-small.yaml",
+            "-n",
+            NAMESPACE,
+            "--context",
+            "it-nobody",
+        ])
+        .env("KUBECONFIG", &kubeconfig),
+    );
+    let _ = std::fs::remove_file(&kubeconfig);
+    let lines = run.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("Forbidden (403)"), "{}", lines[0]);
+    assert!(lines[0].contains(r#"User "raydar-cli-it-nobody""#), "{}", lines[0]);
+    assert!(stored(&name).is_none(), "nothing was created");
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn templates_and_render_by_name_print_json() {
+    let templates = raydar(&["templates", "-o", "json"]).json();
+    let names: Vec<&str> = templates.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    for shipped in ["cpu-small", "gpu-multi-node", "gpu-single-node"] {
+        assert!(names.contains(&shipped), "{shipped} in {names:?}");
+    }
+    let cpu_small = templates.as_array().unwrap().iter().find(|t| t["name"] == "cpu-small").unwrap();
+    let workers =
+        cpu_small["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "workers").unwrap();
+    assert_eq!(
+        (workers["type"].as_str(), workers["min"].as_i64(), workers["max"].as_i64()),
+        (Some("integer"), Some(0), Some(4))
+    );
+    assert!(raydar(&["templates"]).ok().contains("cpu-small: "));
+
+    let manifest = raydar(&[
+        "render",
+        "-t",
+        "gpu-single-node",
+        "-n",
+        NAMESPACE,
+        "--name",
+        "preview",
+        "--set",
+        "gpus=2",
+        "-o",
+        "json",
+    ])
+    .json();
+    assert_eq!(manifest["metadata"]["name"], "preview");
+    assert_eq!(manifest["metadata"]["labels"]["raydar.dev/template"], "gpu-single-node");
+    assert!(stored("preview").is_none(), "render creates nothing");
+}
+
+/// A copy of the kubeconfig with a context `it-nobody` whose requests impersonate `user`; it holds
+/// the admin's key, so only the owner may read it, and the test removes it.
+fn impersonating_kubeconfig(user: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("KUBECONFIG").expect("KUBECONFIG");
+    let text = std::fs::read_to_string(&path).expect("kubeconfig readable");
+    let mut config: Value = serde_saphyr::from_str(&text).expect("kubeconfig YAML");
+    let current = config["current-context"].as_str().expect("a current context").to_owned();
+    let context = config["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == current.as_str())
+        .unwrap()
+        .clone();
+    let user_name = context["context"]["user"].as_str().unwrap().to_owned();
+    let mut credentials =
+        config["users"].as_array().unwrap().iter().find(|u| u["name"] == user_name.as_str()).unwrap().clone();
+    credentials["name"] = json!("it-nobody");
+    credentials["user"]["as"] = json!(user);
+    let mut nobody = context;
+    nobody["name"] = json!("it-nobody");
+    nobody["context"]["user"] = json!("it-nobody");
+    config["users"].as_array_mut().unwrap().push(credentials);
+    config["contexts"].as_array_mut().unwrap().push(nobody);
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("it-nobody-{}.kubeconfig", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&out).expect("kubeconfig created");
+    file.write_all(serde_json::to_string(&config).unwrap().as_bytes()).expect("kubeconfig written");
+    out
+}

@@ -65,6 +65,7 @@ test-controlplane:
 
 test-integration:
 	cargo test --release -p raydar-server --test live_cluster -- --ignored --test-threads=1
+	cargo test --release -p raydar-cli --test live_cluster -- --ignored --test-threads=1
 
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test

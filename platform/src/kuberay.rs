@@ -103,11 +103,36 @@ pub struct Container {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
     /// Limits by resource name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "quantities")]
     pub limits: BTreeMap<String, String>,
     /// Requests by resource name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "quantities")]
     pub requests: BTreeMap<String, String>,
+}
+
+/// Reads a map of quantities written either way Kubernetes allows: KubeRay's CRD declares them
+/// int-or-string, so `cpu: 2` comes back from the apiserver as the number 2, not "2". One cluster
+/// that failed to read would fail the whole watch list, so this accepts both.
+fn quantities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        Int(i64),
+        Float(f64),
+        String(String),
+    }
+    let map = Option::<BTreeMap<String, IntOrString>>::deserialize(d)?.unwrap_or_default();
+    Ok(map
+        .into_iter()
+        .map(|(name, q)| {
+            let q = match q {
+                IntOrString::Int(i) => i.to_string(),
+                IntOrString::Float(f) => f.to_string(),
+                IntOrString::String(s) => s,
+            };
+            (name, q)
+        })
+        .collect())
 }
 
 /// Observed state of a Ray cluster, as KubeRay writes it.

@@ -92,3 +92,13 @@ fn ages_read_like_kubectl() {
     assert_eq!(format_age(3 * 86400 + 7200), "3d2h");
     assert_eq!(format_age(12 * 86400), "12d");
 }
+
+#[test]
+fn quantities_written_as_numbers_are_read() {
+    // KubeRay's CRD keeps quantities int-or-string: `nvidia.com/gpu: 8` comes back as a number.
+    let json = GPU_CLUSTER.replace(r#""nvidia.com/gpu": "8""#, r#""nvidia.com/gpu": 8"#).replace(r#""cpu": "32""#, r#""cpu": 32"#);
+    assert!(json.contains(r#""nvidia.com/gpu": 8"#));
+    let cluster: RayCluster = serde_json::from_str(&json).expect("numeric quantities deserialize");
+    assert_eq!(cluster.summary().gpus_desired, 24);
+    assert_eq!(cluster.spec.worker_group_specs[0].template.spec.containers[0].resources.limits["cpu"], "32");
+}

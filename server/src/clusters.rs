@@ -222,3 +222,27 @@ fn explain(error: &watcher::Error, apiserver: &str) -> String {
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> watcher::Error {
+        watcher::Error::InitialListFailed(kube::Error::Api(Status::failure(message, "x").with_code(code).boxed()))
+    }
+
+    #[test]
+    fn a_missing_crd_is_named_with_the_fix() {
+        let message = explain(&api_error(404, "the server could not find the requested resource"), "https://k8s:6443");
+        assert!(message.contains("rayclusters.ray.io") && message.contains("not installed"), "{message}");
+        assert!(message.contains("https://k8s:6443") && message.contains("install the KubeRay operator"), "{message}");
+    }
+
+    #[test]
+    fn a_forbidden_list_says_which_permission_is_missing() {
+        let message = explain(&api_error(403, "rayclusters.ray.io is forbidden"), "https://k8s:6443");
+        assert!(message.contains("get/list/watch on rayclusters.ray.io"), "{message}");
+    }
+}

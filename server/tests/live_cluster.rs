@@ -5,34 +5,14 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{sse_events, start_raydar, wait_ready, STEP};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
-use raydar_server::{clusters, router, AppState, Config};
 use serde_json::{json, Value};
-
-const STEP: Duration = Duration::from_secs(90);
-
-struct Raydar {
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Starts raydar-server in this process on 127.0.0.1:0, watching the control plane in KUBECONFIG.
-async fn start_raydar(client: Client) -> Raydar {
-    let config = Config::from_args(["--addr".to_string(), "127.0.0.1:0".to_string()]).unwrap();
-    let (clusters, watch) = clusters::watch(client, "local control plane".into());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(&config, clusters));
-    tokio::spawn(async move {
-        let serve = axum::serve(listener, app);
-        tokio::select! { _ = serve => {}, _ = watch.run(async { let _ = stopped.await; }) => {} }
-    });
-    Raydar { base, _stop: stop }
-}
 
 async fn kube_client() -> Client {
     assert!(
@@ -51,7 +31,8 @@ fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
 fn small_cluster(name: &str) -> DynamicObject {
     let container = |name: &str| json!({
         "name": name, "image": "rayproject/ray:2.46.0",
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+        // cpu as a number: KubeRay's CRD allows it, and the watch must read it.
+        "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}}
     });
     serde_json::from_value(json!({
         "apiVersion": "ray.io/v1", "kind": "RayCluster",
@@ -75,48 +56,11 @@ async fn ensure_namespace(client: &Client, name: &str) {
     }
 }
 
-/// Reads server-sent events as (event, data) pairs.
-fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (String, Value)> {
-    let mut buffer = String::new();
-    response.bytes_stream().flat_map(move |chunk| {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("event stream stays open")));
-        let mut events = Vec::new();
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut name = String::new();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") { name = v.trim().into(); }
-                if let Some(v) = line.strip_prefix("data:") { data.push_str(v.trim_start()); }
-            }
-            if !name.is_empty() {
-                events.push((name, serde_json::from_str(&data).expect("event data is JSON")));
-            }
-        }
-        futures::stream::iter(events)
-    })
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    tokio::time::timeout(STEP, async {
-        loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("raydar became ready (RayCluster watch synced)");
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     let client = kube_client().await;
-    let raydar = start_raydar(client.clone()).await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     wait_ready(&http, &raydar.base).await;
 
@@ -186,7 +130,7 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
 #[tokio::test]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_cross_origin_page_cannot_follow_the_stream() {
-    let raydar = start_raydar(kube_client().await).await;
+    let raydar = start_raydar(kube_client().await, "local control plane").await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let refused = http
         .get(format!("{}/api/v1/clusters/events", raydar.base))

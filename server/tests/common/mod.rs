@@ -1,0 +1,72 @@
+//! Shared by the server's black-box tests: raydar-server started in-process on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use raydar_server::{clusters, router, AppState, Config};
+use serde_json::Value;
+
+/// How long one step of a test may take.
+pub const STEP: Duration = Duration::from_secs(90);
+
+/// A running raydar-server; stops when dropped.
+pub struct Raydar {
+    pub base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts raydar-server in this process on 127.0.0.1:0, watching the cluster `client` talks to
+/// (`apiserver` names it in messages).
+pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
+    let config = Config::from_args(["--addr".to_string(), "127.0.0.1:0".to_string()]).unwrap();
+    let (clusters, watch) = clusters::watch(client, apiserver.into());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(AppState::new(&config, clusters));
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app);
+        tokio::select! { _ = serve => {}, _ = watch.run(async { let _ = stopped.await; }) => {} }
+    });
+    Raydar { base, _stop: stop }
+}
+
+/// Reads server-sent events as (event, data) pairs.
+pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (String, Value)> {
+    let mut buffer = String::new();
+    response.bytes_stream().flat_map(move |chunk| {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("event stream stays open")));
+        let mut events = Vec::new();
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") { name = v.trim().into(); }
+                if let Some(v) = line.strip_prefix("data:") { data.push_str(v.trim_start()); }
+            }
+            if !name.is_empty() {
+                events.push((name, serde_json::from_str(&data).expect("event data is JSON")));
+            }
+        }
+        futures::stream::iter(events)
+    })
+}
+
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    tokio::time::timeout(STEP, async {
+        loop {
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("raydar became ready (RayCluster watch synced)");
+}
+

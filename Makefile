@@ -63,9 +63,10 @@ test-unit:
 test-controlplane:
 	deploy/local/smoke.sh
 
+# Same package selection and profile as test-unit, so cargo reuses that build instead of
+# recompiling dependencies with other features; runs every crate's tests/live_cluster.rs.
 test-integration:
-	cargo test --release -p raydar-server --test live_cluster -- --ignored --test-threads=1
-	cargo test --release -p raydar-cli --test live_cluster -- --ignored --test-threads=1
+	cargo test --release --workspace --test live_cluster -- --ignored --test-threads=1
 
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test

@@ -11,15 +11,25 @@ pub struct Config {
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS (`--site-root`,
     /// `LEPTOS_SITE_ROOT`; default `target/site`, where cargo-leptos puts it).
     pub site_root: PathBuf,
+    /// Pre-authentication dev mode: the user every launch is made for and labelled with as owner
+    /// (`--dev-user`, `RAYDAR_DEV_USER`; default `developer`). Never read from a request; the
+    /// security issue replaces it with the identity of the authenticating proxy.
+    pub dev_user: String,
+    /// Pre-authentication dev mode: the team of [`Config::dev_user`] (`--dev-team`,
+    /// `RAYDAR_DEV_TEAM`; default `dev`).
+    pub dev_team: String,
 }
 
-const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
+const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR] [--dev-user USER] [--dev-team TEAM]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
 kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
 
   --addr HOST:PORT   where to listen (env RAYDAR_ADDR; default 127.0.0.1:3000)
-  --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)";
+  --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)
+  --dev-user USER    pre-authentication dev mode: who every launch is made for, the owner label
+                     of what raydar creates (env RAYDAR_DEV_USER; default developer)
+  --dev-team TEAM    the dev user's team (env RAYDAR_DEV_TEAM; default dev)";
 
 impl Config {
     /// Reads flags (`args` without the program name) over environment variables over defaults.
@@ -27,12 +37,16 @@ impl Config {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut addr = env("RAYDAR_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
         let mut site_root = env("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
+        let mut dev_user = env("RAYDAR_DEV_USER").unwrap_or_else(|| "developer".into());
+        let mut dev_team = env("RAYDAR_DEV_TEAM").unwrap_or_else(|| "dev".into());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
             match arg.as_str() {
                 "--addr" => addr = value("--addr")?,
                 "--site-root" => site_root = value("--site-root")?,
+                "--dev-user" => dev_user = value("--dev-user")?,
+                "--dev-team" => dev_team = value("--dev-team")?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
@@ -40,6 +54,9 @@ impl Config {
         let addr = addr
             .parse()
             .map_err(|e| format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})"))?;
-        Ok(Self { addr, site_root: site_root.into() })
+        if dev_user.trim().is_empty() {
+            return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
+        }
+        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team })
     }
 }

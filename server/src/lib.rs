@@ -8,14 +8,18 @@
 //!
 //! - [`config`]: command-line and environment settings.
 //! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
+//! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
+//! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
 //! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
 //! - [`rest`]: the JSON API under `/api/v1`, health and readiness.
 //! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
 
 pub mod clusters;
 pub mod config;
+pub mod launch;
 pub mod push;
 pub mod rest;
+pub mod templates;
 pub mod web;
 
 pub use config::Config;

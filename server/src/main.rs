@@ -1,7 +1,9 @@
 //! raydar-server: see the crate docs for what it does and how it is laid out.
 
 use anyhow::Context;
-use raydar_server::{clusters, router, AppState, Config};
+use platform::template::Identity;
+use raydar_server::launch::Launcher;
+use raydar_server::{clusters, router, templates, AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -22,7 +24,12 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster")?;
     let apiserver = kube_config.cluster_url.to_string();
     let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
-    let (clusters, watch) = clusters::watch(client, apiserver.clone());
+    let (clusters, watch) = clusters::watch(client.clone(), apiserver.clone());
+    let (templates, template_watch) = templates::watch(client.clone());
+    // Pre-authentication dev mode: every launch is made for the configured dev user.
+    tracing::warn!(user = %config.dev_user, team = %config.dev_team, "dev mode: launches are made for this identity");
+    let identity = Identity { user: config.dev_user.clone(), team: config.dev_team.clone() };
+    let launcher = Launcher::new(client, identity);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -32,16 +39,18 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let watch_task = tokio::spawn(watch.run(async move {
-        let mut rx = stop_rx;
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
-    }));
-    axum::serve(listener, router(AppState::new(&config, clusters)))
+    };
+    let watch_task = tokio::spawn(watch.run(stopped(stop_rx.clone())));
+    let template_task = tokio::spawn(template_watch.run(stopped(stop_rx)));
+    axum::serve(listener, router(AppState::new(&config, clusters, templates, launcher)))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
     drop(stop_tx);
     let _ = watch_task.await;
+    let _ = template_task.await;
     Ok(())
 }
 

@@ -21,6 +21,15 @@ pub async fn get_cluster(State(state): State<AppState>, Path((namespace, name)):
     }
 }
 
+/// `GET /api/v1/templates`: every RayClusterTemplate with its description, parameter schemas and
+/// policy, sorted by name; 503 with the reason while the template watch has not listed them.
+pub async fn list_templates(State(state): State<AppState>) -> Response {
+    if let Err(why) = state.templates.ready(std::time::Duration::from_secs(10)).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": why }))).into_response();
+    }
+    Json(json!({ "items": state.templates.forms() })).into_response()
+}
+
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -47,11 +56,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          # HELP raydar_raycluster_watch_errors_total Errors of the RayCluster watch (it retries).\n\
          # TYPE raydar_raycluster_watch_errors_total counter\nraydar_raycluster_watch_errors_total {}\n\
          # HELP raydar_push_followers Open pages following the cluster push stream.\n\
-         # TYPE raydar_push_followers gauge\nraydar_push_followers {}\n",
+         # TYPE raydar_push_followers gauge\nraydar_push_followers {}\n\
+         # HELP raydar_template_watch_errors_total Errors of the RayClusterTemplate watch (it retries).\n\
+         # TYPE raydar_template_watch_errors_total counter\nraydar_template_watch_errors_total {}\n",
         c.len(),
         u8::from(c.synced()),
         c.error_count(),
         c.followers(),
+        state.templates.error_count(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{FromRef, State};
 use axum::http::Request;
 use axum::response::IntoResponse;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -19,6 +20,8 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clusters::Clusters;
+use crate::launch::{self, Launcher};
+use crate::templates::Templates;
 use crate::{push, rest, Config};
 
 /// What every handler can reach: cheap to clone.
@@ -28,6 +31,10 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// The watched RayClusters.
     pub clusters: Clusters,
+    /// The watched RayClusterTemplates.
+    pub templates: Templates,
+    /// Launches and deletes RayClusters in Kubernetes.
+    pub launcher: Launcher,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -37,8 +44,9 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    /// State for `config`, reading clusters from `clusters`.
-    pub fn new(config: &Config, clusters: Clusters) -> Self {
+    /// State for `config`, reading clusters from `clusters` and templates from `templates`,
+    /// launching through `launcher`.
+    pub fn new(config: &Config, clusters: Clusters, templates: Templates, launcher: Launcher) -> Self {
         let leptos = LeptosOptions::builder()
             // cargo-leptos sets the output name when it builds the server; tests built by plain
             // cargo serve pages without the browser bundle, under the same name.
@@ -47,7 +55,7 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.addr)
             .build();
-        Self { leptos, clusters }
+        Self { leptos, clusters, templates, launcher }
     }
 
     fn provide(&self) -> impl Fn() + Clone + Send + 'static {
@@ -60,9 +68,15 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let api = Router::new()
-        .route("/clusters", get(rest::list_clusters))
+        .route(
+            "/clusters",
+            get(rest::list_clusters)
+                .post(launch::create_cluster)
+                .layer(DefaultBodyLimit::max(launch::MAX_BODY)),
+        )
         .route("/clusters/events", get(push::cluster_events))
-        .route("/clusters/{namespace}/{name}", get(rest::get_cluster));
+        .route("/clusters/{namespace}/{name}", get(rest::get_cluster).delete(launch::delete_cluster))
+        .route("/templates", get(rest::list_templates));
     // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),
     // smaller than compressing on the fly. Names carry no hash, so browsers revalidate.
     let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);

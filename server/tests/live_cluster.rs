@@ -140,3 +140,225 @@ async fn a_cross_origin_page_cannot_follow_the_stream() {
         .unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+/// Namespace of the launch API tests.
+const API_NAMESPACE: &str = "raydar-api-it";
+
+/// A name no other run uses.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000)
+}
+
+/// A kube client, a ready raydar on it, an HTTP client, and `namespace` created.
+async fn api_test(namespace: &str) -> (Client, common::Raydar, reqwest::Client) {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+    wait_ready(&http, &raydar.base).await;
+    ensure_namespace(&client, namespace).await;
+    (client, raydar, http)
+}
+
+/// A launch request for template cpu-small.
+fn cpu_small(namespace: &str, name: &str, parameters: Value) -> Value {
+    json!({"template": "cpu-small", "namespace": namespace, "name": name, "parameters": parameters})
+}
+
+/// `POST /api/v1/clusters{query}` with a JSON body.
+async fn launch(http: &reqwest::Client, base: &str, query: &str, body: Value) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/clusters{query}")).json(&body).send().await.unwrap()
+}
+
+/// Whether the apiserver has a RayCluster of that name.
+async fn exists(client: &Client, namespace: &str, name: &str) -> bool {
+    ray_clusters(client, namespace).get_opt(name).await.expect("reading the RayCluster").is_some()
+}
+
+/// Polls `GET /api/v1/clusters/{ns}/{name}` until `done` says the answer is the one awaited.
+async fn poll_cluster(http: &reqwest::Client, url: &str, what: &str, done: impl Fn(u16, &Value) -> bool) {
+    let mut last = (0, Value::Null);
+    let waited = tokio::time::timeout(STEP, async {
+        loop {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if done(status, &body) {
+                return;
+            }
+            last = (status, body);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}: last answer {last:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_launch_reaches_ready_then_delete_removes_it_and_deleting_again_succeeds() {
+    let (client, raydar, http) = api_test(API_NAMESPACE).await;
+    let name = unique_name("api");
+
+    let created = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1}))).await;
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/clusters/{API_NAMESPACE}/{name}"));
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(body["manifest"]["metadata"]["labels"]["raydar.dev/owner"], common::DEV_USER, "{body}");
+    assert_eq!(body["manifest"]["metadata"]["labels"]["raydar.dev/template"], "cpu-small");
+
+    let url = format!("{}{location}", raydar.base);
+    poll_cluster(&http, &url, "the launched cluster becomes Ready", |status, row| {
+        status == 200 && row["phase"] == "Ready"
+    })
+    .await;
+
+    // The same name again is a conflict, not a silent update.
+    let again = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({}))).await;
+    assert_eq!(again.status(), 409);
+    let conflict: Value = again.json().await.unwrap();
+    assert!(conflict["error"].as_str().unwrap().contains("already exists"), "{conflict}");
+
+    let deleted = http.delete(&url).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let deleted: Value = deleted.json().await.unwrap();
+    assert_eq!(deleted["deleted"], true, "{deleted}");
+    assert_eq!(deleted["alreadyGone"], false);
+    poll_cluster(&http, &url, "the deleted cluster leaves the store", |status, _| status == 404).await;
+    assert!(!exists(&client, API_NAMESPACE, &name).await);
+
+    let gone = http.delete(&url).send().await.unwrap();
+    assert_eq!(gone.status(), 200, "deleting a cluster that is already gone succeeds");
+    let gone: Value = gone.json().await.unwrap();
+    assert_eq!(gone["deleted"], false, "{gone}");
+    assert_eq!(gone["alreadyGone"], true);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_dry_run_returns_the_manifest_owned_by_the_dev_user_and_creates_nothing() {
+    let (client, raydar, http) = api_test(API_NAMESPACE).await;
+    let name = unique_name("dry");
+
+    let request = cpu_small(API_NAMESPACE, &name, json!({"workers": "2"}));
+    let response = launch(&http, &raydar.base, "?dryRun=true", request).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let manifest = &body["manifest"];
+    assert_eq!(manifest["kind"], "RayCluster", "{body}");
+    assert_eq!(manifest["metadata"]["name"], name.as_str());
+    assert_eq!(manifest["metadata"]["labels"]["raydar.dev/owner"], common::DEV_USER);
+    assert_eq!(manifest["spec"]["workerGroupSpecs"][0]["replicas"], 2);
+    assert!(!exists(&client, API_NAMESPACE, &name).await, "a dry run creates nothing");
+
+    // The owner is never taken from the request: a body naming one is refused.
+    let mut request = cpu_small(API_NAMESPACE, &name, json!({}));
+    request["owner"] = json!("mallory");
+    let with_owner = launch(&http, &raydar.base, "?dryRun=true", request).await;
+    assert_eq!(with_owner.status(), 400, "an owner in the body is refused");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_launch_with_a_bad_parameter_or_unknown_template_is_422_and_creates_nothing() {
+    let (client, raydar, http) = api_test(API_NAMESPACE).await;
+    let name = unique_name("bad");
+
+    let bad = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 99}))).await;
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["field"], "workers");
+    assert!(errors[0]["message"].as_str().unwrap().contains("from 0 to 4"), "{body}");
+
+    // Every field's error at once, one message per field.
+    let request = cpu_small(API_NAMESPACE, "Not_A_Name", json!({"workers": "x", "cpus": 100}));
+    let many = launch(&http, &raydar.base, "", request).await;
+    assert_eq!(many.status(), 422);
+    let body: Value = many.json().await.unwrap();
+    let errors = body["errors"].as_array().unwrap();
+    let mut fields: Vec<&str> = errors.iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["cpus", "name", "workers"], "{body}");
+
+    let mut request = cpu_small(API_NAMESPACE, &name, json!({}));
+    request["template"] = json!("no-such-template");
+    let unknown = launch(&http, &raydar.base, "", request).await;
+    assert_eq!(unknown.status(), 422);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["errors"][0]["field"], "template", "{body}");
+
+    assert!(!exists(&client, API_NAMESPACE, &name).await, "nothing was created");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_lists_the_installed_templates_with_their_parameters() {
+    let raydar = start_raydar(kube_client().await, "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let response = http.get(format!("{}/api/v1/templates", raydar.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let items = body["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for shipped in ["cpu-small", "gpu-multi-node", "gpu-single-node"] {
+        assert!(names.contains(&shipped), "{shipped} in {names:?}");
+    }
+    let cpu_small = items.iter().find(|t| t["name"] == "cpu-small").unwrap();
+    assert!(!cpu_small["description"].as_str().unwrap().is_empty());
+    let workers = cpu_small["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "workers").unwrap();
+    assert_eq!(workers["max"], 4, "{workers}");
+    assert_eq!(cpu_small["policy"]["maxGpus"], 0, "{cpu_small}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_cross_origin_launch_and_delete_are_refused() {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let name = unique_name("xorigin");
+    let launch = http
+        .post(format!("{}/api/v1/clusters", raydar.base))
+        .header("origin", "https://evil.example")
+        .json(&json!({"template": "cpu-small", "namespace": API_NAMESPACE, "name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(launch.status(), 403);
+    let delete = http
+        .delete(format!("{}/api/v1/clusters/{API_NAMESPACE}/{name}", raydar.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 403);
+    assert!(!exists(&client, API_NAMESPACE, &name).await);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_launch_refused_by_kubernetes_quota_reaches_the_caller_with_its_status_and_message() {
+    let namespace = "raydar-api-quota-it";
+    let (client, raydar, http) = api_test(namespace).await;
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), namespace);
+    let quota = serde_json::from_value(json!({
+        "metadata": {"name": "no-rayclusters"},
+        "spec": {"hard": {"count/rayclusters.ray.io": "0"}}
+    }))
+    .unwrap();
+    match quotas.create(&PostParams::default(), &quota).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("creating the quota: {e}"),
+    }
+    let name = unique_name("quota");
+    let refused = launch(&http, &raydar.base, "", cpu_small(namespace, &name, json!({}))).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("exceeded quota"), "{body}");
+    assert_eq!(body["reason"], "Forbidden", "{body}");
+    assert!(!exists(&client, namespace, &name).await);
+}

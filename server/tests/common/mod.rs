@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Client;
-use raydar_server::{clusters, router, AppState, Config};
+use platform::template::Identity;
+use raydar_server::launch::Launcher;
+use raydar_server::{clusters, router, templates, AppState, Config};
 use serde_json::Value;
 
 /// How long one step of a test may take.
@@ -17,18 +19,27 @@ pub struct Raydar {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The dev user test servers launch as.
+pub const DEV_USER: &str = "raydar-test-user";
+
 /// Starts raydar-server in this process on 127.0.0.1:0, watching the cluster `client` talks to
-/// (`apiserver` names it in messages).
+/// (`apiserver` names it in messages), launching as [`DEV_USER`].
 pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
-    let config = Config::from_args(["--addr".to_string(), "127.0.0.1:0".to_string()]).unwrap();
-    let (clusters, watch) = clusters::watch(client, apiserver.into());
+    let config = Config::from_args(["--addr", "127.0.0.1:0", "--dev-user", DEV_USER].map(String::from)).unwrap();
+    let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
+    let (templates, template_watch) = templates::watch(client.clone());
+    let launcher = Launcher::new(client, Identity { user: config.dev_user.clone(), team: config.dev_team.clone() });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(&config, clusters));
+    let app = router(AppState::new(&config, clusters, templates, launcher));
     tokio::spawn(async move {
         let serve = axum::serve(listener, app);
-        tokio::select! { _ = serve => {}, _ = watch.run(async { let _ = stopped.await; }) => {} }
+        tokio::select! {
+            _ = serve => {},
+            _ = watch.run(async { let _ = stopped.await; }) => {},
+            _ = template_watch.run(std::future::pending()) => {},
+        }
     });
     Raydar { base, _stop: stop }
 }

@@ -1,0 +1,278 @@
+//! Launch and teardown through the API: `POST /api/v1/clusters` renders a template with the
+//! platform's engine, has Kubernetes dry-run it, then applies it server-side (field manager
+//! `raydar`); `DELETE /api/v1/clusters/{ns}/{name}` deletes a cluster. Kubernetes refusals reach
+//! the caller with their status and message.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::Client;
+use platform::kuberay::RayCluster;
+use platform::template::{render, FieldError, Identity, LaunchRequest, Timestamp};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::push::same_origin;
+use crate::web::AppState;
+
+/// The field manager of raydar's server-side applies (the CLI uses the same).
+pub const FIELD_MANAGER: &str = "raydar";
+
+/// Largest request body `POST /api/v1/clusters` accepts.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How raydar reaches Kubernetes for launches and teardowns: cheap to clone.
+#[derive(Clone)]
+pub struct Launcher {
+    /// The client of raydar's own identity (impersonation of the user comes with authentication).
+    pub client: Client,
+    /// Who launches. Pre-authentication dev mode: the configured dev identity, for every request.
+    pub identity: Identity,
+    /// Longest a single Kubernetes call may take.
+    pub timeout: Duration,
+}
+
+impl Launcher {
+    /// A launcher acting for `identity`, each Kubernetes call ending within 30 s.
+    pub fn new(client: Client, identity: Identity) -> Self {
+        Launcher { client, identity, timeout: Duration::from_secs(30) }
+    }
+
+    fn api(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &ApiResource::erase::<RayCluster>(&()))
+    }
+
+    /// Runs one Kubernetes call within the timeout; failures become the API's answer.
+    async fn call<T>(&self, action: &str, request: impl Future<Output = kube::Result<T>>) -> Result<T, Response> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(refusal(action, error)),
+            Err(_) => Err(error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("{action}: Kubernetes did not answer within {} s", self.timeout.as_secs()),
+                "Timeout",
+            )),
+        }
+    }
+}
+
+/// The body of `POST /api/v1/clusters`. The owner is never part of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaunchBody {
+    template: Option<String>,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+}
+
+/// Query of `POST /api/v1/clusters`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LaunchQuery {
+    /// Render and dry-run only: answer with the manifest, create nothing.
+    #[serde(rename = "dryRun", default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/clusters[?dryRun=true]`: launch a RayCluster from a template.
+pub async fn create_cluster(
+    State(state): State<AppState>,
+    Query(query): Query<LaunchQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin();
+    }
+    let body: LaunchBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            let message = format!("request body is not a launch request: {e}");
+            return error_response(StatusCode::BAD_REQUEST, &message, "BadRequest");
+        }
+    };
+    let Some(template_name) = body.template.filter(|t| !t.is_empty()) else {
+        return invalid(vec![FieldError::new("template", "required: the name of a RayClusterTemplate")]);
+    };
+    if let Err(why) = state.templates.ready(Duration::from_secs(10)).await {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, &why, "ServiceUnavailable");
+    }
+    let Some(template) = state.templates.get(&template_name) else {
+        return invalid(vec![FieldError::new(
+            "template",
+            format!("no RayClusterTemplate named {template_name:?}; GET /api/v1/templates lists them"),
+        )]);
+    };
+    let launcher = &state.launcher;
+    let request = LaunchRequest { name: body.name, namespace: body.namespace, parameters: body.parameters };
+    let manifest = match render(&template, &request, &launcher.identity, Timestamp::now()) {
+        Ok(manifest) => manifest,
+        Err(platform::template::Error::InvalidRequest(errors)) => return invalid(errors),
+        Err(e) => {
+            return invalid(vec![FieldError::new(
+                "template",
+                format!("{e}; it cannot be launched until a platform admin fixes it"),
+            )])
+        }
+    };
+    let (namespace, name) = (request.namespace, request.name);
+    let id = format!("{namespace}/{name}");
+    let api = launcher.api(&namespace);
+
+    // Without force, server-side apply would quietly update a cluster that already has this name;
+    // a launch creates, so an existing one is a conflict. (Between this read and the apply another
+    // launcher could create the name; the window is one round trip.)
+    match launcher.call(&format!("reading RayCluster {id}"), api.get_opt(&name)).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return error_response(
+                StatusCode::CONFLICT,
+                &format!("RayCluster {id} already exists; choose another name"),
+                "AlreadyExists",
+            )
+        }
+        Err(response) => return response,
+    }
+    let params = PatchParams::apply(FIELD_MANAGER);
+    let patch = Patch::Apply(&manifest);
+    let checking = format!("checking RayCluster {id} (server-side dry-run)");
+    if let Err(response) =
+        launcher.call(&checking, api.patch(&name, &PatchParams { dry_run: true, ..params.clone() }, &patch)).await
+    {
+        return response;
+    }
+    if query.dry_run {
+        return Json(json!({ "namespace": namespace, "name": name, "manifest": manifest })).into_response();
+    }
+    let applied = match launcher.call(&format!("applying RayCluster {id}"), api.patch(&name, &params, &patch)).await {
+        Ok(applied) => applied,
+        Err(response) => return response,
+    };
+    tracing::info!(cluster = %id, template = %template_name, owner = %launcher.identity.user, "RayCluster launched");
+    let cluster = serde_json::to_value(&applied)
+        .ok()
+        .and_then(|v| serde_json::from_value::<RayCluster>(v).ok())
+        .map(|c| c.summary());
+    let location = format!("/api/v1/clusters/{namespace}/{name}");
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(json!({ "namespace": namespace, "name": name, "cluster": cluster, "manifest": manifest })),
+    )
+        .into_response()
+}
+
+/// `DELETE /api/v1/clusters/{namespace}/{name}`: deletes a RayCluster and, first, its pods
+/// (foreground propagation). One that is already gone is a success.
+pub async fn delete_cluster(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin();
+    }
+    let launcher = &state.launcher;
+    let id = format!("{namespace}/{name}");
+    let api = launcher.api(&namespace);
+    let deleting = format!("deleting RayCluster {id}");
+    let deleted = launcher.call(&deleting, api.delete(&name, &DeleteParams::foreground())).await;
+    // The apiserver answers with the object while its pods go, or a Status once it is gone.
+    let (result, deleted, already_gone) = match deleted {
+        Ok(answer) if answer.is_left() => ("deleting", true, false),
+        Ok(_) => ("deleted", true, false),
+        Err(response) if response.status() == StatusCode::NOT_FOUND => ("already-gone", false, true),
+        Err(response) => return response,
+    };
+    if deleted {
+        tracing::info!(cluster = %id, by = %launcher.identity.user, "RayCluster deleted");
+    }
+    Json(json!({
+        "namespace": namespace, "name": name, "result": result, "deleted": deleted, "alreadyGone": already_gone,
+    }))
+    .into_response()
+}
+
+/// A Kubernetes failure as the API's answer: refusals keep their status, message and reason.
+fn refusal(action: &str, error: kube::Error) -> Response {
+    match error {
+        kube::Error::Api(status) => {
+            let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let code = if code.is_client_error() || code.is_server_error() { code } else { StatusCode::BAD_GATEWAY };
+            error_response(code, &status.message, &status.reason)
+        }
+        other => {
+            tracing::warn!("{action}: {other}");
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("{action}: cannot reach the Kubernetes API: {other}"),
+                "Unreachable",
+            )
+        }
+    }
+}
+
+fn error_response(status: StatusCode, message: &str, reason: &str) -> Response {
+    (status, Json(json!({ "error": message, "reason": reason }))).into_response()
+}
+
+fn cross_origin() -> Response {
+    error_response(StatusCode::FORBIDDEN, "cross-origin writes are not allowed", "Forbidden")
+}
+
+/// 422 with one error per field.
+fn invalid(errors: Vec<FieldError>) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": one_per_field(errors) }))).into_response()
+}
+
+/// Messages about the same field joined into one, in the order the fields first appear.
+fn one_per_field(errors: Vec<FieldError>) -> Vec<FieldError> {
+    let mut merged: Vec<FieldError> = Vec::new();
+    for error in errors {
+        match merged.iter_mut().find(|e| e.field == error.field) {
+            Some(same) => {
+                same.message.push_str("; ");
+                same.message.push_str(&error.message);
+            }
+            None => merged.push(error),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_about_one_field_become_one_message() {
+        let merged = one_per_field(vec![
+            FieldError::new("workers", "must be an integer"),
+            FieldError::new("name", "too long"),
+            FieldError::new("workers", "at most 4"),
+        ]);
+        assert_eq!(
+            merged,
+            vec![FieldError::new("workers", "must be an integer; at most 4"), FieldError::new("name", "too long")]
+        );
+    }
+
+    #[test]
+    fn a_kubernetes_refusal_keeps_its_status_and_reason() {
+        let status = kube::core::Status::failure("rayclusters.ray.io is forbidden", "Forbidden").with_code(403);
+        let response = refusal("applying", kube::Error::Api(status.boxed()));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let status = kube::core::Status::failure("exceeded quota", "Forbidden").with_code(200);
+        assert_eq!(refusal("applying", kube::Error::Api(status.boxed())).status(), StatusCode::BAD_GATEWAY);
+    }
+}

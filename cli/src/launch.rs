@@ -20,8 +20,7 @@ use crate::output::{print_json, print_text};
 use crate::templates::TemplateSource;
 use crate::wait::{self, Goal};
 
-/// The field manager of raydar's server-side applies, the server's and the CLI's alike.
-pub const FIELD_MANAGER: &str = "raydar";
+pub use platform::template::FIELD_MANAGER;
 
 /// The owner `render` writes when no `--user` is given: nothing is created, so nobody is
 /// authenticated; `up` always asks the apiserver instead.

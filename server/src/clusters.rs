@@ -1,8 +1,7 @@
 //! The RayCluster watch: a kube-rs reflector over every namespace, the store it fills, and the
 //! feed of changes that open pages follow.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::api::{ClusterList, ClusterRef};
@@ -13,6 +12,14 @@ use kube::{Api, Client, Resource};
 use platform::kuberay::RayCluster;
 use platform::ClusterSummary;
 use tokio::sync::broadcast;
+
+use crate::watch::{explain, WatchHealth, Watched};
+
+const WATCHED: Watched = Watched {
+    kind: "RayCluster",
+    resource: "rayclusters.ray.io",
+    install: "install the KubeRay operator or its CRDs",
+};
 
 /// How many changes the feed holds for a slow follower before it must take a fresh snapshot.
 pub const FEED_CAPACITY: usize = 1024;
@@ -39,13 +46,8 @@ struct Shared {
     store: Store<RayCluster>,
     /// Changes, in the order the watch saw them.
     feed: broadcast::Sender<ClusterChange>,
-    /// True once the first full list has arrived.
-    synced: AtomicBool,
-    /// Watch errors since start, for /metrics.
-    errors: AtomicU64,
-    /// The last watch error in words, cleared when the watch recovers. The lock is never held
-    /// across an await, so a std mutex is enough.
-    last_error: Mutex<Option<String>>,
+    /// Synced, errors.
+    health: WatchHealth,
 }
 
 /// What the background watch task needs: the reflector's writer and the shared state.
@@ -64,9 +66,7 @@ pub fn watch(client: Client, apiserver: String) -> (Clusters, ClusterWatch) {
     let shared = Arc::new(Shared {
         store,
         feed,
-        synced: AtomicBool::new(false),
-        errors: AtomicU64::new(0),
-        last_error: Mutex::new(None),
+        health: WatchHealth::default(),
     });
     let watch = ClusterWatch { api: Api::all(client), writer, shared: shared.clone(), apiserver };
     (Clusters { inner: shared }, watch)
@@ -98,17 +98,17 @@ impl Clusters {
 
     /// True once the watch has listed every cluster at least once.
     pub fn synced(&self) -> bool {
-        self.inner.synced.load(Ordering::Acquire)
+        self.inner.health.synced()
     }
 
     /// The last watch error, if the watch has not recovered since.
     pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.health.last_error()
     }
 
     /// Watch errors since start.
     pub fn error_count(&self) -> u64 {
-        self.inner.errors.load(Ordering::Relaxed)
+        self.inner.health.error_count()
     }
 
     /// Pages following the feed right now.
@@ -174,7 +174,7 @@ impl Shared {
                 name: c.metadata.name.clone().unwrap_or_default(),
             }),
             watcher::Event::InitDone => {
-                if !self.synced.swap(true, Ordering::AcqRel) {
+                if self.health.mark_synced() {
                     tracing::info!(clusters = self.store.len(), "RayCluster watch synced");
                 }
                 ClusterChange::Resync
@@ -182,67 +182,17 @@ impl Shared {
             // The store swaps in the relisted objects at InitDone; nothing to publish before.
             watcher::Event::Init | watcher::Event::InitApply(_) => return,
         };
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.health.recovered();
         // No receivers is fine: nobody has the page open.
         let _ = self.feed.send(change);
     }
 
     fn report(&self, error: &watcher::Error, apiserver: &str) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let message = explain(error, apiserver);
-        tracing::warn!("{message}; retrying");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
-    }
-}
-
-/// Says in plain words what a watch error means for the person running raydar.
-fn explain(error: &watcher::Error, apiserver: &str) -> String {
-    let client_error = match error {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => e,
-        other => return format!("RayCluster watch failed: {other}"),
-    };
-    match client_error {
-        kube::Error::Api(status) if status.code == 404 => format!(
-            "the RayCluster CRD (rayclusters.ray.io) is not installed in the Kubernetes cluster at {apiserver}: \
-             install the KubeRay operator or its CRDs"
-        ),
-        kube::Error::Api(status) if status.code == 401 || status.code == 403 => format!(
-            "raydar may not list RayClusters at {apiserver} ({}): grant its identity get/list/watch on \
-             rayclusters.ray.io in all namespaces",
-            status.message
-        ),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("cannot reach the Kubernetes apiserver at {apiserver}: {client_error}")
-        }
-        other => format!("RayCluster watch failed at {apiserver}: {other}"),
+        self.health.failed(explain(error, WATCHED, apiserver));
     }
 }
 
 /// Seconds since the Unix epoch by the server's clock.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::core::Status;
-
-    use super::*;
-
-    fn api_error(code: u16, message: &str) -> watcher::Error {
-        watcher::Error::InitialListFailed(kube::Error::Api(Status::failure(message, "x").with_code(code).boxed()))
-    }
-
-    #[test]
-    fn a_missing_crd_is_named_with_the_fix() {
-        let message = explain(&api_error(404, "the server could not find the requested resource"), "https://k8s:6443");
-        assert!(message.contains("rayclusters.ray.io") && message.contains("not installed"), "{message}");
-        assert!(message.contains("https://k8s:6443") && message.contains("install the KubeRay operator"), "{message}");
-    }
-
-    #[test]
-    fn a_forbidden_list_says_which_permission_is_missing() {
-        let message = explain(&api_error(403, "rayclusters.ray.io is forbidden"), "https://k8s:6443");
-        assert!(message.contains("get/list/watch on rayclusters.ray.io"), "{message}");
-    }
 }

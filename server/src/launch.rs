@@ -22,8 +22,7 @@ use serde_json::{json, Value};
 use crate::push::same_origin;
 use crate::web::AppState;
 
-/// The field manager of raydar's server-side applies (the CLI uses the same).
-pub const FIELD_MANAGER: &str = "raydar";
+pub use platform::template::FIELD_MANAGER;
 
 /// Largest request body `POST /api/v1/clusters` accepts.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -12,6 +12,7 @@
 //! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
 //! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
 //! - [`rest`]: the JSON API under `/api/v1`, health and readiness.
+//! - [`watch`]: what the watches share: sync state, errors in words.
 //! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
 
 pub mod clusters;
@@ -20,6 +21,7 @@ pub mod launch;
 pub mod push;
 pub mod rest;
 pub mod templates;
+pub mod watch;
 pub mod web;
 
 pub use config::Config;

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let apiserver = kube_config.cluster_url.to_string();
     let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.clone());
-    let (templates, template_watch) = templates::watch(client.clone());
+    let (templates, template_watch) = templates::watch(client.clone(), apiserver.clone());
     // Pre-authentication dev mode: every launch is made for the configured dev user.
     tracing::warn!(user = %config.dev_user, team = %config.dev_team, "dev mode: launches are made for this identity");
     let identity = Identity { user: config.dev_user.clone(), team: config.dev_team.clone() };

@@ -1,8 +1,7 @@
 //! The RayClusterTemplate watch: a kube-rs reflector over the cluster-scoped templates that
 //! launches are rendered from, and what `GET /api/v1/templates` shows of them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Future, StreamExt};
@@ -10,6 +9,14 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use platform::template::{RayClusterTemplate, TemplateForm};
+
+use crate::watch::{explain, WatchHealth, Watched};
+
+const WATCHED: Watched = Watched {
+    kind: "RayClusterTemplate",
+    resource: "rayclustertemplates.raydar.dev",
+    install: "apply deploy/crds/ and the templates in deploy/templates/",
+};
 
 /// The web side's handle on the watched templates: cheap to clone.
 #[derive(Clone)]
@@ -20,13 +27,8 @@ pub struct Templates {
 struct Shared {
     /// Every RayClusterTemplate, as the reflector last saw it.
     store: Store<RayClusterTemplate>,
-    /// True once the first full list has arrived.
-    synced: AtomicBool,
-    /// Watch errors since start.
-    errors: AtomicU64,
-    /// The last watch error in words, cleared when the watch recovers. Never held across an
-    /// await, so a std mutex is enough.
-    last_error: Mutex<Option<String>>,
+    /// Synced, errors.
+    health: WatchHealth,
 }
 
 /// What the background watch task needs: the reflector's writer and the shared state.
@@ -34,18 +36,15 @@ pub struct TemplateWatch {
     api: Api<RayClusterTemplate>,
     writer: reflector::store::Writer<RayClusterTemplate>,
     shared: Arc<Shared>,
+    apiserver: String,
 }
 
-/// Creates the store (for the web side) and the watch (to run in the background).
-pub fn watch(client: Client) -> (Templates, TemplateWatch) {
+/// Creates the store (for the web side) and the watch (to run in the background). `apiserver`
+/// names the cluster in error messages.
+pub fn watch(client: Client, apiserver: String) -> (Templates, TemplateWatch) {
     let (store, writer) = reflector::store();
-    let shared = Arc::new(Shared {
-        store,
-        synced: AtomicBool::new(false),
-        errors: AtomicU64::new(0),
-        last_error: Mutex::new(None),
-    });
-    (Templates { inner: shared.clone() }, TemplateWatch { api: Api::all(client), writer, shared })
+    let shared = Arc::new(Shared { store, health: WatchHealth::default() });
+    (Templates { inner: shared.clone() }, TemplateWatch { api: Api::all(client), writer, shared, apiserver })
 }
 
 impl Templates {
@@ -76,17 +75,17 @@ impl Templates {
 
     /// True once the watch has listed every template at least once.
     pub fn synced(&self) -> bool {
-        self.inner.synced.load(Ordering::Acquire)
+        self.inner.health.synced()
     }
 
     /// The last watch error, if the watch has not recovered since.
     pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.health.last_error()
     }
 
     /// Watch errors since start.
     pub fn error_count(&self) -> u64 {
-        self.inner.errors.load(Ordering::Relaxed)
+        self.inner.health.error_count()
     }
 }
 
@@ -94,7 +93,7 @@ impl TemplateWatch {
     /// Watches RayClusterTemplates until `shutdown` completes; errors are reported and retried
     /// with backoff, they never end the watch.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let TemplateWatch { api, writer, shared } = self;
+        let TemplateWatch { api, writer, shared, apiserver } = self;
         let stream = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(|t: &mut RayClusterTemplate| t.meta_mut().managed_fields = None)
@@ -109,42 +108,13 @@ impl TemplateWatch {
             match event {
                 None => break,
                 Some(Ok(event)) => {
-                    if matches!(event, watcher::Event::InitDone) && !shared.synced.swap(true, Ordering::AcqRel) {
+                    if matches!(event, watcher::Event::InitDone) && shared.health.mark_synced() {
                         tracing::info!(templates = shared.store.len(), "RayClusterTemplate watch synced");
                     }
-                    shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    shared.health.recovered();
                 }
-                Some(Err(e)) => {
-                    shared.errors.fetch_add(1, Ordering::Relaxed);
-                    let message = explain(&e);
-                    tracing::warn!("{message}; retrying");
-                    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
-                }
+                Some(Err(e)) => shared.health.failed(explain(&e, WATCHED, &apiserver)),
             }
         }
-    }
-}
-
-/// Says in plain words what a template watch error means for the person running raydar.
-fn explain(error: &watcher::Error) -> String {
-    match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            if status.code == 404 =>
-        {
-            "the RayClusterTemplate CRD (rayclustertemplates.raydar.dev) is not installed: apply it from deploy/"
-                .into()
-        }
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            if status.code == 401 || status.code == 403 =>
-        {
-            format!(
-                "raydar may not list RayClusterTemplates ({}): grant its identity get/list/watch on \
-                 rayclustertemplates.raydar.dev",
-                status.message
-            )
-        }
-        other => format!("RayClusterTemplate watch failed: {other}"),
     }
 }

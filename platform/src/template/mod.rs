@@ -53,7 +53,7 @@ pub use quantity::Quantity;
 pub use k8s_openapi::jiff::Timestamp;
 #[cfg(feature = "kube")]
 pub use policy::{
-    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
+    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
 };
 #[cfg(feature = "kube")]
 pub use render::{render, Identity, LaunchRequest};

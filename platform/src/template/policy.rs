@@ -19,6 +19,9 @@ pub const LABEL_TEMPLATE: &str = "raydar.dev/template";
 pub const ANNOTATION_OWNER: &str = "raydar.dev/owner";
 /// Annotation holding when the cluster's lifetime ends (RFC 3339).
 pub const ANNOTATION_EXPIRES_AT: &str = "raydar.dev/expires-at";
+/// Field manager of every server-side apply raydar makes, from the server and the CLI alike, so
+/// Kubernetes sees one owner of the fields a launch sets.
+pub const FIELD_MANAGER: &str = "raydar";
 
 /// Longest RayCluster name: KubeRay derives pod and service names from it by adding suffixes,
 /// which must still fit in 63 characters.

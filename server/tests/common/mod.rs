@@ -27,7 +27,7 @@ pub const DEV_USER: &str = "raydar-test-user";
 pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
     let config = Config::from_args(["--addr", "127.0.0.1:0", "--dev-user", DEV_USER].map(String::from)).unwrap();
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
-    let (templates, template_watch) = templates::watch(client.clone());
+    let (templates, template_watch) = templates::watch(client.clone(), apiserver.into());
     let launcher = Launcher::new(client, Identity { user: config.dev_user.clone(), team: config.dev_team.clone() });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();

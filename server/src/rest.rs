@@ -72,3 +72,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub fn not_found(message: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
 }
+
+/// `GET /api/v1/openapi.json`: the API's OpenAPI document (kept beside this file; a test checks
+/// that every operation in it is served).
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The OpenAPI document of every route.
+pub const OPENAPI: &str = include_str!("openapi.json");

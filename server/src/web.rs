@@ -76,7 +76,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/clusters/events", get(push::cluster_events))
         .route("/clusters/{namespace}/{name}", get(rest::get_cluster).delete(launch::delete_cluster))
-        .route("/templates", get(rest::list_templates));
+        .route("/templates", get(rest::list_templates))
+        .route("/openapi.json", get(rest::openapi));
     // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),
     // smaller than compressing on the fly. Names carry no hash, so browsers revalidate.
     let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);

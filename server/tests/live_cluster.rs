@@ -56,7 +56,7 @@ async fn ensure_namespace(client: &Client, name: &str) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     let client = kube_client().await;
@@ -127,7 +127,7 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     assert!(list["items"].as_array().unwrap().iter().all(|c| c["name"] != name.as_str()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_cross_origin_page_cannot_follow_the_stream() {
     let raydar = start_raydar(kube_client().await, "local control plane").await;
@@ -194,7 +194,7 @@ async fn poll_cluster(http: &reqwest::Client, url: &str, what: &str, done: impl 
     assert!(waited.is_ok(), "{what}: last answer {last:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_launch_reaches_ready_then_delete_removes_it_and_deleting_again_succeeds() {
     let (client, raydar, http) = api_test(API_NAMESPACE).await;
@@ -235,7 +235,7 @@ async fn api_launch_reaches_ready_then_delete_removes_it_and_deleting_again_succ
     assert_eq!(gone["alreadyGone"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_dry_run_returns_the_manifest_owned_by_the_dev_user_and_creates_nothing() {
     let (client, raydar, http) = api_test(API_NAMESPACE).await;
@@ -259,7 +259,7 @@ async fn api_dry_run_returns_the_manifest_owned_by_the_dev_user_and_creates_noth
     assert_eq!(with_owner.status(), 400, "an owner in the body is refused");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_launch_with_a_bad_parameter_or_unknown_template_is_422_and_creates_nothing() {
     let (client, raydar, http) = api_test(API_NAMESPACE).await;
@@ -293,7 +293,7 @@ async fn api_launch_with_a_bad_parameter_or_unknown_template_is_422_and_creates_
     assert!(!exists(&client, API_NAMESPACE, &name).await, "nothing was created");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_lists_the_installed_templates_with_their_parameters() {
     let raydar = start_raydar(kube_client().await, "local control plane").await;
@@ -313,7 +313,7 @@ async fn api_lists_the_installed_templates_with_their_parameters() {
     assert_eq!(cpu_small["policy"]["maxGpus"], 0, "{cpu_small}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_cross_origin_launch_and_delete_are_refused() {
     let client = kube_client().await;
@@ -338,7 +338,7 @@ async fn api_cross_origin_launch_and_delete_are_refused() {
     assert!(!exists(&client, API_NAMESPACE, &name).await);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_launch_refused_by_kubernetes_quota_reaches_the_caller_with_its_status_and_message() {
     let namespace = "raydar-api-quota-it";

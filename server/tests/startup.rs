@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::start_raydar;
 use serde_json::Value;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_apiserver_is_named_and_readiness_waits() {
     // Nothing listens on port 1 of loopback: every connection is refused at once.
     let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
@@ -43,7 +43,7 @@ async fn an_unreachable_apiserver_is_named_and_readiness_waits() {
 
 /// Every operation the OpenAPI document describes is served: none falls through to the page
 /// router's 404 or is refused as a method the route does not have.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_served() {
     let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
     let raydar = start_raydar(kube::Client::try_from(config).unwrap(), "https://127.0.0.1:1").await;

@@ -13,7 +13,8 @@ use serde_json::Value;
 /// How long one step of a test may take.
 pub const STEP: Duration = Duration::from_secs(90);
 
-/// A running raydar-server; stops when dropped.
+/// A running raydar-server; stops when dropped. Tests run it on a multi-thread runtime, as
+/// `main` does: Leptos renders pages on spawned tasks.
 pub struct Raydar {
     pub base: String,
     _stop: tokio::sync::oneshot::Sender<()>,

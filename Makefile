@@ -24,7 +24,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness and first-load size benchmarks"
+	@echo "make bench  freshness, first-load size and launch benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:
@@ -73,6 +73,7 @@ test-e2e:
 
 bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/freshness.mjs
+	scripts/raydar.sh run -- node end2end/bench/launch.mjs
 
 clean:
 	scripts/raydar.sh stop

@@ -96,19 +96,9 @@ impl Clusters {
         self.inner.feed.subscribe()
     }
 
-    /// True once the watch has listed every cluster at least once.
-    pub fn synced(&self) -> bool {
-        self.inner.health.synced()
-    }
-
-    /// The last watch error, if the watch has not recovered since.
-    pub fn last_error(&self) -> Option<String> {
-        self.inner.health.last_error()
-    }
-
-    /// Watch errors since start.
-    pub fn error_count(&self) -> u64 {
-        self.inner.health.error_count()
+    /// Whether the watch has synced, and its errors.
+    pub fn health(&self) -> &WatchHealth {
+        &self.inner.health
     }
 
     /// Pages following the feed right now.

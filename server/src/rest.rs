@@ -38,10 +38,10 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: ready once the RayCluster watch has listed every cluster; until then 503 with
 /// the reason, such as an unreachable apiserver or a missing CRD.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.clusters.synced() {
+    if state.clusters.health().synced() {
         return "ready\n".into_response();
     }
-    let why = state.clusters.last_error().unwrap_or_else(|| "RayCluster watch has not synced yet".into());
+    let why = state.clusters.health().last_error().unwrap_or_else(|| "RayCluster watch has not synced yet".into());
     (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
 }
 
@@ -60,10 +60,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          # HELP raydar_template_watch_errors_total Errors of the RayClusterTemplate watch (it retries).\n\
          # TYPE raydar_template_watch_errors_total counter\nraydar_template_watch_errors_total {}\n",
         c.len(),
-        u8::from(c.synced()),
-        c.error_count(),
+        u8::from(c.health().synced()),
+        c.health().error_count(),
         c.followers(),
-        state.templates.error_count(),
+        state.templates.health().error_count(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -50,12 +50,13 @@ pub fn watch(client: Client, apiserver: String) -> (Templates, TemplateWatch) {
 impl Templates {
     /// Waits up to `limit` for the first full list; the last watch error if it has not come.
     pub async fn ready(&self, limit: Duration) -> Result<(), String> {
-        if self.synced() {
+        if self.health().synced() {
             return Ok(());
         }
         match tokio::time::timeout(limit, self.inner.store.wait_until_ready()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(self
+                .health()
                 .last_error()
                 .unwrap_or_else(|| "the RayClusterTemplate watch has not listed the templates yet".into())),
         }
@@ -73,19 +74,9 @@ impl Templates {
         self.inner.store.get(&reflector::ObjectRef::new(name))
     }
 
-    /// True once the watch has listed every template at least once.
-    pub fn synced(&self) -> bool {
-        self.inner.health.synced()
-    }
-
-    /// The last watch error, if the watch has not recovered since.
-    pub fn last_error(&self) -> Option<String> {
-        self.inner.health.last_error()
-    }
-
-    /// Watch errors since start.
-    pub fn error_count(&self) -> u64 {
-        self.inner.health.error_count()
+    /// Whether the watch has synced, and its errors.
+    pub fn health(&self) -> &WatchHealth {
+        &self.inner.health
     }
 }
 

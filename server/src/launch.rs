@@ -1,7 +1,8 @@
 //! Launch and teardown through the API: `POST /api/v1/clusters` renders a template with the
 //! platform's engine, has Kubernetes dry-run it, then applies it server-side (field manager
-//! `raydar`); `DELETE /api/v1/clusters/{ns}/{name}` deletes a cluster. Kubernetes refusals reach
-//! the caller with their status and message.
+//! `raydar`); `DELETE /api/v1/clusters/{ns}/{name}` deletes a cluster; `PATCH` of the same path
+//! suspends, resumes or scales a worker group within its bounds. Kubernetes refusals reach the
+//! caller with their status and message.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
 use platform::kuberay::RayCluster;
 use platform::template::{render, FieldError, Identity, LaunchRequest, Timestamp};
@@ -202,6 +203,96 @@ pub async fn delete_cluster(
     .into_response()
 }
 
+/// A day-2 change to a running cluster: `PATCH /api/v1/clusters/{ns}/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterChange {
+    /// Suspend (`true`: KubeRay deletes the pods, keeping the cluster) or resume (`false`).
+    #[serde(default)]
+    pub suspend: Option<bool>,
+    /// Scale one worker group within its `minReplicas`..`maxReplicas`.
+    #[serde(default)]
+    pub scale: Option<ScaleChange>,
+}
+
+/// The wanted replicas of one worker group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleChange {
+    /// `groupName` of the worker group.
+    pub group: String,
+    /// Wanted replicas.
+    pub replicas: i64,
+}
+
+/// `PATCH /api/v1/clusters/{ns}/{name}`: suspend, resume or scale. Reads the cluster, changes
+/// the spec and replaces it with the resourceVersion it read, so a concurrent change is a 409
+/// rather than lost; bounds are checked against the cluster as it is now.
+pub async fn change_cluster(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers) {
+        return cross_origin();
+    }
+    let change: ClusterChange = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(e) => {
+            let message = format!("not a cluster change ({{\"suspend\": bool}} or {{\"scale\": {{\"group\", \"replicas\"}}}}): {e}");
+            return error_response(StatusCode::BAD_REQUEST, &message, "BadRequest");
+        }
+    };
+    if change.suspend.is_none() && change.scale.is_none() {
+        return invalid(vec![FieldError { field: "body".into(), message: "say `suspend` or `scale`".into() }]);
+    }
+    let launcher = &state.launcher;
+    let id = format!("{namespace}/{name}");
+    let api = launcher.api(&namespace);
+    let mut cluster = match launcher.call(&format!("reading RayCluster {id}"), api.get(&name)).await {
+        Ok(cluster) => cluster,
+        Err(response) => return response,
+    };
+    let spec = &mut cluster.data["spec"];
+    if let Some(suspend) = change.suspend {
+        spec["suspend"] = json!(suspend);
+    }
+    if let Some(scale) = &change.scale {
+        if let Err(error) = scale_group(spec, scale) {
+            return invalid(vec![error]);
+        }
+    }
+    let changing = format!("changing RayCluster {id}");
+    if let Err(response) = launcher.call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await {
+        return response;
+    }
+    tracing::info!(cluster = %id, by = %launcher.identity.user, ?change, "RayCluster changed");
+    Json(json!({ "namespace": namespace, "name": name, "changed": true })).into_response()
+}
+
+/// Sets one worker group's replicas, within the bounds the cluster declares.
+fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> {
+    let groups = spec["workerGroupSpecs"].as_array_mut().map(Vec::as_mut_slice).unwrap_or_default();
+    let names: Vec<String> = groups.iter().filter_map(|g| g["groupName"].as_str().map(String::from)).collect();
+    let Some(group) = groups.iter_mut().find(|g| g["groupName"] == scale.group.as_str()) else {
+        return Err(FieldError {
+            field: "group".into(),
+            message: format!("no worker group {:?}; the cluster has {}", scale.group, names.join(", ")),
+        });
+    };
+    let min = group["minReplicas"].as_i64().unwrap_or(0);
+    let max = group["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX));
+    if !(min..=max).contains(&scale.replicas) {
+        return Err(FieldError {
+            field: "replicas".into(),
+            message: format!("must be from {min} to {max} for group {:?}, got {}", scale.group, scale.replicas),
+        });
+    }
+    group["replicas"] = json!(scale.replicas);
+    Ok(())
+}
+
 /// A Kubernetes failure as the API's answer: refusals keep their status, message and reason.
 fn refusal(action: &str, error: kube::Error) -> Response {
     match error {
@@ -273,5 +364,40 @@ mod tests {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let status = kube::core::Status::failure("exceeded quota", "Forbidden").with_code(200);
         assert_eq!(refusal("applying", kube::Error::Api(status.boxed())).status(), StatusCode::BAD_GATEWAY);
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+
+    fn spec() -> Value {
+        json!({"workerGroupSpecs": [
+            {"groupName": "cpu", "replicas": 1, "minReplicas": 0, "maxReplicas": 4},
+            {"groupName": "gpu", "replicas": 2, "minReplicas": 2, "maxReplicas": 8}
+        ]})
+    }
+
+    #[test]
+    fn scaling_changes_only_the_named_group() {
+        let mut s = spec();
+        scale_group(&mut s, &ScaleChange { group: "gpu".into(), replicas: 5 }).unwrap();
+        assert_eq!((s["workerGroupSpecs"][0]["replicas"].clone(), s["workerGroupSpecs"][1]["replicas"].clone()), (json!(1), json!(5)));
+    }
+
+    #[test]
+    fn scaling_outside_the_bounds_names_them() {
+        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: 9 }).unwrap_err();
+        assert_eq!(e.field, "replicas");
+        assert!(e.message.contains("from 2 to 8"), "{}", e.message);
+        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: -1 }).unwrap_err();
+        assert_eq!(e.field, "replicas");
+    }
+
+    #[test]
+    fn an_unknown_group_lists_the_real_ones() {
+        let e = scale_group(&mut spec(), &ScaleChange { group: "tpu".into(), replicas: 1 }).unwrap_err();
+        assert_eq!(e.field, "group");
+        assert!(e.message.contains("cpu, gpu"), "{}", e.message);
     }
 }

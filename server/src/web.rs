@@ -75,7 +75,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(launch::MAX_BODY)),
         )
         .route("/clusters/events", get(push::cluster_events))
-        .route("/clusters/{namespace}/{name}", get(rest::get_cluster).delete(launch::delete_cluster))
+        .route(
+            "/clusters/{namespace}/{name}",
+            get(rest::get_cluster)
+                .delete(launch::delete_cluster)
+                .patch(launch::change_cluster)
+                .layer(DefaultBodyLimit::max(launch::MAX_BODY)),
+        )
         .route("/templates", get(rest::list_templates))
         .route("/openapi.json", get(rest::openapi));
     // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),

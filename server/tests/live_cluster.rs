@@ -362,3 +362,45 @@ async fn api_launch_refused_by_kubernetes_quota_reaches_the_caller_with_its_stat
     assert_eq!(body["reason"], "Forbidden", "{body}");
     assert!(!exists(&client, namespace, &name).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn api_scales_within_bounds_and_suspends_and_resumes() {
+    let (_client, raydar, http) = api_test(API_NAMESPACE).await;
+    let name = unique_name("day2");
+    let created = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1}))).await;
+    assert_eq!(created.status(), 201);
+    let url = format!("{}/api/v1/clusters/{API_NAMESPACE}/{name}", raydar.base);
+    poll_cluster(&http, &url, "the cluster becomes Ready", |s, row| s == 200 && row["phase"] == "Ready").await;
+
+    let change = |body: Value| http.patch(&url).json(&body).send();
+    let scaled = change(json!({"scale": {"group": "cpu", "replicas": 3}})).await.unwrap();
+    assert_eq!(scaled.status(), 200);
+    poll_cluster(&http, &url, "three workers ready", |s, row| {
+        s == 200 && row["workersDesired"] == 3 && row["workersReady"] == 3
+    })
+    .await;
+
+    // cpu-small's worker group allows 0 to 4.
+    let too_many = change(json!({"scale": {"group": "cpu", "replicas": 5}})).await.unwrap();
+    assert_eq!(too_many.status(), 422);
+    let errors: Value = too_many.json().await.unwrap();
+    assert_eq!(errors["errors"][0]["field"], "replicas", "{errors}");
+    assert!(errors["errors"][0]["message"].as_str().unwrap().contains("from 0 to 4"), "{errors}");
+    let unknown = change(json!({"scale": {"group": "gpu", "replicas": 1}})).await.unwrap();
+    assert_eq!(unknown.status(), 422);
+
+    let suspended = change(json!({"suspend": true})).await.unwrap();
+    assert_eq!(suspended.status(), 200);
+    poll_cluster(&http, &url, "the cluster is Suspended", |s, row| s == 200 && row["phase"] == "Suspended").await;
+    let resumed = change(json!({"suspend": false})).await.unwrap();
+    assert_eq!(resumed.status(), 200);
+    poll_cluster(&http, &url, "the cluster is Ready again", |s, row| {
+        s == 200 && row["phase"] == "Ready" && row["workersReady"] == 3
+    })
+    .await;
+
+    let foreign = http.patch(&url).header("origin", "https://evil.example").json(&json!({"suspend": true})).send().await.unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(http.delete(&url).send().await.unwrap().status(), 200);
+}

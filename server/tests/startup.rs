@@ -57,13 +57,14 @@ async fn every_documented_operation_is_served() {
     let mut checked = 0;
     for (path, item) in paths {
         let url = format!("{}{}", raydar.base, path.replace("{namespace}", "team-a").replace("{name}", "demo"));
-        for method in ["get", "post", "delete"] {
+        for method in ["get", "post", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
             }
             let request = match method {
                 "get" => http.get(&url),
                 "post" => http.post(&url).json(&serde_json::json!({"template": "cpu-small", "namespace": "team-a", "name": "demo"})),
+                "patch" => http.patch(&url).json(&serde_json::json!({"suspend": true})),
                 _ => http.delete(&url),
             };
             let response = request.send().await.unwrap();
@@ -74,5 +75,5 @@ async fn every_documented_operation_is_served() {
             checked += 1;
         }
     }
-    assert!(checked >= 10, "checked {checked} operations");
+    assert!(checked >= 11, "checked {checked} operations");
 }

@@ -91,15 +91,9 @@ pub async fn create_cluster(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin();
-    }
-    let body: LaunchBody = match serde_json::from_slice(&body) {
+    let body: LaunchBody = match write_request(&headers, &body, "a launch request") {
         Ok(body) => body,
-        Err(e) => {
-            let message = format!("request body is not a launch request: {e}");
-            return error_response(StatusCode::BAD_REQUEST, &message, "BadRequest");
-        }
+        Err(response) => return response,
     };
     let Some(template_name) = body.template.filter(|t| !t.is_empty()) else {
         return invalid(vec![FieldError::new("template", "required: the name of a RayClusterTemplate")]);
@@ -234,15 +228,10 @@ pub async fn change_cluster(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin();
-    }
-    let change: ClusterChange = match serde_json::from_slice(&body) {
+    let what = r#"a cluster change ({"suspend": bool} or {"scale": {"group", "replicas"}})"#;
+    let change: ClusterChange = match write_request(&headers, &body, what) {
         Ok(change) => change,
-        Err(e) => {
-            let message = format!("not a cluster change ({{\"suspend\": bool}} or {{\"scale\": {{\"group\", \"replicas\"}}}}): {e}");
-            return error_response(StatusCode::BAD_REQUEST, &message, "BadRequest");
-        }
+        Err(response) => return response,
     };
     if change.suspend.is_none() && change.scale.is_none() {
         return invalid(vec![FieldError { field: "body".into(), message: "say `suspend` or `scale`".into() }]);
@@ -291,6 +280,17 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
     }
     group["replicas"] = json!(scale.replicas);
     Ok(())
+}
+
+/// The body of a browser-facing write: refused (403) from another origin, 400 when it is not
+/// `what`.
+fn write_request<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8], what: &str) -> Result<T, Response> {
+    if !same_origin(headers) {
+        return Err(cross_origin());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error_response(StatusCode::BAD_REQUEST, &format!("request body is not {what}: {e}"), "BadRequest")
+    })
 }
 
 /// A Kubernetes failure as the API's answer: refusals keep their status, message and reason.

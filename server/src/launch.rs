@@ -284,6 +284,8 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
 
 /// The body of a browser-facing write: refused (403) from another origin, 400 when it is not
 /// `what`.
+// The error is the finished HTTP answer, handed straight back by the handler: boxing it gains nothing.
+#[allow(clippy::result_large_err)]
 fn write_request<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8], what: &str) -> Result<T, Response> {
     if !same_origin(headers) {
         return Err(cross_origin());

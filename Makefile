@@ -32,7 +32,8 @@ tools:
 
 # The server binary and the browser bundle (wasm, JS, CSS) under target/site.
 build: tools
-	cargo leptos build --release
+	# --split: lazy routes (launch, cluster page) and actions become wasm chunks loaded on use.
+	cargo leptos build --release --split
 	node tools/precompress.mjs target/site/pkg
 
 # The local control plane, with raydar's CRD and the platform's vetted templates installed.

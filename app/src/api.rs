@@ -1,7 +1,8 @@
-//! Server functions the pages load their data with, and the types they exchange.
+//! What the pages exchange with the server: the types, the server functions the lazy pages load
+//! their data with, the push stream's event names and the REST paths the browser writes to.
 
 use leptos::prelude::*;
-use platform::ClusterSummary;
+use platform::{ClusterDetail, ClusterSummary, TemplateForm};
 use serde::{Deserialize, Serialize};
 
 /// Every RayCluster the server watches, sorted by namespace and name.
@@ -36,10 +37,46 @@ pub mod push {
     pub const PATH: &str = "/api/v1/clusters/events";
 }
 
-/// The cluster list, as the server's watch sees it now.
-#[server(prefix = "/_sfn", endpoint = "clusters")]
-pub async fn list_clusters() -> Result<ClusterList, ServerFnError> {
-    Ok(ssr::directory()?.cluster_list())
+/// What the launch form is generated from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchForms {
+    /// Every RayClusterTemplate, sorted by name.
+    pub templates: Vec<TemplateForm>,
+    /// Who a launch is made as: the server's identity of the requester, shown, never sent back.
+    pub owner: String,
+    /// The requester's team, set as the `raydar.dev/team` label.
+    pub team: String,
+    /// The namespace the form starts with.
+    pub namespace: String,
+}
+
+/// The templates a cluster can be launched from, and who would launch it.
+#[server(prefix = "/_sfn", endpoint = "launch-forms")]
+pub async fn launch_templates() -> Result<LaunchForms, ServerFnError> {
+    Ok(ssr::directory()?.launch_forms())
+}
+
+/// One cluster for its page; `None` once it is gone.
+#[server(prefix = "/_sfn", endpoint = "cluster")]
+pub async fn read_cluster(namespace: String, name: String) -> Result<Option<ClusterDetail>, ServerFnError> {
+    Ok(ssr::directory()?.cluster_detail(&namespace, &name))
+}
+
+/// Where the browser sends launches and day-2 changes: the REST API, so the page and scripts
+/// share one write path with one set of checks.
+pub mod rest {
+    /// `POST` launches (`?dryRun=true` previews).
+    pub const CLUSTERS: &str = "/api/v1/clusters";
+
+    /// `DELETE` tears down, `PATCH` suspends, resumes or scales.
+    pub fn cluster(namespace: &str, name: &str) -> String {
+        format!("{CLUSTERS}/{namespace}/{name}")
+    }
+
+    /// The page of one cluster.
+    pub fn page(namespace: &str, name: &str) -> String {
+        format!("/clusters/{namespace}/{name}")
+    }
 }
 
 /// Server-only side of the server functions: what the server provides through context.
@@ -49,12 +86,18 @@ pub mod ssr {
 
     use leptos::prelude::*;
 
-    use super::ClusterList;
+    use platform::ClusterDetail;
 
-    /// What the server knows about RayClusters, as the pages read it.
+    use super::{ClusterList, LaunchForms};
+
+    /// What the server knows about RayClusters and templates, as the pages read it.
     pub trait ClusterDirectory: Send + Sync + 'static {
         /// The current cluster list.
         fn cluster_list(&self) -> ClusterList;
+        /// One cluster, if it exists.
+        fn cluster_detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail>;
+        /// The launch form's templates and the requester's identity.
+        fn launch_forms(&self) -> LaunchForms;
     }
 
     /// The server's [`ClusterDirectory`], provided as Leptos context.

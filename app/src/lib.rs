@@ -4,18 +4,29 @@
 //! # Layout
 //!
 //! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
-//!   every RayCluster.
-//! - [`api`]: server functions that pages load their data with; server-only code in `api::ssr`.
+//!   every RayCluster; [`routes::launch`] and [`routes::cluster`] are lazy routes, whose code the
+//!   browser loads when they are opened (cargo-leptos `--split`), so the list's first load stays
+//!   small.
+//! - [`api`]: server functions that pages load their data with, and the REST paths the browser
+//!   writes to; server-only code in `api::ssr`.
+//! - [`actions`]: tear down, suspend/resume and scale, shared by the pages; lazy-loaded.
 //! - `live`: the browser's subscription to the server's push stream (hydrate only).
+//! - `http`: the browser's calls to the REST API, with a timeout (hydrate only).
 
+// Typed views nest deeply; the cluster page's goes past the default of 128.
+#![recursion_limit = "256"]
+
+pub mod actions;
 pub mod api;
+#[cfg(feature = "hydrate")]
+mod http;
 #[cfg(feature = "hydrate")]
 mod live;
 pub mod routes;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 /// The HTML document around the app, rendered by the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -54,6 +65,12 @@ pub fn App() -> impl IntoView {
                 // in the first HTML response instead of a placeholder that streams in.
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("") view=routes::clusters::ClustersPage ssr=SsrMode::Async/>
+                    <Route path=path!("launch") view={Lazy::<routes::launch::LaunchPage>::new()} ssr=SsrMode::Async/>
+                    <Route
+                        path=path!("clusters/:namespace/:name")
+                        view={Lazy::<routes::cluster::ClusterPage>::new()}
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </main>
         </Router>
@@ -65,5 +82,6 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Lazy: the page being hydrated may be a lazy route, whose code must arrive first.
+    leptos::mount::hydrate_lazy(App);
 }

@@ -1,6 +1,8 @@
-//! The browser's side of the push stream: one `EventSource` per page, applying each change to
-//! the page's signals. The browser reconnects by itself after a drop, and the server begins
-//! every connection with a snapshot, so nothing is missed across a reconnect.
+//! The browser's side of the push stream: one `EventSource` per page, handing each change to the
+//! page. The browser reconnects by itself after a drop, and the server begins every connection
+//! with a snapshot, so nothing is missed across a reconnect.
+
+use std::rc::Rc;
 
 use leptos::prelude::*;
 use platform::ClusterSummary;
@@ -11,13 +13,24 @@ use web_sys::{EventSource, MessageEvent};
 use crate::api::{push, ClusterList, ClusterRef};
 use crate::routes::clusters::StreamState;
 
-/// Keeps `clusters` equal to the server's list, `now` ticking, and `stream` telling whether
-/// changes arrive. Stops when the calling component is dropped.
-pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i64>, stream: RwSignal<StreamState>) {
+/// One message of the push stream.
+pub enum Change {
+    /// The whole list: the page replaces what it shows.
+    Snapshot(ClusterList),
+    /// A cluster was created or changed.
+    Upsert(ClusterSummary),
+    /// A cluster was deleted.
+    Delete(ClusterRef),
+}
+
+/// Hands every change to `apply`, keeps `now` ticking with the server's clock, and `stream`
+/// telling whether changes arrive. Stops when the calling component is dropped.
+pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSignal<StreamState>) {
     let Ok(source) = EventSource::new(push::PATH) else {
         stream.set(StreamState::Reconnecting);
         return;
     };
+    let apply = Rc::new(apply);
     let mut handlers: Vec<Closure<dyn FnMut(MessageEvent)>> = Vec::new();
     let mut on = |name: &str, f: Box<dyn FnMut(MessageEvent)>| {
         let handler = Closure::wrap(f);
@@ -25,21 +38,23 @@ pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i6
         handlers.push(handler);
     };
     // "Live" only once the snapshot is applied: from then on the page shows the server's list.
+    let to = apply.clone();
     on(push::SNAPSHOT, Box::new(move |e| {
         if let Some(list) = parse::<ClusterList>(&e) {
             now.set(list.now);
-            clusters.set(list.clusters);
+            to(Change::Snapshot(list));
             stream.set(StreamState::Live);
         }
     }));
+    let to = apply.clone();
     on(push::UPSERT, Box::new(move |e| {
-        if let Some(row) = parse::<ClusterSummary>(&e) {
-            clusters.update(|rows| upsert(rows, row));
+        if let Some(row) = parse(&e) {
+            to(Change::Upsert(row));
         }
     }));
     on(push::DELETE, Box::new(move |e| {
-        if let Some(gone) = parse::<ClusterRef>(&e) {
-            clusters.update(|rows| rows.retain(|r| r.key() != (gone.namespace.as_str(), gone.name.as_str())));
+        if let Some(gone) = parse(&e) {
+            apply(Change::Delete(gone));
         }
     }));
     on("error", Box::new(move |_| stream.set(StreamState::Reconnecting)));
@@ -61,12 +76,4 @@ pub fn follow_clusters(clusters: RwSignal<Vec<ClusterSummary>>, now: RwSignal<i6
 
 fn parse<T: serde::de::DeserializeOwned>(e: &MessageEvent) -> Option<T> {
     serde_json::from_str(&e.data().as_string()?).ok()
-}
-
-/// Inserts or replaces a row, keeping the list sorted by namespace and name.
-fn upsert(rows: &mut Vec<ClusterSummary>, row: ClusterSummary) {
-    match rows.binary_search_by(|r| r.key().cmp(&row.key())) {
-        Ok(i) => rows[i] = row,
-        Err(i) => rows.insert(i, row),
-    }
 }

@@ -16,15 +16,18 @@ KUBECONFIG_ADMIN="$RAYDAR_LOCAL/kubeconfig"
 # shellcheck source=/dev/null
 source "$REPO_ROOT/tools/versions.env"
 
-# Loopback only, uncommon ports.
-ETCD_CLIENT_PORT=12379
-ETCD_PEER_PORT=12380
-APISERVER_PORT=16443
-CONTROLLER_MANAGER_PORT=16457
-SCHEDULER_PORT=16459
-KWOK_PORT=16250               # kwok's kubelet-like server (logs, exec) that the apiserver reaches
-KUBERAY_METRICS_PORT=16080
-KUBERAY_PROBE_PORT=16082
+# Loopback only, uncommon ports. RAYDAR_PORT_OFFSET (default 0) shifts them all, so that two
+# checkouts on one machine (a developer's and a CI run's) can each run a control plane.
+_o="${RAYDAR_PORT_OFFSET:-0}"
+ETCD_CLIENT_PORT=$((12379 + _o))
+ETCD_PEER_PORT=$((12380 + _o))
+APISERVER_PORT=$((16443 + _o))
+CONTROLLER_MANAGER_PORT=$((16457 + _o))
+SCHEDULER_PORT=$((16459 + _o))
+KWOK_PORT=$((16250 + _o))     # kwok's kubelet-like server (logs, exec) that the apiserver reaches
+KUBERAY_METRICS_PORT=$((16080 + _o))
+KUBERAY_PROBE_PORT=$((16082 + _o))
+unset _o
 APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
 SERVICE_CIDR=10.96.0.0/16
 POD_CIDR=10.244.0.1/16

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
-use crate::status::{ClusterCondition, ClusterPhase, ClusterSummary};
+use crate::status::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary};
 
 /// The resource name a GPU is requested by.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -218,6 +218,33 @@ impl RayCluster {
             workers_desired,
             gpus_desired,
             created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+        }
+    }
+
+    /// The cluster's page: the row plus suspend state, owner, template and worker groups.
+    pub fn detail(&self) -> ClusterDetail {
+        let label = |key: &str| self.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
+        let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
+        ClusterDetail {
+            summary: self.summary(),
+            suspend: self.spec.suspend == Some(true),
+            owner: label(crate::template::LABEL_OWNER),
+            template: label(crate::template::LABEL_TEMPLATE),
+            groups: self
+                .spec
+                .worker_group_specs
+                .iter()
+                .map(|g| {
+                    let min = count(g.min_replicas).unwrap_or(0);
+                    WorkerGroupSummary {
+                        name: g.group_name.clone(),
+                        replicas: count(g.replicas).unwrap_or(min),
+                        min_replicas: min,
+                        max_replicas: count(g.max_replicas).unwrap_or(i32::MAX as u32),
+                        gpus_per_worker: g.template.gpus(),
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod status;
 pub mod kuberay;
 pub mod template;
 
-pub use status::{ClusterCondition, ClusterPhase, ClusterSummary};
+pub use status::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary};
 pub use template::{FieldError, TemplateForm, TemplateParameter};
 #[cfg(feature = "kube")]
 pub use template::{render, validate_template, Error as TemplateError, Identity, LaunchRequest, RayClusterTemplate};

@@ -98,8 +98,10 @@ impl ClusterPhase {
 }
 
 /// One row of the cluster list: what a user needs to see about a RayCluster at a glance.
+///
+/// On the wire the phase is two plain fields, `phase` and (when Failed) `reason`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "wire::Summary", into = "wire::Summary")]
 pub struct ClusterSummary {
     /// Kubernetes namespace.
     pub namespace: String,
@@ -110,7 +112,6 @@ pub struct ClusterSummary {
     /// Changes whenever the object does; lets the page re-render only changed rows.
     pub resource_version: String,
     /// Phase by KubeRay's dashboard rule.
-    #[serde(flatten)]
     pub phase: ClusterPhase,
     /// Worker pods that are ready.
     pub workers_ready: u32,
@@ -126,6 +127,119 @@ impl ClusterSummary {
     /// Sort key of the cluster list: namespace, then name.
     pub fn key(&self) -> (&str, &str) {
         (&self.namespace, &self.name)
+    }
+}
+
+/// One cluster as its page shows it: the list row plus what the page's actions need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDetail {
+    /// The row of the cluster list.
+    pub summary: ClusterSummary,
+    /// `spec.suspend`: whether the cluster is asked to keep no pods.
+    pub suspend: bool,
+    /// Who launched it (the `raydar.dev/owner` label), when raydar did.
+    pub owner: Option<String>,
+    /// The template it was launched from (the `raydar.dev/template` label).
+    pub template: Option<String>,
+    /// The worker groups, in the spec's order.
+    pub groups: Vec<WorkerGroupSummary>,
+}
+
+/// A worker group with the bounds it can be scaled within.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerGroupSummary {
+    /// `groupName`, unique within the cluster.
+    pub name: String,
+    /// Wanted replicas, as the spec says (KubeRay reads a missing value as `minReplicas`).
+    pub replicas: u32,
+    /// Lowest replicas the group may be scaled to.
+    pub min_replicas: u32,
+    /// Highest replicas the group may be scaled to.
+    pub max_replicas: u32,
+    /// GPUs each worker pod of the group holds.
+    pub gpus_per_worker: u32,
+}
+
+/// The JSON shape of [`ClusterSummary`]. Written out rather than `#[serde(flatten)]` of the phase:
+/// flattening makes serde buffer every field through its generic `Content` tree, code the
+/// browser would download with every first load.
+mod wire {
+    use serde::{Deserialize, Serialize};
+
+    use super::{ClusterPhase, ClusterSummary};
+
+    #[derive(Clone, Copy, Serialize, Deserialize)]
+    pub enum Phase {
+        Provisioning,
+        Ready,
+        Suspending,
+        Suspended,
+        Failed,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Summary {
+        namespace: String,
+        name: String,
+        uid: String,
+        resource_version: String,
+        phase: Phase,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        workers_ready: u32,
+        workers_desired: u32,
+        gpus_desired: u32,
+        created_at: i64,
+    }
+
+    impl From<Summary> for ClusterSummary {
+        fn from(w: Summary) -> Self {
+            let phase = match w.phase {
+                Phase::Provisioning => ClusterPhase::Provisioning,
+                Phase::Ready => ClusterPhase::Ready,
+                Phase::Suspending => ClusterPhase::Suspending,
+                Phase::Suspended => ClusterPhase::Suspended,
+                Phase::Failed => ClusterPhase::Failed(w.reason.unwrap_or_default()),
+            };
+            ClusterSummary {
+                namespace: w.namespace,
+                name: w.name,
+                uid: w.uid,
+                resource_version: w.resource_version,
+                phase,
+                workers_ready: w.workers_ready,
+                workers_desired: w.workers_desired,
+                gpus_desired: w.gpus_desired,
+                created_at: w.created_at,
+            }
+        }
+    }
+
+    impl From<ClusterSummary> for Summary {
+        fn from(c: ClusterSummary) -> Self {
+            let (phase, reason) = match c.phase {
+                ClusterPhase::Provisioning => (Phase::Provisioning, None),
+                ClusterPhase::Ready => (Phase::Ready, None),
+                ClusterPhase::Suspending => (Phase::Suspending, None),
+                ClusterPhase::Suspended => (Phase::Suspended, None),
+                ClusterPhase::Failed(reason) => (Phase::Failed, Some(reason)),
+            };
+            Summary {
+                namespace: c.namespace,
+                name: c.name,
+                uid: c.uid,
+                resource_version: c.resource_version,
+                phase,
+                reason,
+                workers_ready: c.workers_ready,
+                workers_desired: c.workers_desired,
+                gpus_desired: c.gpus_desired,
+                created_at: c.created_at,
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use platform::kuberay::RayCluster;
-use platform::ClusterSummary;
+use platform::{ClusterDetail, ClusterSummary};
 use tokio::sync::broadcast;
 
 use crate::watch::{explain, WatchHealth, Watched};
@@ -86,6 +86,12 @@ impl Clusters {
         self.inner.store.get(&key).map(|c| c.summary())
     }
 
+    /// One cluster as its page shows it.
+    pub fn detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail> {
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        self.inner.store.get(&key).map(|c| c.detail())
+    }
+
     /// The list with the server's clock, as pages render it.
     pub fn snapshot(&self) -> ClusterList {
         ClusterList { clusters: self.list(), now: unix_now() }
@@ -114,12 +120,6 @@ impl Clusters {
     /// True when no cluster is stored.
     pub fn is_empty(&self) -> bool {
         self.inner.store.is_empty()
-    }
-}
-
-impl app::api::ssr::ClusterDirectory for Clusters {
-    fn cluster_list(&self) -> ClusterList {
-        self.snapshot()
     }
 }
 

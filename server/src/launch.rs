@@ -146,7 +146,10 @@ pub async fn create_cluster(
         return response;
     }
     if query.dry_run {
-        return Json(json!({ "namespace": namespace, "name": name, "manifest": manifest })).into_response();
+        // The YAML is what the launch form previews: the exact manifest, as kubectl users read it.
+        let yaml = platform::template::manifest_yaml(&manifest);
+        return Json(json!({ "namespace": namespace, "name": name, "manifest": manifest, "yaml": yaml }))
+            .into_response();
     }
     let applied = match launcher.call(&format!("applying RayCluster {id}"), api.patch(&name, &params, &patch)).await {
         Ok(applied) => applied,

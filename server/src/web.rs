@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use app::api::ssr::Directory;
+use app::api::ssr::{ClusterDirectory, Directory};
+use app::api::{ClusterList, LaunchForms};
+use platform::ClusterDetail;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, State};
@@ -59,8 +61,30 @@ impl AppState {
     }
 
     fn provide(&self) -> impl Fn() + Clone + Send + 'static {
-        let directory = Directory(Arc::new(self.clusters.clone()));
+        let directory = Directory(Arc::new(self.clone()));
         move || provide_context(directory.clone())
+    }
+}
+
+/// What pages read: the watched clusters and templates, and the requester.
+impl ClusterDirectory for AppState {
+    fn cluster_list(&self) -> ClusterList {
+        self.clusters.snapshot()
+    }
+
+    fn cluster_detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail> {
+        self.clusters.detail(namespace, name)
+    }
+
+    fn launch_forms(&self) -> LaunchForms {
+        let identity = &self.launcher.identity;
+        LaunchForms {
+            templates: self.templates.forms(),
+            owner: identity.user.clone(),
+            team: identity.team.clone(),
+            // The kubeconfig context's namespace, as kubectl would use it.
+            namespace: self.launcher.client.default_namespace().to_owned(),
+        }
     }
 }
 

@@ -250,6 +250,9 @@ async fn api_dry_run_returns_the_manifest_owned_by_the_dev_user_and_creates_noth
     assert_eq!(manifest["metadata"]["name"], name.as_str());
     assert_eq!(manifest["metadata"]["labels"]["raydar.dev/owner"], common::DEV_USER);
     assert_eq!(manifest["spec"]["workerGroupSpecs"][0]["replicas"], 2);
+    // The YAML the launch form previews is the same manifest.
+    let yaml: Value = serde_saphyr::from_str(body["yaml"].as_str().expect("a dry run answers with YAML")).unwrap();
+    assert_eq!(&yaml, manifest);
     assert!(!exists(&client, API_NAMESPACE, &name).await, "a dry run creates nothing");
 
     // The owner is never taken from the request: a body naming one is refused.

@@ -1,3 +1,5 @@
-//! One module per page.
+//! The pages, one module each.
 
+pub mod cluster;
 pub mod clusters;
+pub mod launch;

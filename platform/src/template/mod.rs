@@ -16,6 +16,8 @@
 //!   browser too.
 //! - [`quantity`]: Kubernetes resource quantities ([`Quantity`]); built for the browser too.
 //! - [`duration`]: durations such as `1h30m` ([`parse_duration`]); built for the browser too.
+//! - [`value`]: what a launcher types, checked: parameter values, the cluster name and namespace
+//!   ([`ParameterValue`], [`TemplateParameter::check_text`]); built for the browser too.
 //! - `resource`: the `RayClusterTemplate` custom resource and its CRD ([`RayClusterTemplate`],
 //!   [`crd_yaml`], [`parse_template`]).
 //! - `reference`: finding and substituting `{{ name }}` references in the spec document.
@@ -25,11 +27,12 @@
 //!   [`Identity`]).
 //! - `policy`: the platform's rules applied to every rendered cluster.
 //!
-//! Everything but the first three modules needs feature `kube`.
+//! Everything but the first four modules needs feature `kube`.
 
 pub mod duration;
 pub mod parameter;
 pub mod quantity;
+pub mod value;
 
 #[cfg(feature = "kube")]
 mod check;
@@ -47,6 +50,7 @@ mod validate;
 pub use duration::{format_duration, parse_duration};
 pub use parameter::{FieldError, ParameterKind, Scalar, TemplateForm, TemplateParameter, TemplatePolicy};
 pub use quantity::Quantity;
+pub use value::ParameterValue;
 
 /// The clock type [`render`] takes, as k8s-openapi (and so kube) uses it.
 #[cfg(feature = "kube")]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::quantity::Quantity;
+pub(super) use super::value::{cluster_name_problem, is_dns_label_body, namespace_problem};
 use super::reference::{get, get_mut, Path, Reference, Segment};
 use crate::kuberay::GPU_RESOURCE;
 
@@ -23,9 +24,6 @@ pub const ANNOTATION_EXPIRES_AT: &str = "raydar.dev/expires-at";
 /// Kubernetes sees one owner of the fields a launch sets.
 pub const FIELD_MANAGER: &str = "raydar";
 
-/// Longest RayCluster name: KubeRay derives pod and service names from it by adding suffixes,
-/// which must still fit in 63 characters.
-const MAX_CLUSTER_NAME: usize = 53;
 /// Longest label value and DNS label.
 const MAX_LABEL: usize = 63;
 
@@ -39,40 +37,6 @@ pub fn label_value(name: &str) -> String {
         .take(MAX_LABEL)
         .collect();
     replaced.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
-}
-
-/// Why `name` is not a valid RayCluster name (DNS-1035 label of at most 53 characters).
-pub(super) fn cluster_name_problem(name: &str) -> Option<String> {
-    let valid = name.len() <= MAX_CLUSTER_NAME
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && is_dns_label_body(name);
-    (!valid).then(|| {
-        format!(
-            "must be at most {MAX_CLUSTER_NAME} characters of lowercase letters, digits and '-', starting with a \
-             letter and ending with a letter or digit, got {}",
-            super::check::quoted(name)
-        )
-    })
-}
-
-/// Why `namespace` is not a valid namespace name (DNS-1123 label).
-pub(super) fn namespace_problem(namespace: &str) -> Option<String> {
-    let valid = namespace.len() <= MAX_LABEL && is_dns_label_body(namespace);
-    (!valid).then(|| {
-        format!(
-            "must be at most {MAX_LABEL} characters of lowercase letters, digits and '-', starting and ending \
-             with a letter or digit, got {}",
-            super::check::quoted(namespace)
-        )
-    })
-}
-
-/// Lowercase letters, digits and `-`, starting and ending with a letter or digit.
-pub(super) fn is_dns_label_body(text: &str) -> bool {
-    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    text.starts_with(edge)
-        && text.ends_with(edge)
-        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// The pod templates of a RayCluster spec: the head's, then each worker group's, with their paths.

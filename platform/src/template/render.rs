@@ -152,7 +152,7 @@ impl CompiledTemplate<'_> {
                 .cloned()
                 .or_else(|| parameter.default.as_ref().map(scalar_json));
             let Some(given) = given else {
-                errors.push(FieldError::new(&parameter.name, format!("is required: {}", check.allowed())));
+                errors.push(FieldError::new(&parameter.name, parameter.missing()));
                 continue;
             };
             match check.check(&given) {

@@ -1,0 +1,75 @@
+//! The browser's calls to raydar's REST API: JSON in, status and JSON out, each given up after
+//! [`TIMEOUT_MS`] so a hung server leaves a message, not a spinner.
+
+use platform::FieldError;
+use serde_json::Value;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, RequestInit, Response};
+
+/// Longest a call may take: the server's own Kubernetes calls end within 30 s.
+pub const TIMEOUT_MS: u32 = 35_000;
+
+/// The server's answer.
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body (`Null` when there was none).
+    pub body: Value,
+}
+
+impl Answer {
+    /// 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The per-field errors of a 422.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        serde_json::from_value(self.body["errors"].clone()).unwrap_or_default()
+    }
+
+    /// One line for the user: the server's message (Kubernetes' own for refusals).
+    pub fn message(&self) -> String {
+        match self.body["error"].as_str() {
+            Some(error) => error.to_owned(),
+            None => {
+                let fields: Vec<String> = self.field_errors().iter().map(ToString::to_string).collect();
+                if fields.is_empty() { format!("raydar answered HTTP {}", self.status) } else { fields.join("; ") }
+            }
+        }
+    }
+}
+
+/// Sends `body` (JSON) with `method` to `url` on this origin.
+pub async fn send(method: &str, url: &str, body: Option<String>) -> Result<Answer, String> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    let headers = Headers::new().map_err(describe)?;
+    let _ = headers.set("accept", "application/json");
+    if let Some(body) = body {
+        let _ = headers.set("content-type", "application/json");
+        init.set_body(&JsValue::from_str(&body));
+    }
+    init.set_headers(&headers);
+    init.set_signal(Some(&AbortSignal::timeout_with_u32(TIMEOUT_MS)));
+    let window = web_sys::window().ok_or("no browser window")?;
+    let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| format!("raydar did not answer: {}", describe(e)))?
+        .unchecked_into();
+    let text = match response.text() {
+        Ok(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Ok(Answer { status: response.status(), body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+}
+
+fn describe(error: JsValue) -> String {
+    // A timeout surfaces as a DOMException named TimeoutError.
+    let name = js_sys::Reflect::get(&error, &"name".into()).ok().and_then(|n| n.as_string());
+    if name.as_deref() == Some("TimeoutError") {
+        return format!("no answer within {} s", TIMEOUT_MS / 1000);
+    }
+    js_sys::Reflect::get(&error, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{error:?}"))
+}

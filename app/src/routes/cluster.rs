@@ -1,0 +1,272 @@
+//! One cluster's page: its phase and workers as they change (so a launch can be followed to
+//! Ready), who launched it from which template, and its day-2 actions: suspend or resume, scale
+//! a worker group within its bounds, tear down.
+//!
+//! The page is a lazy route: its code loads when it is opened, not with the cluster list.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use leptos_router::{lazy_route, LazyRoute};
+use platform::status::format_age;
+use platform::{ClusterDetail, ClusterPhase, WorkerGroupSummary};
+
+use crate::actions::change;
+use crate::api::read_cluster;
+use crate::routes::clusters::{StreamState, TearDownButton};
+
+/// `/clusters/{namespace}/{name}`.
+pub struct ClusterPage;
+
+#[lazy_route]
+impl LazyRoute for ClusterPage {
+    // The cluster is loaded by the view, not here: what `data` reads is fetched and decoded by
+    // code in the first-load bundle, and the page's types belong in its own chunk.
+    fn data() -> Self {
+        ClusterPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        let params = use_params_map();
+        let namespace = Memo::new(move |_| params.read().get("namespace").unwrap_or_default());
+        let name = Memo::new(move |_| params.read().get("name").unwrap_or_default());
+        let detail = Resource::new(move || (namespace.get(), name.get()), |(ns, name)| read_cluster(ns, name));
+        view! {
+            <section class="cluster">
+                <p class="crumbs"><a href="/">"Ray clusters"</a> " / " {namespace} " / " {name}</p>
+                <Suspense fallback=|| view! { <p class="empty">"Loading the cluster…"</p> }>
+                    {move || Suspend::new(async move {
+                        match detail.await {
+                            Ok(Some(detail)) => view! { <ClusterView detail/> }.into_any(),
+                            Ok(None) => view! { <Gone namespace=namespace.get_untracked() name=name.get_untracked()/> }.into_any(),
+                            Err(e) => view! {
+                                <p class="error" role="alert">"Could not load the cluster: " {e.to_string()}</p>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        }
+        .into_any()
+    }
+}
+
+/// Said where a cluster was: it does not exist, or no longer.
+#[component]
+fn Gone(namespace: String, name: String) -> impl IntoView {
+    let id = format!("{namespace}/{name}");
+    let shown = id.clone();
+    view! {
+        <p class="gone" role="status" data-gone=id>
+            "RayCluster " <strong>{shown}</strong> " does not exist (any more). "
+            <a href="/">"Back to the list"</a>
+        </p>
+    }
+}
+
+/// The cluster, kept current by the push stream.
+#[component]
+fn ClusterView(detail: ClusterDetail) -> impl IntoView {
+    let (namespace, name) = (detail.summary.namespace.clone(), detail.summary.name.clone());
+    let now = RwSignal::new(detail.summary.created_at);
+    let detail = RwSignal::new(detail);
+    let gone = RwSignal::new(false);
+    let stream = RwSignal::new(StreamState::Connecting);
+    #[cfg(feature = "hydrate")]
+    {
+        use crate::live::Change;
+        let is_this = {
+            let (namespace, name) = (namespace.clone(), name.clone());
+            move |ns: &str, n: &str| ns == namespace && n == name
+        };
+        // Groups and suspend are not in the stream's rows: read them again when the row changed.
+        let refresh = {
+            let (namespace, name) = (namespace.clone(), name.clone());
+            move || {
+                let (namespace, name) = (namespace.clone(), name.clone());
+                leptos::task::spawn_local(async move {
+                    match read_cluster(namespace, name).await {
+                        Ok(Some(fresh)) => detail.set(fresh),
+                        Ok(None) => gone.set(true),
+                        Err(_) => {}
+                    }
+                });
+            }
+        };
+        crate::live::follow(
+            move |change| match change {
+                Change::Snapshot(list) => {
+                    match list.clusters.into_iter().find(|c| is_this(&c.namespace, &c.name)) {
+                        Some(row) if row.resource_version != detail.with_untracked(|d| d.summary.resource_version.clone()) => {
+                            detail.update(|d| d.summary = row);
+                            refresh();
+                        }
+                        Some(_) => {}
+                        None => gone.set(true),
+                    }
+                }
+                Change::Upsert(row) if is_this(&row.namespace, &row.name) => {
+                    detail.update(|d| d.summary = row);
+                    refresh();
+                }
+                Change::Delete(row) if is_this(&row.namespace, &row.name) => gone.set(true),
+                _ => {}
+            },
+            now,
+            stream,
+        );
+    }
+
+    let id = format!("{namespace}/{name}");
+    let summary = move || detail.with(|d| d.summary.clone());
+    let phase = move || detail.with(|d| d.summary.phase.label());
+    let reason = move || match detail.with(|d| d.summary.phase.clone()) {
+        ClusterPhase::Failed(reason) => Some(reason),
+        _ => None,
+    };
+    let created = detail.with_untracked(|d| d.summary.created_at);
+    let (owner, template) = detail.with_untracked(|d| (d.owner.clone(), d.template.clone()));
+    let failed = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let toggle_suspend = {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        move |_| {
+            if pending.get_untracked() {
+                return;
+            }
+            let suspend = !detail.with_untracked(|d| d.suspend);
+            let body = serde_json::json!({ "suspend": suspend }).to_string();
+            pending.set(true);
+            failed.set(None);
+            let (namespace, name) = (namespace.clone(), name.clone());
+            leptos::task::spawn_local(async move {
+                match change(namespace, name, body).await {
+                    Ok(()) => detail.update(|d| d.suspend = suspend),
+                    Err(why) => failed.set(Some(why)),
+                }
+                pending.set(false);
+            });
+        }
+    };
+
+    let (ns_for_groups, name_for_groups) = (namespace.clone(), name.clone());
+    view! {
+        <Show
+            when=move || !gone.get()
+            fallback={
+                let (namespace, name) = (namespace.clone(), name.clone());
+                move || view! { <Gone namespace=namespace.clone() name=name.clone()/> }
+            }
+        >
+            <div class="cluster-header" data-cluster=id.clone() data-phase=phase>
+                <h1>{name.clone()}</h1>
+                <span class=move || format!("phase phase-{}", phase().to_ascii_lowercase())>{phase}</span>
+                {move || reason().map(|r| view! { <span class="reason">{r}</span> })}
+                <span
+                    class="live"
+                    class:offline=move || stream.get() != StreamState::Live
+                    data-stream=move || stream.get().label()
+                >
+                    {move || stream.get().label()}
+                </span>
+            </div>
+            <dl class="facts">
+                <div><dt>"Namespace"</dt><dd>{namespace.clone()}</dd></div>
+                <div><dt>"Workers ready"</dt><dd class="workers">{move || { let s = summary(); format!("{}/{}", s.workers_ready, s.workers_desired) }}</dd></div>
+                <div><dt>"GPUs"</dt><dd>{move || summary().gpus_desired}</dd></div>
+                <div><dt>"Age"</dt><dd>{move || format_age(now.get() - created)}</dd></div>
+                <div><dt>"Owner"</dt><dd>{owner.clone().unwrap_or_else(|| "—".into())}</dd></div>
+                <div><dt>"Template"</dt><dd>{template.clone().unwrap_or_else(|| "—".into())}</dd></div>
+            </dl>
+            <div class="cluster-actions">
+                <button type="button" on:click=toggle_suspend.clone() disabled=move || pending.get()
+                    title="Suspended clusters keep their spec but no pods">
+                    {move || if detail.with(|d| d.suspend) { "Resume" } else { "Suspend" }}
+                </button>
+                <TearDownButton namespace=namespace.clone() name=name.clone()/>
+                {move || failed.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
+            </div>
+            <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+        </Show>
+    }
+}
+
+/// The worker groups, each with its scale control.
+#[component]
+fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String) -> impl IntoView {
+    view! {
+        <h2>"Worker groups"</h2>
+        <table class="groups">
+            <thead>
+                <tr>
+                    <th scope="col">"Group"</th>
+                    <th scope="col" class="num">"Replicas"</th>
+                    <th scope="col" class="num">"Bounds"</th>
+                    <th scope="col" class="num">"GPUs per worker"</th>
+                    <th scope="col">"Scale"</th>
+                </tr>
+            </thead>
+            <tbody>
+                <For
+                    each=move || detail.with(|d| d.groups.clone())
+                    key=|g| (g.name.clone(), g.replicas, g.min_replicas, g.max_replicas)
+                    let:group
+                >
+                    <GroupRow group namespace=namespace.clone() name=name.clone()/>
+                </For>
+            </tbody>
+        </table>
+    }
+}
+
+/// One worker group and its scale control, held to the group's bounds before anything is sent.
+#[component]
+fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String) -> impl IntoView {
+    let WorkerGroupSummary { name: group_name, replicas, min_replicas: min, max_replicas: max, gpus_per_worker } = group;
+    let wanted = RwSignal::new(replicas.to_string());
+    let failed = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let label = format!("Replicas of group {group_name}");
+    let submit = {
+        let group_name = group_name.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            if pending.get_untracked() {
+                return;
+            }
+            let replicas = match wanted.get_untracked().trim().parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    failed.set(Some(format!("must be a whole number from {min} to {max}")));
+                    return;
+                }
+            };
+            let body = serde_json::json!({ "scale": { "group": group_name, "replicas": replicas } }).to_string();
+            pending.set(true);
+            failed.set(None);
+            let (namespace, name) = (namespace.clone(), name.clone());
+            leptos::task::spawn_local(async move {
+                if let Err(why) = change(namespace, name, body).await {
+                    failed.set(Some(why));
+                }
+                pending.set(false);
+            });
+        }
+    };
+    view! {
+        <tr data-group=group_name.clone()>
+            <th scope="row">{group_name.clone()}</th>
+            <td class="num replicas">{replicas}</td>
+            <td class="num">{min} "–" {max}</td>
+            <td class="num">{gpus_per_worker}</td>
+            <td>
+                <form class="scale" on:submit=submit novalidate>
+                    <input type="text" inputmode="numeric" aria-label=label size="4"
+                        prop:value=move || wanted.get() on:input=move |ev| wanted.set(event_target_value(&ev))/>
+                    <button type="submit" disabled=move || pending.get()>"Scale"</button>
+                    {move || failed.get().map(|why| view! { <span class="error" role="alert">{why}</span> })}
+                </form>
+            </td>
+        </tr>
+    }
+}

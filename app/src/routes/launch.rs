@@ -1,0 +1,464 @@
+//! The launch page: choose a template, fill the form generated from its parameters, see the exact
+//! manifest, launch.
+//!
+//! What is typed is checked as it is typed, by the platform's own rules (the same code and
+//! messages the server renders with), and again by the server: a short pause in typing sends the
+//! form for a server-side dry-run, whose answer is either the manifest Kubernetes accepted or the
+//! server's message per field. Launch sends the same request for real; a second click while it is
+//! on its way does nothing, so a double click creates one cluster. The page then moves to the new
+//! cluster's page, where its progress to Ready shows as it happens.
+//!
+//! The page is a lazy route: its code loads when it is opened, not with the cluster list.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use leptos_router::{lazy_route, LazyRoute};
+use platform::template::value::{cluster_name_problem, namespace_problem};
+use platform::template::ParameterKind;
+use platform::{TemplateForm, TemplateParameter};
+use serde_json::{json, Map, Value};
+
+use crate::api::{launch_templates, LaunchForms};
+
+/// How long typing must pause before the form is sent for a dry-run.
+#[cfg(feature = "hydrate")]
+const PREVIEW_PAUSE: std::time::Duration = std::time::Duration::from_millis(350);
+
+/// `/launch[?template=NAME]`.
+pub struct LaunchPage;
+
+#[lazy_route]
+impl LazyRoute for LaunchPage {
+    // The templates are loaded by the view, not here: what `data` reads is fetched and decoded
+    // by code in the first-load bundle, and the launch form's types belong in its own chunk.
+    fn data() -> Self {
+        LaunchPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        let forms = Resource::new(|| (), |_| launch_templates());
+        view! {
+            <section class="launch">
+                <p class="crumbs"><a href="/">"Ray clusters"</a> " / launch"</p>
+                <h1>"Launch a Ray cluster"</h1>
+                <Suspense fallback=|| view! { <p class="empty">"Loading templates…"</p> }>
+                    {move || Suspend::new(async move {
+                        match forms.await {
+                            Ok(forms) => view! { <Launch forms/> }.into_any(),
+                            Err(e) => view! {
+                                <p class="error" role="alert">"Could not load templates: " {e.to_string()}</p>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        }
+        .into_any()
+    }
+}
+
+/// The template choice and the form of the chosen one (`?template=`, else the first).
+#[component]
+fn Launch(forms: LaunchForms) -> impl IntoView {
+    let LaunchForms { templates, owner, team, namespace } = forms;
+    if templates.is_empty() {
+        return view! {
+            <p class="empty">
+                "No RayClusterTemplates are installed. A platform admin adds them with "
+                <code>"kubectl apply -f deploy/templates/"</code> "."
+            </p>
+        }
+        .into_any();
+    }
+    let query = use_query_map();
+    let templates = StoredValue::new(templates);
+    let chosen = Memo::new(move |_| {
+        let wanted = query.read().get("template");
+        templates.with_value(|all| {
+            wanted.and_then(|w| all.iter().find(|t| t.name == w)).or_else(|| all.first()).cloned()
+        })
+    });
+    let choices = templates.with_value(|all| {
+        all.iter()
+            .map(|t| {
+                let name = t.name.clone();
+                let is_chosen = move || chosen.with(|c| c.as_ref().is_some_and(|c| c.name == name));
+                view! {
+                    <li>
+                        <a
+                            href=format!("/launch?template={}", t.name)
+                            class="template"
+                            class:chosen=is_chosen.clone()
+                            aria-current=move || is_chosen().then_some("true")
+                        >
+                            <strong>{t.name.clone()}</strong>
+                            <span class="help">{t.description.clone()}</span>
+                            <span class="limits">{limits(t)}</span>
+                        </a>
+                    </li>
+                }
+            })
+            .collect_view()
+    });
+    view! {
+        <p class="who">"Launching as " <strong>{owner}</strong> " of team " <strong>{team}</strong> "."</p>
+        <h2>"Template"</h2>
+        <ul class="templates" aria-label="Templates">{choices}</ul>
+        {move || chosen.get().map(|form| view! { <LaunchForm form namespace=namespace.clone()/> })}
+    }
+    .into_any()
+}
+
+/// The template's limits in one line: "at most 16 GPUs · lives 8h · images rayproject/ray:*".
+fn limits(form: &TemplateForm) -> String {
+    let policy = &form.policy;
+    let mut parts = Vec::new();
+    if let Some(gpus) = policy.max_gpus {
+        parts.push(if gpus == 0 { "no GPUs".to_owned() } else { format!("at most {gpus} GPUs") });
+    }
+    if let Some(lifetime) = &policy.max_lifetime {
+        parts.push(format!("lives at most {lifetime}"));
+    }
+    if !policy.allowed_images.is_empty() {
+        parts.push(format!("images {}", policy.allowed_images.join(", ")));
+    }
+    parts.join(" · ")
+}
+
+/// What the preview pane shows. (The server renders only the first state; the rest happen in the
+/// browser.)
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Clone, Debug, PartialEq)]
+enum Preview {
+    /// Nothing sent yet: says what is missing.
+    Waiting(String),
+    /// A dry-run is on its way.
+    Checking,
+    /// The manifest Kubernetes accepted in a dry-run.
+    Manifest(String),
+    /// The server or Kubernetes refused the form as a whole (per-field errors go to the fields).
+    Refused(String),
+}
+
+/// The fields every form has before the template's parameters.
+const NAME: &str = "name";
+const NAMESPACE: &str = "namespace";
+
+/// The form of one template.
+#[component]
+fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
+    let template = form.name.clone();
+    let parameters = StoredValue::new(form.parameters);
+    let initial: BTreeMap<String, String> = parameters.with_value(|ps| {
+        ps.iter()
+            .map(|p| (p.name.clone(), p.default.as_ref().map(ToString::to_string).unwrap_or_default()))
+            .chain([(NAME.to_owned(), String::new()), (NAMESPACE.to_owned(), namespace)])
+            .collect()
+    });
+    let values = RwSignal::new(initial);
+    // A field's error shows once it has been typed in, or after a launch was attempted.
+    let touched = RwSignal::new(BTreeSet::<String>::new());
+    let server_errors = RwSignal::new(BTreeMap::<String, String>::new());
+    let preview = RwSignal::new(Preview::Waiting("Name the cluster to see its manifest.".into()));
+    let launching = RwSignal::new(false);
+    let launch_error = RwSignal::new(None::<String>);
+    // Counts edits, so a dry-run answer for an older state of the form is dropped.
+    let edits = RwSignal::new(0u64);
+
+    // Every field's problem as the browser sees it, by field name.
+    let problems = Memo::new(move |_| {
+        values.with(|values| {
+            let mut problems = BTreeMap::new();
+            // Checked as sent: trimmed.
+            let text = |field: &str| values.get(field).map(|v| v.trim()).unwrap_or_default();
+            if let Some(p) = cluster_name_problem(text(NAME)) {
+                problems.insert(NAME.to_owned(), p);
+            }
+            if let Some(p) = namespace_problem(text(NAMESPACE)) {
+                problems.insert(NAMESPACE.to_owned(), p);
+            }
+            parameters.with_value(|ps| {
+                for p in ps {
+                    if let Some(problem) = parameter_problem(p, text(&p.name)) {
+                        problems.insert(p.name.clone(), problem);
+                    }
+                }
+            });
+            problems
+        })
+    });
+
+    let request = {
+        let template = template.clone();
+        move || values.with(|v| launch_request(&template, v, &parameters.read_value()))
+    };
+
+    let edit = move |field: String, text: String| {
+        values.update(|v| {
+            v.insert(field.clone(), text);
+        });
+        touched.update(|t| {
+            t.insert(field.clone());
+        });
+        server_errors.update(|e| {
+            e.remove(&field);
+        });
+        edits.update(|n| *n += 1);
+    };
+
+    // A pause in typing sends the form for a dry-run, if the browser finds nothing wrong with it.
+    #[cfg(feature = "hydrate")]
+    {
+        let request = request.clone();
+        Effect::new(move |_| {
+            let edit = edits.get();
+            let problems = problems.get();
+            if let Some((field, problem)) = problems.iter().next() {
+                preview.set(Preview::Waiting(format!("Fix {field} to see the manifest: it {problem}.")));
+                return;
+            }
+            let body = request();
+            set_timeout(
+                move || {
+                    if edits.get_untracked() != edit {
+                        return;
+                    }
+                    preview.set(Preview::Checking);
+                    leptos::task::spawn_local(async move {
+                        let answer = crate::http::send("POST", &format!("{}?dryRun=true", crate::api::rest::CLUSTERS), Some(body)).await;
+                        if edits.get_untracked() != edit {
+                            return;
+                        }
+                        match answer {
+                            Ok(answer) if answer.ok() => {
+                                server_errors.set(BTreeMap::new());
+                                preview.set(Preview::Manifest(answer.body["yaml"].as_str().unwrap_or_default().to_owned()));
+                            }
+                            Ok(answer) => refused(answer, server_errors, preview),
+                            Err(why) => preview.set(Preview::Refused(why)),
+                        }
+                    });
+                },
+                PREVIEW_PAUSE,
+            );
+        });
+    }
+
+    let navigate = leptos_router::hooks::use_navigate();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        // The guard a double click meets: the second click finds the launch on its way.
+        if launching.get_untracked() {
+            return;
+        }
+        launch_error.set(None);
+        touched.set(values.with_untracked(|v| v.keys().cloned().collect()));
+        if !problems.get_untracked().is_empty() {
+            launch_error.set(Some("Fix the fields marked above, then launch.".into()));
+            return;
+        }
+        launching.set(true);
+        let body = request();
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+            match crate::http::send("POST", crate::api::rest::CLUSTERS, Some(body)).await {
+                Ok(answer) if answer.status == 201 => {
+                    let (ns, name) = (answer.body["namespace"].as_str(), answer.body["name"].as_str());
+                    let page = crate::api::rest::page(ns.unwrap_or_default(), name.unwrap_or_default());
+                    navigate(&page, Default::default());
+                    return;
+                }
+                Ok(answer) => {
+                    launch_error.set(Some(answer.message()));
+                    if answer.status == 422 {
+                        refused(answer, server_errors, preview);
+                    }
+                }
+                Err(why) => launch_error.set(Some(why)),
+            }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (body, &navigate);
+            launching.set(false);
+        });
+    };
+
+    let field_views = {
+        let fixed = [
+            field_view(NAME, "Cluster name", "Lowercase letters, digits and '-', at most 53.".into(), None),
+            field_view(NAMESPACE, "Namespace", "Where the cluster and its pods live.".into(), None),
+        ];
+        let params = parameters.with_value(|ps| {
+            ps.iter()
+                .map(|p| {
+                    let help = match (&p.description, &p.default) {
+                        (d, Some(default)) => format!("{d} {} Default {default}.", sentence(&p.allowed())),
+                        (d, None) => format!("{d} {}", sentence(&p.allowed())),
+                    };
+                    field_view(&p.name, &p.name, help, Some(p))
+                })
+                .collect::<Vec<_>>()
+        });
+        fixed.into_iter().chain(params).map(|f| f(values, problems, server_errors, touched, Box::new(edit))).collect_view()
+    };
+
+    view! {
+        <form class="launch-form" on:submit=submit novalidate data-template=template>
+            <div class="fields">{field_views}</div>
+            <div class="launch-actions">
+                <button type="submit" class="primary" disabled=move || launching.get()>
+                    {move || if launching.get() { "Launching…" } else { "Launch" }}
+                </button>
+                {move || launch_error.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
+            </div>
+        </form>
+        <section class="preview" aria-live="polite" aria-label="Manifest preview">
+            <h2>"Manifest"</h2>
+            {move || match preview.get() {
+                Preview::Waiting(why) => view! { <p class="empty">{why}</p> }.into_any(),
+                Preview::Checking => view! { <p class="empty">"Checking with Kubernetes (dry-run)…"</p> }.into_any(),
+                Preview::Manifest(yaml) => view! { <pre class="manifest"><code>{yaml}</code></pre> }.into_any(),
+                Preview::Refused(why) => view! { <p class="error" role="alert">{why}</p> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// A server refusal shown where it belongs: per-field errors at their fields, the rest in the
+/// preview pane.
+#[cfg(feature = "hydrate")]
+fn refused(answer: crate::http::Answer, server_errors: RwSignal<BTreeMap<String, String>>, preview: RwSignal<Preview>) {
+    let fields = answer.field_errors();
+    if fields.is_empty() {
+        preview.set(Preview::Refused(answer.message()));
+    } else {
+        preview.set(Preview::Waiting("The server found problems with the fields marked above.".into()));
+        server_errors.set(fields.into_iter().map(|e| (e.field, e.message)).collect());
+    }
+}
+
+/// The signals a field reads and the edit it reports.
+type FieldView = Box<
+    dyn FnOnce(
+        RwSignal<BTreeMap<String, String>>,
+        Memo<BTreeMap<String, String>>,
+        RwSignal<BTreeMap<String, String>>,
+        RwSignal<BTreeSet<String>>,
+        Box<dyn Fn(String, String) + Send + Sync>,
+    ) -> AnyView,
+>;
+
+/// One labelled field with its help and its error: a select for an enum, text otherwise.
+fn field_view(field: &str, label: &str, help: String, parameter: Option<&TemplateParameter>) -> FieldView {
+    let field = field.to_owned();
+    let label = label.to_owned();
+    let options = parameter.filter(|p| p.kind == ParameterKind::Enum).map(|p| p.values.clone());
+    let numeric = parameter.is_some_and(|p| p.kind == ParameterKind::Integer);
+    Box::new(move |values, problems, server_errors, touched, edit| {
+        let id = format!("field-{field}");
+        let help_id = format!("{id}-help");
+        let error_id = format!("{id}-error");
+        let shown_error = {
+            let field = field.clone();
+            Memo::new(move |_| {
+                let server = server_errors.with(|e| e.get(&field).cloned());
+                let shown = touched.with(|t| t.contains(&field));
+                server.or_else(|| shown.then(|| problems.with(|p| p.get(&field).cloned())).flatten())
+            })
+        };
+        let value = {
+            let field = field.clone();
+            move || values.with(|v| v.get(&field).cloned().unwrap_or_default())
+        };
+        let on_input = {
+            let field = field.clone();
+            move |ev| edit(field.clone(), event_target_value(&ev))
+        };
+        let described = format!("{help_id} {error_id}");
+        let input = match options {
+            Some(options) => view! {
+                <select id=id.clone() name=field.clone() aria-describedby=described
+                    aria-invalid=move || shown_error.with(Option::is_some).then_some("true")
+                    prop:value=value on:change=on_input>
+                    {options.into_iter().map(|o| view! { <option value=o.clone()>{o.clone()}</option> }).collect_view()}
+                </select>
+            }
+            .into_any(),
+            None => view! {
+                <input id=id.clone() name=field.clone() type="text" autocomplete="off" spellcheck="false"
+                    inputmode=numeric.then_some("numeric")
+                    aria-describedby=described
+                    aria-invalid=move || shown_error.with(Option::is_some).then_some("true")
+                    prop:value=value on:input=on_input/>
+            }
+            .into_any(),
+        };
+        view! {
+            <div class="field" data-field=field.clone() class:invalid=move || shown_error.with(Option::is_some)>
+                <label for=id>{label}</label>
+                {input}
+                <p class="help" id=help_id>{help}</p>
+                <p class="field-error" id=error_id role="status">{move || shown_error.get()}</p>
+            </div>
+        }
+        .into_any()
+    })
+}
+
+/// What the browser finds wrong with a parameter's text; empty means "use the default".
+fn parameter_problem(parameter: &TemplateParameter, text: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        return parameter.default.is_none().then(|| parameter.missing());
+    }
+    parameter.check_text(text, |text| pattern_matches(parameter, text)).err()
+}
+
+/// A string parameter's pattern, matched whole by the browser's own RegExp (`u` flag, as an HTML
+/// form's `pattern` attribute does). The server matches again with its engine.
+fn pattern_matches(parameter: &TemplateParameter, text: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        let pattern = parameter.pattern.as_deref().unwrap_or_default();
+        js_sys::RegExp::new(&format!("^(?:{pattern})$"), "u").test(text)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        // The server renders forms before anything is typed; nothing is checked there.
+        let _ = (parameter, text);
+        true
+    }
+}
+
+/// The request `POST /api/v1/clusters` takes; empty parameters are left out so that their
+/// defaults apply, integers go as numbers.
+fn launch_request(template: &str, values: &BTreeMap<String, String>, parameters: &[TemplateParameter]) -> String {
+    let text = |field: &str| values.get(field).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let mut given = Map::new();
+    for p in parameters {
+        let value = text(&p.name);
+        if value.is_empty() {
+            continue;
+        }
+        let json = match (p.kind, value.parse::<i64>()) {
+            (ParameterKind::Integer, Ok(n)) => json!(n),
+            _ => Value::String(value),
+        };
+        given.insert(p.name.clone(), json);
+    }
+    json!({ "template": template, "name": text(NAME), "namespace": text(NAMESPACE), "parameters": given })
+        .to_string()
+}
+
+/// "an integer from 0 to 4" as a sentence: "An integer from 0 to 4."
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,176 @@
+// Launching, changing and tearing down clusters from the pages, in a real browser, on the real
+// control plane: the form generated from a vetted template, its checks as you type and the
+// server's, the manifest preview, Launch, progress to Ready, suspend/resume, scale, tear down.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { base, launch, kubectl, smallCluster, ensureNamespace } from '../lib.mjs';
+
+const namespace = 'raydar-e2e';
+let browser;
+
+before(async () => {
+  ensureNamespace(namespace);
+  browser = await launch();
+});
+after(async () => { await browser?.close(); });
+
+const unique = (prefix) => `${prefix}-${Date.now().toString(36)}`;
+
+/** The RayClusters of the test namespace whose names start with `prefix`. */
+function clustersNamed(prefix) {
+  const list = JSON.parse(kubectl(['get', 'rayclusters', '-n', namespace, '-o', 'json']));
+  return list.items.map((c) => c.metadata.name).filter((n) => n.startsWith(prefix));
+}
+
+/** Opens the launch form of `template`, once the browser has taken it over. */
+async function openForm(page, template) {
+  await page.goto(`${base}/launch?template=${template}`);
+  // Only the hydrated page says what the preview waits for.
+  await page.getByText(/^Fix name to see the manifest/).waitFor({ timeout: 15_000 });
+}
+
+test('launch from the form: preview, double-click Launch, one cluster, Ready, torn down, gone', async () => {
+  const page = await browser.newPage();
+  const list = await browser.newPage();
+  await list.goto(base);
+  await list.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+
+  await openForm(page, 'cpu-small');
+  const name = unique('form');
+  await page.getByLabel('Namespace').fill(namespace);
+  await page.getByLabel('Cluster name').fill(name);
+  // The server's dry-run answers with the exact manifest: owner from the server, not the form.
+  const manifest = page.locator('pre.manifest');
+  await manifest.filter({ hasText: `name: ${name}` }).waitFor({ timeout: 15_000 });
+  const yaml = await manifest.textContent();
+  assert.match(yaml, /raydar\.dev\/owner: developer/);
+  assert.match(yaml, /raydar\.dev\/template: cpu-small/);
+  assert.deepEqual(clustersNamed(name), [], 'a preview creates nothing');
+
+  await page.getByRole('button', { name: 'Launch' }).dblclick();
+  await page.waitForURL(`${base}/clusters/${namespace}/${name}`, { timeout: 15_000 });
+  assert.deepEqual(clustersNamed(name), [name], 'a double click creates one cluster');
+
+  // Progress to Ready shows on the cluster's page as it happens, and in the open list.
+  const header = page.locator(`.cluster-header[data-cluster="${namespace}/${name}"]`);
+  await header.waitFor({ timeout: 10_000 });
+  await page.locator(`.cluster-header[data-phase="Ready"]`).waitFor({ timeout: 60_000 });
+  await page.locator('dd.workers', { hasText: '1/1' }).waitFor({ timeout: 30_000 });
+  await list.locator(`tr[data-cluster="${namespace}/${name}"][data-phase="Ready"]`).waitFor({ timeout: 10_000 });
+
+  // The confirmation names the cluster; after it, the cluster leaves this page and the list.
+  const asked = new Promise((resolve) => page.once('dialog', async (dialog) => {
+    resolve(dialog.message());
+    await dialog.accept();
+  }));
+  await page.getByRole('button', { name: `Tear down ${namespace}/${name}` }).click();
+  assert.match(await asked, new RegExp(`Tear down RayCluster ${namespace}/${name}\\?`));
+  await page.locator(`[data-gone="${namespace}/${name}"]`).waitFor({ timeout: 30_000 });
+  await list.locator(`tr[data-cluster="${namespace}/${name}"]`).waitFor({ state: 'detached', timeout: 30_000 });
+  assert.deepEqual(clustersNamed(name), []);
+  await page.close();
+  await list.close();
+});
+
+test('bad input shows each field\'s error as it is typed, and Launch creates nothing', async () => {
+  const page = await browser.newPage();
+  await openForm(page, 'cpu-small');
+  const name = unique('Bad_Name');
+  await page.getByLabel('Namespace').fill(namespace);
+  await page.getByLabel('Cluster name').fill(name);
+  await page.getByLabel('workers').fill('99');
+  await page.getByLabel('memory').fill('lots');
+
+  const error = (field) => page.locator(`.field[data-field="${field}"] .field-error`);
+  assert.match(await error('name').textContent(), /lowercase letters, digits and '-'/);
+  assert.match(await error('workers').textContent(), /must be an integer from 0 to 4, got "99"/);
+  assert.match(await error('memory').textContent(), /Kubernetes quantity/);
+  assert.equal(await page.getByLabel('workers').getAttribute('aria-invalid'), 'true');
+  assert.equal(await error('cpus').textContent(), '', 'a field left at its default has no error');
+
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Fix the fields marked above' }).waitFor({ timeout: 5_000 });
+  assert.deepEqual(clustersNamed(name.toLowerCase()), []);
+
+  // Fixed, the field's error goes as it is typed.
+  await page.getByLabel('workers').fill('2');
+  assert.equal(await error('workers').textContent(), '');
+  await page.close();
+});
+
+test('a refusal from Kubernetes reaches the form, and nothing is created', async () => {
+  const page = await browser.newPage();
+  await openForm(page, 'cpu-small');
+  const name = unique('refused');
+  // A well-formed namespace that does not exist: only Kubernetes can say so.
+  await page.getByLabel('Namespace').fill('raydar-no-such-namespace');
+  await page.getByLabel('Cluster name').fill(name);
+  await page.locator('.preview').getByRole('alert').filter({ hasText: /not found/ }).waitFor({ timeout: 15_000 });
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await page.locator('.launch-actions').getByRole('alert').filter({ hasText: /not found/ }).waitFor({ timeout: 15_000 });
+  const all = JSON.parse(kubectl(['get', 'rayclusters', '-A', '-o', 'json']));
+  assert.equal(all.items.filter((c) => c.metadata.name === name).length, 0);
+  await page.close();
+});
+
+test('suspend, resume and scale from the cluster page; bounds are held before anything is sent', async () => {
+  const name = unique('day2');
+  kubectl(['create', '-f', '-'], smallCluster(namespace, name));
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${base}/clusters/${namespace}/${name}`);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    const phase = (p) => page.locator(`.cluster-header[data-phase="${p}"]`);
+    await phase('Ready').waitFor({ timeout: 60_000 });
+
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await phase('Suspended').waitFor({ timeout: 30_000 });
+    assert.equal(JSON.parse(kubectl(['get', 'raycluster', '-n', namespace, name, '-o', 'json'])).spec.suspend, true);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await phase('Ready').waitFor({ timeout: 60_000 });
+
+    const replicas = page.getByLabel('Replicas of group cpu');
+    await replicas.fill('9');
+    await page.getByRole('button', { name: 'Scale' }).click();
+    await page.getByRole('alert').filter({ hasText: 'from 0 to 3' }).waitFor({ timeout: 5_000 });
+    assert.equal(JSON.parse(kubectl(['get', 'raycluster', '-n', namespace, name, '-o', 'json'])).spec.workerGroupSpecs[0].replicas, 1);
+
+    await replicas.fill('2');
+    await page.getByRole('button', { name: 'Scale' }).click();
+    await page.locator('tr[data-group="cpu"] td.replicas', { hasText: '2' }).waitFor({ timeout: 15_000 });
+    await page.locator('dd.workers', { hasText: '/2' }).waitFor({ timeout: 30_000 });
+    assert.equal(JSON.parse(kubectl(['get', 'raycluster', '-n', namespace, name, '-o', 'json'])).spec.workerGroupSpecs[0].replicas, 2);
+  } finally {
+    await page.close();
+    kubectl(['delete', 'raycluster', '-n', namespace, name, '--ignore-not-found', '--wait=false']);
+  }
+});
+
+test('tear down from the list: the confirmation names the cluster, and cancelling keeps it', async () => {
+  const name = unique('list');
+  kubectl(['create', '-f', '-'], smallCluster(namespace, name));
+  const page = await browser.newPage();
+  try {
+    await page.goto(base);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    const row = page.locator(`tr[data-cluster="${namespace}/${name}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    const button = page.getByRole('button', { name: `Tear down ${namespace}/${name}` });
+
+    page.once('dialog', (dialog) => dialog.dismiss());
+    await button.click();
+    await page.getByRole('button', { name: `Tear down ${namespace}/${name}` }).filter({ hasText: /^Tear down$/ }).waitFor();
+    assert.deepEqual(clustersNamed(name), [name], 'cancelled: still there');
+
+    const asked = new Promise((resolve) => page.once('dialog', async (dialog) => {
+      resolve(dialog.message());
+      await dialog.accept();
+    }));
+    await button.click();
+    assert.match(await asked, new RegExp(`${namespace}/${name}`));
+    await row.waitFor({ state: 'detached', timeout: 30_000 });
+  } finally {
+    await page.close();
+    kubectl(['delete', 'raycluster', '-n', namespace, name, '--ignore-not-found', '--wait=false']);
+  }
+});

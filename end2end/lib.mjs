@@ -1,5 +1,6 @@
 // Shared by the browser tests and benchmarks: Debian chromium through playwright-core (no browser
 // download), and kubectl against the local control plane (KUBECONFIG, PATH set by the Makefile).
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 
@@ -38,4 +39,18 @@ export function smallCluster(namespace, name, extra = {}) {
 
 export function ensureNamespace(name) {
   kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+}
+
+/**
+ * For a test file: before its tests, makes sure `namespace` exists and starts one browser; after
+ * them, closes it. Returns a getter for that browser.
+ */
+export function useBrowser(namespace) {
+  let browser;
+  before(async () => {
+    ensureNamespace(namespace);
+    browser = await launch();
+  });
+  after(async () => { await browser?.close(); });
+  return () => browser;
 }

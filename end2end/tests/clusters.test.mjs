@@ -1,20 +1,14 @@
 // The cluster list in a real browser: server-rendered, hydrated, and kept current by push while
 // RayClusters are created and deleted with kubectl on the real control plane.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base, launch, kubectl, smallCluster, ensureNamespace } from '../lib.mjs';
+import { base, kubectl, smallCluster, useBrowser } from '../lib.mjs';
 
 const namespace = 'raydar-e2e';
-let browser;
-
-before(async () => {
-  ensureNamespace(namespace);
-  browser = await launch();
-});
-after(async () => { await browser?.close(); });
+const browser = useBrowser(namespace);
 
 test('a cluster created with kubectl appears without reload, and goes when deleted', async () => {
-  const page = await browser.newPage();
+  const page = await browser().newPage();
   await page.goto(base);
   await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
   // Marks this document: a reload would lose it.
@@ -49,7 +43,7 @@ test('the list is in the server-rendered HTML, before any script runs', async ()
     const html = await (await fetch(base)).text();
     assert.match(html, new RegExp(`data-cluster="${namespace}/${name}"`));
     // And a browser with scripts off shows it as a table row.
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    const context = await browser().newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
     await page.goto(base);
     await page.getByRole('row', { name: new RegExp(`\\b${name}\\b`) }).waitFor({ timeout: 5_000 });

@@ -1,18 +1,12 @@
 // Launching, changing and tearing down clusters from the pages, in a real browser, on the real
 // control plane: the form generated from a vetted template, its checks as you type and the
 // server's, the manifest preview, Launch, progress to Ready, suspend/resume, scale, tear down.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base, launch, kubectl, smallCluster, ensureNamespace } from '../lib.mjs';
+import { base, kubectl, smallCluster, useBrowser } from '../lib.mjs';
 
 const namespace = 'raydar-e2e';
-let browser;
-
-before(async () => {
-  ensureNamespace(namespace);
-  browser = await launch();
-});
-after(async () => { await browser?.close(); });
+const browser = useBrowser(namespace);
 
 const unique = (prefix) => `${prefix}-${Date.now().toString(36)}`;
 
@@ -30,8 +24,8 @@ async function openForm(page, template) {
 }
 
 test('launch from the form: preview, double-click Launch, one cluster, Ready, torn down, gone', async () => {
-  const page = await browser.newPage();
-  const list = await browser.newPage();
+  const page = await browser().newPage();
+  const list = await browser().newPage();
   await list.goto(base);
   await list.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
 
@@ -73,7 +67,7 @@ test('launch from the form: preview, double-click Launch, one cluster, Ready, to
 });
 
 test('bad input shows each field\'s error as it is typed, and Launch creates nothing', async () => {
-  const page = await browser.newPage();
+  const page = await browser().newPage();
   await openForm(page, 'cpu-small');
   const name = unique('Bad_Name');
   await page.getByLabel('Namespace').fill(namespace);
@@ -99,7 +93,7 @@ test('bad input shows each field\'s error as it is typed, and Launch creates not
 });
 
 test('a refusal from Kubernetes reaches the form, and nothing is created', async () => {
-  const page = await browser.newPage();
+  const page = await browser().newPage();
   await openForm(page, 'cpu-small');
   const name = unique('refused');
   // A well-formed namespace that does not exist: only Kubernetes can say so.
@@ -116,7 +110,7 @@ test('a refusal from Kubernetes reaches the form, and nothing is created', async
 test('suspend, resume and scale from the cluster page; bounds are held before anything is sent', async () => {
   const name = unique('day2');
   kubectl(['create', '-f', '-'], smallCluster(namespace, name));
-  const page = await browser.newPage();
+  const page = await browser().newPage();
   try {
     await page.goto(`${base}/clusters/${namespace}/${name}`);
     await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
@@ -140,6 +134,12 @@ test('suspend, resume and scale from the cluster page; bounds are held before an
     await page.locator('tr[data-group="cpu"] td.replicas', { hasText: '2' }).waitFor({ timeout: 15_000 });
     await page.locator('dd.workers', { hasText: '/2' }).waitFor({ timeout: 30_000 });
     assert.equal(JSON.parse(kubectl(['get', 'raycluster', '-n', namespace, name, '-o', 'json'])).spec.workerGroupSpecs[0].replicas, 2);
+
+    // Back to the list by its link: no reload, and the list (filled by the push stream) has it.
+    await page.evaluate(() => { window.__raydarSameDocument = true; });
+    await page.getByRole('link', { name: 'Ray clusters' }).click();
+    await page.locator(`tr[data-cluster="${namespace}/${name}"]`, { hasText: '/2' }).waitFor({ timeout: 15_000 });
+    assert.equal(await page.evaluate(() => window.__raydarSameDocument), true, 'the list came without a reload');
   } finally {
     await page.close();
     kubectl(['delete', 'raycluster', '-n', namespace, name, '--ignore-not-found', '--wait=false']);
@@ -149,7 +149,7 @@ test('suspend, resume and scale from the cluster page; bounds are held before an
 test('tear down from the list: the confirmation names the cluster, and cancelling keeps it', async () => {
   const name = unique('list');
   kubectl(['create', '-f', '-'], smallCluster(namespace, name));
-  const page = await browser.newPage();
+  const page = await browser().newPage();
   try {
     await page.goto(base);
     await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::ray::Reach;
+
 /// How raydar-server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -18,9 +20,13 @@ pub struct Config {
     /// Pre-authentication dev mode: the team of [`Config::dev_user`] (`--dev-team`,
     /// `RAYDAR_DEV_TEAM`; default `dev`).
     pub dev_team: String,
+    /// How Ray dashboards are reached (`--ray-dashboard`, `RAYDAR_RAY_DASHBOARD`: `proxy`, the
+    /// default, through the apiserver; `service`, in the cluster; or a URL template).
+    pub ray_dashboard: Reach,
 }
 
 const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR] [--dev-user USER] [--dev-team TEAM]
+                     [--ray-dashboard proxy|service|URL]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
 kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
@@ -29,7 +35,10 @@ kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on
   --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)
   --dev-user USER    pre-authentication dev mode: who every launch is made for, the owner label
                      of what raydar creates (env RAYDAR_DEV_USER; default developer)
-  --dev-team TEAM    the dev user's team (env RAYDAR_DEV_TEAM; default dev)";
+  --dev-team TEAM    the dev user's team (env RAYDAR_DEV_TEAM; default dev)
+  --ray-dashboard HOW  how Ray dashboards are reached, read-only: proxy (through the apiserver's
+                     service proxy, the default), service (KubeRay's head service, from inside the
+                     cluster) or a URL template with {namespace} and {name} (env RAYDAR_RAY_DASHBOARD)";
 
 impl Config {
     /// Reads flags (`args` without the program name) over environment variables over defaults.
@@ -39,6 +48,7 @@ impl Config {
         let mut site_root = env("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
         let mut dev_user = env("RAYDAR_DEV_USER").unwrap_or_else(|| "developer".into());
         let mut dev_team = env("RAYDAR_DEV_TEAM").unwrap_or_else(|| "dev".into());
+        let mut ray_dashboard = env("RAYDAR_RAY_DASHBOARD").unwrap_or_else(|| "proxy".into());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
@@ -47,6 +57,7 @@ impl Config {
                 "--site-root" => site_root = value("--site-root")?,
                 "--dev-user" => dev_user = value("--dev-user")?,
                 "--dev-team" => dev_team = value("--dev-team")?,
+                "--ray-dashboard" => ray_dashboard = value("--ray-dashboard")?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
@@ -57,6 +68,7 @@ impl Config {
         if dev_user.trim().is_empty() {
             return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
         }
-        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team })
+        let ray_dashboard = Reach::parse(&ray_dashboard)?;
+        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team, ray_dashboard })
     }
 }

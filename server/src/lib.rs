@@ -11,6 +11,8 @@
 //! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
 //! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
 //! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
+//! - [`ray`]: reading Ray dashboards: GET only, on an allowlist, with timeouts and per-cluster
+//!   limits.
 //! - [`rest`]: the JSON API under `/api/v1`, health and readiness.
 //! - [`watch`]: what the watches share: sync state, errors in words.
 //! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
@@ -19,6 +21,7 @@ pub mod clusters;
 pub mod config;
 pub mod launch;
 pub mod push;
+pub mod ray;
 pub mod rest;
 pub mod templates;
 pub mod watch;

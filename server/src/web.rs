@@ -1,6 +1,7 @@
 //! The router: Leptos pages and server functions, the REST API, the push stream, static files.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::api::ssr::{ClusterDirectory, Directory};
 use app::api::{ClusterList, LaunchForms};
@@ -24,6 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::clusters::Clusters;
 use crate::launch::{self, Launcher};
 use crate::templates::Templates;
+use crate::ray::{self, Dashboards};
 use crate::{push, rest, Config};
 
 /// What every handler can reach: cheap to clone.
@@ -37,6 +39,8 @@ pub struct AppState {
     pub templates: Templates,
     /// Launches and deletes RayClusters in Kubernetes.
     pub launcher: Launcher,
+    /// Reads Ray dashboards.
+    pub dashboards: Dashboards,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -47,8 +51,11 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// State for `config`, reading clusters from `clusters` and templates from `templates`,
-    /// launching through `launcher`.
+    /// launching through `launcher`. Ray dashboards are read as `config` says, through the
+    /// launcher's client when by the apiserver's proxy, each call within 10 s, 4 at once per cluster.
     pub fn new(config: &Config, clusters: Clusters, templates: Templates, launcher: Launcher) -> Self {
+        let dashboards =
+            Dashboards::new(config.ray_dashboard.clone(), launcher.client.clone(), Duration::from_secs(10), 4);
         let leptos = LeptosOptions::builder()
             // cargo-leptos sets the output name when it builds the server; tests built by plain
             // cargo serve pages without the browser bundle, under the same name.
@@ -57,7 +64,7 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.addr)
             .build();
-        Self { leptos, clusters, templates, launcher }
+        Self { leptos, clusters, templates, launcher, dashboards }
     }
 
     fn provide(&self) -> impl Fn() + Clone + Send + 'static {
@@ -106,6 +113,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(launch::change_cluster)
                 .layer(DefaultBodyLimit::max(launch::MAX_BODY)),
         )
+        // GET only: every other method is 405 here, before anything could reach Ray.
+        .route("/clusters/{namespace}/{name}/ray/{*path}", get(ray::read_dashboard))
         .route("/templates", get(rest::list_templates))
         .route("/openapi.json", get(rest::openapi));
     // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),

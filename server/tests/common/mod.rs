@@ -26,7 +26,13 @@ pub const DEV_USER: &str = "raydar-test-user";
 /// Starts raydar-server in this process on 127.0.0.1:0, watching the cluster `client` talks to
 /// (`apiserver` names it in messages), launching as [`DEV_USER`].
 pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
-    let config = Config::from_args(["--addr", "127.0.0.1:0", "--dev-user", DEV_USER].map(String::from)).unwrap();
+    start_raydar_with(client, apiserver, &[]).await
+}
+
+/// [`start_raydar`] with more command-line flags.
+pub async fn start_raydar_with(client: Client, apiserver: &str, flags: &[&str]) -> Raydar {
+    let args = ["--addr", "127.0.0.1:0", "--dev-user", DEV_USER].iter().chain(flags).map(|s| s.to_string());
+    let config = Config::from_args(args).unwrap();
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
     let (templates, template_watch) = templates::watch(client.clone(), apiserver.into());
     let launcher = Launcher::new(client, Identity { user: config.dev_user.clone(), team: config.dev_team.clone() });

@@ -19,8 +19,9 @@ function clustersNamed(prefix) {
 /** Opens the launch form of `template`, once the browser has taken it over. */
 async function openForm(page, template) {
   await page.goto(`${base}/launch?template=${template}`);
-  // Only the hydrated page says what the preview waits for.
-  await page.getByText(/^Fix name to see the manifest/).waitFor({ timeout: 15_000 });
+  // Typing before the browser has taken the form over would be lost.
+  await page.locator('form.launch-form[data-live="true"]').waitFor({ timeout: 15_000 });
+  await page.getByText('Name the cluster to see its manifest.').waitFor();
 }
 
 test('launch from the form: preview, double-click Launch, one cluster, Ready, torn down, gone', async () => {

@@ -167,6 +167,8 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
     let launch_error = RwSignal::new(None::<String>);
     // Counts edits, so a dry-run answer for an older state of the form is dropped.
     let edits = RwSignal::new(0u64);
+    // Whether the browser has taken the form over (until then typing does nothing).
+    let live = RwSignal::new(false);
 
     // Every field's problem as the browser sees it, by field name.
     let problems = Memo::new(move |_| {
@@ -215,6 +217,11 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
         let request = request.clone();
         Effect::new(move |_| {
             let edit = edits.get();
+            live.set(true);
+            if values.with(|v| v.get(NAME).is_none_or(|name| name.trim().is_empty())) {
+                preview.set(Preview::Waiting("Name the cluster to see its manifest.".into()));
+                return;
+            }
             let problems = problems.get();
             if let Some((field, problem)) = problems.iter().next() {
                 preview.set(Preview::Waiting(format!("Fix {field} to see the manifest: it {problem}.")));
@@ -266,21 +273,21 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-            match crate::http::send("POST", crate::api::rest::CLUSTERS, Some(body)).await {
-                Ok(answer) if answer.status == 201 => {
-                    let (ns, name) = (answer.body["namespace"].as_str(), answer.body["name"].as_str());
-                    let page = crate::api::rest::page(ns.unwrap_or_default(), name.unwrap_or_default());
-                    navigate(&page, Default::default());
-                    return;
-                }
-                Ok(answer) => {
-                    launch_error.set(Some(answer.message()));
-                    if answer.status == 422 {
-                        refused(answer, server_errors, preview);
+                match crate::http::send("POST", crate::api::rest::CLUSTERS, Some(body)).await {
+                    Ok(answer) if answer.status == 201 => {
+                        let (ns, name) = (answer.body["namespace"].as_str(), answer.body["name"].as_str());
+                        let page = crate::api::rest::page(ns.unwrap_or_default(), name.unwrap_or_default());
+                        navigate(&page, Default::default());
+                        return;
                     }
+                    Ok(answer) => {
+                        launch_error.set(Some(answer.message()));
+                        if answer.status == 422 {
+                            refused(answer, server_errors, preview);
+                        }
+                    }
+                    Err(why) => launch_error.set(Some(why)),
                 }
-                Err(why) => launch_error.set(Some(why)),
-            }
             }
             #[cfg(not(feature = "hydrate"))]
             let _ = (body, &navigate);
@@ -308,7 +315,7 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
     };
 
     view! {
-        <form class="launch-form" on:submit=submit novalidate data-template=template>
+        <form class="launch-form" on:submit=submit novalidate data-template=template data-live=move || live.get().to_string()>
             <div class="fields">{field_views}</div>
             <div class="launch-actions">
                 <button type="submit" class="primary" disabled=move || launching.get()>
@@ -460,5 +467,51 @@ fn sentence(text: &str) -> String {
     match chars.next() {
         Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::template::Scalar;
+
+    use super::*;
+
+    fn parameter(name: &str, kind: ParameterKind, default: Option<Scalar>) -> TemplateParameter {
+        TemplateParameter {
+            name: name.into(),
+            kind,
+            description: String::new(),
+            default,
+            min: Some(Scalar::Integer(0)),
+            max: Some(Scalar::Integer(4)),
+            pattern: None,
+            values: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_request_leaves_empty_fields_to_their_defaults_and_sends_integers_as_numbers() {
+        let parameters = [
+            parameter("workers", ParameterKind::Integer, Some(Scalar::Integer(1))),
+            parameter("cpus", ParameterKind::Integer, Some(Scalar::Integer(2))),
+        ];
+        let values: BTreeMap<String, String> =
+            [("name", " demo "), ("namespace", "team-a"), ("workers", " 3 "), ("cpus", "  ")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        let request: Value = serde_json::from_str(&launch_request("cpu-small", &values, &parameters)).unwrap();
+        assert_eq!(
+            request,
+            json!({"template": "cpu-small", "name": "demo", "namespace": "team-a", "parameters": {"workers": 3}})
+        );
+    }
+
+    #[test]
+    fn an_empty_field_is_an_error_only_without_a_default() {
+        let with_default = parameter("workers", ParameterKind::Integer, Some(Scalar::Integer(1)));
+        assert_eq!(parameter_problem(&with_default, ""), None);
+        let required = parameter("workers", ParameterKind::Integer, None);
+        assert_eq!(parameter_problem(&required, " ").as_deref(), Some("is required: an integer from 0 to 4"));
+        assert!(parameter_problem(&required, "5").unwrap().contains("from 0 to 4"));
     }
 }

@@ -9,7 +9,7 @@ ROOT := $(abspath .)
 # One target dir for every checkout on this machine: a fresh clone (CI) rebuilds only what changed.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/raydar/target
 export RAYDAR_LOCAL ?= $(ROOT)/.local
-# cargo-leptos sets this when it builds; setting it for plain cargo too keeps the two builds from
+# tools/site.sh sets these when it builds; setting them for every cargo run keeps the builds from
 # invalidating each other.
 export LEPTOS_OUTPUT_NAME := raydar
 export LEPTOS_SITE_ROOT := $(ROOT)/target/site
@@ -32,9 +32,8 @@ tools:
 
 # The server binary and the browser bundle (wasm, JS, CSS) under target/site.
 build: tools
-	# --split: lazy routes (launch, cluster page) and actions become wasm chunks loaded on use.
-	cargo leptos build --release --split
-	node tools/precompress.mjs target/site/pkg
+	# Lazy routes (launch, cluster page) and actions become wasm chunks loaded on use.
+	tools/site.sh
 
 # The local control plane, with raydar's CRD and the platform's vetted templates installed.
 controlplane:

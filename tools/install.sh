@@ -44,17 +44,19 @@ rust_tools() {
     step "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  install_patched cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos -p cargo-util-schemas --precise 0.14.1
   install_patched wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen -p webpki-roots --precise 1.0.10
 }
 
 web_tools() {
-  # wasm-opt comes from npm's binaryen: Debian's older wasm-opt emits wasm that fails to hydrate.
-  if ! "$root/tools/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
-    step "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm"
+  # Prebuilt from npm. wasm-opt from binaryen, because Debian's older wasm-opt emits wasm that fails
+  # to hydrate; esbuild minifies the JS glue and the stylesheet.
+  local bin=$root/tools/node_modules/.bin
+  if ! "$bin/wasm-opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}" \
+     || [ "$("$bin/esbuild" --version 2>/dev/null)" != "$ESBUILD_VERSION" ]; then
+    step "installing binaryen $BINARYEN_VERSION (wasm-opt) and esbuild $ESBUILD_VERSION from npm"
     (cd "$root/tools" && npm ci --no-audit --no-fund --loglevel=error)
   else
-    step "wasm-opt $BINARYEN_VERSION present"
+    step "wasm-opt $BINARYEN_VERSION and esbuild $ESBUILD_VERSION present"
   fi
 }
 

@@ -11,7 +11,7 @@ pub struct Config {
     /// Where to listen (`--addr`, `RAYDAR_ADDR`; default 127.0.0.1:3000).
     pub addr: SocketAddr,
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS (`--site-root`,
-    /// `LEPTOS_SITE_ROOT`; default `target/site`, where cargo-leptos puts it).
+    /// `LEPTOS_SITE_ROOT`; default `target/site`, where tools/site.sh puts it).
     pub site_root: PathBuf,
     /// Pre-authentication dev mode: the user every launch is made for and labelled with as owner
     /// (`--dev-user`, `RAYDAR_DEV_USER`; default `developer`). Never read from a request; the

@@ -57,7 +57,7 @@ impl AppState {
         let dashboards =
             Dashboards::new(config.ray_dashboard.clone(), launcher.client.clone(), Duration::from_secs(10), 4);
         let leptos = LeptosOptions::builder()
-            // cargo-leptos sets the output name when it builds the server; tests built by plain
+            // tools/site.sh (and the Makefile) set the output name when building the server; tests built by plain
             // cargo serve pages without the browser bundle, under the same name.
             .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("raydar"))
             .site_root(config.site_root.to_string_lossy().to_string())

@@ -7,7 +7,8 @@
 #   etcd      deploy/local/go/etcd, upstream etcdmain
 #   kwok      sigs.k8s.io/kwok/cmd/kwok
 #   kuberay   github.com/ray-project/kuberay/ray-operator -> bin/ray-operator
-# Usage: build.sh [kube|etcd|kwok|kuberay|share ...]   (default: all)
+#   ray       a Python venv with ray[default] from PyPI ($RAYDAR_LOCAL/ray), run by ray/heads.py
+# Usage: build.sh [kube|etcd|kwok|kuberay|share|ray ...]   (default: all)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -130,12 +131,31 @@ YAML
   log "share: copied KubeRay $KUBERAY_VERSION CRDs/RBAC/sample and kwok $KWOK_VERSION stages"
 }
 
+# Real Ray for the head pods (deploy/local/ray/heads.py), every package pinned by ray/requirements.txt.
+build_ray() {
+  local req="$LOCAL_DIR/ray/requirements.txt"
+  grep -qx "ray\[default\]==$RAY_VERSION" "$req" || die "$req does not pin ray[default]==$RAY_VERSION (tools/versions.env)"
+  command -v python3 >/dev/null || die "python3 is not on PATH (3.10 or newer is needed for Ray $RAY_VERSION)"
+  local key="$RAY_VERSION $(python3 --version 2>&1) $(hash_files "$req")"
+  if fresh ray "$key" "$RAYDAR_LOCAL/ray/bin/ray"; then log "ray $RAY_VERSION: up to date"; return; fi
+  log "ray $RAY_VERSION: installing ray[default] from PyPI into $RAYDAR_LOCAL/ray"
+  local t; t=$(now)
+  if ! python3 -m venv --clear "$RAYDAR_LOCAL/ray" >/dev/null 2>&1; then
+    log "python3 -m venv failed: installing Debian's python3-venv"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv --clear "$RAYDAR_LOCAL/ray"
+  fi
+  "$RAYDAR_LOCAL/ray/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+  stamp ray "$key"
+  log "ray: installed in $(since "$t")"
+}
+
 T0=$(now)
-parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay kube)
+parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay kube ray)
 for part in "${parts[@]}"; do
   case "$part" in
-    kube|etcd|kwok|kuberay|share) "build_$part" ;;
-    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|share)" ;;
+    kube|etcd|kwok|kuberay|share|ray) "build_$part" ;;
+    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|share|ray)" ;;
   esac
 done
 log "build done in $(since "$T0"); binaries in $BIN"

@@ -5,8 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reverse start order: clients first, etcd last.
-order=(kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
-ours() { kill -0 "$1" 2>/dev/null && grep -qaF -- "$BIN/" "/proc/$1/cmdline" 2>/dev/null; }
+order=(ray-heads kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+ours() { kill -0 "$1" 2>/dev/null && grep -qaF -- "$RAYDAR_LOCAL/" "/proc/$1/cmdline" 2>/dev/null; }
 stopped=()
 for name in "${order[@]}"; do
   f="$PIDS/$name.pid"
@@ -20,5 +20,9 @@ for name in "${order[@]}"; do
   fi
   rm -f "$f"
 done
-rm -rf "$STATE" "$KUBECONFIG_ADMIN"
+# What ray-heads leaves if it was killed: Ray's namespaces (and processes) and the bridge.
+if [[ $(id -u) == 0 && -x "$RAYDAR_LOCAL/ray/bin/python" ]]; then
+  "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/heads.py" --cleanup --bridge="$POD_BRIDGE" --netns-prefix="$NETNS_PREFIX"
+fi
+rm -rf "$STATE" "$KUBECONFIG_ADMIN" "$RAY_STATE"
 if ((${#stopped[@]})); then log "stopped: ${stopped[*]}; removed $STATE"; else log "nothing was running; removed $STATE"; fi

@@ -27,10 +27,18 @@ SCHEDULER_PORT=$((16459 + _o))
 KWOK_PORT=$((16250 + _o))     # kwok's kubelet-like server (logs, exec) that the apiserver reaches
 KUBERAY_METRICS_PORT=$((16080 + _o))
 KUBERAY_PROBE_PORT=$((16082 + _o))
-unset _o
 APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
 SERVICE_CIDR=10.96.0.0/16
-POD_CIDR=10.244.0.1/16
+# Pod IPs (kwok hands them out from the start of the range). Each control plane gets its own /16, and
+# its own bridge for the network namespaces of real Ray heads (ray/heads.py), whose host side is the
+# range's last address: offsets in steps of 1000 keep two planes on one machine apart.
+POD_CIDR=10.$((244 + _o / 1000)).0.1/16
+POD_GATEWAY=10.$((244 + _o / 1000)).255.254/16
+POD_BRIDGE=raydar-br$_o
+NETNS_PREFIX=rdr$_o-
+# Ray's temp dirs (one per head): short, because Ray's unix socket paths under it are capped at 107 bytes.
+RAY_STATE=/tmp/raydar-ray$_o
+unset _o
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local control plane in the background and waits until it is ready:
 #   etcd -> kube-apiserver (RBAC, secure port) -> kube-controller-manager, kube-scheduler,
-#   kwok (fake nodes from deploy/local/nodes.yaml) and the KubeRay operator (CRDs applied first).
+#   kwok (fake nodes from deploy/local/nodes.yaml) and the KubeRay operator (CRDs applied first),
+#   and, as root, ray-heads (ray/heads.py): a real Ray head at the IP of every running head pod.
 # Idempotent: a second call while everything runs only checks readiness. Binds to 127.0.0.1 only.
 # State (etcd data, certificates, logs, pids) is under $RAYDAR_LOCAL/state; down.sh removes it.
 set -euo pipefail
@@ -26,7 +27,7 @@ kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=20
 pid_of() { [[ -f "$PIDS/$1.pid" ]] && cat "$PIDS/$1.pid"; }
 running() {
   local pid; pid="$(pid_of "$1" 2>/dev/null)" || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -qaF -- "$BIN/" "/proc/$pid/cmdline" 2>/dev/null
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -qaF -- "$RAYDAR_LOCAL/" "/proc/$pid/cmdline" 2>/dev/null
 }
 STARTED=()
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -62,7 +63,11 @@ ready() {
     sleep 0.2
   done
 }
+# Real Ray heads need network namespaces, so root; without it pods run as before, with no Ray behind them.
+REAL_RAY=0
+if [[ $(id -u) == 0 && -x "$RAYDAR_LOCAL/ray/bin/python" ]] && command -v ip >/dev/null; then REAL_RAY=1; fi
 all=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kuberay-operator)
+((REAL_RAY)) && all+=(ray-heads)
 already=1; for c in "${all[@]}"; do running "$c" || already=0; done
 
 # ---------------------------------------------------------------- certificates (openssl, EC P-256)
@@ -98,6 +103,8 @@ cert admin "/O=system:masters/CN=raydar-admin" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kwok "/O=system:masters/CN=kwok-controller" clientAuth
+# ray/heads.py reads pods and nothing else (the ClusterRole below).
+cert ray-heads "/CN=raydar:local-ray-heads" clientAuth
 # The operator authenticates as the ServiceAccount KubeRay's own RBAC (config/rbac) binds.
 cert kuberay "/O=system:serviceaccounts/O=system:serviceaccounts:ray-system/CN=system:serviceaccount:ray-system:kuberay-operator" clientAuth
 if [[ ! -f "$PKI/sa.key" ]]; then
@@ -217,6 +224,22 @@ start kuberay-operator "$KUBERAY_METRICS_PORT,$KUBERAY_PROBE_PORT" env KUBECONFI
   --metrics-addr="127.0.0.1:$KUBERAY_METRICS_PORT" --health-probe-bind-address="127.0.0.1:$KUBERAY_PROBE_PORT" \
   --enable-leader-election=false --log-stdout-encoder=console
 
+# ---------------------------------------------------------------- real Ray behind head pods
+if ((REAL_RAY)); then
+  if ((!already)); then
+    kubectl create clusterrole raydar:local-ray-heads --verb=get,list,watch --resource=pods \
+      --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+    kubectl create clusterrolebinding raydar:local-ray-heads --clusterrole=raydar:local-ray-heads \
+      --user=raydar:local-ray-heads --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+  fi
+  start ray-heads "" "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/heads.py" \
+    --apiserver="$APISERVER_URL" --ca="$PKI/ca.crt" --cert="$PKI/ray-heads.crt" --key="$PKI/ray-heads.key" \
+    --bridge="$POD_BRIDGE" --gateway="$POD_GATEWAY" --netns-prefix="$NETNS_PREFIX" --state="$RAY_STATE" \
+    --venv="$RAYDAR_LOCAL/ray" --max-heads="${RAYDAR_RAY_HEADS:-4}" --ray-version="$RAY_VERSION"
+else
+  log "no real Ray behind head pods: it needs root (network namespaces) and deploy/local/build.sh ray"
+fi
+
 # ---------------------------------------------------------------- readiness
 https_ok() { curl -fsSk --max-time 2 "https://127.0.0.1:$1/healthz" | grep -qx ok; }
 ready kube-controller-manager 60 "kube-controller-manager /healthz" https_ok "$CONTROLLER_MANAGER_PORT"
@@ -229,6 +252,8 @@ operator_ok() {
     grep -Eq 'RayCluster.*Starting workers|Starting workers.*raycluster' "$LOGS/kuberay-operator.log"
 }
 ready kuberay-operator 90 "the KubeRay operator (readyz and RayCluster workers started)" operator_ok
+heads_ok() { grep -q "watching head pods" "$LOGS/ray-heads.log"; }
+((REAL_RAY)) && ready ray-heads 30 "ray-heads to watch head pods" heads_ok
 
 if ((already)); then
   log "already running (checked in $(since "$T0"))"

@@ -9,9 +9,7 @@ ROOT := $(abspath .)
 # One target dir for every checkout on this machine: a fresh clone (CI) rebuilds only what changed.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/raydar/target
 export RAYDAR_LOCAL ?= $(ROOT)/.local
-# tools/site.sh sets these when it builds; setting them for every cargo run keeps the builds from
-# invalidating each other.
-export LEPTOS_OUTPUT_NAME := raydar
+# Where raydar-server finds the built site (LEPTOS_OUTPUT_NAME is in .cargo/config.toml).
 export LEPTOS_SITE_ROOT := $(ROOT)/target/site
 CARGO_HOME ?= $(HOME)/.cargo
 export PATH := $(RAYDAR_LOCAL)/bin:$(ROOT)/tools/node_modules/.bin:$(CARGO_HOME)/bin:$(PATH)

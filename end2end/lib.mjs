@@ -54,3 +54,31 @@ export function useBrowser(namespace) {
   after(async () => { await browser?.close(); });
   return () => browser;
 }
+
+// ---- Real Ray behind head pods (deploy/local/ray/heads.py) ----
+const local = process.env.RAYDAR_LOCAL ?? new URL('../.local', import.meta.url).pathname;
+
+/** The IP of the cluster's head pod, once KubeRay reports it. */
+export async function headIp(namespace, name, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ip = kubectl(['get', 'raycluster', '-n', namespace, name, '-o', 'jsonpath={.status.head.podIP}']).trim();
+    if (ip) return ip;
+    if (Date.now() > deadline) throw new Error(`${namespace}/${name} has no head pod IP after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Submits a job with the real `ray job submit` (not waiting for it); `code` is Python. */
+export function submitJob(ip, id, code) {
+  return execFileSync(`${local}/ray/bin/ray`, ['job', 'submit', '--address', `http://${ip}:8265`, '--no-wait',
+    '--submission-id', id, '--', 'python', '-c', code], { encoding: 'utf8', timeout: 60_000 });
+}
+
+/** Kills the Ray head serving `ip` (its pod stays Running, as with a crashed container). */
+export function stopRayHead(ip) {
+  const ns = `rdr${process.env.RAYDAR_PORT_OFFSET ?? 0}-${ip.replaceAll('.', '-')}`;
+  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  if (!pids.length) throw new Error(`no Ray processes in network namespace ${ns}`);
+  execFileSync('kill', ['-9', ...pids]);
+}

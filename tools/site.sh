@@ -26,7 +26,7 @@ name=raydar
 site=$root/target/site
 pkg=$site/pkg
 bin=$root/tools/node_modules/.bin
-export LEPTOS_OUTPUT_NAME=$name LEPTOS_SITE_ROOT=$site
+export LEPTOS_SITE_ROOT=$site
 
 step() { printf '==> %s\n' "$*"; }
 

@@ -7,12 +7,15 @@
 //!
 //! - [`status`]: the cluster status model: the phase users see ([`ClusterPhase`], following
 //!   KubeRay's dashboard rule) and the row of the cluster list ([`ClusterSummary`]).
+//! - [`overview`]: what a cluster's page shows below the summary: pods, conditions, events, and
+//!   Ray's nodes and jobs ([`overview::ClusterOverview`]).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
 //! - [`template`]: the template engine: `RayClusterTemplate`s with typed parameters, rendered
 //!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
 //!   with feature `kube`).
 
+pub mod overview;
 pub mod status;
 #[cfg(feature = "kube")]
 pub mod kuberay;

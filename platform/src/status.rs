@@ -30,6 +30,9 @@ pub struct ClusterCondition {
     /// Human-readable detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the status last changed (RFC 3339), for the cluster page.
+    #[serde(default, rename = "lastTransitionTime", skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }
 
 /// The phase of a Ray cluster as users see it.

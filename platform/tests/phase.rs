@@ -14,6 +14,7 @@ fn cond(type_: &str, status: &str, reason: &str) -> ClusterCondition {
         status: status.into(),
         reason: Some(reason.into()),
         message: Some(String::new()),
+        last_transition_time: None,
     }
 }
 

@@ -10,7 +10,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use platform::kuberay::RayCluster;
-use platform::{ClusterDetail, ClusterSummary};
+use platform::{ClusterCondition, ClusterDetail, ClusterSummary};
 use tokio::sync::broadcast;
 
 use crate::watch::{explain, WatchHealth, Watched};
@@ -90,6 +90,15 @@ impl Clusters {
     pub fn detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail> {
         let key = reflector::ObjectRef::new(name).within(namespace);
         self.inner.store.get(&key).map(|c| c.detail())
+    }
+
+    /// The uid and `status.conditions` of one cluster, or `None` when it is not stored.
+    pub fn conditions(&self, namespace: &str, name: &str) -> Option<(String, Vec<ClusterCondition>)> {
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        self.inner.store.get(&key).map(|c| {
+            let conditions = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            (c.metadata.uid.clone().unwrap_or_default(), conditions)
+        })
     }
 
     /// The list with the server's clock, as pages render it.

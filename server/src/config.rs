@@ -23,10 +23,16 @@ pub struct Config {
     /// How Ray dashboards are reached (`--ray-dashboard`, `RAYDAR_RAY_DASHBOARD`: `proxy`, the
     /// default, through the apiserver; `service`, in the cluster; or a URL template).
     pub ray_dashboard: Reach,
+    /// Most logs followed live at once, each one upstream stream shared by its viewers
+    /// (`--log-streams`, `RAYDAR_LOG_STREAMS`; default 64).
+    pub log_streams: usize,
+    /// Lines kept of each followed log for viewers that join late or fall behind
+    /// (`--log-buffer-lines`, `RAYDAR_LOG_BUFFER_LINES`; default 10000).
+    pub log_buffer_lines: usize,
 }
 
 const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR] [--dev-user USER] [--dev-team TEAM]
-                     [--ray-dashboard proxy|service|URL]
+                     [--ray-dashboard proxy|service|URL] [--log-streams N] [--log-buffer-lines N]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
 kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
@@ -38,7 +44,11 @@ kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on
   --dev-team TEAM    the dev user's team (env RAYDAR_DEV_TEAM; default dev)
   --ray-dashboard HOW  how Ray dashboards are reached, read-only: proxy (through the apiserver's
                      service proxy, the default), service (KubeRay's head service, from inside the
-                     cluster) or a URL template with {namespace} and {name} (env RAYDAR_RAY_DASHBOARD)";
+                     cluster) or a URL template with {namespace} and {name} (env RAYDAR_RAY_DASHBOARD)
+  --log-streams N    most logs followed live at once, each shared by all its viewers; a new one
+                     beyond is refused (env RAYDAR_LOG_STREAMS; default 64)
+  --log-buffer-lines N  lines kept of each followed log for late or slow viewers (env
+                     RAYDAR_LOG_BUFFER_LINES; default 10000)";
 
 impl Config {
     /// Reads flags (`args` without the program name) over environment variables over defaults.
@@ -49,6 +59,8 @@ impl Config {
         let mut dev_user = env("RAYDAR_DEV_USER").unwrap_or_else(|| "developer".into());
         let mut dev_team = env("RAYDAR_DEV_TEAM").unwrap_or_else(|| "dev".into());
         let mut ray_dashboard = env("RAYDAR_RAY_DASHBOARD").unwrap_or_else(|| "proxy".into());
+        let mut log_streams = env("RAYDAR_LOG_STREAMS").unwrap_or_else(|| "64".into());
+        let mut log_buffer_lines = env("RAYDAR_LOG_BUFFER_LINES").unwrap_or_else(|| "10000".into());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
@@ -58,6 +70,8 @@ impl Config {
                 "--dev-user" => dev_user = value("--dev-user")?,
                 "--dev-team" => dev_team = value("--dev-team")?,
                 "--ray-dashboard" => ray_dashboard = value("--ray-dashboard")?,
+                "--log-streams" => log_streams = value("--log-streams")?,
+                "--log-buffer-lines" => log_buffer_lines = value("--log-buffer-lines")?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
@@ -69,6 +83,12 @@ impl Config {
             return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
         }
         let ray_dashboard = Reach::parse(&ray_dashboard)?;
-        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team, ray_dashboard })
+        let count = |flag: &str, text: &str| match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{flag}: {text:?} is not a whole number above 0\n\n{USAGE}")),
+        };
+        let log_streams = count("--log-streams/RAYDAR_LOG_STREAMS", &log_streams)?;
+        let log_buffer_lines = count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
+        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team, ray_dashboard, log_streams, log_buffer_lines })
     }
 }

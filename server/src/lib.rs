@@ -10,6 +10,9 @@
 //! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
 //! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
 //! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
+//! - [`logs`]: live job and pod logs: one upstream per log, shared by its viewers through a ring.
+//! - [`overview`]: what a cluster's page shows below its summary: its pods (a watch), conditions,
+//!   recent events and Ray's nodes and jobs (read in the background, cached briefly).
 //! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
 //! - [`ray`]: reading Ray dashboards: GET only, on an allowlist, with timeouts and per-cluster
 //!   limits.
@@ -20,6 +23,8 @@
 pub mod clusters;
 pub mod config;
 pub mod launch;
+pub mod logs;
+pub mod overview;
 pub mod push;
 pub mod ray;
 pub mod rest;

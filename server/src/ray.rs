@@ -18,6 +18,10 @@
 //!
 //! Every call ends within a timeout, and each cluster has its own small limit of calls in flight:
 //! a slow or unreachable dashboard fills only its own cluster's slots, never another cluster's.
+//!
+//! One read is not a JSON answer but Ray's WebSocket log tail ([`Read::JobLogTail`], opened by
+//! [`Dashboards::tail`] for [`crate::logs`]): still a GET raydar builds from a parsed id, but the
+//! generic route refuses it, so a browser can only follow it through raydar's shared log streams.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +35,12 @@ use axum::Json;
 use kube::Client;
 use platform::template::value::{cluster_name_problem, namespace_problem};
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::web::AppState;
 
@@ -39,6 +48,15 @@ use crate::web::AppState;
 const MAX_JOB_ID: usize = 128;
 /// Clusters whose call slots are remembered before idle ones are forgotten.
 const MAX_GATES: usize = 4096;
+/// Largest WebSocket message or frame taken from a log tail.
+const MAX_TAIL_MESSAGE: usize = 1 << 20;
+
+/// Ray's WebSocket log tail, however it was reached: TEXT frames of log text.
+pub type Tail = WebSocketStream<Box<dyn TailIo>>;
+
+/// The connection under a [`Tail`]: an upgraded apiserver proxy or dashboard connection.
+pub trait TailIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> TailIo for T {}
 
 /// One read of a Ray dashboard: the only requests raydar ever sends to one, each a GET.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +69,9 @@ pub enum Read {
     Job(String),
     /// `GET /api/jobs/{id}/logs`: a job's log so far.
     JobLogs(String),
+    /// `GET /api/jobs/{id}/logs/tail`, upgraded to a WebSocket: a job's log from its start, then
+    /// live until the job is done. Opened only by [`Dashboards::tail`].
+    JobLogTail(String),
     /// `GET /nodes?view=summary`: Ray's nodes with CPU, memory and GPUs.
     Nodes,
     /// `GET /api/cluster_status`: the autoscaler's view.
@@ -70,6 +91,7 @@ impl Read {
             ["api", "jobs"] => Read::Jobs,
             ["api", "jobs", id] => Read::Job(job_id(id)?),
             ["api", "jobs", id, "logs"] => Read::JobLogs(job_id(id)?),
+            ["api", "jobs", id, "logs", "tail"] => Read::JobLogTail(job_id(id)?),
             ["nodes"] if query == Some("view=summary") => return Ok(Read::Nodes),
             ["api", "cluster_status"] => Read::ClusterStatus,
             ["api", "gcs_healthz"] => Read::GcsHealth,
@@ -83,7 +105,13 @@ impl Read {
 
     /// The allowlist, for messages and the API's description.
     pub const ALLOWED: &'static str = "GET /api/version, /api/jobs/, /api/jobs/{id}, /api/jobs/{id}/logs, \
-        /nodes?view=summary, /api/cluster_status, /api/gcs_healthz";
+        /nodes?view=summary, /api/cluster_status, /api/gcs_healthz; and the WebSocket GET \
+        /api/jobs/{id}/logs/tail, only through raydar's log streams";
+
+    /// Whether this read is Ray's WebSocket log tail rather than a JSON answer.
+    pub fn is_tail(&self) -> bool {
+        matches!(self, Read::JobLogTail(_))
+    }
 
     /// Path and query on the dashboard, without the leading `/`.
     pub fn path(&self) -> String {
@@ -92,6 +120,7 @@ impl Read {
             Read::Jobs => "api/jobs/".into(),
             Read::Job(id) => format!("api/jobs/{id}"),
             Read::JobLogs(id) => format!("api/jobs/{id}/logs"),
+            Read::JobLogTail(id) => format!("api/jobs/{id}/logs/tail"),
             Read::Nodes => "nodes?view=summary".into(),
             Read::ClusterStatus => "api/cluster_status".into(),
             Read::GcsHealth => "api/gcs_healthz".into(),
@@ -152,6 +181,16 @@ pub enum DashboardError {
     /// No connection, or the apiserver's proxy could not reach the head service.
     #[error("cannot reach the Ray dashboard of {0}: {1}")]
     Unreachable(String, String),
+    /// The dashboard, or the apiserver for it, answered 404: no such job, or no head service.
+    #[error("not found at the Ray dashboard of {0}: {1}")]
+    NotFound(String, String),
+    /// A JSON read asked of the WebSocket tail or the other way round: nothing was sent.
+    #[error("{0}")]
+    Refused(String),
+    /// The dashboard answered 400: it will not do this for this job (say, tail a job it was
+    /// not given by `ray job submit`).
+    #[error("the Ray dashboard of {0} refused: {1}")]
+    Rejected(String, String),
 }
 
 impl IntoResponse for DashboardError {
@@ -161,6 +200,9 @@ impl IntoResponse for DashboardError {
             DashboardError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             DashboardError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
             DashboardError::Unreachable(..) => StatusCode::BAD_GATEWAY,
+            DashboardError::NotFound(..) => StatusCode::NOT_FOUND,
+            DashboardError::Refused(_) => StatusCode::FORBIDDEN,
+            DashboardError::Rejected(..) => StatusCode::BAD_REQUEST,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -176,6 +218,9 @@ struct Inner {
     reach: Reach,
     kube: Client,
     http: reqwest::Client,
+    /// For WebSocket tails: no overall timeout, which would cut a tail that runs for hours; the
+    /// handshake has one of its own.
+    tail_http: reqwest::Client,
     timeout: Duration,
     per_cluster: usize,
     /// Call slots by cluster (`namespace/name`).
@@ -186,26 +231,26 @@ impl Dashboards {
     /// Reads dashboards as `reach` says, through `kube` for the apiserver proxy; every call ends
     /// within `timeout`, at most `per_cluster` at once per cluster.
     pub fn new(reach: Reach, kube: Client, timeout: Duration, per_cluster: usize) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            // A dashboard that redirects is not followed anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        let inner = Inner { reach, kube, http, timeout, per_cluster: per_cluster.max(1), gates: Mutex::default() };
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(timeout.min(Duration::from_secs(5)))
+                // A dashboard that redirects is not followed anywhere.
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let http = builder().timeout(timeout).build().unwrap_or_default();
+        // HTTP/1.1 only: a WebSocket upgrade does not exist in HTTP/2.
+        let tail_http = builder().http1_only().build().unwrap_or_default();
+        let per_cluster = per_cluster.max(1);
+        let inner = Inner { reach, kube, http, tail_http, timeout, per_cluster, gates: Mutex::default() };
         Dashboards { inner: Arc::new(inner) }
     }
 
     /// Sends `read` to the dashboard of RayCluster `namespace/name`; the answer's body.
     pub async fn read(&self, namespace: &str, name: &str, read: &Read) -> Result<String, DashboardError> {
-        if let Some(problem) = namespace_problem(namespace) {
-            return Err(DashboardError::NotACluster(format!("namespace {problem}")));
+        if read.is_tail() {
+            return Err(DashboardError::Refused(format!("/{} is a WebSocket, not a JSON read", read.path())));
         }
-        if let Some(problem) = cluster_name_problem(name) {
-            return Err(DashboardError::NotACluster(format!("name {problem}")));
-        }
-        let id = format!("{namespace}/{name}");
+        let id = cluster_id(namespace, name)?;
         let inner = &self.inner;
         let seconds = inner.timeout.as_secs();
         let gate = self.gate(&id);
@@ -216,14 +261,13 @@ impl Dashboards {
             acquired.store(true, Ordering::Relaxed);
             match &inner.reach {
                 Reach::ApiserverProxy => {
-                    let uri = format!(
-                        "/api/v1/namespaces/{namespace}/services/{name}-head-svc:dashboard/proxy/{}",
-                        read.path()
-                    );
-                    let request = axum::http::Request::get(uri)
+                    let request = axum::http::Request::get(proxy_uri(namespace, name, read))
                         .body(Vec::new())
                         .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
-                    inner.kube.request_text(request).await.map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))
+                    inner.kube.request_text(request).await.map_err(|e| match e {
+                        kube::Error::Api(status) if status.code == 404 => DashboardError::NotFound(id.clone(), status.message),
+                        e => DashboardError::Unreachable(id.clone(), e.to_string()),
+                    })
                 }
                 Reach::Direct(template) => {
                     let base = template.replace("{namespace}", namespace).replace("{name}", name);
@@ -233,6 +277,8 @@ impl Dashboards {
                     let body = response.text().await.map_err(|e| unreachable(&id, e))?;
                     if status.is_success() {
                         Ok(body)
+                    } else if status == StatusCode::NOT_FOUND {
+                        Err(DashboardError::NotFound(id.clone(), excerpt(&body).to_owned()))
                     } else {
                         Err(DashboardError::Unreachable(id.clone(), format!("HTTP {status}: {}", excerpt(&body))))
                     }
@@ -246,6 +292,75 @@ impl Dashboards {
         }
     }
 
+    /// Opens Ray's WebSocket log tail `read` ([`Read::JobLogTail`]) on the dashboard of RayCluster
+    /// `namespace/name`: an upgraded GET, through the apiserver's proxy or straight, as `reach`
+    /// says. The handshake ends within the timeout; the tail then runs as long as Ray keeps it.
+    ///
+    /// Why not `kube::Client::connect`: it insists that the server picks one of Kubernetes'
+    /// `v4/v5.channel.k8s.io` subprotocols, and Ray's dashboard (aiohttp) answers without any, so
+    /// the upgrade is made here and checked as RFC 6455 asks, without a subprotocol.
+    ///
+    /// The cluster's call slot is held for the handshake only, not for the tail's life: a
+    /// long-lived tail would otherwise keep one of the few short-read slots for hours, and four
+    /// followed jobs would starve the cluster's page. How many tails run at once is bounded by
+    /// [`crate::logs`]' stream cap instead; the handshake, the part that piles up when a dashboard
+    /// is slow, still queues with the cluster's other calls.
+    pub async fn tail(&self, namespace: &str, name: &str, read: &Read) -> Result<Tail, DashboardError> {
+        if !read.is_tail() {
+            return Err(DashboardError::Refused(format!("/{} is a JSON read, not a WebSocket", read.path())));
+        }
+        let id = cluster_id(namespace, name)?;
+        let inner = &self.inner;
+        let gate = self.gate(&id);
+        let acquired = AtomicBool::new(false);
+        let key = generate_key();
+        let upgrade = [
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, "websocket"),
+            (header::SEC_WEBSOCKET_VERSION, "13"),
+            (header::SEC_WEBSOCKET_KEY, key.as_str()),
+        ];
+        let call = async {
+            let _slot = gate.acquire().await.map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
+            acquired.store(true, Ordering::Relaxed);
+            let io: Box<dyn TailIo> = match &inner.reach {
+                Reach::ApiserverProxy => {
+                    let request = upgrade
+                        .iter()
+                        .fold(axum::http::Request::get(proxy_uri(namespace, name, read)), |r, (k, v)| r.header(k, *v))
+                        .body(kube::client::Body::from(Vec::new()))
+                        .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
+                    let response = inner.kube.send(request).await.map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
+                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key) {
+                        let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 4096).await;
+                        return Err(refusal(&String::from_utf8_lossy(&body.unwrap_or_default())));
+                    }
+                    let io = hyper::upgrade::on(response).await.map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
+                    Box::new(hyper_util::rt::TokioIo::new(io))
+                }
+                Reach::Direct(template) => {
+                    let base = template.replace("{namespace}", namespace).replace("{name}", name);
+                    let request = inner.tail_http.get(format!("{base}/{}", read.path()));
+                    let request = upgrade.iter().fold(request, |r, (k, v)| r.header(k, *v));
+                    let response = request.send().await.map_err(|e| unreachable(&id, e))?;
+                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key) {
+                        return Err(refusal(&response.text().await.unwrap_or_default()));
+                    }
+                    Box::new(response.upgrade().await.map_err(|e| unreachable(&id, e))?)
+                }
+            };
+            Ok(io)
+        };
+        let io = match tokio::time::timeout(inner.timeout, call).await {
+            Ok(io) => io?,
+            Err(_) if !acquired.load(Ordering::Relaxed) => return Err(DashboardError::Busy(id, inner.per_cluster)),
+            Err(_) => return Err(DashboardError::Timeout(id, inner.timeout.as_secs())),
+        };
+        // Ray sends frames of at most 10 lines or 20,000 characters; anything far larger is not Ray.
+        let config = WebSocketConfig::default().max_message_size(Some(MAX_TAIL_MESSAGE)).max_frame_size(Some(MAX_TAIL_MESSAGE));
+        Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
+    }
+
     /// The call slots of one cluster. Forgets clusters with nothing in flight when the map is
     /// full, so it stays bounded however many clusters come and go.
     fn gate(&self, id: &str) -> Arc<Semaphore> {
@@ -255,6 +370,45 @@ impl Dashboards {
         }
         gates.entry(id.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_cluster))).clone()
     }
+}
+
+/// `namespace/name` once both can be a RayCluster's; otherwise nothing may be sent.
+fn cluster_id(namespace: &str, name: &str) -> Result<String, DashboardError> {
+    if let Some(problem) = namespace_problem(namespace) {
+        return Err(DashboardError::NotACluster(format!("namespace {problem}")));
+    }
+    if let Some(problem) = cluster_name_problem(name) {
+        return Err(DashboardError::NotACluster(format!("name {problem}")));
+    }
+    Ok(format!("{namespace}/{name}"))
+}
+
+/// Where the apiserver's service proxy passes `read` to the cluster's head service.
+fn proxy_uri(namespace: &str, name: &str, read: &Read) -> String {
+    format!("/api/v1/namespaces/{namespace}/services/{name}-head-svc:dashboard/proxy/{}", read.path())
+}
+
+/// Whether an answer to a WebSocket upgrade accepted it (RFC 6455 4.1: 101, `Upgrade:
+/// websocket`, the key's accept value); if not, how to say why, given the answer's body.
+fn upgraded<'a>(
+    id: &'a str,
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    key: &str,
+) -> Result<(), impl FnOnce(&str) -> DashboardError + 'a> {
+    let is = |name, value: &str| headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(value));
+    let accepted = status == StatusCode::SWITCHING_PROTOCOLS
+        && is(header::UPGRADE, "websocket")
+        && is(header::SEC_WEBSOCKET_ACCEPT, &derive_accept_key(key.as_bytes()));
+    if accepted {
+        return Ok(());
+    }
+    Err(move |body: &str| match status {
+        StatusCode::NOT_FOUND => DashboardError::NotFound(id.to_owned(), excerpt(body.trim()).to_owned()),
+        StatusCode::BAD_REQUEST => DashboardError::Rejected(id.to_owned(), excerpt(body.trim()).to_owned()),
+        StatusCode::SWITCHING_PROTOCOLS => DashboardError::Unreachable(id.to_owned(), "the WebSocket upgrade was not accepted".into()),
+        status => DashboardError::Unreachable(id.to_owned(), format!("HTTP {status}: {}", excerpt(body.trim()))),
+    })
 }
 
 fn unreachable(id: &str, error: reqwest::Error) -> DashboardError {
@@ -278,6 +432,13 @@ pub async fn read_dashboard(
     RawQuery(query): RawQuery,
 ) -> Response {
     let read = match Read::parse(&path, query.as_deref()) {
+        Ok(Read::JobLogTail(id)) => {
+            let why = format!(
+                "/{path} is Ray's WebSocket log tail, not a JSON read: follow it at \
+                 /api/v1/clusters/{namespace}/{name}/jobs/{id}/logs/stream"
+            );
+            return (StatusCode::FORBIDDEN, Json(json!({ "error": why }))).into_response();
+        }
         Ok(read) => read,
         Err(why) => return (StatusCode::FORBIDDEN, Json(json!({ "error": why }))).into_response(),
     };
@@ -298,9 +459,13 @@ mod tests {
         assert_eq!(Read::parse("api/jobs/raysubmit_a1B2", None), Ok(Read::Job("raysubmit_a1B2".into())));
         assert_eq!(Read::parse("api/jobs/02000000/logs", None), Ok(Read::JobLogs("02000000".into())));
         assert_eq!(Read::parse("nodes", Some("view=summary")), Ok(Read::Nodes));
+        // Parsed so that its id is checked like every other; the generic route still refuses it.
+        assert_eq!(Read::parse("api/jobs/raysubmit_1/logs/tail", None), Ok(Read::JobLogTail("raysubmit_1".into())));
         for (path, query) in [
             ("api/jobs/x/stop", None),
-            ("api/jobs/x/logs/tail", None),
+            ("api/jobs/x/logs/tail/x", None),
+            ("api/jobs/a%2Fb/logs/tail", None),
+            ("api/jobs/x/logs/tail", Some("follow=1")),
             ("api/v0/tasks", None),
             ("api/jobs/../../etc", None),
             ("api/jobs/%2e%2e", None),
@@ -315,7 +480,16 @@ mod tests {
 
     #[test]
     fn every_read_goes_back_to_the_path_it_came_from() {
-        for read in [Read::Version, Read::Jobs, Read::Job("j-1".into()), Read::JobLogs("j_2".into()), Read::ClusterStatus, Read::GcsHealth] {
+        for read in [
+            Read::Version,
+            Read::Jobs,
+            Read::Job("j-1".into()),
+            Read::JobLogs("j_2".into()),
+            Read::JobLogTail("j_3".into()),
+            Read::ClusterStatus,
+            Read::GcsHealth,
+        ] {
+            assert_eq!(read.is_tail(), matches!(read, Read::JobLogTail(_)));
             assert_eq!(Read::parse(&read.path(), None), Ok(read));
         }
         let (path, query) = Read::Nodes.path().split_once('?').map(|(p, q)| (p.to_owned(), q.to_owned())).unwrap();

@@ -48,6 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`: raydar's own metrics in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let c = &state.clusters;
+    let logs = state.logs.metrics();
     let body = format!(
         "# HELP raydar_rayclusters RayClusters in the watch's store.\n\
          # TYPE raydar_rayclusters gauge\nraydar_rayclusters {}\n\
@@ -58,12 +59,27 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          # HELP raydar_push_followers Open pages following the cluster push stream.\n\
          # TYPE raydar_push_followers gauge\nraydar_push_followers {}\n\
          # HELP raydar_template_watch_errors_total Errors of the RayClusterTemplate watch (it retries).\n\
-         # TYPE raydar_template_watch_errors_total counter\nraydar_template_watch_errors_total {}\n",
+         # TYPE raydar_template_watch_errors_total counter\nraydar_template_watch_errors_total {}\n\
+         # HELP raydar_log_streams Logs followed live, each one upstream stream shared by its viewers.\n\
+         # TYPE raydar_log_streams gauge\nraydar_log_streams {}\n\
+         # HELP raydar_log_viewers Open event streams following a log.\n\
+         # TYPE raydar_log_viewers gauge\nraydar_log_viewers {}\n\
+         # HELP raydar_log_streams_refused_total New logs refused because --log-streams were followed.\n\
+         # TYPE raydar_log_streams_refused_total counter\nraydar_log_streams_refused_total {}\n\
+         # HELP raydar_log_lines_skipped_total Log lines viewers never got: they fell behind the lines kept.\n\
+         # TYPE raydar_log_lines_skipped_total counter\nraydar_log_lines_skipped_total {}\n\
+         # HELP raydar_log_upstream_errors_total Failures of log upstreams (each retried).\n\
+         # TYPE raydar_log_upstream_errors_total counter\nraydar_log_upstream_errors_total {}\n",
         c.len(),
         u8::from(c.health().synced()),
         c.health().error_count(),
         c.followers(),
         state.templates.health().error_count(),
+        logs.streams,
+        logs.viewers,
+        logs.refused,
+        logs.skipped,
+        logs.upstream_errors,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -24,7 +24,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clusters::Clusters;
 use crate::launch::{self, Launcher};
+use crate::logs::{self, LogStreams};
 use crate::templates::Templates;
+use crate::overview::{self, Overviews};
 use crate::ray::{self, Dashboards};
 use crate::{push, rest, Config};
 
@@ -41,6 +43,10 @@ pub struct AppState {
     pub launcher: Launcher,
     /// Reads Ray dashboards.
     pub dashboards: Dashboards,
+    /// Ray pods, events and Ray's view, for cluster pages.
+    pub overviews: Overviews,
+    /// Live job and pod logs, one upstream per log shared by its viewers.
+    pub logs: LogStreams,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -64,7 +70,9 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.addr)
             .build();
-        Self { leptos, clusters, templates, launcher, dashboards }
+        let overviews = Overviews::start(launcher.client.clone(), dashboards.clone(), "the Kubernetes apiserver".into());
+        let logs = LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER);
+        Self { leptos, clusters, templates, launcher, dashboards, overviews, logs }
     }
 
     fn provide(&self) -> impl Fn() + Clone + Send + 'static {
@@ -115,6 +123,11 @@ pub fn router(state: AppState) -> Router {
         )
         // GET only: every other method is 405 here, before anything could reach Ray.
         .route("/clusters/{namespace}/{name}/ray/{*path}", get(ray::read_dashboard))
+        .route("/clusters/{namespace}/{name}/jobs/{job_id}/logs", get(logs::job_log))
+        .route("/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream", get(logs::job_log_stream))
+        .route("/clusters/{namespace}/{name}/pods/{pod}/logs", get(logs::pod_log))
+        .route("/clusters/{namespace}/{name}/pods/{pod}/logs/stream", get(logs::pod_log_stream))
+        .route("/clusters/{namespace}/{name}/overview", get(overview::read_overview))
         .route("/templates", get(rest::list_templates))
         .route("/openapi.json", get(rest::openapi));
     // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),

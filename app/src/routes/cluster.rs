@@ -1,6 +1,7 @@
 //! One cluster's page: its phase and workers as they change (so a launch can be followed to
 //! Ready), who launched it from which template, and its day-2 actions: suspend or resume, scale
-//! a worker group within its bounds, tear down.
+//! a worker group within its bounds, tear down. Below them its pods, Ray's nodes and jobs,
+//! conditions and events ([`crate::routes::overview`]).
 //!
 //! The page is a lazy route: its code loads when it is opened, not with the cluster list.
 
@@ -13,6 +14,7 @@ use platform::{ClusterDetail, ClusterPhase, WorkerGroupSummary};
 use crate::actions::change;
 use crate::api::read_cluster;
 use crate::routes::clusters::{StreamState, TearDownButton};
+use crate::routes::overview::Overview;
 
 /// `/clusters/{namespace}/{name}`.
 pub struct ClusterPage;
@@ -187,6 +189,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 {move || failed.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
             </div>
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+            <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }
 }

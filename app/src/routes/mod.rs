@@ -3,3 +3,4 @@
 pub mod cluster;
 pub mod clusters;
 pub mod launch;
+pub mod overview;

@@ -1,0 +1,262 @@
+//! The lower half of a cluster's page: its pods, Ray's nodes and jobs, the RayCluster's conditions
+//! and recent events, read from `GET /api/v1/clusters/{namespace}/{name}/overview` every
+//! [`POLL_MS`] while the page is open.
+//!
+//! Polled, not pushed: Ray's jobs and nodes change inside Ray, which tells nobody, so the server
+//! has to ask it anyway; it asks once per cluster however many pages poll (see the server's
+//! `overview` module). Ray's part is shown apart from the rest: an unreachable dashboard says so
+//! there and hides nothing else.
+
+use leptos::prelude::*;
+use platform::overview::{ClusterOverview, EventRow, PodRow, RayJob, RayNode, RayView};
+use platform::status::format_age;
+use platform::ClusterCondition;
+
+/// How often the page asks again.
+pub const POLL_MS: i32 = 2000;
+
+/// One read of the overview (its own split point, like the actions: the fetch plumbing arrives on
+/// first use).
+#[leptos::lazy]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+async fn fetch(url: String) -> Result<ClusterOverview, String> {
+    #[cfg(feature = "hydrate")]
+    {
+        let answer = crate::http::send("GET", &url, None).await?;
+        if !answer.ok() {
+            return Err(answer.message());
+        }
+        serde_json::from_value(answer.body).map_err(|e| format!("unexpected answer: {e}"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Err(format!("{url} is read by the browser"))
+    }
+}
+
+/// Pods, Ray, conditions and events of `namespace/name`, kept current.
+#[component]
+pub fn Overview(namespace: String, name: String) -> impl IntoView {
+    let overview = RwSignal::new(None::<ClusterOverview>);
+    let failed = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let url = format!("/api/v1/clusters/{namespace}/{name}/overview");
+        // A loop with a promise-based sleep, not a JS interval: handing this Rust closure to
+        // setInterval (leptos's set_interval) made wasm-split put it and everything it calls (the
+        // fetch, the JSON decoding) in the first-load module (measured: +14 KB br). One read at a
+        // time, so a slow answer is not asked for twice.
+        let open = Arc::new(AtomicBool::new(true));
+        let running = open.clone();
+        on_cleanup(move || open.store(false, Ordering::Relaxed));
+        leptos::task::spawn_local(async move {
+            while running.load(Ordering::Relaxed) {
+                let read = fetch(url.clone()).await;
+                if !running.load(Ordering::Relaxed) {
+                    break;
+                }
+                match read {
+                    Ok(fresh) => {
+                        overview.set(Some(fresh));
+                        failed.set(None);
+                    }
+                    Err(why) => failed.set(Some(why)),
+                }
+                let _ = crate::http::sleep(POLL_MS).await;
+            }
+        });
+    }
+    let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));
+    let now = move || overview.with(|o| o.as_ref().map_or(0, |o| o.now));
+    view! {
+        {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh: " {why}</p> })}
+        {move || match overview.get() {
+            None => view! { <p class="empty">"Loading pods, Ray and events…"</p> }.into_any(),
+            Some(o) => view! {
+                <Pods pods=o.pods now=o.now namespace=ns.get_value() name=cluster.get_value()/>
+                <Ray ray=o.ray now=now() namespace=ns.get_value() name=cluster.get_value()/>
+                <Conditions conditions=o.conditions/>
+                <Events events=o.events now=o.now/>
+            }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl IntoView {
+    let empty = pods.is_empty();
+    let rows = pods
+        .into_iter()
+        .map(|pod| {
+            let logs = format!("/clusters/{namespace}/{name}/pods/{}", pod.name);
+            let role = if pod.role == "head" { "head".to_owned() } else { format!("worker · {}", pod.group) };
+            view! {
+                <tr data-pod=pod.name.clone() data-phase=pod.phase.clone()>
+                    <th scope="row">{pod.name.clone()}</th>
+                    <td>{role}</td>
+                    <td class=format!("pod-{}", pod.phase.to_ascii_lowercase())>{pod.phase.clone()}{(!pod.ready).then_some(" (not ready)")}</td>
+                    <td>{pod.node.unwrap_or_else(|| "—".into())}</td>
+                    <td class="mono">{pod.ip.unwrap_or_else(|| "—".into())}</td>
+                    <td class="num">{pod.restarts}</td>
+                    <td class="num">{format_age(now - pod.created)}</td>
+                    <td><a href=logs>"Log"</a></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Pods"</h2>
+        {empty.then(|| view! { <p class="empty">"No pods: KubeRay has not created them, or the cluster is suspended."</p> })}
+        <table class="pods" hidden=empty>
+            <thead><tr>
+                <th scope="col">"Pod"</th><th scope="col">"Role"</th><th scope="col">"Phase"</th>
+                <th scope="col">"Node"</th><th scope="col">"IP"</th><th scope="col" class="num">"Restarts"</th>
+                <th scope="col" class="num">"Age"</th><th scope="col">"Logs"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+#[component]
+fn Ray(ray: RayView, now: i64, namespace: String, name: String) -> impl IntoView {
+    let RayView { checked, error, nodes, jobs } = ray;
+    let state = match (&error, checked) {
+        (Some(_), _) => "unreachable",
+        (None, Some(_)) => "ok",
+        (None, None) => "waiting",
+    };
+    let notice = match (error, checked) {
+        (Some(error), Some(at)) => Some(format!("Ray's dashboard is not answering: {error}. Shown: its answer of {} ago.", format_age(now - at))),
+        (Some(error), None) => Some(format!("Ray's dashboard is not answering: {error}")),
+        (None, None) => Some("Asking Ray…".to_owned()),
+        (None, Some(_)) => None,
+    };
+    let node_rows = nodes.into_iter().map(node_row).collect_view();
+    let no_jobs = jobs.is_empty();
+    let job_rows = jobs
+        .into_iter()
+        .map(|job| job_row(job, now, &namespace, &name))
+        .collect_view();
+    view! {
+        <section class="ray" data-ray=state>
+            <h2>"Ray"</h2>
+            {notice.map(|n| view! { <p class=if state == "unreachable" { "error" } else { "empty" } role="status">{n}</p> })}
+            <h3>"Nodes"</h3>
+            <table class="ray-nodes">
+                <thead><tr>
+                    <th scope="col">"Node IP"</th><th scope="col">"Role"</th><th scope="col">"State"</th>
+                    <th scope="col" class="num">"CPUs"</th><th scope="col" class="num">"CPU use"</th>
+                    <th scope="col" class="num">"GPUs"</th><th scope="col" class="num">"Memory"</th>
+                </tr></thead>
+                <tbody>{node_rows}</tbody>
+            </table>
+            <h3>"Jobs"</h3>
+            {(no_jobs && state == "ok").then(|| view! { <p class="empty">"No jobs yet. Submit one with " <code>"ray job submit"</code> "."</p> })}
+            <table class="ray-jobs" hidden=no_jobs>
+                <thead><tr>
+                    <th scope="col">"Job"</th><th scope="col">"Status"</th><th scope="col">"Entrypoint"</th>
+                    <th scope="col" class="num">"Started"</th><th scope="col" class="num">"Duration"</th>
+                </tr></thead>
+                <tbody>{job_rows}</tbody>
+            </table>
+        </section>
+    }
+}
+
+fn node_row(node: RayNode) -> impl IntoView {
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    // The macro moves children before it reads attributes: clone what both use first.
+    let ip = node.ip.clone();
+    view! {
+        <tr data-node=ip>
+            <th scope="row" class="mono">{node.ip}</th>
+            <td>{if node.head { "head" } else { "worker" }}</td>
+            <td>{node.state}</td>
+            <td class="num">{node.cpus}</td>
+            <td class="num">{format!("{:.0}%", node.cpu_percent)}</td>
+            <td class="num">{node.gpus}</td>
+            <td class="num">{format!("{:.1} / {:.1} GiB", gib(node.memory_used), gib(node.memory_total))}</td>
+        </tr>
+    }
+}
+
+fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView {
+    let href = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
+    let started = job.start_time.map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
+    let duration = job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
+    let (id, status) = (job.id.clone(), job.status.clone());
+    let class = format!("job-{}", job.status.to_ascii_lowercase());
+    view! {
+        <tr data-job=id data-status=status>
+            <th scope="row"><a href=href>{job.id.clone()}</a></th>
+            <td class=class title=job.message.unwrap_or_default()>{job.status}</td>
+            <td class="mono entrypoint" title=job.entrypoint.clone()>{job.entrypoint.clone()}</td>
+            <td class="num">{started}</td>
+            <td class="num">{duration}</td>
+        </tr>
+    }
+}
+
+#[component]
+fn Conditions(conditions: Vec<ClusterCondition>) -> impl IntoView {
+    let rows = conditions
+        .into_iter()
+        .map(|c| {
+            let (type_, status) = (c.type_.clone(), c.status.clone());
+            view! {
+            <tr data-condition=type_ data-status=status>
+                <th scope="row">{c.type_}</th>
+                <td>{c.status}</td>
+                <td>{c.reason.unwrap_or_default()}</td>
+                <td>{c.message.unwrap_or_default()}</td>
+                <td class="mono">{c.last_transition_time.unwrap_or_default()}</td>
+            </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Conditions"</h2>
+        <table class="conditions">
+            <thead><tr>
+                <th scope="col">"Condition"</th><th scope="col">"Status"</th><th scope="col">"Reason"</th>
+                <th scope="col">"Message"</th><th scope="col">"Since"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+#[component]
+fn Events(events: Vec<EventRow>, now: i64) -> impl IntoView {
+    let empty = events.is_empty();
+    let rows = events
+        .into_iter()
+        .map(|e| {
+            let (class, reason) = (format!("event-{}", e.kind.to_ascii_lowercase()), e.reason.clone());
+            view! {
+            <tr class=class data-reason=reason>
+                <td>{e.kind}</td>
+                <th scope="row">{e.reason}</th>
+                <td class="mono">{e.object}</td>
+                <td>{e.message}</td>
+                <td class="num">{e.count}</td>
+                <td class="num">{format_age(now - e.last_seen)}</td>
+            </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Recent events"</h2>
+        {empty.then(|| view! { <p class="empty">"No recent events."</p> })}
+        <table class="events" hidden=empty>
+            <thead><tr>
+                <th scope="col">"Type"</th><th scope="col">"Reason"</th><th scope="col">"Object"</th>
+                <th scope="col">"Message"</th><th scope="col" class="num">"Count"</th><th scope="col" class="num">"Last seen"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}

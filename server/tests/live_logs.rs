@@ -1,0 +1,365 @@
+//! Live logs against the real local control plane (deploy/local): a Ray job's log from a real Ray
+//! head (ray 2.60, started by deploy/local/ray/heads.py at the head pod's IP) through raydar's
+//! event stream, and a pod's log that kwok serves from a file this test appends to.
+//!
+//! Needs `KUBECONFIG` naming that control plane and the Ray venv (`$RAYDAR_LOCAL/ray`, default
+//! `<repo>/.local`); `make test` has both. Each test works in a namespace of its own and deletes
+//! it, also when it fails.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod common;
+
+use common::{sse_events, start_raydar, start_raydar_with, wait_ready, STEP};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde_json::json;
+
+async fn kube_client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG must name the local control plane (deploy/local/up.sh prints it); `make test` sets it"
+    );
+    Client::try_default().await.expect("kubeconfig loads")
+}
+
+/// `$RAYDAR_LOCAL`, default `<repo>/.local`.
+fn local_dir() -> PathBuf {
+    std::env::var_os("RAYDAR_LOCAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local"))
+}
+
+/// A namespace no other run uses, deleted when dropped (without waiting), even after a panic.
+struct TestNamespace(String);
+
+impl TestNamespace {
+    async fn create(client: &Client, prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000);
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("namespace created");
+        TestNamespace(name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let kubectl = local_dir().join("bin/kubectl");
+        let _ = std::process::Command::new(kubectl)
+            .args(["delete", "namespace", &self.0, "--wait=false", "--ignore-not-found"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("ray.io", "v1", "RayCluster");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// A RayCluster of a head only: one real Ray head, nothing more.
+fn head_only(name: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": name},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [{
+            "name": "ray-head", "image": "rayproject/ray:2.46.0",
+            "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
+            "ports": [{"containerPort": 8265, "name": "dashboard"}]
+        }]}}}}
+    }))
+    .unwrap()
+}
+
+/// Polls until `probe` gives something, for at most [`STEP`].
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// One event of a log stream, as the test reads it.
+#[derive(Debug)]
+enum Got {
+    Lines(u64, Vec<String>),
+    Skipped(u64),
+    Problem(String),
+    End(String),
+}
+
+async fn open(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> impl Stream<Item = Got> {
+    let mut request = http.get(url);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    Box::pin(sse_events(response).map(|(event, data)| match event.as_str() {
+        "lines" => Got::Lines(
+            data["first"].as_u64().unwrap(),
+            data["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect(),
+        ),
+        "skipped" => Got::Skipped(data["count"].as_u64().unwrap()),
+        "problem" => Got::Problem(data["error"].as_str().unwrap().to_owned()),
+        "end" => Got::End(data["reason"].as_str().unwrap().to_owned()),
+        other => panic!("unexpected event {other}: {data}"),
+    }))
+}
+
+/// Lines read so far, checked to be numbered without gap or repeat from 1.
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+}
+
+impl Log {
+    /// Takes events until `until` says stop (true) or the stream ends; the end reason, if any.
+    async fn read(&mut self, events: &mut (impl Stream<Item = Got> + Unpin), until: impl Fn(&[String]) -> bool) -> Option<String> {
+        tokio::time::timeout(STEP, async {
+            while let Some(got) = events.next().await {
+                match got {
+                    Got::Lines(first, lines) => {
+                        assert_eq!(first, self.lines.len() as u64 + 1, "lines follow on: no gap, no repeat");
+                        self.lines.extend(lines);
+                        if until(&self.lines) {
+                            return None;
+                        }
+                    }
+                    Got::End(reason) => return Some(reason),
+                    Got::Problem(error) => eprintln!("problem (the stream stays open): {error}"),
+                    Got::Skipped(count) => panic!("{count} lines skipped with a buffer of 10,000"),
+                }
+            }
+            None
+        })
+        .await
+        .expect("the log stream went on")
+    }
+}
+
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The numbered lines the test job prints.
+const JOB_LINES: u64 = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared() {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let streams = reqwest::Client::new();
+    wait_ready(&http, &raydar.base).await;
+    let ns = TestNamespace::create(&client, "raydar-logs-it").await;
+    let namespace = ns.0.as_str();
+    let name = "logs";
+    ray_clusters(&client, namespace).create(&PostParams::default(), &head_only(name)).await.expect("RayCluster created");
+
+    // The Ray head answers through raydar (the apiserver's service proxy) once heads.py started it.
+    let cluster = format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base);
+    eventually("the Ray head to answer through raydar", || async {
+        let r = http.get(format!("{cluster}/ray/api/version")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let head_ip: String = eventually("the head pod's IP in the RayCluster's status", || async {
+        let rc = ray_clusters(&client, namespace).get(name).await.ok()?;
+        rc.data["status"]["head"]["podIP"].as_str().map(str::to_owned)
+    })
+    .await;
+
+    // Unknown jobs are 404, and Ray's tail is not reachable through the generic read route.
+    let unknown = http.get(format!("{cluster}/jobs/raysubmit_nosuchjob/logs/stream")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let tail = http.get(format!("{cluster}/ray/api/jobs/raysubmit_nosuchjob/logs/tail")).send().await.unwrap();
+    assert_eq!(tail.status(), 403);
+
+    // A real job, submitted with Ray's own CLI: numbered lines with pauses.
+    let job = format!("logs-it-{}", std::process::id());
+    let script = format!("import time\nfor i in range(1, {}):\n    print(f'n {{i}}', flush=True)\n    time.sleep(0.1)", JOB_LINES + 1);
+    let submitted = std::process::Command::new(local_dir().join("ray/bin/ray"))
+        .args(["job", "submit", "--address", &format!("http://{head_ip}:8265"), "--submission-id", &job, "--no-wait", "--"])
+        .args(["python", "-c", &script])
+        .output()
+        .expect("ray job submit runs");
+    assert!(submitted.status.success(), "ray job submit: {}", String::from_utf8_lossy(&submitted.stderr));
+
+    let url = format!("{cluster}/jobs/{job}/logs/stream");
+    let mut whole = Log::default();
+    let mut first_events = open(&streams, &url, None).await;
+    let mut broken = Log::default();
+    let mut second_events = open(&streams, &url, None).await;
+    // One viewer reads until line 20 of the job, then drops its connection.
+    let at_20 = |lines: &[String]| lines.iter().any(|l| l == "n 20");
+    assert_eq!(broken.read(&mut second_events, at_20).await, None);
+    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 1.0, "two viewers, one upstream");
+    assert_eq!(metric(&http, &raydar.base, "raydar_log_viewers").await, 2.0);
+    drop(second_events);
+    let last_event_id = broken.lines.len() as u64;
+    // The other keeps reading meanwhile, so the job goes on while the first is away.
+    let at_40 = |lines: &[String]| lines.iter().any(|l| l == "n 40");
+    assert_eq!(whole.read(&mut first_events, at_40).await, None);
+    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 1.0);
+
+    // It comes back as EventSource does, with Last-Event-ID: the lines after, none twice.
+    let mut resumed = open(&streams, &url, Some(last_event_id)).await;
+    let end = broken.read(&mut resumed, |_| false).await;
+    assert_eq!(end.as_deref(), Some("job SUCCEEDED"));
+    assert_eq!(whole.read(&mut first_events, |_| false).await.as_deref(), Some("job SUCCEEDED"));
+    assert_eq!(broken.lines, whole.lines, "the resumed viewer has the same log");
+    let numbered: Vec<&String> = whole.lines.iter().filter(|l| l.starts_with("n ")).collect();
+    let expected: Vec<String> = (1..=JOB_LINES).map(|i| format!("n {i}")).collect();
+    assert_eq!(numbered, expected.iter().collect::<Vec<_>>(), "every line once, in order");
+    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 1.0);
+
+    // The download is the same log, and so is a stream of the finished job straight from Ray
+    // (--ray-dashboard URL: the WebSocket through reqwest rather than the apiserver).
+    let download = http.get(format!("{cluster}/jobs/{job}/logs")).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(download.headers()["content-disposition"], format!("attachment; filename=\"{name}-{job}.log\"").as_str());
+    let text = download.text().await.unwrap();
+    assert_eq!(text.lines().collect::<Vec<_>>(), whole.lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let straight = start_raydar_with(client.clone(), "local control plane", &["--ray-dashboard", &format!("http://{head_ip}:8265")]).await;
+    let mut replay = Log::default();
+    let mut events = open(&streams, &format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", straight.base), None).await;
+    assert_eq!(replay.read(&mut events, |_| false).await.as_deref(), Some("job SUCCEEDED"));
+    assert_eq!(replay.lines, whole.lines);
+}
+
+/// A CRI log line as kwok reads it.
+fn cri(at: &str, text: &str) -> String {
+    format!("{at} stdout F {text}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_ray_pod_log_follows_its_file_and_resumes() {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let streams = reqwest::Client::new();
+    wait_ready(&http, &raydar.base).await;
+    let ns = TestNamespace::create(&client, "raydar-podlogs-it").await;
+    let namespace = ns.0.as_str();
+    let name = "logs";
+
+    // A worker pod as KubeRay labels them (kwok runs it; no Ray head is needed for pod logs),
+    // with a sidecar, and a pod of no Ray cluster.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = "logs-worker-a";
+    let container = |n: &str| json!({"name": n, "image": "rayproject/ray:2.46.0"});
+    let ray_pod = json!({
+        "metadata": {"name": pod, "labels": {"ray.io/cluster": name, "ray.io/node-type": "worker"}},
+        "spec": {"containers": [container("ray-worker"), container("sidecar")]}
+    });
+    pods.create(&PostParams::default(), &serde_json::from_value(ray_pod).unwrap()).await.expect("pod created");
+    let other = json!({"metadata": {"name": "not-ray"}, "spec": {"containers": [container("app")]}});
+    pods.create(&PostParams::default(), &serde_json::from_value(other).unwrap()).await.expect("pod created");
+
+    // kwok serves each container's log from a file.
+    let dir = std::env::temp_dir().join(format!("raydar-podlogs-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let worker_log = dir.join("ray-worker.log");
+    let sidecar_log = dir.join("sidecar.log");
+    let mut first = String::new();
+    for i in 1..=5 {
+        first.push_str(&cri(&format!("2026-01-01T00:00:0{i}.000000000Z"), &format!("w {i}")));
+    }
+    // CR-LF, and two lines with the same timestamp.
+    first.push_str(&cri("2026-01-01T00:00:06.000000000Z", "crlf\r"));
+    first.push_str(&cri("2026-01-01T00:00:06.000000000Z", "same stamp"));
+    std::fs::write(&worker_log, first).unwrap();
+    std::fs::write(&sidecar_log, cri("2026-01-01T00:00:01.000000000Z", "sidecar says hi")).unwrap();
+    let logs_gvk = GroupVersionKind::gvk("kwok.x-k8s.io", "v1alpha1", "Logs");
+    let logs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk_with_plural(&logs_gvk, "logs"));
+    let spec = json!({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+        "metadata": {"name": pod},
+        "spec": {"logs": [
+            {"containers": ["ray-worker"], "logsFile": worker_log, "follow": true},
+            {"containers": ["sidecar"], "logsFile": sidecar_log, "follow": true}
+        ]}
+    });
+    logs.create(&PostParams::default(), &serde_json::from_value(spec).unwrap()).await.expect("kwok Logs created");
+
+    let base = format!("{}/api/v1/clusters/{namespace}/{name}/pods", raydar.base);
+    // Only pods of the cluster: another pod, a missing one, a missing container are 404.
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(format!("{base}/not-ray/logs/stream")).await, 404);
+    assert_eq!(status(format!("{base}/no-such-pod/logs")).await, 404);
+    assert_eq!(status(format!("{base}/{pod}/logs/stream?container=nope")).await, 404);
+    assert_eq!(status(format!("{}/api/v1/clusters/{namespace}/other/pods/{pod}/logs", raydar.base)).await, 404);
+
+    // Wait for kwok to run the pod and serve the log (the Logs object takes a moment).
+    let url = format!("{base}/{pod}/logs/stream");
+    let mut log = Log::default();
+    let mut events = eventually("the pod's log stream to start", || async {
+        let mut events = open(&streams, &url, None).await;
+        let mut log = Log::default();
+        let quick = tokio::time::timeout(Duration::from_secs(3), log.read(&mut events, |l| l.len() >= 7)).await;
+        (quick.is_ok() && log.lines.len() == 7).then_some(events)
+    })
+    .await;
+    log.lines = ["w 1", "w 2", "w 3", "w 4", "w 5", "crlf", "same stamp"].map(String::from).to_vec();
+
+    // Appended lines arrive while the stream is open.
+    let append = |text: String| {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&worker_log).unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    append(cri("2026-01-01T00:00:07.000000000Z", "appended 1"));
+    append(cri("2026-01-01T00:00:07.500000000Z", &"x".repeat(20_000)));
+    assert_eq!(log.read(&mut events, |l| l.len() >= 9).await, None);
+    assert_eq!(log.lines[7], "appended 1");
+    assert!(log.lines[8].starts_with("xxxx") && log.lines[8].ends_with("… [line cut at 16 KiB]"), "a long line is cut");
+    assert_eq!(log.lines[8].len(), 16 * 1024 + "… [line cut at 16 KiB]".len());
+
+    // Away and back with Last-Event-ID: exactly what was appended meanwhile.
+    drop(events);
+    append(cri("2026-01-01T00:00:08.000000000Z", "while away"));
+    let mut events = open(&streams, &url, Some(log.lines.len() as u64)).await;
+    assert_eq!(log.read(&mut events, |l| l.len() >= 10).await, None);
+    assert_eq!(log.lines[9], "while away");
+    append(cri("2026-01-01T00:00:09.000000000Z", "after return"));
+    assert_eq!(log.read(&mut events, |l| l.len() >= 11).await, None);
+    assert_eq!(log.lines[10], "after return");
+
+    // The sidecar by name, and the download of the whole log.
+    let mut sidecar = Log::default();
+    let mut events = open(&streams, &format!("{url}?container=sidecar"), None).await;
+    assert_eq!(sidecar.read(&mut events, |l| !l.is_empty()).await, None);
+    assert_eq!(sidecar.lines, ["sidecar says hi"]);
+    let download = http.get(format!("{base}/{pod}/logs?container=ray-worker")).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-disposition"], format!("attachment; filename=\"{pod}-ray-worker.log\"").as_str());
+    let text = download.text().await.unwrap();
+    assert!(text.starts_with("w 1\nw 2\n") && text.contains("after return\n"), "{}", &text[..200.min(text.len())]);
+    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 2.0, "the worker's and the sidecar's");
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,11 +32,7 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
     };
     let apply = Rc::new(apply);
     let mut handlers: Vec<Closure<dyn FnMut(MessageEvent)>> = Vec::new();
-    let mut on = |name: &str, f: Box<dyn FnMut(MessageEvent)>| {
-        let handler = Closure::wrap(f);
-        let _ = source.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
-        handlers.push(handler);
-    };
+    let mut on = |name: &str, f: Box<dyn FnMut(MessageEvent)>| handlers.push(listen(&source, name, f));
     // "Live" only once the snapshot is applied: from then on the page shows the server's list.
     let to = apply.clone();
     on(push::SNAPSHOT, Box::new(move |e| {
@@ -72,6 +68,18 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
             w.clear_interval_with_handle(id);
         }
     });
+}
+
+/// Calls `f` on every `name` event of `source`, as long as the returned closure is kept.
+///
+/// Not inlined and not generic: wasm-split puts a function that hands a closure to JS, and all
+/// it calls, in the first-load module. Behind this one function, a lazy page's handlers (boxed
+/// here, called through their vtable) stay in the page's own chunk.
+#[inline(never)]
+pub fn listen(source: &EventSource, name: &str, f: Box<dyn FnMut(MessageEvent)>) -> Closure<dyn FnMut(MessageEvent)> {
+    let handler = Closure::wrap(f);
+    let _ = source.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
+    handler
 }
 
 fn parse<T: serde::de::DeserializeOwned>(e: &MessageEvent) -> Option<T> {

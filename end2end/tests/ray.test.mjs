@@ -19,7 +19,8 @@ test('a cluster page shows pods, Ray nodes, a submitted job and events; a dead h
     await page.goto(`${base}/clusters/${NS}/${a}`);
     // Pods: the head and the worker, Running on kwok nodes.
     const head = page.locator('table.pods tr[data-phase="Running"]', { hasText: 'head' });
-    await head.waitFor({ timeout: 30_000 });
+    // Generous: the first visit loads the page's wasm chunk, on a machine busy starting Ray heads.
+    await head.waitFor({ timeout: 60_000 });
     await page.locator('table.pods tr', { hasText: 'worker · cpu' }).waitFor({ timeout: 30_000 });
     assert.match(await head.innerText(), /kwok-/);
     // Ray answers from the head pod's IP; the head is its one node.
@@ -31,6 +32,10 @@ test('a cluster page shows pods, Ray nodes, a submitted job and events; a dead h
     await job.waitFor({ timeout: 30_000 });
     assert.match(await job.innerText(), /python -c/);
     await page.locator('tr[data-job="e2e-count"][data-status="SUCCEEDED"]').waitFor({ timeout: 60_000 });
+    // Its whole log, as the row's Download link serves it (read from Ray through raydar).
+    const href = await job.locator('a[download]').getAttribute('href');
+    const log = await (await fetch(`${base}${href}`)).text();
+    assert.match(log, /line 0\nline 1\nline 2/);
     // Conditions and events from Kubernetes.
     await page.locator('tr[data-condition="HeadPodReady"][data-status="True"]').waitFor({ timeout: 10_000 });
     // Only this incarnation's: a cluster of the same name made before left events too.

@@ -7,6 +7,7 @@
 //!
 //! - [`status`]: the cluster status model: the phase users see ([`ClusterPhase`], following
 //!   KubeRay's dashboard rule) and the row of the cluster list ([`ClusterSummary`]).
+//! - [`ansi`]: colour escape sequences in log lines, as styled runs of plain text.
 //! - [`overview`]: what a cluster's page shows below the summary: pods, conditions, events, and
 //!   Ray's nodes and jobs ([`overview::ClusterOverview`]).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
@@ -15,6 +16,7 @@
 //!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
 //!   with feature `kube`).
 
+pub mod ansi;
 pub mod overview;
 pub mod status;
 #[cfg(feature = "kube")]

@@ -81,12 +81,19 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most bytes of a pod log downloaded (the kubelet keeps 10 MiB per log file by default).
 const DOWNLOAD_LIMIT: i64 = 64 << 20;
-/// Ray's tail is pinged this often while quiet...
+/// Ray's tail is pinged this often while quiet. Ray never answers (aiohttp answers pings only
+/// inside `receive()`, which Ray's tail handler never calls), but a ping keeps proxies from
+/// closing a quiet connection and makes a connection that is gone fail on write.
 const TAIL_PING: Duration = Duration::from_secs(15);
-/// ...and given up (and reconnected) when nothing, not even a pong, came for this long.
-const TAIL_IDLE: Duration = Duration::from_secs(45);
-/// A followed pod log that says nothing for this long is reopened: a chunked HTTP stream has no
-/// ping, and this is how a connection that died silently is noticed. Reopening replays nothing.
+/// A tail quiet this long is checked by reading the job's status: a dashboard that answers with
+/// a running job means a quiet log; anything else means the tail is lost and is reopened.
+const TAIL_QUIET: Duration = Duration::from_secs(30);
+/// A followed pod log quiet this long is checked by reading its pod: a pod that is gone or a
+/// container that stopped ends the log even when the log connection does not close (kwok keeps
+/// it open after the pod is deleted; a connection can also die without a word).
+const POD_QUIET: Duration = Duration::from_secs(30);
+/// A followed pod log quiet this long is reopened, which replays nothing: a chunked HTTP stream
+/// has no ping, so this is how a connection that died silently is noticed.
 const POD_IDLE: Duration = Duration::from_secs(300);
 /// Waits between reconnects of an upstream: doubling from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
@@ -341,11 +348,15 @@ impl Feed {
         });
     }
 
-    /// Says the upstream is in trouble (the feed keeps trying); viewers get it once each.
+    /// Says the upstream is in trouble (the feed keeps trying); viewers get it once each, and
+    /// the same trouble again on a retry only once.
     pub fn problem(&self, message: String) {
         tracing::debug!(%message, "log upstream");
         self.hub.upstream_errors.fetch_add(1, Ordering::Relaxed);
         self.source.change(|ring| {
+            if ring.problem.as_ref().is_some_and(|(_, current)| *current == message) {
+                return false;
+            }
             ring.problems += 1;
             ring.problem = Some((ring.problems, message));
             true
@@ -606,15 +617,26 @@ async fn follow_job(feed: Feed, dashboards: Dashboards, namespace: String, name:
                 new.push(text(raw));
             }
         };
-        let closed = read_tail(&mut ws, |bytes| {
-            let mut new = Vec::new();
-            lines.split(bytes, |raw| take(raw, &mut new));
-            if !new.is_empty() {
-                backoff.reset();
+        let closed = loop {
+            let read = read_tail(&mut ws, |bytes| {
+                let mut new = Vec::new();
+                lines.split(bytes, |raw| take(raw, &mut new));
+                if !new.is_empty() {
+                    backoff.reset();
+                }
+                feed.push(new);
+            });
+            match read.await {
+                TailEnd::Closed => break Ok(()),
+                TailEnd::Broken(why) => break Err(why),
+                TailEnd::Quiet => match dashboards.read(&namespace, &name, &status).await.map(|body| job_status(&body)) {
+                    Ok(Some(state)) if !is_terminal(&state) => continue,
+                    // Ray closes the tail within a second or two of a job's end.
+                    Ok(_) => break Err(format!("still open {} s after the job ended", TAIL_QUIET.as_secs())),
+                    Err(e) => break Err(format!("quiet for {} s, and {e}", TAIL_QUIET.as_secs())),
+                },
             }
-            feed.push(new);
-        })
-        .await;
+        };
         drop(ws);
         if let Err(why) = closed {
             feed.problem(format!("the log tail of job {job} broke: {why}; reconnecting"));
@@ -622,7 +644,7 @@ async fn follow_job(feed: Feed, dashboards: Dashboards, namespace: String, name:
             continue;
         }
         match dashboards.read(&namespace, &name, &status).await.map(|body| job_status(&body)) {
-            Ok(Some(state)) if ["SUCCEEDED", "FAILED", "STOPPED"].contains(&state.as_str()) => {
+            Ok(Some(state)) if is_terminal(&state) => {
                 let mut new = Vec::new();
                 lines.finish(|raw| take(raw, &mut new));
                 feed.push(new);
@@ -652,16 +674,31 @@ impl Replay {
     }
 }
 
+/// Whether a Ray job status is final.
+fn is_terminal(status: &str) -> bool {
+    ["SUCCEEDED", "FAILED", "STOPPED"].contains(&status)
+}
+
 /// The `status` of Ray's answer to `GET /api/jobs/{id}`.
 fn job_status(body: &str) -> Option<String> {
     let job: serde_json::Value = serde_json::from_str(body).ok()?;
     job["status"].as_str().map(str::to_owned)
 }
 
-/// Reads a tail's frames into `each` until Ray closes it (`Ok`) or it breaks (`Err`, why). Pings
-/// while quiet: a tail that answers nothing for [`TAIL_IDLE`] is taken for dead.
-async fn read_tail(ws: &mut Tail, mut each: impl FnMut(&[u8])) -> Result<(), String> {
-    let mut ping = tokio::time::interval(TAIL_PING);
+/// How a read of a tail stopped.
+enum TailEnd {
+    /// Ray closed it.
+    Closed,
+    /// It broke; why.
+    Broken(String),
+    /// Nothing came for [`TAIL_QUIET`]: the caller finds out whether that is a quiet log.
+    Quiet,
+}
+
+/// Reads a tail's frames into `each` until Ray closes it, it breaks or it was quiet for
+/// [`TAIL_QUIET`]. Pings every [`TAIL_PING`] meanwhile.
+async fn read_tail(ws: &mut Tail, mut each: impl FnMut(&[u8])) -> TailEnd {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + TAIL_PING, TAIL_PING);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
@@ -669,21 +706,21 @@ async fn read_tail(ws: &mut Tail, mut each: impl FnMut(&[u8])) -> Result<(), Str
             frame = ws.next() => {
                 heard = Instant::now();
                 match frame {
-                    None | Some(Ok(Message::Close(_))) => return Ok(()),
+                    None | Some(Ok(Message::Close(_))) => return TailEnd::Closed,
                     Some(Ok(Message::Text(text))) => each(text.as_bytes()),
                     Some(Ok(Message::Binary(bytes))) => each(&bytes),
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.to_string()),
+                    Some(Err(e)) => return TailEnd::Broken(e.to_string()),
                 }
             }
             _ = ping.tick() => {
-                if heard.elapsed() > TAIL_IDLE {
-                    return Err(format!("nothing from Ray for {} s", TAIL_IDLE.as_secs()));
+                if heard.elapsed() >= TAIL_QUIET {
+                    return TailEnd::Quiet;
                 }
                 match tokio::time::timeout(CALL_TIMEOUT, ws.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e.to_string()),
-                    Err(_) => return Err("a ping could not be sent".into()),
+                    Ok(Err(e)) => return TailEnd::Broken(e.to_string()),
+                    Err(_) => return TailEnd::Broken("a ping could not be sent".into()),
                 }
             }
         }
@@ -798,16 +835,28 @@ async fn follow_pod(feed: Feed, pods: Api<Pod>, pod: String, container: String) 
                 new.push(text(line));
             }
         };
+        let mut quiet = Duration::ZERO;
         let ended = loop {
-            match tokio::time::timeout(POD_IDLE, reader.fill_buf()).await {
-                // Quiet for long: reopened below, which replays nothing.
-                Err(_) => break false,
+            match tokio::time::timeout(POD_QUIET, reader.fill_buf()).await {
+                Err(_) => {
+                    quiet += POD_QUIET;
+                    if let Some(end) = pod_ended(&pods, &pod, &container).await {
+                        break Some(end);
+                    }
+                    // Quiet for long: reopened below.
+                    if quiet >= POD_IDLE {
+                        break None;
+                    }
+                }
                 Ok(Err(e)) => {
                     feed.problem(format!("the log of pod {pod} broke: {e}; reconnecting"));
-                    break false;
+                    break None;
                 }
-                Ok(Ok([])) => break true,
+                // The kubelet ends a followed log when the container stops; any other close is
+                // reopened.
+                Ok(Ok([])) => break pod_ended(&pods, &pod, &container).await,
                 Ok(Ok(bytes)) => {
+                    quiet = Duration::ZERO;
                     let mut new = Vec::new();
                     lines.split(bytes, |raw| take(raw, &mut new));
                     let read = bytes.len();
@@ -820,27 +869,23 @@ async fn follow_pod(feed: Feed, pods: Api<Pod>, pod: String, container: String) 
             }
         };
         drop(reader);
-        if ended {
-            // The kubelet ends a followed log when the container stops; any other close is reopened.
-            match tokio::time::timeout(CALL_TIMEOUT, pods.get_opt(&pod)).await {
-                Ok(Ok(None)) => {
-                    let mut new = Vec::new();
-                    lines.finish(|raw| take(raw, &mut new));
-                    feed.push(new);
-                    return feed.end(&format!("pod {pod} is gone"));
-                }
-                Ok(Ok(Some(found))) => {
-                    if let Some(exit) = terminated(&found, &container) {
-                        let mut new = Vec::new();
-                        lines.finish(|raw| take(raw, &mut new));
-                        feed.push(new);
-                        return feed.end(&exit);
-                    }
-                }
-                _ => {}
-            }
+        if let Some(end) = ended {
+            let mut new = Vec::new();
+            lines.finish(|raw| take(raw, &mut new));
+            feed.push(new);
+            return feed.end(&end);
         }
         backoff.wait().await;
+    }
+}
+
+/// Why the log of `container` in `pod` is complete, if it is: the pod is gone or the container
+/// stopped. Not when the pod cannot be read: that is not an answer.
+async fn pod_ended(pods: &Api<Pod>, pod: &str, container: &str) -> Option<String> {
+    match tokio::time::timeout(CALL_TIMEOUT, pods.get_opt(pod)).await {
+        Ok(Ok(None)) => Some(format!("pod {pod} is gone")),
+        Ok(Ok(Some(found))) => terminated(&found, container),
+        _ => None,
     }
 }
 
@@ -1313,12 +1358,16 @@ mod tests {
         assert_eq!(lines_of(viewer.next().await), (1, texts(1..=2)));
         assert!(matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("did not answer")));
         assert_eq!(now(&mut viewer).await, None, "a problem is sent once");
+        feed.problem("the Ray dashboard of a/b did not answer within 10 s; retrying".into());
+        assert_eq!(now(&mut viewer).await, None, "and the same again on a retry not at all");
+        feed.problem("cannot reach the Ray dashboard of a/b".into());
+        assert!(matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("cannot reach")));
         feed.push(numbered(3..=3));
         feed.end("job SUCCEEDED");
         assert_eq!(lines_of(viewer.next().await), (3, texts(3..=3)));
         assert_eq!(viewer.next().await, Some(Step::End("job SUCCEEDED".into())));
         assert_eq!(viewer.next().await, None);
-        assert_eq!(streams.metrics().upstream_errors, 1);
+        assert_eq!(streams.metrics().upstream_errors, 3, "every failure counts");
     }
 
     #[tokio::test]

@@ -396,18 +396,24 @@ fn upgraded<'a>(
     headers: &axum::http::HeaderMap,
     key: &str,
 ) -> Result<(), impl FnOnce(&str) -> DashboardError + 'a> {
-    let is = |name, value: &str| headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(value));
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let accepted = status == StatusCode::SWITCHING_PROTOCOLS
-        && is(header::UPGRADE, "websocket")
-        && is(header::SEC_WEBSOCKET_ACCEPT, &derive_accept_key(key.as_bytes()));
+        && header(header::UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        // Base64: compared exactly.
+        && header(header::SEC_WEBSOCKET_ACCEPT) == Some(derive_accept_key(key.as_bytes()).as_str());
     if accepted {
         return Ok(());
     }
-    Err(move |body: &str| match status {
-        StatusCode::NOT_FOUND => DashboardError::NotFound(id.to_owned(), excerpt(body.trim()).to_owned()),
-        StatusCode::BAD_REQUEST => DashboardError::Rejected(id.to_owned(), excerpt(body.trim()).to_owned()),
-        StatusCode::SWITCHING_PROTOCOLS => DashboardError::Unreachable(id.to_owned(), "the WebSocket upgrade was not accepted".into()),
-        status => DashboardError::Unreachable(id.to_owned(), format!("HTTP {status}: {}", excerpt(body.trim()))),
+    Err(move |body: &str| {
+        // The apiserver's own refusals are a Status: its message says it all.
+        let status_message = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_owned));
+        let said = status_message.unwrap_or_else(|| excerpt(body.trim()).to_owned());
+        match status {
+            StatusCode::NOT_FOUND => DashboardError::NotFound(id.to_owned(), said),
+            StatusCode::BAD_REQUEST => DashboardError::Rejected(id.to_owned(), said),
+            StatusCode::SWITCHING_PROTOCOLS => DashboardError::Unreachable(id.to_owned(), "the WebSocket upgrade was not accepted".into()),
+            status => DashboardError::Unreachable(id.to_owned(), format!("HTTP {status}: {said}")),
+        }
     })
 }
 
@@ -494,6 +500,29 @@ mod tests {
         }
         let (path, query) = Read::Nodes.path().split_once('?').map(|(p, q)| (p.to_owned(), q.to_owned())).unwrap();
         assert_eq!(Read::parse(&path, Some(&query)), Ok(Read::Nodes));
+    }
+
+    #[test]
+    fn an_upgrade_is_taken_only_as_rfc_6455_says_and_a_refusal_says_why() {
+        // RFC 6455's own example key and answer.
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".parse().unwrap());
+        assert!(upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_ok(), "no subprotocol needed");
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, "S3PPLMBITXAQ9KYGZZHZRBK+XOO=".parse().unwrap());
+        assert!(upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_err(), "the accept value is exact");
+
+        let refusal = |status, body: &str| upgraded("a/b", status, &axum::http::HeaderMap::new(), key).unwrap_err()(body);
+        let missing = refusal(StatusCode::NOT_FOUND, "Job raysubmit_x does not exist");
+        assert!(matches!(&missing, DashboardError::NotFound(_, m) if m == "Job raysubmit_x does not exist"), "{missing}");
+        let driver = refusal(StatusCode::BAD_REQUEST, "Can only get logs of submission type jobs");
+        assert!(matches!(driver, DashboardError::Rejected(..)));
+        let proxy = r#"{"kind":"Status","message":"error dialing backend: connection refused","code":500}"#;
+        assert_eq!(
+            refusal(StatusCode::INTERNAL_SERVER_ERROR, proxy).to_string(),
+            "cannot reach the Ray dashboard of a/b: HTTP 500 Internal Server Error: error dialing backend: connection refused"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
@@ -19,6 +20,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::json;
+use tokio::sync::watch;
 
 async fn kube_client() -> Client {
     assert!(
@@ -124,6 +126,7 @@ async fn open(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> 
 #[derive(Default)]
 struct Log {
     lines: Vec<String>,
+    problems: usize,
 }
 
 impl Log {
@@ -140,7 +143,10 @@ impl Log {
                         }
                     }
                     Got::End(reason) => return Some(reason),
-                    Got::Problem(error) => eprintln!("problem (the stream stays open): {error}"),
+                    Got::Problem(error) => {
+                        eprintln!("problem (the stream stays open): {error}");
+                        self.problems += 1;
+                    }
                     Got::Skipped(count) => panic!("{count} lines skipped with a buffer of 10,000"),
                 }
             }
@@ -160,8 +166,31 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         .unwrap()
 }
 
-/// The numbered lines the test job prints.
-const JOB_LINES: u64 = 60;
+/// The numbered lines the test job prints, one every 0.1 s.
+const JOB_LINES: u64 = 80;
+
+/// A TCP relay to `target`; sending on the returned channel cuts every connection open through
+/// it (new ones go through again): a network that drops raydar's connections to Ray.
+async fn relay(target: String) -> (String, Arc<watch::Sender<u64>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cut = Arc::new(watch::Sender::new(0u64));
+    let cuts = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut cut = cuts.subscribe();
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cut.changed() => {}
+                }
+            });
+        }
+    });
+    (url, cut)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local control plane; `make test` runs it"]
@@ -205,6 +234,21 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
         .expect("ray job submit runs");
     assert!(submitted.status.success(), "ray job submit: {}", String::from_utf8_lossy(&submitted.stderr));
 
+    // Meanwhile a raydar that reaches Ray straight (--ray-dashboard URL: the WebSocket through
+    // reqwest, not the apiserver) through a relay that drops its connections at line 10. Ray
+    // replays the log from its start on the reconnect; the viewer must see each line once.
+    let (relay_url, cut) = relay(format!("{head_ip}:8265")).await;
+    let relayed = start_raydar_with(client.clone(), "local control plane", &["--ray-dashboard", &relay_url]).await;
+    let relayed_url = format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", relayed.base);
+    let mut relayed_events = open(&streams, &relayed_url, None).await;
+    let cut_viewer = tokio::spawn(async move {
+        let mut log = Log::default();
+        assert_eq!(log.read(&mut relayed_events, |lines| lines.iter().any(|l| l == "n 10")).await, None);
+        cut.send_modify(|n| *n += 1);
+        let end = log.read(&mut relayed_events, |_| false).await;
+        (log, end, relayed)
+    });
+
     let url = format!("{cluster}/jobs/{job}/logs/stream");
     let mut whole = Log::default();
     let mut first_events = open(&streams, &url, None).await;
@@ -233,8 +277,14 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     assert_eq!(numbered, expected.iter().collect::<Vec<_>>(), "every line once, in order");
     assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 1.0);
 
-    // The download is the same log, and so is a stream of the finished job straight from Ray
-    // (--ray-dashboard URL: the WebSocket through reqwest rather than the apiserver).
+    let (cut_log, cut_end, relayed) = cut_viewer.await.unwrap();
+    assert_eq!(cut_end.as_deref(), Some("job SUCCEEDED"));
+    assert!(cut_log.problems >= 1, "the dropped connection was reported");
+    assert_eq!(cut_log.lines, whole.lines, "every line once across the reconnect");
+    assert!(metric(&http, &relayed.base, "raydar_log_upstream_errors_total").await >= 1.0);
+
+    // The download is the same log, and so is a stream of the finished job (a fresh upstream:
+    // Ray replays it all, then closes).
     let download = http.get(format!("{cluster}/jobs/{job}/logs")).send().await.unwrap();
     assert_eq!(download.status(), 200);
     assert_eq!(download.headers()["content-type"], "text/plain; charset=utf-8");

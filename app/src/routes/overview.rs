@@ -90,7 +90,8 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
     let rows = pods
         .into_iter()
         .map(|pod| {
-            let logs = format!("/clusters/{namespace}/{name}/pods/{}", pod.name);
+            // The whole log so far, as a file; the live viewer is still to come (issue 4).
+            let logs = format!("/api/v1/clusters/{namespace}/{name}/pods/{}/logs", pod.name);
             let role = if pod.role == "head" { "head".to_owned() } else { format!("worker · {}", pod.group) };
             view! {
                 <tr data-pod=pod.name.clone() data-phase=pod.phase.clone()>
@@ -101,7 +102,7 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
                     <td class="mono">{pod.ip.unwrap_or_else(|| "—".into())}</td>
                     <td class="num">{pod.restarts}</td>
                     <td class="num">{format_age(now - pod.created)}</td>
-                    <td><a href=logs>"Log"</a></td>
+                    <td><a href=logs download>"Download"</a></td>
                 </tr>
             }
         })
@@ -159,6 +160,7 @@ fn Ray(ray: RayView, now: i64, namespace: String, name: String) -> impl IntoView
                 <thead><tr>
                     <th scope="col">"Job"</th><th scope="col">"Status"</th><th scope="col">"Entrypoint"</th>
                     <th scope="col" class="num">"Started"</th><th scope="col" class="num">"Duration"</th>
+                    <th scope="col">"Log"</th>
                 </tr></thead>
                 <tbody>{job_rows}</tbody>
             </table>
@@ -184,18 +186,19 @@ fn node_row(node: RayNode) -> impl IntoView {
 }
 
 fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView {
-    let href = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
+    let href = format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id);
     let started = job.start_time.map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
     let duration = job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
     let (id, status) = (job.id.clone(), job.status.clone());
     let class = format!("job-{}", job.status.to_ascii_lowercase());
     view! {
         <tr data-job=id data-status=status>
-            <th scope="row"><a href=href>{job.id.clone()}</a></th>
+            <th scope="row">{job.id.clone()}</th>
             <td class=class title=job.message.unwrap_or_default()>{job.status}</td>
             <td class="mono entrypoint" title=job.entrypoint.clone()>{job.entrypoint.clone()}</td>
             <td class="num">{started}</td>
             <td class="num">{duration}</td>
+            <td><a href=href download>"Download"</a></td>
         </tr>
     }
 }

@@ -41,7 +41,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::{AsyncBufReadExt, SinkExt, Stream, StreamExt};
+use futures::{AsyncBufReadExt, FutureExt, SinkExt, Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
@@ -215,12 +215,17 @@ impl LogStreams {
 /// until nobody watched it for the linger, then leaves the hub, which frees its slot and, by
 /// dropping the upstream future, closes the upstream connection.
 async fn run(hub: Arc<Hub>, key: String, source: Arc<Source>, follow: impl Future<Output = ()>) {
+    // A follower that panics ends its log instead of taking this task, and the slot, with it.
+    let follow = std::panic::AssertUnwindSafe(follow).catch_unwind();
     tokio::pin!(follow);
     let mut following = true;
     loop {
         tokio::select! {
-            () = &mut follow, if following => {
+            stopped = &mut follow, if following => {
                 following = false;
+                if stopped.is_err() {
+                    tracing::error!(log = %key, "the log follower panicked");
+                }
                 // An upstream that stops without saying why still ends the log for its viewers.
                 source.end("the log stream stopped");
             }

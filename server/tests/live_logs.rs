@@ -411,5 +411,12 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     assert!(text.starts_with("w 1\nw 2\n") && text.contains("after return\n"), "{}", &text[..200.min(text.len())]);
     assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 2.0, "the worker's and the sidecar's");
 
+    // The pod goes: its log ends (kwok keeps the log connection open, so raydar notices at its
+    // next check of a quiet log, within about half a minute).
+    let mut events = open(&streams, &url, Some(log.lines.len() as u64)).await;
+    pods.delete(pod, &Default::default()).await.expect("pod deleted");
+    assert_eq!(log.read(&mut events, |_| false).await.as_deref(), Some(format!("pod {pod} is gone").as_str()));
+    assert_eq!(log.lines.len(), 11, "nothing after the end");
+
     let _ = std::fs::remove_dir_all(&dir);
 }

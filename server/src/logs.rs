@@ -110,7 +110,7 @@ struct Hub {
     linger: Duration,
     /// Sources by key (`job/{ns}/{name}/{id}`, `pod/{ns}/{name}/{pod}/{container}`). Viewers join
     /// under this lock, and a source leaves under it only with no viewer, so none joins a source
-    /// that is going away.
+    /// that is going away. A std mutex: it is never held across an await.
     sources: Mutex<HashMap<String, Arc<Source>>>,
     viewers: AtomicUsize,
     refused: AtomicU64,
@@ -256,6 +256,7 @@ async fn unwatched_for(viewers: &watch::Sender<usize>, linger: Duration) {
 
 /// One followed log.
 struct Source {
+    /// A std mutex: held only to copy lines in or out, never across an await.
     ring: Mutex<Ring>,
     /// Bumped on every change of the ring: viewers wait on it.
     changed: watch::Sender<()>,
@@ -432,7 +433,7 @@ impl Viewer {
     /// The next step from the ring as it is now, if any.
     fn step(&mut self) -> Option<Step> {
         let ring = lock(&self.source.ring);
-        if self.after + 1 < ring.first {
+        if self.after.saturating_add(1) < ring.first {
             let count = ring.first - 1 - self.after;
             let kept = format!(
                 "raydar keeps the last {} lines of a log (--log-buffer-lines); the download has all of it",
@@ -447,8 +448,8 @@ impl Viewer {
             self.hub.skipped.fetch_add(count, Ordering::Relaxed);
             return Some(Step::Skipped { count, through: self.after, reason });
         }
-        self.resumed = None;
         if self.after < ring.last() {
+            self.resumed = None;
             let first = self.after + 1;
             let mut bytes = 0;
             let lines: Vec<Arc<str>> = ring

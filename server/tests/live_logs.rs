@@ -60,6 +60,15 @@ impl Drop for TestNamespace {
     }
 }
 
+/// A folder removed when dropped, even after a panic.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("ray.io", "v1", "RayCluster");
     Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
@@ -329,10 +338,10 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     pods.create(&PostParams::default(), &serde_json::from_value(other).unwrap()).await.expect("pod created");
 
     // kwok serves each container's log from a file.
-    let dir = std::env::temp_dir().join(format!("raydar-podlogs-it-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let worker_log = dir.join("ray-worker.log");
-    let sidecar_log = dir.join("sidecar.log");
+    let dir = TempDir(std::env::temp_dir().join(format!("raydar-podlogs-it-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let worker_log = dir.0.join("ray-worker.log");
+    let sidecar_log = dir.0.join("sidecar.log");
     let mut first = String::new();
     for i in 1..=5 {
         first.push_str(&cri(&format!("2026-01-01T00:00:0{i}.000000000Z"), &format!("w {i}")));
@@ -417,6 +426,4 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     pods.delete(pod, &Default::default()).await.expect("pod deleted");
     assert_eq!(log.read(&mut events, |_| false).await.as_deref(), Some(format!("pod {pod} is gone").as_str()));
     assert_eq!(log.lines.len(), 11, "nothing after the end");
-
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,25 +7,11 @@ use std::time::Duration;
 
 mod common;
 
-use common::{sse_events, start_raydar, wait_ready, STEP};
+use common::{kube_client, ray_clusters, sse_events, start_raydar, wait_ready, STEP};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::{json, Value};
-
-async fn kube_client() -> Client {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG must name the local control plane (deploy/local/up.sh prints it); `make test` sets it"
-    );
-    Client::try_default().await.expect("kubeconfig loads")
-}
-
-fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("ray.io", "v1", "RayCluster");
-    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
-}
 
 /// A small CPU cluster: a head and one worker, images that kwok never needs to pull.
 fn small_cluster(name: &str) -> DynamicObject {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{sse_events, start_raydar, start_raydar_with, wait_ready, STEP};
+use common::{kube_client, ray_clusters, sse_events, start_raydar, start_raydar_with, wait_ready, STEP};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -21,14 +21,6 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::json;
 use tokio::sync::watch;
-
-async fn kube_client() -> Client {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG must name the local control plane (deploy/local/up.sh prints it); `make test` sets it"
-    );
-    Client::try_default().await.expect("kubeconfig loads")
-}
 
 /// `$RAYDAR_LOCAL`, default `<repo>/.local`.
 fn local_dir() -> PathBuf {
@@ -67,11 +59,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("ray.io", "v1", "RayCluster");
-    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
 }
 
 /// A RayCluster of a head only: one real Ray head, nothing more.

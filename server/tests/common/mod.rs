@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use platform::template::Identity;
 use raydar_server::launch::Launcher;
@@ -88,3 +90,18 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     .expect("raydar became ready (RayCluster watch synced)");
 }
 
+
+/// A client of the local control plane the live tests run against (KUBECONFIG).
+pub async fn kube_client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG must name the local control plane (deploy/local/up.sh prints it); `make test` sets it"
+    );
+    Client::try_default().await.expect("kubeconfig loads")
+}
+
+/// RayClusters (ray.io/v1) of `namespace`, as dynamic objects.
+pub fn ray_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("ray.io", "v1", "RayCluster");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}

@@ -22,7 +22,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness, first-load size and launch benchmarks"
+	@echo "make bench  freshness, first-load size, launch and live-log benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:
@@ -62,9 +62,10 @@ test-controlplane:
 	deploy/local/smoke.sh
 
 # Same package selection and profile as test-unit, so cargo reuses that build instead of
-# recompiling dependencies with other features; runs every crate's tests/live_cluster.rs.
+# recompiling dependencies with other features; runs every crate's tests/live_cluster.rs and
+# live_logs.rs (real Ray heads and kwok's pod logs).
 test-integration:
-	cargo test --release --workspace --test live_cluster -- --ignored --test-threads=1
+	cargo test --release --workspace --test live_cluster --test live_logs -- --ignored --test-threads=1
 
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test
@@ -72,6 +73,7 @@ test-e2e:
 bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/freshness.mjs
 	scripts/raydar.sh run -- node end2end/bench/launch.mjs
+	scripts/raydar.sh run -- node end2end/bench/logs.mjs
 
 clean:
 	scripts/raydar.sh stop

@@ -4,7 +4,8 @@
 #   scripts/raydar.sh start [HOST:PORT]   start in the background (log and pid under $RAYDAR_LOCAL)
 #   scripts/raydar.sh stop                stop it
 #   scripts/raydar.sh run -- CMD...       start on a free loopback port, wait until ready, run CMD
-#                                         with RAYDAR_URL set, stop the server, exit with CMD's status
+#                                         with RAYDAR_URL (and RAYDAR_PID, for benchmarks that
+#                                         read its memory) set, stop the server, exit with CMD's status
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_dir=${RAYDAR_LOCAL:-$root/.local}
@@ -57,7 +58,7 @@ run() {
   run_pid=$!
   trap 'kill "$run_pid" 2>/dev/null || true' EXIT
   wait_ready "http://127.0.0.1:$port" "$run_pid" "$log"
-  RAYDAR_URL="http://127.0.0.1:$port" "$@" || status=$?
+  RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" "$@" || status=$?
   kill "$run_pid" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true
   [ "$status" -eq 0 ] || { echo "--- raydar-server log: $log" >&2; tail -n 30 "$log" >&2; }

@@ -4,13 +4,14 @@
 //! # Layout
 //!
 //! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
-//!   every RayCluster; [`routes::launch`] and [`routes::cluster`] are lazy routes, whose code the
+//!   every RayCluster; [`routes::launch`], [`routes::cluster`] and [`routes::logs`] are lazy routes, whose code the
 //!   browser loads when they are opened (cargo-leptos `--split`), so the list's first load stays
 //!   small.
 //! - [`api`]: server functions that pages load their data with, and the REST paths the browser
 //!   writes to; server-only code in `api::ssr`.
 //! - [`actions`]: tear down, suspend/resume and scale, shared by the pages; lazy-loaded.
 //! - `live`: the browser's subscription to the server's push stream (hydrate only).
+//! - `logview`: the log viewer's stream and lines, written straight into the page (hydrate only).
 //! - `http`: the browser's calls to the REST API, with a timeout (hydrate only).
 
 // Typed views nest deeply; the cluster page's goes past the default of 128.
@@ -22,6 +23,8 @@ pub mod api;
 mod http;
 #[cfg(feature = "hydrate")]
 mod live;
+#[cfg(feature = "hydrate")]
+mod logview;
 pub mod routes;
 
 use leptos::prelude::*;
@@ -69,6 +72,12 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("clusters/:namespace/:name")
                         view={Lazy::<routes::cluster::ClusterPage>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    // A job's or a pod's log: one route for both keeps the first-load router small.
+                    <Route
+                        path=path!("clusters/:namespace/:name/:kind/:id")
+                        view={Lazy::<routes::logs::LogPage>::new()}
                         ssr=SsrMode::Async
                     />
                 </Routes>

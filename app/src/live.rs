@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use platform::ClusterSummary;
 use send_wrapper::SendWrapper;
 use wasm_bindgen::prelude::*;
-use web_sys::{EventSource, MessageEvent};
+use web_sys::{Event, EventSource, EventTarget, MessageEvent};
 
 use crate::api::{push, ClusterList, ClusterRef};
 use crate::routes::clusters::StreamState;
@@ -31,8 +31,8 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
         return;
     };
     let apply = Rc::new(apply);
-    let mut handlers: Vec<Closure<dyn FnMut(MessageEvent)>> = Vec::new();
-    let mut on = |name: &str, f: Box<dyn FnMut(MessageEvent)>| handlers.push(listen(&source, name, f));
+    let mut handlers: Vec<Closure<dyn FnMut(Event)>> = Vec::new();
+    let mut on = |name: &str, f: Box<dyn FnMut(Event)>| handlers.push(listen(&source, name, f));
     // "Live" only once the snapshot is applied: from then on the page shows the server's list.
     let to = apply.clone();
     on(push::SNAPSHOT, Box::new(move |e| {
@@ -70,18 +70,18 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
     });
 }
 
-/// Calls `f` on every `name` event of `source`, as long as the returned closure is kept.
+/// Calls `f` on every `name` event of `target`, as long as the returned closure is kept.
 ///
 /// Not inlined and not generic: wasm-split puts a function that hands a closure to JS, and all
 /// it calls, in the first-load module. Behind this one function, a lazy page's handlers (boxed
 /// here, called through their vtable) stay in the page's own chunk.
 #[inline(never)]
-pub fn listen(source: &EventSource, name: &str, f: Box<dyn FnMut(MessageEvent)>) -> Closure<dyn FnMut(MessageEvent)> {
+pub fn listen(target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>) -> Closure<dyn FnMut(Event)> {
     let handler = Closure::wrap(f);
-    let _ = source.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
+    let _ = target.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
     handler
 }
 
-fn parse<T: serde::de::DeserializeOwned>(e: &MessageEvent) -> Option<T> {
-    serde_json::from_str(&e.data().as_string()?).ok()
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(e: &Event) -> Option<T> {
+    serde_json::from_str(&e.unchecked_ref::<MessageEvent>().data().as_string()?).ok()
 }

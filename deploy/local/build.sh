@@ -18,6 +18,13 @@ for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION; do
 done
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 mkdir -p "$BIN/.stamps" "$SHARE"
+# One build at a time: .ci/run starts one in the background while Rust compiles, and `make
+# controlplane` then waits for it here and finds everything up to date.
+exec 9>"$BIN/.build.lock"
+if ! flock -n 9; then
+  log "another build.sh is running; waiting for it"
+  flock 9
+fi
 GO_VERSION="$(go env GOVERSION)"
 
 hash_files() { cat "$@" | sha256sum | cut -c1-16; }

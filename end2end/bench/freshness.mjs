@@ -4,32 +4,13 @@
 //
 // The benchmark cluster sets spec.managedBy to MultiKueue's name, so the real KubeRay operator
 // leaves it alone and the benchmark alone writes its status: each change is one status patch.
-import { spawn } from 'node:child_process';
 import { base, launch, kubectl, smallCluster, ensureNamespace } from '../lib.mjs';
+import { now, quantile, ms, follow } from './common.mjs';
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 120);
 const WARMUP = 5;
 const namespace = 'raydar-bench';
 const name = `fresh-${Date.now().toString(36)}`;
-const now = () => performance.timeOrigin + performance.now();
-
-function quantile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
-}
-const ms = (x) => `${x.toFixed(1)} ms`;
-
-/** Starts a child process and calls onLine(line, time) for each stdout line as it arrives. */
-function follow(cmd, args, onLine) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let buf = '';
-  child.stdout.on('data', (chunk) => {
-    const t = now();
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) { onLine(buf.slice(0, i), t); buf = buf.slice(i + 1); }
-  });
-  return child;
-}
 
 async function freshness(browser) {
   ensureNamespace(namespace);

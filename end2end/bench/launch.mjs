@@ -3,11 +3,11 @@
 // and to a bare POST of it to the apiserver (through `kubectl proxy`, so no process start).
 import { spawn } from 'node:child_process';
 import { base, kubectl, ensureNamespace } from '../lib.mjs';
+import { quantile } from './common.mjs';
 
 const RUNS = Number(process.env.BENCH_LAUNCHES ?? 30);
 const namespace = 'raydar-bench-launch';
 const now = () => performance.now();
-const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
 
 ensureNamespace(namespace);
 let proxyUrl;

@@ -3,4 +3,5 @@
 pub mod cluster;
 pub mod clusters;
 pub mod launch;
+pub mod logs;
 pub mod overview;

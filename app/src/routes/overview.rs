@@ -90,7 +90,8 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
     let rows = pods
         .into_iter()
         .map(|pod| {
-            // The whole log so far, as a file; the live viewer is still to come (issue 4).
+            // The live viewer, and the whole log so far as a file.
+            let viewer = format!("/clusters/{namespace}/{name}/pods/{}", pod.name);
             let logs = format!("/api/v1/clusters/{namespace}/{name}/pods/{}/logs", pod.name);
             let role = if pod.role == "head" { "head".to_owned() } else { format!("worker · {}", pod.group) };
             view! {
@@ -102,7 +103,7 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
                     <td class="mono">{pod.ip.unwrap_or_else(|| "—".into())}</td>
                     <td class="num">{pod.restarts}</td>
                     <td class="num">{format_age(now - pod.created)}</td>
-                    <td><a href=logs download>"Download"</a></td>
+                    <td><a href=viewer>"Follow"</a> " · " <a href=logs download>"Download"</a></td>
                 </tr>
             }
         })
@@ -186,6 +187,7 @@ fn node_row(node: RayNode) -> impl IntoView {
 }
 
 fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView {
+    let viewer = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
     let href = format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id);
     let started = job.start_time.map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
     let duration = job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
@@ -198,7 +200,7 @@ fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView 
             <td class="mono entrypoint" title=job.entrypoint.clone()>{job.entrypoint.clone()}</td>
             <td class="num">{started}</td>
             <td class="num">{duration}</td>
-            <td><a href=href download>"Download"</a></td>
+            <td><a href=viewer>"Follow"</a> " · " <a href=href download>"Download"</a></td>
         </tr>
     }
 }

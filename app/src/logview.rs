@@ -1,0 +1,303 @@
+//! The log viewer's live part in the browser: one `EventSource` on the server's stream of a log,
+//! and the lines written straight into the page's DOM.
+//!
+//! Straight DOM, not a reactive list: a log grows by thousands of lines a second, and appending a
+//! node per line costs the same at line 10 and at line 20,000, where re-rendering a keyed list
+//! would compare every line on every batch. It is also plain, non-generic code, so it stays in
+//! the log page's wasm chunk instead of growing the first load (see [`crate::live::listen`]).
+//!
+//! - Every line is set as text (`textContent`), never parsed as HTML: a log line of markup reads
+//!   as markup. ANSI colours become classes on text runs ([`platform::ansi`]).
+//! - Lines are numbered by the server; the browser's `EventSource` reconnects by itself and sends
+//!   the last number it saw, and lines at or below the last shown number are dropped here too, so
+//!   a reconnect shows no line twice.
+//! - Pause holds new lines back (counting them on the button) until Resume; at most
+//!   [`MAX_LINES`] are held, older ones are dropped and counted.
+//! - The page keeps the newest [`MAX_LINES`] lines and says how many older ones it let go.
+//! - Search shows only the lines containing its text (case-insensitive).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use platform::ansi::{plain, runs};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Element, Event, EventSource, EventTarget, HtmlInputElement};
+
+use crate::live::{listen, parse};
+
+/// Lines the page keeps (and at most holds while paused); a long log cannot exhaust the tab.
+pub const MAX_LINES: usize = 20_000;
+
+/// A shown line: its number (0 for a marker), its text without colours (for search), its element.
+struct Shown {
+    n: u64,
+    text: String,
+    el: Element,
+}
+
+/// The viewer's state, shared by its event handlers.
+struct Pane {
+    doc: Document,
+    /// `.log-lines`: where lines go.
+    lines: Element,
+    pause: Element,
+    state: Element,
+    matches: Element,
+    dropped_note: Element,
+    shown: std::collections::VecDeque<Shown>,
+    /// Lines that arrived while paused, oldest first.
+    held: std::collections::VecDeque<(u64, String)>,
+    paused: bool,
+    /// The search text in lower case; empty shows every line.
+    needle: String,
+    /// The highest line number received: a resumed stream never shows a line twice.
+    last: u64,
+    /// Lines let go from the page (and from the held lines) to stay within [`MAX_LINES`].
+    dropped: u64,
+    /// Shown lines that contain the search text, kept as lines come and go.
+    found: usize,
+    ended: bool,
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    first: u64,
+    lines: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Skipped {
+    count: u64,
+    reason: String,
+}
+
+/// The open viewer; dropping it closes the stream.
+pub struct Viewer {
+    source: EventSource,
+    _handlers: Vec<Closure<dyn FnMut(Event)>>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.source.close();
+    }
+}
+
+/// Starts the viewer inside `root` (the server-rendered `.log-view`), reading `stream`.
+///
+/// `None` when the page lacks its parts or the browser refuses the stream; the page then keeps
+/// its Download link, which works without script.
+#[inline(never)]
+pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
+    let part = |selector: &str| root.query_selector(selector).ok().flatten();
+    let pane = Rc::new(RefCell::new(Pane {
+        doc: web_sys::window()?.document()?,
+        lines: part(".log-lines")?,
+        pause: part("button.pause")?,
+        state: part(".log-state")?,
+        matches: part(".matches")?,
+        dropped_note: part(".dropped")?,
+        shown: Default::default(),
+        held: Default::default(),
+        paused: false,
+        needle: String::new(),
+        last: 0,
+        dropped: 0,
+        found: 0,
+        ended: false,
+    }));
+    let search: HtmlInputElement = part("input.search")?.dyn_into().ok()?;
+    let source = EventSource::new(stream).ok()?;
+
+    let mut handlers = Vec::new();
+    let mut on = |target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>| handlers.push(listen(target, name, f));
+    let stream: &EventTarget = &source;
+    let p = pane.clone();
+    on(stream, "lines", Box::new(move |e| {
+        if let Some(batch) = parse::<Lines>(&e) {
+            let mut pane = p.borrow_mut();
+            pane.set_state("live", "live");
+            pane.receive(batch);
+        }
+    }));
+    let p = pane.clone();
+    on(stream, "skipped", Box::new(move |e| {
+        if let Some(s) = parse::<Skipped>(&e) {
+            p.borrow_mut().marker(&format!("… {} lines skipped: {}", s.count, s.reason));
+        }
+    }));
+    let (p, closer) = (pane.clone(), source.clone());
+    on(stream, "end", Box::new(move |e| {
+        // The log is complete: stop the browser from reconnecting for more.
+        closer.close();
+        let why = parse::<serde_json::Value>(&e).and_then(|v| v["reason"].as_str().map(str::to_owned));
+        let mut pane = p.borrow_mut();
+        pane.ended = true;
+        pane.set_state("ended", &format!("complete: {}", why.as_deref().unwrap_or("the log ended")));
+    }));
+    let p = pane.clone();
+    on(stream, "problem", Box::new(move |e| {
+        let why = parse::<serde_json::Value>(&e).and_then(|v| v["error"].as_str().map(str::to_owned));
+        p.borrow_mut().set_state("trouble", why.as_deref().unwrap_or("trouble reading the log"));
+    }));
+    let (p, watcher) = (pane.clone(), source.clone());
+    on(stream, "error", Box::new(move |_| {
+        // EventSource retries by itself, resuming after the last line it saw; an error answer
+        // (4xx/5xx) ends it instead (readyState CLOSED): then say why.
+        let pane = p.borrow_mut();
+        if pane.ended {
+            return;
+        }
+        if watcher.ready_state() == EventSource::CLOSED {
+            pane.set_state("trouble", "raydar refused the log stream (reload to retry)");
+        } else {
+            pane.set_state("reconnecting", "reconnecting…");
+        }
+    }));
+    let p = pane.clone();
+    let button: EventTarget = pane.borrow().pause.clone().into();
+    on(&button, "click", Box::new(move |_| p.borrow_mut().toggle_pause()));
+    let (p, input) = (pane.clone(), search.clone());
+    let typed: &EventTarget = &search;
+    on(typed, "input", Box::new(move |_| p.borrow_mut().search(&input.value())));
+    Some(Viewer { source, _handlers: handlers })
+}
+
+impl Pane {
+    fn set_state(&self, state: &str, text: &str) {
+        let _ = self.state.set_attribute("data-state", state);
+        self.state.set_text_content(Some(text));
+    }
+
+    /// A batch from the server, numbered from `first`: shown, or held while paused.
+    fn receive(&mut self, batch: Lines) {
+        for (i, text) in batch.lines.into_iter().enumerate() {
+            let n = batch.first + i as u64;
+            if n <= self.last {
+                continue; // already here: the stream resumed from an earlier line
+            }
+            self.last = n;
+            if self.paused {
+                self.held.push_back((n, text));
+                if self.held.len() > MAX_LINES {
+                    self.held.pop_front();
+                    self.dropped += 1;
+                }
+            } else {
+                self.append(n, &text);
+            }
+        }
+        self.trim();
+        if self.paused {
+            self.pause.set_text_content(Some(&format!("Resume ({} new)", self.held.len())));
+        }
+        self.count_matches();
+    }
+
+    fn append(&mut self, n: u64, text: &str) {
+        let Ok(el) = self.doc.create_element("div") else { return };
+        el.set_class_name("line");
+        // Most lines have no colour: one text node, no parsing.
+        let shown = if text.contains('\x1b') {
+            for run in runs(text) {
+                if let Ok(span) = self.doc.create_element("span") {
+                    if !run.class.is_empty() {
+                        span.set_class_name(&run.class);
+                    }
+                    span.set_text_content(Some(&run.text));
+                    let _ = el.append_child(&span);
+                }
+            }
+            plain(text)
+        } else {
+            el.set_text_content(Some(text));
+            text.to_owned()
+        };
+        self.show(n, shown, el);
+    }
+
+    /// A note among the lines (not a line of the log): how many lines the server skipped.
+    fn marker(&mut self, text: &str) {
+        let Ok(el) = self.doc.create_element("div") else { return };
+        el.set_class_name("line marker");
+        el.set_text_content(Some(text));
+        self.show(0, String::new(), el);
+        self.trim();
+    }
+
+    /// Whether line `n` with `text` contains the search text, ignoring case.
+    fn matches(&self, n: u64, text: &str) -> bool {
+        n != 0 && text.to_lowercase().contains(&self.needle)
+    }
+
+    fn show(&mut self, n: u64, text: String, el: Element) {
+        if !self.needle.is_empty() {
+            if self.matches(n, &text) {
+                self.found += 1;
+            } else {
+                let _ = el.set_attribute("hidden", "");
+            }
+        }
+        let _ = self.lines.append_child(&el);
+        self.shown.push_back(Shown { n, text, el });
+    }
+
+    /// Lets the oldest lines go beyond [`MAX_LINES`], saying how many.
+    fn trim(&mut self) {
+        let mut let_go = 0;
+        while self.shown.len() > MAX_LINES {
+            if let Some(old) = self.shown.pop_front() {
+                old.el.remove();
+                let_go += u64::from(old.n != 0);
+                if !self.needle.is_empty() && self.matches(old.n, &old.text) {
+                    self.found -= 1;
+                }
+            }
+        }
+        if let_go > 0 || self.dropped > 0 {
+            self.dropped += let_go;
+            self.dropped_note.set_text_content(Some(&format!(
+                "{} earlier lines are no longer shown here; Download has the whole log.",
+                self.dropped
+            )));
+            let _ = self.dropped_note.remove_attribute("hidden");
+        }
+    }
+
+    fn toggle_pause(&mut self) {
+        if self.paused {
+            self.paused = false;
+            for (n, text) in std::mem::take(&mut self.held) {
+                self.append(n, &text);
+            }
+            self.trim();
+            self.count_matches();
+            self.pause.set_text_content(Some("Pause"));
+        } else {
+            self.paused = true;
+            self.pause.set_text_content(Some("Resume (0 new)"));
+        }
+        let _ = self.pause.set_attribute("aria-pressed", if self.paused { "true" } else { "false" });
+    }
+
+    fn search(&mut self, text: &str) {
+        self.needle = text.trim().to_lowercase();
+        self.found = 0;
+        for line in &self.shown {
+            let visible = self.needle.is_empty() || self.matches(line.n, &line.text);
+            self.found += usize::from(visible && !self.needle.is_empty());
+            let _ = line.el.toggle_attribute_with_force("hidden", !visible);
+        }
+        self.count_matches();
+    }
+
+    fn count_matches(&self) {
+        if self.needle.is_empty() {
+            let _ = self.matches.set_attribute("hidden", "");
+            return;
+        }
+        self.matches.set_text_content(Some(&format!("{} matching lines", self.found)));
+        let _ = self.matches.remove_attribute("hidden");
+    }
+}

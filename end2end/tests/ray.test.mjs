@@ -16,11 +16,22 @@ test('a cluster page shows pods, Ray nodes, a submitted job and events; a dead h
   try {
     const ipA = await headIp(NS, a);
     const page = await browser().newPage();
+    // What the page said, for the report when a wait below times out.
+    const said = [];
+    page.on('console', (m) => said.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => said.push(`pageerror: ${e.message}`));
     await page.goto(`${base}/clusters/${NS}/${a}`);
     // Pods: the head and the worker, Running on kwok nodes.
     const head = page.locator('table.pods tr[data-phase="Running"]', { hasText: 'head' });
-    // Generous: the first visit loads the page's wasm chunk, on a machine busy starting Ray heads.
-    await head.waitFor({ timeout: 60_000 });
+    // Generous: right after the log tests, the machine is busy stopping and starting Ray heads
+    // (each `ray start` is a dozen processes on 2 cores), and KubeRay creates the pods late.
+    try {
+      await head.waitFor({ timeout: 120_000 });
+    } catch (e) {
+      const pods = kubectl(['get', 'pods', '-n', NS, '-o', 'wide']);
+      const section = await page.locator('section.cluster').innerText().catch(() => '(no cluster section)');
+      throw new Error(`${e.message}\npods:\n${pods}\npage:\n${section}\nconsole:\n${said.join('\n')}`);
+    }
     await page.locator('table.pods tr', { hasText: 'worker · cpu' }).waitFor({ timeout: 30_000 });
     assert.match(await head.innerText(), /kwok-/);
     // Ray answers from the head pod's IP; the head is its one node.

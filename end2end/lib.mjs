@@ -3,6 +3,7 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const base = process.env.RAYDAR_URL ?? (() => { throw new Error('RAYDAR_URL is not set: run through scripts/raydar.sh run'); })();
 
@@ -68,6 +69,34 @@ export async function headIp(namespace, name, timeoutMs = 60_000) {
     if (ip) return ip;
     if (Date.now() > deadline) throw new Error(`${namespace}/${name} has no head pod IP after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The last `lines` lines of a file, or why there are none. */
+function tail(path, lines = 40) {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (e) {
+    return `(${path}: ${e.code ?? e.message})`;
+  }
+}
+
+/**
+ * Waits until the cluster page open in `page` reaches Ray (its head's dashboard answers through
+ * raydar). When it does not in time, the error carries what explains why: the pods, the page's Ray
+ * section, the log of the process that runs Ray heads (deploy/local/ray/heads.py) and that head's
+ * own log, so that a CI failure can be read without rerunning it.
+ */
+export async function waitForRay(page, namespace, name, timeoutMs = 90_000) {
+  try {
+    await page.locator('section.ray[data-ray="ok"]').waitFor({ timeout: timeoutMs });
+  } catch (e) {
+    const pods = (() => { try { return kubectl(['get', 'pods', '-n', namespace, '-o', 'wide']); } catch (k) { return k.message; } })();
+    const section = await page.locator('section.ray').innerText().catch(() => '(no Ray section)');
+    const state = `/tmp/raydar-ray${process.env.RAYDAR_PORT_OFFSET ?? 0}`;
+    throw new Error([e.message, `pods:\n${pods}`, `Ray section:\n${section}`,
+      `heads.py:\n${tail(`${local}/state/logs/ray-heads.log`)}`,
+      `head ${namespace}/${name}:\n${tail(`${state}/${namespace}_${name}.log`, 25)}`].join('\n'));
   }
 }
 

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, appendFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { base, kubectl, smallCluster, useBrowser, headIp, submitJob } from '../lib.mjs';
+import { base, kubectl, smallCluster, useBrowser, headIp, submitJob, waitForRay } from '../lib.mjs';
 
 const NS = 'e2e-logs';
 const browser = useBrowser(NS);
@@ -36,7 +36,7 @@ test('a running job\'s log streams live, as text, with pause, search, download a
     const ip = await headIp(NS, name);
     const page = await browser().newPage();
     await page.goto(`${base}/clusters/${NS}/${name}`);
-    await page.locator('section.ray[data-ray="ok"]').waitFor({ timeout: 90_000 });
+    await waitForRay(page, NS, name);
     submitJob(ip, 'e2e-follow', [
       'import time',
       'print("<b>bold?</b> <script>window.__pwned = 1</script>", flush=True)',

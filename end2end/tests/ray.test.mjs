@@ -3,7 +3,7 @@
 // as unreachable on its own cluster's page only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base, kubectl, smallCluster, useBrowser, headIp, submitJob, stopRayHead } from '../lib.mjs';
+import { base, kubectl, smallCluster, useBrowser, headIp, submitJob, waitForRay, stopRayHead } from '../lib.mjs';
 
 const NS = 'e2e-ray';
 const browser = useBrowser(NS);
@@ -35,7 +35,7 @@ test('a cluster page shows pods, Ray nodes, a submitted job and events; a dead h
     await page.locator('table.pods tr', { hasText: 'worker · cpu' }).waitFor({ timeout: 30_000 });
     assert.match(await head.innerText(), /kwok-/);
     // Ray answers from the head pod's IP; the head is its one node.
-    await page.locator('section.ray[data-ray="ok"]').waitFor({ timeout: 60_000 });
+    await waitForRay(page, NS, a);
     await page.locator(`tr[data-node="${ipA}"]`, { hasText: 'head' }).waitFor();
     // A job submitted with `ray job submit` appears without reload, then finishes.
     submitJob(ipA, 'e2e-count', 'import time\nfor i in range(3):\n    print("line", i, flush=True); time.sleep(1)');
@@ -58,7 +58,7 @@ test('a cluster page shows pods, Ray nodes, a submitted job and events; a dead h
     // Cluster b's page, open alongside.
     const other = await browser().newPage();
     await other.goto(`${base}/clusters/${NS}/${b}`);
-    await other.locator('section.ray[data-ray="ok"]').waitFor({ timeout: 60_000 });
+    await waitForRay(other, NS, b, 60_000);
     // a's Ray head dies: a's page says so (keeping the last answer), b's stays answered.
     stopRayHead(ipA);
     await page.locator('section.ray[data-ray="unreachable"]').waitFor({ timeout: 30_000 });

@@ -198,6 +198,7 @@ class Heads:
         self.running[uid] = Head(pod, ns, process, log_path)
         self.warned_full.discard(uid)
         log(f"Ray head for {namespace}/{name} starting at {ip}:{DASHBOARD_PORT} (namespace {ns})")
+        threading.Thread(target=report_ready, args=(f"{namespace}/{name}", ip, process), daemon=True).start()
 
     def stop(self, uid):
         head = self.running.pop(uid)
@@ -211,6 +212,26 @@ class Heads:
     def stop_all(self):
         for uid in list(self.running):
             self.stop(uid)
+
+
+def report_ready(pod, ip, process, within=180):
+    """Logs how long the head's dashboard took to answer (or that it did not): a slow start on a
+    busy machine is then told apart from a head that never came up."""
+    started = time.monotonic()
+    while time.monotonic() - started < within and process.poll() is None:
+        try:
+            connection = http.client.HTTPConnection(ip, DASHBOARD_PORT, timeout=2)
+            connection.request("GET", "/api/version")
+            if connection.getresponse().status == 200:
+                log(f"Ray head for {pod} answers after {time.monotonic() - started:.1f}s")
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.5)
+    if process.poll() is None:
+        log(f"Ray head for {pod} does not answer at {ip}:{DASHBOARD_PORT} after {within}s")
 
 
 class Apiserver:

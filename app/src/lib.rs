@@ -41,6 +41,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Plain tags rather than leptos_meta: one page title and one stylesheet do not
                 // justify its weight in the wasm every first load downloads.
                 <link rel="stylesheet" href="/pkg/raydar.css"/>
+                {api::Session::current().map(|s| view! {
+                    <meta name="raydar-user" content=s.user/>
+                    <meta name="raydar-team" content=s.team/>
+                    <meta name="csrf-token" content=s.csrf/>
+                })}
                 <title>"raydar"</title>
                 <HydrationScripts options/>
             </head>
@@ -58,6 +63,9 @@ pub fn App() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>
+            {api::Session::current().map(|s| view! {
+                <span class="who" title="Signed in as">{s.user} {(!s.team.is_empty()).then(|| format!(" · {}", s.team))}</span>
+            })}
         </header>
         <Router>
             <main>

@@ -40,6 +40,8 @@ controlplane:
 	kubectl apply --server-side --field-manager=raydar-dev -f deploy/crds/ >/dev/null
 	kubectl wait --for=condition=Established --timeout=60s crd/rayclustertemplates.raydar.dev >/dev/null
 	kubectl apply --server-side --field-manager=raydar-dev -f deploy/templates/
+	# raydar's own ServiceAccount role (read + impersonate) and the local developer's RBAC.
+	kubectl apply --server-side --field-manager=raydar-dev -f deploy/kubernetes/rbac.yaml -f deploy/local/dev-rbac.yaml >/dev/null
 
 dev: build controlplane
 	scripts/raydar.sh start $(RAYDAR_ADDR)
@@ -62,10 +64,11 @@ test-controlplane:
 	deploy/local/smoke.sh
 
 # Same package selection and profile as test-unit, so cargo reuses that build instead of
-# recompiling dependencies with other features; runs every crate's tests/live_cluster.rs and
-# live_logs.rs (real Ray heads and kwok's pod logs).
+# recompiling dependencies with other features; runs the tests that need the control plane (real
+# Ray heads, kwok's pod logs, RBAC).
 test-integration:
-	cargo test --release --workspace --test live_cluster --test live_logs -- --ignored --test-threads=1
+	cargo test --release --workspace --test live_cluster --test live_logs --test live_security --test ray_readonly \
+	  -- --ignored --test-threads=1
 
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test
@@ -74,6 +77,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/freshness.mjs
 	scripts/raydar.sh run -- node end2end/bench/launch.mjs
 	scripts/raydar.sh run -- node end2end/bench/logs.mjs
+	scripts/raydar.sh run -- node end2end/bench/authz.mjs
 
 clean:
 	scripts/raydar.sh stop

@@ -4,8 +4,9 @@
 #   scripts/raydar.sh start [HOST:PORT]   start in the background (log and pid under $RAYDAR_LOCAL)
 #   scripts/raydar.sh stop                stop it
 #   scripts/raydar.sh run -- CMD...       start on a free loopback port, wait until ready, run CMD
-#                                         with RAYDAR_URL (and RAYDAR_PID, for benchmarks that
-#                                         read its memory) set, stop the server, exit with CMD's status
+#                                         with RAYDAR_URL (and RAYDAR_PID, RAYDAR_SERVER and
+#                                         RAYDAR_SERVER_KUBECONFIG for tests that start their own)
+#                                         set, stop the server, exit with CMD's status
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_dir=${RAYDAR_LOCAL:-$root/.local}
@@ -13,6 +14,13 @@ server=${CARGO_TARGET_DIR:-$root/target}/release/raydar-server
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$root/target/site}
 export KUBECONFIG=${KUBECONFIG:-$local_dir/kubeconfig}
 pidfile=$local_dir/raydar.pid
+# raydar-server runs as its own ServiceAccount on the local control plane (read + impersonate,
+# deploy/kubernetes/rbac.yaml), as it would in a real cluster; elsewhere, as KUBECONFIG says.
+server_kubeconfig=${RAYDAR_KUBECONFIG:-$local_dir/kubeconfig-raydar}
+[ -f "$server_kubeconfig" ] || server_kubeconfig=$KUBECONFIG
+# Local use: dev mode (loopback only), everyone is RAYDAR_DEV_USER (default developer, whom
+# deploy/local/dev-rbac.yaml lets launch and tear down).
+auth_flags=(--auth dev --dev-user "${RAYDAR_DEV_USER:-developer}" --dev-groups "${RAYDAR_DEV_GROUPS:-dev}")
 
 die() { echo "error: $*" >&2; exit 1; }
 
@@ -36,7 +44,7 @@ start() {
     echo "raydar already running (pid $(cat "$pidfile"))"; return
   fi
   mkdir -p "$local_dir"
-  setsid "$server" --addr "$addr" >"$local_dir/raydar.log" 2>&1 </dev/null &
+  KUBECONFIG=$server_kubeconfig setsid "$server" --addr "$addr" "${auth_flags[@]}" >"$local_dir/raydar.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   wait_ready "http://$addr" "$!" "$local_dir/raydar.log"
   echo "raydar running (pid $(cat "$pidfile"), log $local_dir/raydar.log)"
@@ -54,11 +62,12 @@ run() {
   local port log status=0
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   log=$(mktemp -t raydar-server.XXXXXX.log)
-  "$server" --addr "127.0.0.1:$port" >"$log" 2>&1 </dev/null &
+  KUBECONFIG=$server_kubeconfig "$server" --addr "127.0.0.1:$port" "${auth_flags[@]}" >"$log" 2>&1 </dev/null &
   run_pid=$!
   trap 'kill "$run_pid" 2>/dev/null || true' EXIT
   wait_ready "http://127.0.0.1:$port" "$run_pid" "$log"
-  RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" "$@" || status=$?
+  RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" RAYDAR_SERVER="$server" RAYDAR_SERVER_KUBECONFIG="$server_kubeconfig" \
+    "$@" || status=$?
   kill "$run_pid" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true
   [ "$status" -eq 0 ] || { echo "--- raydar-server log: $log" >&2; tail -n 30 "$log" >&2; }

@@ -37,6 +37,48 @@ pub mod push {
     pub const PATH: &str = "/api/v1/clusters/events";
 }
 
+/// Who is signed in, as the server took them to be, and the token their writes carry. The
+/// server puts it in the page's head (meta tags); the browser reads it from there.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user name.
+    pub user: String,
+    /// Their team (first group), possibly empty.
+    pub team: String,
+    /// The CSRF token: the `X-CSRF-Token` header of every write.
+    pub csrf: String,
+}
+
+impl Session {
+    /// The signed-in user: on the server from the request, in the browser from the page's meta
+    /// tags (which the server wrote), so both render the same.
+    pub fn current() -> Option<Session> {
+        #[cfg(feature = "ssr")]
+        {
+            use_context::<Session>()
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            let meta = |name: &str| -> Option<String> {
+                #[cfg(feature = "hydrate")]
+                {
+                    web_sys::window()?
+                        .document()?
+                        .query_selector(&format!("meta[name={name}]"))
+                        .ok()??
+                        .get_attribute("content")
+                }
+                #[cfg(not(feature = "hydrate"))]
+                {
+                    let _ = name;
+                    None
+                }
+            };
+            Some(Session { user: meta("raydar-user")?, team: meta("raydar-team").unwrap_or_default(), csrf: meta("csrf-token")? })
+        }
+    }
+}
+
 /// What the launch form is generated from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchForms {

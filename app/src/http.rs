@@ -47,6 +47,12 @@ pub async fn send(method: &str, url: &str, body: Option<String>) -> Result<Answe
     init.set_method(method);
     let headers = Headers::new().map_err(describe)?;
     let _ = headers.set("accept", "application/json");
+    // Writes carry the page's CSRF token; the server refuses them without.
+    if method != "GET" {
+        if let Some(session) = crate::api::Session::current() {
+            let _ = headers.set("x-csrf-token", &session.csrf);
+        }
+    }
     if let Some(body) = body {
         let _ = headers.set("content-type", "application/json");
         init.set_body(&JsValue::from_str(&body));

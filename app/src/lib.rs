@@ -44,6 +44,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Plain tags rather than leptos_meta: one page title and one stylesheet do not
                 // justify its weight in the wasm every first load downloads.
                 <link rel="stylesheet" href="/pkg/raydar.css"/>
+                {api::Session::current().map(|s| view! {
+                    <meta name="raydar-user" content=s.user/>
+                    <meta name="raydar-team" content=s.team/>
+                    <meta name="csrf-token" content=s.csrf/>
+                })}
                 <title>"raydar"</title>
                 <HydrationScripts options/>
             </head>
@@ -61,6 +66,7 @@ pub fn App() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>
+            <span class="who" title="Signed in as">{who()}</span>
         </header>
         <Router>
             <main>
@@ -83,6 +89,15 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Who is signed in, as the top bar says it: `alice · team-a`.
+fn who() -> String {
+    match api::Session::current() {
+        Some(s) if s.team.is_empty() => s.user,
+        Some(s) => format!("{} · {}", s.user, s.team),
+        None => String::new(),
     }
 }
 

@@ -24,5 +24,5 @@ done
 if [[ $(id -u) == 0 && -x "$RAYDAR_LOCAL/ray/bin/python" ]]; then
   "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/heads.py" --cleanup --bridge="$POD_BRIDGE" --netns-prefix="$NETNS_PREFIX"
 fi
-rm -rf "$STATE" "$KUBECONFIG_ADMIN" "$RAY_STATE"
+rm -rf "$STATE" "$KUBECONFIG_ADMIN" "$KUBECONFIG_RAYDAR" "$RAY_STATE"
 if ((${#stopped[@]})); then log "stopped: ${stopped[*]}; removed $STATE"; else log "nothing was running; removed $STATE"; fi

@@ -12,6 +12,7 @@ PKI="$STATE/pki"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 KUBECONFIG_ADMIN="$RAYDAR_LOCAL/kubeconfig"
+KUBECONFIG_RAYDAR="$RAYDAR_LOCAL/kubeconfig-raydar"   # raydar-server's own identity (read + impersonate)
 
 # shellcheck source=/dev/null
 source "$REPO_ROOT/tools/versions.env"

@@ -105,6 +105,9 @@ cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kwok "/O=system:masters/CN=kwok-controller" clientAuth
 # ray/heads.py reads pods and nothing else (the ClusterRole below).
 cert ray-heads "/CN=raydar:local-ray-heads" clientAuth
+# raydar-server authenticates as the ServiceAccount deploy/kubernetes/rbac.yaml binds: it reads and
+# impersonates, exactly as in a real cluster.
+cert raydar "/O=system:serviceaccounts/O=system:serviceaccounts:raydar/CN=system:serviceaccount:raydar:raydar" clientAuth
 # The operator authenticates as the ServiceAccount KubeRay's own RBAC (config/rbac) binds.
 cert kuberay "/O=system:serviceaccounts/O=system:serviceaccounts:ray-system/CN=system:serviceaccount:ray-system:kuberay-operator" clientAuth
 if [[ ! -f "$PKI/sa.key" ]]; then
@@ -140,6 +143,7 @@ YAML
   )
 }
 kubeconfig "$KUBECONFIG_ADMIN" admin
+kubeconfig "$KUBECONFIG_RAYDAR" raydar
 for n in controller-manager scheduler kwok kuberay; do kubeconfig "$KCFG/$n.kubeconfig" "$n"; done
 
 # ---------------------------------------------------------------- etcd

@@ -218,6 +218,7 @@ impl RayCluster {
             workers_desired,
             gpus_desired,
             created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+            may_delete: false,
         }
     }
 
@@ -245,6 +246,7 @@ impl RayCluster {
                     }
                 })
                 .collect(),
+            may_change: false,
         }
     }
 }

@@ -124,6 +124,9 @@ pub struct ClusterSummary {
     pub gpus_desired: u32,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: i64,
+    /// Whether the requester may tear it down (Kubernetes RBAC, asked by raydar for them);
+    /// false where nobody asked.
+    pub may_delete: bool,
 }
 
 impl ClusterSummary {
@@ -147,6 +150,9 @@ pub struct ClusterDetail {
     pub template: Option<String>,
     /// The worker groups, in the spec's order.
     pub groups: Vec<WorkerGroupSummary>,
+    /// Whether the requester may suspend, resume or scale it (Kubernetes RBAC).
+    #[serde(default)]
+    pub may_change: bool,
 }
 
 /// A worker group with the bounds it can be scaled within.
@@ -196,6 +202,8 @@ mod wire {
         workers_desired: u32,
         gpus_desired: u32,
         created_at: i64,
+        #[serde(default)]
+        may_delete: bool,
     }
 
     impl From<Summary> for ClusterSummary {
@@ -217,6 +225,7 @@ mod wire {
                 workers_desired: w.workers_desired,
                 gpus_desired: w.gpus_desired,
                 created_at: w.created_at,
+                may_delete: w.may_delete,
             }
         }
     }
@@ -241,6 +250,7 @@ mod wire {
                 workers_desired: c.workers_desired,
                 gpus_desired: c.gpus_desired,
                 created_at: c.created_at,
+                may_delete: c.may_delete,
             }
         }
     }

@@ -101,7 +101,19 @@ impl Clusters {
         })
     }
 
-    /// The list with the server's clock, as pages render it.
+    /// The uid of one cluster, when it is stored.
+    pub fn uid(&self, namespace: &str, name: &str) -> Option<String> {
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        self.inner.store.get(&key).and_then(|c| c.metadata.uid.clone())
+    }
+
+    /// The namespaces that have clusters.
+    pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.inner.store.state().iter().filter_map(|c| c.metadata.namespace.clone()).collect()
+    }
+
+    /// The list with the server's clock, as pages render it (every cluster: callers keep what
+    /// the requester may see).
     pub fn snapshot(&self) -> ClusterList {
         ClusterList { clusters: self.list(), now: unix_now() }
     }

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use axum::http::HeaderName;
+
+use crate::auth::{Authn, Cidr, ProxyHeaders, User};
 use crate::ray::Reach;
 
 /// How raydar-server runs.
@@ -13,13 +16,13 @@ pub struct Config {
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS (`--site-root`,
     /// `LEPTOS_SITE_ROOT`; default `target/site`, where tools/site.sh puts it).
     pub site_root: PathBuf,
-    /// Pre-authentication dev mode: the user every launch is made for and labelled with as owner
-    /// (`--dev-user`, `RAYDAR_DEV_USER`; default `developer`). Never read from a request; the
-    /// security issue replaces it with the identity of the authenticating proxy.
-    pub dev_user: String,
-    /// Pre-authentication dev mode: the team of [`Config::dev_user`] (`--dev-team`,
-    /// `RAYDAR_DEV_TEAM`; default `dev`).
-    pub dev_team: String,
+    /// Where identities come from (`--auth`, `RAYDAR_AUTH`): `proxy` (the default) believes the
+    /// identity headers of an authenticating proxy at `--trusted-proxies`; `dev` makes everyone
+    /// `--dev-user` (in `--dev-groups`) and listens on loopback only.
+    pub authn: Authn,
+    /// Launches, changes and teardowns one user may make per minute (`--action-rate`,
+    /// `RAYDAR_ACTION_RATE`; default 30).
+    pub action_rate: u32,
     /// How Ray dashboards are reached (`--ray-dashboard`, `RAYDAR_RAY_DASHBOARD`: `proxy`, the
     /// default, through the apiserver; `service`, in the cluster; or a URL template).
     pub ray_dashboard: Reach,
@@ -31,7 +34,8 @@ pub struct Config {
     pub log_buffer_lines: usize,
 }
 
-const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR] [--dev-user USER] [--dev-team TEAM]
+const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
+                     [--auth proxy --trusted-proxies CIDR,.. | --auth dev [--dev-user USER] [--dev-groups G,..]]
                      [--ray-dashboard proxy|service|URL] [--log-streams N] [--log-buffer-lines N]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
@@ -39,9 +43,18 @@ kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on
 
   --addr HOST:PORT   where to listen (env RAYDAR_ADDR; default 127.0.0.1:3000)
   --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)
-  --dev-user USER    pre-authentication dev mode: who every launch is made for, the owner label
-                     of what raydar creates (env RAYDAR_DEV_USER; default developer)
-  --dev-team TEAM    the dev user's team (env RAYDAR_DEV_TEAM; default dev)
+  --auth proxy|dev   where identities come from (env RAYDAR_AUTH; default proxy):
+                     proxy: an authenticating proxy (oauth2-proxy) in front sends who is asking in
+                     headers, believed only from --trusted-proxies;
+                     dev: everyone who connects is --dev-user; loopback addresses only
+  --trusted-proxies CIDR,..  the authenticating proxy's addresses (env RAYDAR_TRUSTED_PROXIES)
+  --user-header NAME, --email-header NAME, --groups-header NAME
+                     the proxy's identity headers (env RAYDAR_USER_HEADER, RAYDAR_EMAIL_HEADER,
+                     RAYDAR_GROUPS_HEADER; default X-Forwarded-User, -Email, -Groups)
+  --dev-user USER    dev mode's user (env RAYDAR_DEV_USER; default developer)
+  --dev-groups G,..  dev mode's groups; the first is the team (env RAYDAR_DEV_GROUPS; default dev)
+  --action-rate N    launches, changes and teardowns per user per minute (env RAYDAR_ACTION_RATE;
+                     default 30)
   --ray-dashboard HOW  how Ray dashboards are reached, read-only: proxy (through the apiserver's
                      service proxy, the default), service (KubeRay's head service, from inside the
                      cluster) or a URL template with {namespace} and {name} (env RAYDAR_RAY_DASHBOARD)
@@ -54,21 +67,34 @@ impl Config {
     /// Reads flags (`args` without the program name) over environment variables over defaults.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let mut addr = env("RAYDAR_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
-        let mut site_root = env("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
-        let mut dev_user = env("RAYDAR_DEV_USER").unwrap_or_else(|| "developer".into());
-        let mut dev_team = env("RAYDAR_DEV_TEAM").unwrap_or_else(|| "dev".into());
-        let mut ray_dashboard = env("RAYDAR_RAY_DASHBOARD").unwrap_or_else(|| "proxy".into());
-        let mut log_streams = env("RAYDAR_LOG_STREAMS").unwrap_or_else(|| "64".into());
-        let mut log_buffer_lines = env("RAYDAR_LOG_BUFFER_LINES").unwrap_or_else(|| "10000".into());
+        let setting = |k: &str, default: &str| env(k).unwrap_or_else(|| default.into());
+        let mut addr = setting("RAYDAR_ADDR", "127.0.0.1:3000");
+        let mut site_root = setting("LEPTOS_SITE_ROOT", "target/site");
+        let mut auth = setting("RAYDAR_AUTH", "proxy");
+        let mut trusted = setting("RAYDAR_TRUSTED_PROXIES", "");
+        let mut user_header = setting("RAYDAR_USER_HEADER", "X-Forwarded-User");
+        let mut email_header = setting("RAYDAR_EMAIL_HEADER", "X-Forwarded-Email");
+        let mut groups_header = setting("RAYDAR_GROUPS_HEADER", "X-Forwarded-Groups");
+        let mut dev_user = setting("RAYDAR_DEV_USER", "developer");
+        let mut dev_groups = setting("RAYDAR_DEV_GROUPS", "dev");
+        let mut action_rate = setting("RAYDAR_ACTION_RATE", "30");
+        let mut ray_dashboard = setting("RAYDAR_RAY_DASHBOARD", "proxy");
+        let mut log_streams = setting("RAYDAR_LOG_STREAMS", "64");
+        let mut log_buffer_lines = setting("RAYDAR_LOG_BUFFER_LINES", "10000");
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
             match arg.as_str() {
                 "--addr" => addr = value("--addr")?,
                 "--site-root" => site_root = value("--site-root")?,
+                "--auth" => auth = value("--auth")?,
+                "--trusted-proxies" => trusted = value("--trusted-proxies")?,
+                "--user-header" => user_header = value("--user-header")?,
+                "--email-header" => email_header = value("--email-header")?,
+                "--groups-header" => groups_header = value("--groups-header")?,
                 "--dev-user" => dev_user = value("--dev-user")?,
-                "--dev-team" => dev_team = value("--dev-team")?,
+                "--dev-groups" => dev_groups = value("--dev-groups")?,
+                "--action-rate" => action_rate = value("--action-rate")?,
                 "--ray-dashboard" => ray_dashboard = value("--ray-dashboard")?,
                 "--log-streams" => log_streams = value("--log-streams")?,
                 "--log-buffer-lines" => log_buffer_lines = value("--log-buffer-lines")?,
@@ -76,12 +102,47 @@ impl Config {
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
         }
-        let addr = addr
+        let addr: SocketAddr = addr
             .parse()
             .map_err(|e| format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})"))?;
-        if dev_user.trim().is_empty() {
-            return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
-        }
+        let list = |text: &str| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        let authn = match auth.as_str() {
+            "dev" => {
+                if !addr.ip().is_loopback() {
+                    return Err(format!(
+                        "--auth dev makes everyone who connects {dev_user:?}, so it listens on loopback only: \
+                         --addr {addr} is not a loopback address (use 127.0.0.1 or [::1], or --auth proxy \
+                         behind an authenticating proxy)"
+                    ));
+                }
+                if dev_user.trim().is_empty() {
+                    return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
+                }
+                Authn::Dev(User { name: dev_user.trim().to_owned(), email: None, groups: list(&dev_groups) })
+            }
+            "proxy" => {
+                let trusted = list(&trusted).iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("--trusted-proxies/RAYDAR_TRUSTED_PROXIES: {e}"))?;
+                if trusted.is_empty() {
+                    return Err(format!(
+                        "--auth proxy needs --trusted-proxies (env RAYDAR_TRUSTED_PROXIES): the addresses of the \
+                         authenticating proxy whose identity headers raydar may believe, such as 127.0.0.1/32 \
+                         for a proxy beside it; for local use without one, --auth dev\n\n{USAGE}"
+                    ));
+                }
+                let header = |flag: &str, name: &str| {
+                    HeaderName::try_from(name.trim().to_ascii_lowercase())
+                        .map_err(|_| format!("{flag}: {name:?} is not an HTTP header name"))
+                };
+                Authn::Proxy(ProxyHeaders {
+                    trusted,
+                    user: header("--user-header", &user_header)?,
+                    email: header("--email-header", &email_header)?,
+                    groups: header("--groups-header", &groups_header)?,
+                })
+            }
+            other => return Err(format!("--auth/RAYDAR_AUTH: {other:?} is not proxy or dev\n\n{USAGE}")),
+        };
         let ray_dashboard = Reach::parse(&ray_dashboard)?;
         let count = |flag: &str, text: &str| match text.parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
@@ -89,6 +150,44 @@ impl Config {
         };
         let log_streams = count("--log-streams/RAYDAR_LOG_STREAMS", &log_streams)?;
         let log_buffer_lines = count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
-        Ok(Self { addr, site_root: site_root.into(), dev_user, dev_team, ray_dashboard, log_streams, log_buffer_lines })
+        let action_rate = u32::try_from(count("--action-rate/RAYDAR_ACTION_RATE", &action_rate)?)
+            .map_err(|_| "--action-rate/RAYDAR_ACTION_RATE: too large".to_owned())?;
+        Ok(Self { addr, site_root: site_root.into(), authn, action_rate, ray_dashboard, log_streams, log_buffer_lines })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::from_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn dev_mode_listens_on_loopback_only() {
+        assert!(parse(&["--auth", "dev", "--addr", "127.0.0.1:3000"]).is_ok());
+        assert!(parse(&["--auth", "dev", "--addr", "[::1]:3000"]).is_ok());
+        let e = parse(&["--auth", "dev", "--addr", "0.0.0.0:3000"]).unwrap_err();
+        assert!(e.contains("loopback only") && e.contains("0.0.0.0:3000"), "{e}");
+    }
+
+    #[test]
+    fn proxy_mode_needs_the_proxy_addresses() {
+        let e = parse(&["--auth", "proxy"]).unwrap_err();
+        assert!(e.contains("--trusted-proxies"), "{e}");
+        let e = parse(&["--auth", "proxy", "--trusted-proxies", "10.0.0.0/40"]).unwrap_err();
+        assert!(e.contains("--trusted-proxies") && e.contains("0 to 32"), "{e}");
+        let config = parse(&["--auth", "proxy", "--trusted-proxies", "10.0.0.0/8, ::1", "--user-header", "X-Auth-Request-User"]).unwrap();
+        let Authn::Proxy(proxy) = config.authn else { panic!("proxy mode") };
+        assert_eq!(proxy.trusted.len(), 2);
+        assert_eq!(proxy.user.as_str(), "x-auth-request-user");
+    }
+
+    #[test]
+    fn dev_mode_has_its_user_and_groups() {
+        let config = parse(&["--auth", "dev", "--dev-user", "alice", "--dev-groups", "team-a,ml"]).unwrap();
+        let Authn::Dev(user) = config.authn else { panic!("dev mode") };
+        assert_eq!((user.name.as_str(), user.team()), ("alice", "team-a".to_owned()));
     }
 }

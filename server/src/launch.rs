@@ -3,6 +3,10 @@
 //! `raydar`); `DELETE /api/v1/clusters/{ns}/{name}` deletes a cluster; `PATCH` of the same path
 //! suspends, resumes or scales a worker group within its bounds. Kubernetes refusals reach the
 //! caller with their status and message.
+//!
+//! Every request to Kubernetes here is made as the signed-in user (impersonation): raydar's own
+//! identity cannot change a RayCluster, so what a user may do is exactly what RBAC lets them do.
+//! Actions are rate-limited per user and recorded ([`crate::audit`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,43 +14,40 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
 use platform::kuberay::RayCluster;
-use platform::template::{render, FieldError, Identity, LaunchRequest, Timestamp};
+use platform::template::{render, FieldError, LaunchRequest, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::push::same_origin;
+use crate::audit::Action;
+use crate::auth::User;
+use crate::guard;
 use crate::web::AppState;
 
 pub use platform::template::FIELD_MANAGER;
 
-/// Largest request body `POST /api/v1/clusters` accepts.
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// How raydar reaches Kubernetes for launches and teardowns: cheap to clone.
+/// How raydar reaches Kubernetes: cheap to clone.
 #[derive(Clone)]
 pub struct Launcher {
-    /// The client of raydar's own identity (impersonation of the user comes with authentication).
+    /// raydar's own client: reads, and the base of each user's impersonating client.
     pub client: Client,
-    /// Who launches. Pre-authentication dev mode: the configured dev identity, for every request.
-    pub identity: Identity,
     /// Longest a single Kubernetes call may take.
     pub timeout: Duration,
 }
 
 impl Launcher {
-    /// A launcher acting for `identity`, each Kubernetes call ending within 30 s.
-    pub fn new(client: Client, identity: Identity) -> Self {
-        Launcher { client, identity, timeout: Duration::from_secs(30) }
+    /// A launcher over `client`, each Kubernetes call ending within 30 s.
+    pub fn new(client: Client) -> Self {
+        Launcher { client, timeout: Duration::from_secs(30) }
     }
 
-    fn api(&self, namespace: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), namespace, &ApiResource::erase::<RayCluster>(&()))
+    fn api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<RayCluster>(&()))
     }
 
     /// Runs one Kubernetes call within the timeout; failures become the API's answer.
@@ -87,11 +88,11 @@ pub struct LaunchQuery {
 /// `POST /api/v1/clusters[?dryRun=true]`: launch a RayCluster from a template.
 pub async fn create_cluster(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Query(query): Query<LaunchQuery>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: LaunchBody = match write_request(&headers, &body, "a launch request") {
+    let body: LaunchBody = match parse_body(&body, "a launch request") {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -109,7 +110,7 @@ pub async fn create_cluster(
     };
     let launcher = &state.launcher;
     let request = LaunchRequest { name: body.name, namespace: body.namespace, parameters: body.parameters };
-    let manifest = match render(&template, &request, &launcher.identity, Timestamp::now()) {
+    let manifest = match render(&template, &request, &user.identity(), Timestamp::now()) {
         Ok(manifest) => manifest,
         Err(platform::template::Error::InvalidRequest(errors)) => return invalid(errors),
         Err(e) => {
@@ -121,7 +122,23 @@ pub async fn create_cluster(
     };
     let (namespace, name) = (request.namespace, request.name);
     let id = format!("{namespace}/{name}");
-    let api = launcher.api(&namespace);
+    // A preview asks Kubernetes too (a dry-run), but changes nothing: only launches count.
+    if !query.dry_run {
+        if let Err(wait) = state.actions.take(&user) {
+            return guard::too_many(wait);
+        }
+    }
+    let client = match state.access.client_for(&user) {
+        Ok(client) => client,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why, "BadRequest"),
+    };
+    let api = Launcher::api(&client, &namespace);
+    let action = Action {
+        reason: "Launched",
+        what: format!("launched it from template {template_name}"),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
 
     // Without force, server-side apply would quietly update a cluster that already has this name;
     // a launch creates, so an existing one is a conflict. (Between this read and the apply another
@@ -135,7 +152,8 @@ pub async fn create_cluster(
                 "AlreadyExists",
             )
         }
-        Err(response) => return response,
+        Err(response) if query.dry_run => return response,
+        Err(response) => return refused(&state, &user, &action, response).await,
     }
     let params = PatchParams::apply(FIELD_MANAGER);
     let patch = Patch::Apply(&manifest);
@@ -143,7 +161,7 @@ pub async fn create_cluster(
     if let Err(response) =
         launcher.call(&checking, api.patch(&name, &PatchParams { dry_run: true, ..params.clone() }, &patch)).await
     {
-        return response;
+        return if query.dry_run { response } else { refused(&state, &user, &action, response).await };
     }
     if query.dry_run {
         // The YAML is what the launch form previews: the exact manifest, as kubectl users read it.
@@ -153,9 +171,9 @@ pub async fn create_cluster(
     }
     let applied = match launcher.call(&format!("applying RayCluster {id}"), api.patch(&name, &params, &patch)).await {
         Ok(applied) => applied,
-        Err(response) => return response,
+        Err(response) => return refused(&state, &user, &action, response).await,
     };
-    tracing::info!(cluster = %id, template = %template_name, owner = %launcher.identity.user, "RayCluster launched");
+    state.audit.done(&user, &action, applied.metadata.uid.clone());
     let cluster = serde_json::to_value(&applied)
         .ok()
         .and_then(|v| serde_json::from_value::<RayCluster>(v).ok())
@@ -173,15 +191,22 @@ pub async fn create_cluster(
 /// (foreground propagation). One that is already gone is a success.
 pub async fn delete_cluster(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path((namespace, name)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_origin();
+    if let Err(wait) = state.actions.take(&user) {
+        return guard::too_many(wait);
     }
     let launcher = &state.launcher;
     let id = format!("{namespace}/{name}");
-    let api = launcher.api(&namespace);
+    let client = match state.access.client_for(&user) {
+        Ok(client) => client,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why, "BadRequest"),
+    };
+    let api = Launcher::api(&client, &namespace);
+    let action = Action { reason: "TornDown", what: "tore it down".into(), namespace: namespace.clone(), name: name.clone() };
+    // The uid the Event is about, before the cluster goes.
+    let uid = state.clusters.uid(&namespace, &name);
     let deleting = format!("deleting RayCluster {id}");
     let deleted = launcher.call(&deleting, api.delete(&name, &DeleteParams::foreground())).await;
     // The apiserver answers with the object while its pods go, or a Status once it is gone.
@@ -189,10 +214,10 @@ pub async fn delete_cluster(
         Ok(answer) if answer.is_left() => ("deleting", true, false),
         Ok(_) => ("deleted", true, false),
         Err(response) if response.status() == StatusCode::NOT_FOUND => ("already-gone", false, true),
-        Err(response) => return response,
+        Err(response) => return refused(&state, &user, &action, response).await,
     };
     if deleted {
-        tracing::info!(cluster = %id, by = %launcher.identity.user, "RayCluster deleted");
+        state.audit.done(&user, &action, uid);
     }
     Json(json!({
         "namespace": namespace, "name": name, "result": result, "deleted": deleted, "alreadyGone": already_gone,
@@ -227,24 +252,32 @@ pub struct ScaleChange {
 /// rather than lost; bounds are checked against the cluster as it is now.
 pub async fn change_cluster(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path((namespace, name)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let what = r#"a cluster change ({"suspend": bool} or {"scale": {"group", "replicas"}})"#;
-    let change: ClusterChange = match write_request(&headers, &body, what) {
+    let change: ClusterChange = match parse_body(&body, what) {
         Ok(change) => change,
         Err(response) => return response,
     };
     if change.suspend.is_none() && change.scale.is_none() {
         return invalid(vec![FieldError { field: "body".into(), message: "say `suspend` or `scale`".into() }]);
     }
+    if let Err(wait) = state.actions.take(&user) {
+        return guard::too_many(wait);
+    }
     let launcher = &state.launcher;
     let id = format!("{namespace}/{name}");
-    let api = launcher.api(&namespace);
+    let client = match state.access.client_for(&user) {
+        Ok(client) => client,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why, "BadRequest"),
+    };
+    let api = Launcher::api(&client, &namespace);
+    let action = Action { reason: change.reason(), what: change.describe(), namespace: namespace.clone(), name: name.clone() };
     let mut cluster = match launcher.call(&format!("reading RayCluster {id}"), api.get(&name)).await {
         Ok(cluster) => cluster,
-        Err(response) => return response,
+        Err(response) => return refused(&state, &user, &action, response).await,
     };
     let spec = &mut cluster.data["spec"];
     if let Some(suspend) = change.suspend {
@@ -257,10 +290,47 @@ pub async fn change_cluster(
     }
     let changing = format!("changing RayCluster {id}");
     if let Err(response) = launcher.call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await {
-        return response;
+        return refused(&state, &user, &action, response).await;
     }
-    tracing::info!(cluster = %id, by = %launcher.identity.user, ?change, "RayCluster changed");
+    state.audit.done(&user, &action, cluster.metadata.uid.clone());
     Json(json!({ "namespace": namespace, "name": name, "changed": true })).into_response()
+}
+
+impl ClusterChange {
+    /// The audit Event's reason.
+    fn reason(&self) -> &'static str {
+        match (self.suspend, &self.scale) {
+            (Some(true), _) => "Suspended",
+            (Some(false), _) => "Resumed",
+            (None, _) => "Scaled",
+        }
+    }
+
+    /// What the change does, after the person's name.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.suspend {
+            Some(true) => parts.push("suspended it".to_owned()),
+            Some(false) => parts.push("resumed it".to_owned()),
+            None => {}
+        }
+        if let Some(scale) = &self.scale {
+            parts.push(format!("scaled worker group {} to {}", scale.group, scale.replicas));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// Logs a refused action and hands back Kubernetes' answer, whose message the user sees.
+async fn refused(state: &AppState, user: &User, action: &Action, response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let why = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| parts.status.to_string());
+    state.audit.refused(user, action, &why);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Sets one worker group's replicas, within the bounds the cluster declares.
@@ -285,14 +355,11 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
     Ok(())
 }
 
-/// The body of a browser-facing write: refused (403) from another origin, 400 when it is not
-/// `what`.
+/// The body of a write, or 400 when it is not `what`. (Origin and CSRF token are checked before
+/// any handler runs: [`crate::guard`].)
 // The error is the finished HTTP answer, handed straight back by the handler: boxing it gains nothing.
 #[allow(clippy::result_large_err)]
-fn write_request<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8], what: &str) -> Result<T, Response> {
-    if !same_origin(headers) {
-        return Err(cross_origin());
-    }
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         error_response(StatusCode::BAD_REQUEST, &format!("request body is not {what}: {e}"), "BadRequest")
     })
@@ -319,10 +386,6 @@ fn refusal(action: &str, error: kube::Error) -> Response {
 
 fn error_response(status: StatusCode, message: &str, reason: &str) -> Response {
     (status, Json(json!({ "error": message, "reason": reason }))).into_response()
-}
-
-fn cross_origin() -> Response {
-    error_response(StatusCode::FORBIDDEN, "cross-origin writes are not allowed", "Forbidden")
 }
 
 /// 422 with one error per field.

@@ -7,6 +7,11 @@
 //! # Layout
 //!
 //! - [`config`]: command-line and environment settings.
+//! - [`auth`]: who is asking (an authenticating proxy's headers, or dev mode), Kubernetes clients
+//!   that act as them, and what they may see (SelfSubjectAccessReview, cached).
+//! - [`guard`]: web hardening: same-origin writes with a CSRF token, security headers, a per-user
+//!   limit on actions.
+//! - [`audit`]: who did what: a log line and an Event on the RayCluster for every action.
 //! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
 //! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
 //! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
@@ -20,8 +25,11 @@
 //! - [`watch`]: what the watches share: sync state, errors in words.
 //! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
 
+pub mod audit;
+pub mod auth;
 pub mod clusters;
 pub mod config;
+pub mod guard;
 pub mod launch;
 pub mod logs;
 pub mod overview;
@@ -33,7 +41,7 @@ pub mod watch;
 pub mod web;
 
 pub use config::Config;
-pub use web::{router, AppState};
+pub use web::{router, serve, AppState};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,6 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::push::same_origin;
 use crate::ray::{DashboardError, Dashboards, Read, Tail};
 use crate::web::AppState;
 
@@ -971,9 +970,6 @@ pub async fn job_log_stream(
     q: Result<Query<LogQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, Json(json!({ "error": "cross-origin event streams are not allowed" }))).into_response();
-    }
     let after = match query(q).and_then(|q| resume_after(&headers, &q)) {
         Ok(after) => after,
         Err(response) => return response,
@@ -1059,9 +1055,6 @@ pub async fn pod_log_stream(
     q: Result<Query<LogQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, Json(json!({ "error": "cross-origin event streams are not allowed" }))).into_response();
-    }
     let q = match query(q) {
         Ok(q) => q,
         Err(response) => return response,

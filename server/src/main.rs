@@ -1,9 +1,9 @@
 //! raydar-server: see the crate docs for what it does and how it is laid out.
 
 use anyhow::Context;
-use platform::template::Identity;
+use raydar_server::auth::Authn;
 use raydar_server::launch::Launcher;
-use raydar_server::{clusters, router, templates, AppState, Config};
+use raydar_server::{clusters, router, serve, templates, AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -26,10 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.clone());
     let (templates, template_watch) = templates::watch(client.clone(), apiserver.clone());
-    // Pre-authentication dev mode: every launch is made for the configured dev user.
-    tracing::warn!(user = %config.dev_user, team = %config.dev_team, "dev mode: launches are made for this identity");
-    let identity = Identity { user: config.dev_user.clone(), team: config.dev_team.clone() };
-    let launcher = Launcher::new(client, identity);
+    match &config.authn {
+        Authn::Dev(user) => tracing::warn!(user = %user.name, groups = ?user.groups, "dev mode: everyone who connects is this user (loopback only)"),
+        Authn::Proxy(proxy) => tracing::info!(trusted = ?proxy.trusted, header = %proxy.user, "identity from the authenticating proxy"),
+    }
+    let launcher = Launcher::new(client);
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -44,8 +45,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let watch_task = tokio::spawn(watch.run(stopped(stop_rx.clone())));
     let template_task = tokio::spawn(template_watch.run(stopped(stop_rx)));
-    axum::serve(listener, router(AppState::new(&config, clusters, templates, launcher)))
-        .with_graceful_shutdown(shutdown)
+    serve(listener, router(AppState::new(&config, clusters, templates, launcher)), shutdown)
         .await
         .context("serving HTTP")?;
     drop(stop_tx);

@@ -3,14 +3,31 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 
+use crate::auth::User;
 use crate::web::AppState;
 
-/// `GET /api/v1/clusters`: every RayCluster, sorted by namespace and name.
-pub async fn list_clusters(State(state): State<AppState>) -> Response {
-    Json(json!({ "items": state.clusters.list() })).into_response()
+/// `GET /api/v1/clusters`: every RayCluster the requester may see (they may list RayClusters in
+/// its namespace), sorted by namespace and name.
+pub async fn list_clusters(State(state): State<AppState>, Extension(user): Extension<User>) -> Response {
+    let mut items = state.clusters.list();
+    state.access.grants(&user, items.iter().map(|c| c.namespace.clone())).await.apply(&mut items);
+    Json(json!({ "items": items })).into_response()
+}
+
+/// `GET /api/v1/session`: who raydar takes the requester to be, and the CSRF token their writes
+/// carry (for scripts; pages have it in a meta tag).
+pub async fn session(State(state): State<AppState>, Extension(user): Extension<User>) -> Response {
+    Json(json!({
+        "user": user.name,
+        "email": user.email,
+        "groups": user.groups,
+        "team": user.team(),
+        "csrfToken": state.csrf.token(&user),
+    }))
+    .into_response()
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.

@@ -47,7 +47,7 @@ async fn ensure_namespace(client: &Client, name: &str) {
 async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     let client = kube_client().await;
     let raydar = start_raydar(client.clone(), "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = raydar.http.clone();
     wait_ready(&http, &raydar.base).await;
 
     let namespace = "raydar-it";
@@ -117,7 +117,7 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_cross_origin_page_cannot_follow_the_stream() {
     let raydar = start_raydar(kube_client().await, "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = raydar.http.clone();
     let refused = http
         .get(format!("{}/api/v1/clusters/events", raydar.base))
         .header("origin", "https://evil.example")
@@ -140,7 +140,7 @@ fn unique_name(prefix: &str) -> String {
 async fn api_test(namespace: &str) -> (Client, common::Raydar, reqwest::Client) {
     let client = kube_client().await;
     let raydar = start_raydar(client.clone(), "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+    let http = raydar.http.clone();
     wait_ready(&http, &raydar.base).await;
     ensure_namespace(&client, namespace).await;
     (client, raydar, http)
@@ -286,7 +286,7 @@ async fn api_launch_with_a_bad_parameter_or_unknown_template_is_422_and_creates_
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn api_lists_the_installed_templates_with_their_parameters() {
     let raydar = start_raydar(kube_client().await, "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let http = raydar.http.clone();
     let response = http.get(format!("{}/api/v1/templates", raydar.base)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -307,7 +307,7 @@ async fn api_lists_the_installed_templates_with_their_parameters() {
 async fn api_cross_origin_launch_and_delete_are_refused() {
     let client = kube_client().await;
     let raydar = start_raydar(client.clone(), "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let http = raydar.http.clone();
     let name = unique_name("xorigin");
     let launch = http
         .post(format!("{}/api/v1/clusters", raydar.base))

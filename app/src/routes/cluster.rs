@@ -70,6 +70,8 @@ fn Gone(namespace: String, name: String) -> impl IntoView {
 #[component]
 fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     let (namespace, name) = (detail.summary.namespace.clone(), detail.summary.name.clone());
+    // Actions are offered only to who may take them (Kubernetes RBAC, asked by the server).
+    let (may_change, may_delete) = (detail.may_change, detail.summary.may_delete);
     let now = RwSignal::new(detail.summary.created_at);
     let detail = RwSignal::new(detail);
     let gone = RwSignal::new(false);
@@ -181,14 +183,19 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 <div><dt>"Template"</dt><dd>{template.clone().unwrap_or_else(|| "—".into())}</dd></div>
             </dl>
             <div class="cluster-actions">
-                <button type="button" on:click=toggle_suspend.clone() disabled=move || pending.get()
-                    title="Suspended clusters keep their spec but no pods">
-                    {move || if detail.with(|d| d.suspend) { "Resume" } else { "Suspend" }}
-                </button>
-                <TearDownButton namespace=namespace.clone() name=name.clone()/>
+                {may_change.then(|| view! {
+                    <button type="button" on:click=toggle_suspend.clone() disabled=move || pending.get()
+                        title="Suspended clusters keep their spec but no pods">
+                        {move || if detail.with(|d| d.suspend) { "Resume" } else { "Suspend" }}
+                    </button>
+                })}
+                {may_delete.then(|| view! { <TearDownButton namespace=namespace.clone() name=name.clone()/> })}
+                {(!may_change && !may_delete).then(|| view! {
+                    <p class="empty">"You may look at this cluster; changing it is up to its namespace's owners."</p>
+                })}
                 {move || failed.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
             </div>
-            <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+            <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }
@@ -196,7 +203,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
 
 /// The worker groups, each with its scale control.
 #[component]
-fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String) -> impl IntoView {
+fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String, may_change: bool) -> impl IntoView {
     view! {
         <h2>"Worker groups"</h2>
         <table class="groups">
@@ -215,7 +222,7 @@ fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String) -> i
                     key=|g| (g.name.clone(), g.replicas, g.min_replicas, g.max_replicas)
                     let:group
                 >
-                    <GroupRow group namespace=namespace.clone() name=name.clone()/>
+                    <GroupRow group namespace=namespace.clone() name=name.clone() may_change/>
                 </For>
             </tbody>
         </table>
@@ -224,7 +231,7 @@ fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String) -> i
 
 /// One worker group and its scale control, held to the group's bounds before anything is sent.
 #[component]
-fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String) -> impl IntoView {
+fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String, may_change: bool) -> impl IntoView {
     let WorkerGroupSummary { name: group_name, replicas, min_replicas: min, max_replicas: max, gpus_per_worker } = group;
     let wanted = RwSignal::new(replicas.to_string());
     // Alike the suspend button's handler, on purpose: folding both into one shared helper moved
@@ -265,12 +272,14 @@ fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String) -> impl 
             <td class="num">{min} "–" {max}</td>
             <td class="num">{gpus_per_worker}</td>
             <td>
-                <form class="scale" on:submit=submit novalidate>
-                    <input type="text" inputmode="numeric" aria-label=label size="4"
-                        prop:value=move || wanted.get() on:input=move |ev| wanted.set(event_target_value(&ev))/>
-                    <button type="submit" disabled=move || pending.get()>"Scale"</button>
-                    {move || failed.get().map(|why| view! { <span class="error" role="alert">{why}</span> })}
-                </form>
+                {may_change.then(|| view! {
+                    <form class="scale" on:submit=submit novalidate>
+                        <input type="text" inputmode="numeric" aria-label=label size="4"
+                            prop:value=move || wanted.get() on:input=move |ev| wanted.set(event_target_value(&ev))/>
+                        <button type="submit" disabled=move || pending.get()>"Scale"</button>
+                        {move || failed.get().map(|why| view! { <span class="error" role="alert">{why}</span> })}
+                    </form>
+                })}
             </td>
         </tr>
     }

@@ -7,9 +7,8 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
-use platform::template::Identity;
 use raydar_server::launch::Launcher;
-use raydar_server::{clusters, router, templates, AppState, Config};
+use raydar_server::{clusters, router, serve, templates, AppState, Config};
 use serde_json::Value;
 
 /// How long one step of a test may take.
@@ -19,38 +18,70 @@ pub const STEP: Duration = Duration::from_secs(90);
 /// `main` does: Leptos renders pages on spawned tasks.
 pub struct Raydar {
     pub base: String,
+    /// Talks to raydar as its pages do: same Origin, the signed-in user's CSRF token.
+    pub http: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// The dev user test servers launch as.
-pub const DEV_USER: &str = "raydar-test-user";
+/// The dev user test servers act as: the local control plane's `developer`
+/// (deploy/local/dev-rbac.yaml), whom raydar impersonates.
+pub const DEV_USER: &str = "developer";
 
-/// Starts raydar-server in this process on 127.0.0.1:0, watching the cluster `client` talks to
-/// (`apiserver` names it in messages), launching as [`DEV_USER`].
+/// Starts raydar-server in this process on 127.0.0.1:0 in dev mode as [`DEV_USER`], watching
+/// the cluster `client` talks to (`apiserver` names it in messages).
 pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
     start_raydar_with(client, apiserver, &[]).await
 }
 
-/// [`start_raydar`] with more command-line flags.
+/// Starts raydar-server with these command-line flags (and `--addr 127.0.0.1:0`), in dev mode
+/// as [`DEV_USER`] unless they say `--auth`. In proxy mode [`Raydar::http`] carries no identity:
+/// make clients with [`as_user`].
 pub async fn start_raydar_with(client: Client, apiserver: &str, flags: &[&str]) -> Raydar {
-    let args = ["--addr", "127.0.0.1:0", "--dev-user", DEV_USER].iter().chain(flags).map(|s| s.to_string());
+    let dev: &[&str] = if flags.contains(&"--auth") { &[] } else { &["--auth", "dev", "--dev-user", DEV_USER] };
+    let args = ["--addr", "127.0.0.1:0"].iter().chain(dev).chain(flags).map(|s| s.to_string());
     let config = Config::from_args(args).unwrap();
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
     let (templates, template_watch) = templates::watch(client.clone(), apiserver.into());
-    let launcher = Launcher::new(client, Identity { user: config.dev_user.clone(), team: config.dev_team.clone() });
+    let launcher = Launcher::new(client);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = router(AppState::new(&config, clusters, templates, launcher));
     tokio::spawn(async move {
-        let serve = axum::serve(listener, app);
         tokio::select! {
-            _ = serve => {},
+            _ = serve(listener, app, std::future::pending()) => {},
             _ = watch.run(async { let _ = stopped.await; }) => {},
             _ = template_watch.run(std::future::pending()) => {},
         }
     });
-    Raydar { base, _stop: stop }
+    let http = page_client(&base, &[]).await;
+    Raydar { base, http, _stop: stop }
+}
+
+/// A client that talks to raydar at `base` as its pages do, with `identity` headers (what an
+/// authenticating proxy would add; none in dev mode): same Origin, and the CSRF token of the
+/// user raydar takes it to be (when it takes it to be anyone).
+pub async fn page_client(base: &str, identity: &[(&str, &str)]) -> reqwest::Client {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut headers = HeaderMap::new();
+    for (name, value) in identity {
+        headers.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+    }
+    headers.insert("origin", HeaderValue::from_str(base).unwrap());
+    let plain = reqwest::Client::builder().default_headers(headers.clone()).timeout(Duration::from_secs(10)).build().unwrap();
+    if let Ok(session) = plain.get(format!("{base}/api/v1/session")).send().await {
+        if let Ok(session) = session.json::<Value>().await {
+            if let Some(token) = session["csrfToken"].as_str() {
+                headers.insert("x-csrf-token", HeaderValue::from_str(token).unwrap());
+            }
+        }
+    }
+    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// [`page_client`] for a user behind the proxy (oauth2-proxy's default headers).
+pub async fn as_user(base: &str, user: &str, groups: &str) -> reqwest::Client {
+    page_client(base, &[("x-forwarded-user", user), ("x-forwarded-groups", groups)]).await
 }
 
 /// Reads server-sent events as (event, data) pairs.

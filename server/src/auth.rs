@@ -1,0 +1,459 @@
+//! Who is asking, and what Kubernetes lets them do.
+//!
+//! raydar has no accounts of its own. Identity comes from an authenticating proxy in front of it
+//! (oauth2-proxy style headers: user, email, groups; names configurable), and is believed only
+//! when the request comes from one of the configured proxy addresses. For local use, dev mode
+//! gives every request one configured identity, and serves loopback only.
+//!
+//! What a user may do is never decided here: every action goes to Kubernetes as that user
+//! (impersonation, [`Access::client_for`]), so RBAC decides and the apiserver's audit log names
+//! the person, and what a user may see is asked of Kubernetes (SelfSubjectAccessReview, made as
+//! the user, cached for [`Access::TTL`]). raydar's own credentials read, and impersonate.
+//!
+//! Identity headers sent by a client that is not a trusted proxy are ignored (the request is
+//! unauthenticated), and `Impersonate-*` headers of any request are dropped before a handler
+//! sees them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
+use kube::Client;
+use serde_json::json;
+
+/// The person behind a request, as the authenticating proxy (or dev mode) says.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct User {
+    /// The user name Kubernetes knows them by (`alice`, `alice@example.com`).
+    pub name: String,
+    /// Their email, when the proxy sends one.
+    pub email: Option<String>,
+    /// Their groups, as the proxy sends them.
+    pub groups: Vec<String>,
+}
+
+impl User {
+    /// The team raydar labels what they launch with: their first group that is not one of
+    /// Kubernetes' own (`system:…`); empty when there is none.
+    pub fn team(&self) -> String {
+        self.groups.iter().find(|g| !g.starts_with("system:")).cloned().unwrap_or_default()
+    }
+
+    /// The identity templates render owner and team labels from.
+    pub fn identity(&self) -> platform::template::Identity {
+        platform::template::Identity { user: self.name.clone(), team: self.team() }
+    }
+}
+
+/// Where identities come from.
+#[derive(Clone, Debug)]
+pub enum Authn {
+    /// Behind an authenticating proxy: identity headers, believed from these sources only.
+    Proxy(ProxyHeaders),
+    /// Local development: every request is this user. Serves on loopback only (see
+    /// [`crate::Config::from_args`]).
+    Dev(User),
+}
+
+/// The authenticating proxy's addresses and header names.
+#[derive(Clone, Debug)]
+pub struct ProxyHeaders {
+    /// Peers whose identity headers are believed.
+    pub trusted: Vec<Cidr>,
+    /// The user name (default `X-Forwarded-User`).
+    pub user: HeaderName,
+    /// The email (default `X-Forwarded-Email`).
+    pub email: HeaderName,
+    /// The groups, comma-separated (default `X-Forwarded-Groups`).
+    pub groups: HeaderName,
+}
+
+impl ProxyHeaders {
+    /// oauth2-proxy's header names, trusting `trusted`.
+    pub fn oauth2_proxy(trusted: Vec<Cidr>) -> Self {
+        ProxyHeaders {
+            trusted,
+            user: HeaderName::from_static("x-forwarded-user"),
+            email: HeaderName::from_static("x-forwarded-email"),
+            groups: HeaderName::from_static("x-forwarded-groups"),
+        }
+    }
+
+    /// The user the headers name, if the peer is trusted and a user is named.
+    fn user(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<User> {
+        let peer = peer?;
+        if !self.trusted.iter().any(|c| c.contains(peer)) {
+            return None;
+        }
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let name = text(&self.user)?.to_owned();
+        let email = text(&self.email).map(str::to_owned);
+        let groups = headers
+            .get_all(&self.groups)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Some(User { name, email, groups })
+    }
+}
+
+/// An address range, `10.0.0.0/8` or `::1/128` (a bare address is the range of just it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR[/PREFIX]`; the error says what is allowed.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP address or ADDRESS/PREFIX range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be a number from 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range (an IPv4 address also as its IPv6-mapped form).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Paths anyone may ask for: a load balancer's and kubelet's probes carry no identity.
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Middleware: puts the requester's [`User`] into the request, or answers 401.
+///
+/// A page request without identity gets a short HTML page saying sign-in is required; anything
+/// else gets the API's JSON error.
+pub async fn authenticate(State(authn): State<Arc<Authn>>, mut request: Request, next: Next) -> Response {
+    // Never let a client's impersonation headers get further, whoever it is.
+    let forged: Vec<HeaderName> =
+        request.headers().keys().filter(|k| k.as_str().starts_with("impersonate-")).cloned().collect();
+    for name in forged {
+        request.headers_mut().remove(name);
+    }
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let user = match &*authn {
+        Authn::Dev(user) => Some(user.clone()),
+        Authn::Proxy(proxy) => proxy.user(peer, request.headers()),
+    };
+    match user {
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        None => unauthenticated(request.headers()),
+    }
+}
+
+fn unauthenticated(headers: &HeaderMap) -> Response {
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_page {
+        let page = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in required · raydar</title></head>\
+            <body><h1>Sign-in required</h1><p>raydar shows Ray clusters to signed-in people only, and this request \
+            came without a sign-in. Open raydar through your organisation's sign-in address (its authenticating \
+            proxy), not directly.</p></body></html>";
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            page,
+        )
+            .into_response();
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "error": "sign-in required: the request carries no identity from raydar's authenticating proxy", "reason": "Unauthorized" })),
+    )
+        .into_response()
+}
+
+/// One question to Kubernetes' authorizer: may the user `verb` `resource` in `namespace`?
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ask {
+    /// `list`, `get`, `create`, `patch`, `update`, `delete`.
+    pub verb: &'static str,
+    /// API group: `ray.io`, or empty for the core group.
+    pub group: &'static str,
+    /// `rayclusters`, `pods`.
+    pub resource: &'static str,
+    /// `log`, or empty.
+    pub subresource: &'static str,
+    /// The namespace; empty asks about every namespace.
+    pub namespace: String,
+}
+
+impl Ask {
+    /// `verb` on RayClusters in `namespace`.
+    pub fn rayclusters(verb: &'static str, namespace: &str) -> Ask {
+        Ask { verb, group: "ray.io", resource: "rayclusters", subresource: "", namespace: namespace.to_owned() }
+    }
+
+    /// Reading pods' logs in `namespace`.
+    pub fn pod_logs(namespace: &str) -> Ask {
+        Ask { verb: "get", group: "", resource: "pods", subresource: "log", namespace: namespace.to_owned() }
+    }
+}
+
+/// Kubernetes clients acting as users, and their answers about what they may do, cached briefly.
+#[derive(Clone)]
+pub struct Access {
+    /// raydar's own client; requests made as a user go through it with impersonation headers.
+    client: Client,
+    answers: Arc<Mutex<HashMap<(User, Ask), (bool, Instant)>>>,
+    timeout: Duration,
+}
+
+impl Access {
+    /// How long an answer is reused: a revoked permission stops showing within this time.
+    pub const TTL: Duration = Duration::from_secs(10);
+    /// Most answers kept; beyond, expired ones are dropped first, then all.
+    pub const MAX_ANSWERS: usize = 50_000;
+
+    /// Access through `client` (raydar's own), each question answered within 10 s.
+    pub fn new(client: Client) -> Self {
+        Access { client, answers: Arc::default(), timeout: Duration::from_secs(10) }
+    }
+
+    /// A client that acts as `user`: the apiserver authorizes each request for them and its
+    /// audit log names them. Fails for a name or group Kubernetes headers cannot carry.
+    pub fn client_for(&self, user: &User) -> Result<Client, String> {
+        let mut headers = Vec::with_capacity(1 + user.groups.len());
+        let value = |v: &str, what: &str| {
+            HeaderValue::from_str(v).map_err(|_| format!("the {what} {v:?} cannot be passed to Kubernetes (not plain ASCII)"))
+        };
+        headers.push((HeaderName::from_static("impersonate-user"), value(&user.name, "user name")?));
+        for group in &user.groups {
+            headers.push((HeaderName::from_static("impersonate-group"), value(group, "group")?));
+        }
+        let base = self.client.clone();
+        let headers = Arc::new(headers);
+        let service = tower::service_fn(move |mut request: axum::http::Request<kube::client::Body>| {
+            let (base, headers) = (base.clone(), headers.clone());
+            async move {
+                for (name, value) in headers.iter() {
+                    request.headers_mut().append(name.clone(), value.clone());
+                }
+                base.send(request).await
+            }
+        });
+        Ok(Client::new(service, self.client.default_namespace().to_owned()))
+    }
+
+    /// Whether `user` may do what `ask` says. A user Kubernetes cannot be asked about (the
+    /// apiserver unreachable, a name it cannot carry) may not: access fails closed.
+    pub async fn may(&self, user: &User, ask: &Ask) -> bool {
+        let key = (user.clone(), ask.clone());
+        if let Some((allowed, at)) = self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten() {
+            if at.elapsed() < Self::TTL {
+                return allowed;
+            }
+        }
+        let allowed = match self.review(user, ask).await {
+            Ok(allowed) => allowed,
+            Err(error) => {
+                tracing::warn!(user = %user.name, ?ask, "cannot ask Kubernetes whether the user may: {error}");
+                return false; // not cached: the next request asks again
+            }
+        };
+        if let Ok(mut answers) = self.answers.lock() {
+            if answers.len() >= Self::MAX_ANSWERS {
+                answers.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+                if answers.len() >= Self::MAX_ANSWERS {
+                    answers.clear();
+                }
+            }
+            answers.insert(key, (allowed, Instant::now()));
+        }
+        allowed
+    }
+
+    /// Asks the apiserver, as the user (SelfSubjectAccessReview: any signed-in user may ask about
+    /// themselves, so raydar needs no permission to review others).
+    async fn review(&self, user: &User, ask: &Ask) -> Result<bool, String> {
+        let client = self.client_for(user)?;
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(ask.verb.to_owned()),
+                    group: Some(ask.group.to_owned()),
+                    resource: Some(ask.resource.to_owned()),
+                    subresource: (!ask.subresource.is_empty()).then(|| ask.subresource.to_owned()),
+                    namespace: (!ask.namespace.is_empty()).then(|| ask.namespace.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(client);
+        let answer = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
+            .await
+            .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+}
+
+/// What one user may read and do, for the namespaces of the clusters raydar watches: what pages
+/// render from (they cannot wait on Kubernetes while rendering, so it is worked out before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Namespaces whose RayClusters (and their pods, events, logs) the user may see.
+    pub read: BTreeSet<String>,
+    /// Namespaces where the user may delete RayClusters (tear down).
+    pub delete: BTreeSet<String>,
+    /// Namespaces where the user may update RayClusters (suspend, resume, scale).
+    pub change: BTreeSet<String>,
+}
+
+impl Grants {
+    /// Keeps the rows the user may see, each saying whether they may tear it down.
+    pub fn apply(&self, rows: &mut Vec<platform::ClusterSummary>) {
+        rows.retain(|c| self.read.contains(&c.namespace));
+        for row in rows {
+            row.may_delete = self.delete.contains(&row.namespace);
+        }
+    }
+}
+
+impl Access {
+    /// Most questions in flight at once for one request.
+    const PARALLEL: usize = 16;
+
+    /// The namespaces among `namespaces` where `user` may list RayClusters: all of them when
+    /// they may list everywhere, else each asked (cached).
+    pub async fn readable(&self, user: &User, namespaces: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+        let namespaces: BTreeSet<String> = namespaces.into_iter().collect();
+        if self.may(user, &Ask::rayclusters("list", "")).await {
+            return namespaces;
+        }
+        self.each(user, namespaces, |ns| Ask::rayclusters("list", ns)).await
+    }
+
+    /// Among `namespaces`, those where `ask(namespace)` is allowed.
+    async fn each(&self, user: &User, namespaces: BTreeSet<String>, ask: impl Fn(&str) -> Ask) -> BTreeSet<String> {
+        use futures::StreamExt;
+        futures::stream::iter(namespaces)
+            .map(|ns| {
+                let question = ask(&ns);
+                async move { self.may(user, &question).await.then_some(ns) }
+            })
+            .buffer_unordered(Self::PARALLEL)
+            .filter_map(|ns| async move { ns })
+            .collect()
+            .await
+    }
+
+    /// Everything [`Grants`] holds, for `namespaces`.
+    pub async fn grants(&self, user: &User, namespaces: impl IntoIterator<Item = String>) -> Grants {
+        let read = self.readable(user, namespaces).await;
+        let delete = self.each(user, read.clone(), |ns| Ask::rayclusters("delete", ns)).await;
+        let change = self.each(user, read.clone(), |ns| Ask::rayclusters("update", ns)).await;
+        Grants { read, delete, change }
+    }
+}
+
+/// A refusal to read: who may not read what, as Kubernetes decided.
+pub fn may_not_read(user: &User, what: &str, namespace: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": format!("{} may not read {what} in namespace {namespace} (Kubernetes RBAC)", user.name),
+            "reason": "Forbidden",
+        })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy() -> ProxyHeaders {
+        ProxyHeaders::oauth2_proxy(vec![Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("::1").unwrap()])
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn ranges_match_their_addresses_only() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()), "IPv4-mapped IPv6");
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("192.0.2.1".parse().unwrap()));
+        assert!(!Cidr::parse("::1").unwrap().contains("::2".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(Cidr::parse("proxy.local").unwrap_err().contains("not an IP address"));
+    }
+
+    #[test]
+    fn identity_headers_count_from_a_trusted_proxy_only() {
+        let h = headers(&[("x-forwarded-user", "alice"), ("x-forwarded-email", "alice@example.com"), ("x-forwarded-groups", "team-a, ml ,")]);
+        let alice = proxy().user(Some("10.9.9.9".parse().unwrap()), &h).unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(alice.groups, ["team-a", "ml"]);
+        assert_eq!(alice.team(), "team-a");
+        assert_eq!(proxy().user(Some("192.168.1.5".parse().unwrap()), &h), None, "untrusted peer");
+        assert_eq!(proxy().user(None, &h), None, "unknown peer");
+        assert_eq!(proxy().user(Some("::1".parse().unwrap()), &headers(&[("x-forwarded-email", "a@b")])), None, "no user");
+    }
+
+    #[test]
+    fn the_team_is_the_first_group_not_of_kubernetes() {
+        let u = User { name: "bob".into(), email: None, groups: vec!["system:authenticated".into(), "team-b".into()] };
+        assert_eq!(u.team(), "team-b");
+        assert_eq!(User { groups: vec![], ..u }.team(), "");
+    }
+}

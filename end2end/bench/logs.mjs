@@ -76,7 +76,7 @@ async function recordLines(page, pattern) {
         window.__lines.count++;
         window.__lines.at[m[1]] = t;
       }
-    }).observe(document.querySelector('.log-lines'), { childList: true });
+    }).observe(document.querySelector('.log-lines'), { childList: true, subtree: true });
   }, pattern);
 }
 

@@ -160,6 +160,26 @@ test('a pod\'s log follows its file through the Kubernetes API (kwok), in the sa
     await lines.filter({ hasText: 'appended while open' }).waitFor({ timeout: 20_000 });
     assert.deepEqual(await lines.allTextContents(), ['worker starting', '<i>not italic</i>', 'appended while open']);
     assert.equal(await page.evaluate(() => window.__mark), 'same page');
+
+    // A long log: the view follows its end while the reader is there; scrolled up to read, the
+    // view stays put as lines arrive; back at the end, it follows again.
+    const view = page.locator('.log');
+    const gapBelow = () => view.evaluate((v) => v.scrollHeight - v.scrollTop - v.clientHeight);
+    const more = (from, n) => Array.from({ length: n }, (_, i) => cri(4, `more ${from + i}`)).join('');
+    appendFileSync(file, more(0, 200));
+    await lines.filter({ hasText: /^more 199$/ }).waitFor({ timeout: 20_000 });
+    await page.waitForFunction(() => { const v = document.querySelector('.log'); return v.scrollHeight - v.scrollTop - v.clientHeight < 2; });
+    assert.ok(await view.evaluate((v) => v.scrollHeight > 2 * v.clientHeight), 'the log is longer than its box');
+    await view.evaluate((v) => { v.scrollTop = 0; });
+    appendFileSync(file, more(200, 50));
+    await lines.filter({ hasText: /^more 249$/ }).waitFor({ timeout: 20_000 });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    assert.equal(await view.evaluate((v) => v.scrollTop), 0, 'the view stayed where the reader put it');
+    await view.evaluate((v) => { v.scrollTop = v.scrollHeight; });
+    appendFileSync(file, more(250, 50));
+    await lines.filter({ hasText: /^more 299$/ }).waitFor({ timeout: 20_000 });
+    await page.waitForFunction(() => { const v = document.querySelector('.log'); return v.scrollHeight - v.scrollTop - v.clientHeight < 2; });
+    assert.ok(await gapBelow() < 2, 'back at the end, the view follows again');
     await page.close();
   } finally {
     kubectl(['delete', 'pod,logs.kwok.x-k8s.io', '-n', NS, pod, '--ignore-not-found', '--wait=false']);

@@ -12,11 +12,15 @@
 //!   Ray's nodes and jobs ([`overview::ClusterOverview`]).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
+//! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
+//!   RayCluster whose pod holds it (feature `metrics`).
 //! - [`template`]: the template engine: `RayClusterTemplate`s with typed parameters, rendered
 //!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
 //!   with feature `kube`).
 
 pub mod ansi;
+#[cfg(feature = "metrics")]
+pub mod gpu;
 pub mod overview;
 pub mod status;
 #[cfg(feature = "kube")]

@@ -41,7 +41,7 @@ controlplane:
 	kubectl wait --for=condition=Established --timeout=60s crd/rayclustertemplates.raydar.dev >/dev/null
 	kubectl apply --server-side --field-manager=raydar-dev -f deploy/templates/
 	# raydar's own ServiceAccount role (read + impersonate) and the local developer's RBAC.
-	kubectl apply --server-side --field-manager=raydar-dev -f deploy/kubernetes/rbac.yaml -f deploy/local/dev-rbac.yaml >/dev/null
+	kubectl apply --server-side --field-manager=raydar-dev -f deploy/kubernetes/rbac.yaml -f deploy/kubernetes/rbac-gpu.yaml -f deploy/local/dev-rbac.yaml >/dev/null
 
 dev: build controlplane
 	scripts/raydar.sh start $(RAYDAR_ADDR)
@@ -78,6 +78,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/launch.mjs
 	scripts/raydar.sh run -- node end2end/bench/logs.mjs
 	scripts/raydar.sh run -- node end2end/bench/authz.mjs
+	cargo bench -p raydar-server --bench gpus
 
 clean:
 	scripts/raydar.sh stop

@@ -2,8 +2,9 @@
 // download), and kubectl against the local control plane (KUBECONFIG, PATH set by the Makefile).
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 
 export const base = process.env.RAYDAR_URL ?? (() => { throw new Error('RAYDAR_URL is not set: run through scripts/raydar.sh run'); })();
 
@@ -38,6 +39,40 @@ export function smallCluster(namespace, name, extra = {}) {
       ...(extra.spec ?? {}),
     },
   });
+}
+
+/** A loopback port nothing listens on right now. */
+export async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** raydar behind an authenticating proxy on loopback: the caller plays the proxy. */
+export const PROXY_MODE = ['--auth', 'proxy', '--trusted-proxies', '127.0.0.1/32'];
+
+/**
+ * Starts another raydar-server (the one under test, RAYDAR_SERVER) on a free loopback port with
+ * `flags`, as its own ServiceAccount like the main one; resolves once /readyz answers with its
+ * `url` and `stop()`.
+ */
+export async function startRaydar(flags = PROXY_MODE) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, ...flags],
+    { env: { ...process.env, KUBECONFIG: process.env.RAYDAR_SERVER_KUBECONFIG }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = () => server.kill();
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${url}/readyz`)).ok) break; } catch {}
+    if (i > 300 || server.exitCode !== null) {
+      stop();
+      throw new Error(`raydar-server ${flags.join(' ')} did not become ready at ${url}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, stop };
 }
 
 export function ensureNamespace(name) {

@@ -104,6 +104,12 @@ pub async fn read_cluster(namespace: String, name: String) -> Result<Option<Clus
     Ok(ssr::directory()?.cluster_detail(&namespace, &name))
 }
 
+/// The fleet page: GPUs requested, held, busy and idle, by cluster and team.
+#[server(prefix = "/_sfn", endpoint = "fleet")]
+pub async fn read_fleet() -> Result<platform::utilization::Fleet, ServerFnError> {
+    Ok(ssr::directory()?.fleet())
+}
+
 /// Where the browser sends launches and day-2 changes: the REST API, so the page and scripts
 /// share one write path with one set of checks.
 pub mod rest {
@@ -140,6 +146,8 @@ pub mod ssr {
         fn cluster_detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail>;
         /// The launch form's templates and the requester's identity.
         fn launch_forms(&self) -> LaunchForms;
+        /// GPUs by cluster and team, over the clusters the requester may see.
+        fn fleet(&self) -> platform::utilization::Fleet;
     }
 
     /// The server's [`ClusterDirectory`], provided as Leptos context.

@@ -85,6 +85,42 @@ pub fn sleep(ms: i32) -> JsFuture {
     JsFuture::from(promise)
 }
 
+/// Runs `read` now and again `every_ms` after each answer, handing each result to `apply`, until
+/// the calling component is dropped. A loop with [`sleep`], not a JS interval: handing a Rust
+/// closure to setInterval made wasm-split put it and all it calls (the fetch, the JSON decoding)
+/// in the first-load module (measured: +14 KB br). One read at a time, so a slow answer is not
+/// asked for twice.
+pub fn repeat<T: 'static, F: std::future::Future<Output = T> + 'static>(
+    every_ms: i32,
+    read: impl Fn() -> F + 'static,
+    apply: impl Fn(T) + 'static,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let open = Arc::new(AtomicBool::new(true));
+    let running = open.clone();
+    leptos::prelude::on_cleanup(move || open.store(false, Ordering::Relaxed));
+    leptos::task::spawn_local(async move {
+        while running.load(Ordering::Relaxed) {
+            let answer = read().await;
+            if !running.load(Ordering::Relaxed) {
+                break;
+            }
+            apply(answer);
+            let _ = sleep(every_ms).await;
+        }
+    });
+}
+
+/// Reads `url` as JSON of type `T`: the answer, or the server's message.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
+    let answer = send("GET", url, None).await?;
+    if !answer.ok() {
+        return Err(answer.message());
+    }
+    serde_json::from_value(answer.body).map_err(|e| format!("unexpected answer: {e}"))
+}
+
 fn describe(error: JsValue) -> String {
     // A timeout surfaces as a DOMException named TimeoutError.
     let name = js_sys::Reflect::get(&error, &"name".into()).ok().and_then(|n| n.as_string());

@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>
+            <nav class="nav"><a href="/">"Clusters"</a><a href="/gpus">"GPUs"</a></nav>
             <span class="who" title="Signed in as">{who()}</span>
         </header>
         <Router>
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("") view=routes::clusters::ClustersPage ssr=SsrMode::Async/>
                     <Route path=path!("launch") view={Lazy::<routes::launch::LaunchPage>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("gpus") view={Lazy::<routes::gpus::FleetPage>::new()} ssr=SsrMode::Async/>
                     <Route
                         path=path!("clusters/:namespace/:name")
                         view={Lazy::<routes::cluster::ClusterPage>::new()}

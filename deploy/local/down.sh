@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reverse start order: clients first, etcd last.
-order=(ray-heads kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+order=(dcgm-exporter ray-heads kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 ours() { kill -0 "$1" 2>/dev/null && grep -qaF -- "$RAYDAR_LOCAL/" "/proc/$1/cmdline" 2>/dev/null; }
 stopped=()
 for name in "${order[@]}"; do
@@ -23,6 +23,8 @@ done
 # What ray-heads leaves if it was killed: Ray's namespaces (and processes) and the bridge.
 if [[ $(id -u) == 0 && -x "$RAYDAR_LOCAL/ray/bin/python" ]]; then
   "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/heads.py" --cleanup --bridge="$POD_BRIDGE" --netns-prefix="$NETNS_PREFIX"
+  # ...and what the dcgm-exporter stand-in leaves: its dummy interface (the exporter pods' IPs).
+  "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/dcgm.py" --cleanup --link="$DCGM_LINK"
 fi
 rm -rf "$STATE" "$KUBECONFIG_ADMIN" "$KUBECONFIG_RAYDAR" "$RAY_STATE"
 if ((${#stopped[@]})); then log "stopped: ${stopped[*]}; removed $STATE"; else log "nothing was running; removed $STATE"; fi

@@ -37,6 +37,8 @@ POD_CIDR=10.$((244 + _o / 1000)).0.1/16
 POD_GATEWAY=10.$((244 + _o / 1000)).255.254/16
 POD_BRIDGE=raydar-br$_o
 NETNS_PREFIX=rdr$_o-
+# The dummy interface on which ray/dcgm.py (the dcgm-exporter stand-in) puts its exporter pods' IPs.
+DCGM_LINK=rdr$_o-dcgm
 # Ray's temp dirs (one per head): short, because Ray's unix socket paths under it are capped at 107 bytes.
 RAY_STATE=/tmp/raydar-ray$_o
 unset _o

@@ -2,7 +2,9 @@
 # Starts the local control plane in the background and waits until it is ready:
 #   etcd -> kube-apiserver (RBAC, secure port) -> kube-controller-manager, kube-scheduler,
 #   kwok (fake nodes from deploy/local/nodes.yaml) and the KubeRay operator (CRDs applied first),
-#   and, as root, ray-heads (ray/heads.py): a real Ray head at the IP of every running head pod.
+#   and, as root, ray-heads (ray/heads.py): a real Ray head at the IP of every running head pod, and
+#   dcgm-exporter (ray/dcgm.py): a STAND-IN for NVIDIA's dcgm-exporter at the IP of each exporter pod
+#   of the GPU nodes (dcgm-exporter.yaml), since this machine has no GPU: the one simulated part.
 # Idempotent: a second call while everything runs only checks readiness. Binds to 127.0.0.1 only.
 # State (etcd data, certificates, logs, pids) is under $RAYDAR_LOCAL/state; down.sh removes it.
 set -euo pipefail
@@ -67,7 +69,7 @@ ready() {
 REAL_RAY=0
 if [[ $(id -u) == 0 && -x "$RAYDAR_LOCAL/ray/bin/python" ]] && command -v ip >/dev/null; then REAL_RAY=1; fi
 all=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kuberay-operator)
-((REAL_RAY)) && all+=(ray-heads)
+((REAL_RAY)) && all+=(ray-heads dcgm-exporter)
 already=1; for c in "${all[@]}"; do running "$c" || already=0; done
 
 # ---------------------------------------------------------------- certificates (openssl, EC P-256)
@@ -105,6 +107,8 @@ cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kwok "/O=system:masters/CN=kwok-controller" clientAuth
 # ray/heads.py reads pods and nothing else (the ClusterRole below).
 cert ray-heads "/CN=raydar:local-ray-heads" clientAuth
+# So does ray/dcgm.py, the dcgm-exporter stand-in (its own ClusterRole below).
+cert dcgm-exporter "/CN=raydar:local-dcgm-exporter" clientAuth
 # raydar-server authenticates as the ServiceAccount deploy/kubernetes/rbac.yaml binds: it reads and
 # impersonates, exactly as in a real cluster.
 cert raydar "/O=system:serviceaccounts/O=system:serviceaccounts:raydar/CN=system:serviceaccount:raydar:raydar" clientAuth
@@ -221,6 +225,8 @@ start kwok "$KWOK_PORT" "$BIN/kwok" --kubeconfig="$KCFG/kwok.kubeconfig" --confi
   --cidr="$POD_CIDR" --node-lease-duration-seconds=40 --enable-crds=Logs,ClusterLogs
 if ((!already)); then
   kubectl apply --server-side --force-conflicts -f "$LOCAL_DIR/nodes.yaml" >/dev/null
+  # dcgm-exporter's DaemonSet on the GPU nodes (pods without containers: ray/dcgm.py answers for them).
+  kubectl apply --server-side --force-conflicts -f "$LOCAL_DIR/dcgm-exporter.yaml" >/dev/null
 fi
 
 # ---------------------------------------------------------------- KubeRay operator
@@ -240,8 +246,20 @@ if ((REAL_RAY)); then
     --apiserver="$APISERVER_URL" --ca="$PKI/ca.crt" --cert="$PKI/ray-heads.crt" --key="$PKI/ray-heads.key" \
     --bridge="$POD_BRIDGE" --gateway="$POD_GATEWAY" --netns-prefix="$NETNS_PREFIX" --state="$RAY_STATE" \
     --venv="$RAYDAR_LOCAL/ray" --max-heads="${RAYDAR_RAY_HEADS:-4}" --ray-version="$RAY_VERSION"
+  # The dcgm-exporter STAND-IN (no GPU here): serves :9400/metrics at each exporter pod's IP, on the
+  # dummy interface $DCGM_LINK; a GPU is busy while its RayCluster's Ray runs a job. Reads pods only.
+  if ((!already)); then
+    kubectl create clusterrole raydar:local-dcgm-exporter --verb=get,list,watch --resource=pods \
+      --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+    kubectl create clusterrolebinding raydar:local-dcgm-exporter --clusterrole=raydar:local-dcgm-exporter \
+      --user=raydar:local-dcgm-exporter --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+  fi
+  start dcgm-exporter "" "$RAYDAR_LOCAL/ray/bin/python" "$LOCAL_DIR/ray/dcgm.py" \
+    --apiserver="$APISERVER_URL" --ca="$PKI/ca.crt" --cert="$PKI/dcgm-exporter.crt" --key="$PKI/dcgm-exporter.key" \
+    --link="$DCGM_LINK" --interval="${RAYDAR_DCGM_INTERVAL:-5}"
 else
   log "no real Ray behind head pods: it needs root (network namespaces) and deploy/local/build.sh ray"
+  log "no dcgm-exporter stand-in on the GPU nodes either (its exporter pods run, nothing answers at :9400)"
 fi
 
 # ---------------------------------------------------------------- readiness
@@ -258,6 +276,17 @@ operator_ok() {
 ready kuberay-operator 90 "the KubeRay operator (readyz and RayCluster workers started)" operator_ok
 heads_ok() { grep -q "watching head pods" "$LOGS/ray-heads.log"; }
 ((REAL_RAY)) && ready ray-heads 30 "ray-heads to watch head pods" heads_ok
+# Every GPU node's exporter pod Running and answering at its IP (the DaemonSet controller creates them
+# once the nodes are Ready; kwok runs them).
+dcgm_ok() {
+  local gpu_nodes ips ip
+  gpu_nodes="$(kubectl get nodes -l nvidia.com/gpu.present=true -o name | wc -l)"
+  ips="$(kubectl -n gpu-operator get pods -l app=nvidia-dcgm-exporter \
+    -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.status.podIP}{"\n"}{end}' | grep .)" || return 1
+  (($(wc -l <<<"$ips") == gpu_nodes)) || return 1
+  for ip in $ips; do curl -fsS --noproxy "*" --max-time 2 -o /dev/null "http://$ip:9400/metrics" || return 1; done
+}
+((REAL_RAY)) && ready dcgm-exporter 60 "the dcgm-exporter stand-in to serve every GPU node's exporter pod" dcgm_ok
 
 if ((already)); then
   log "already running (checked in $(since "$T0"))"

@@ -4,23 +4,13 @@
 // namespace, as her, and caches the answers); ops may list them everywhere (one cached answer: the
 // baseline of a list with no per-namespace checks). p50/p99 of GET /api/v1/clusters with the
 // answers cached, and carol's first, uncached list.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import { kubectl } from '../lib.mjs';
+import { kubectl, startRaydar } from '../lib.mjs';
 import { quantile, ms } from './common.mjs';
 
 const NAMESPACES = 50;
 const RUNS = Number(process.env.BENCH_AUTHZ_RUNS ?? 300);
 const tag = Date.now().toString(36).slice(-5);
 const ns = (i) => `authz-${tag}-${String(i).padStart(2, '0')}`;
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const items = [];
 for (let i = 0; i < NAMESPACES; i++) {
@@ -41,16 +31,9 @@ items.push({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBindi
   subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'ops' }] });
 kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
 
-const port = await freePort();
-const url = `http://127.0.0.1:${port}`;
-const server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, '--auth', 'proxy', '--trusted-proxies', '127.0.0.1/32'],
-  { env: { ...process.env, KUBECONFIG: process.env.RAYDAR_SERVER_KUBECONFIG }, stdio: ['ignore', 'ignore', 'inherit'] });
+const server = await startRaydar();
+const { url } = server;
 try {
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${url}/readyz`)).ok) break; } catch {}
-    if (i > 300) throw new Error('raydar did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
   const get = async (user) => {
     const t = performance.now();
     const r = await fetch(`${url}/api/v1/clusters`, { headers: { 'x-forwarded-user': user } });
@@ -77,7 +60,7 @@ try {
   console.log(`  carol's first list (51 questions to Kubernetes, 16 at a time): ${ms(cold)}; she saw ${carolSees} cluster(s)`);
   if (carolSees !== 1) { console.error('carol should see exactly 1 cluster'); process.exitCode = 1; }
 } finally {
-  server.kill();
+  server.stop();
   kubectl(['delete', 'namespace', ...Array.from({ length: NAMESPACES }, (_, i) => ns(i)), '--wait=false']);
   kubectl(['delete', 'clusterrole,clusterrolebinding', `authz-bench-${tag}`, '--ignore-not-found']);
 }

@@ -4,9 +4,7 @@
 // nothing; each sees exactly that, and a page on another origin cannot make a browser launch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import { kubectl, launch, smallCluster } from '../lib.mjs';
+import { kubectl, launch, smallCluster, startRaydar } from '../lib.mjs';
 
 const run = Date.now().toString(36).slice(-5);
 const A = `sec-a-${run}`, B = `sec-b-${run}`;
@@ -27,33 +25,18 @@ function rbac() {
   ] };
 }
 
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 before(async () => {
   kubectl(['apply', '-f', '-'], JSON.stringify(rbac()));
   // Left alone by KubeRay (managedBy another controller): no pods, no Ray heads to start.
   for (const ns of [A, B]) kubectl(['apply', '-f', '-'], smallCluster(ns, 'demo', { spec: { managedBy: 'kueue.x-k8s.io/multikueue' } }));
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, '--auth', 'proxy', '--trusted-proxies', '127.0.0.1/32'],
-    { env: { ...process.env, KUBECONFIG: process.env.RAYDAR_SERVER_KUBECONFIG }, stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; ; i++) {
-    try { if ((await fetch(`${url}/readyz`)).ok) break; } catch {}
-    if (i > 300) throw new Error('the proxy-mode raydar did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  server = await startRaydar();
+  url = server.url;
   browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  server?.stop();
   kubectl(['delete', 'namespace', A, B, '--wait=false', '--ignore-not-found']);
 });
 

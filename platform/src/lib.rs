@@ -14,6 +14,8 @@
 //!   (feature `kube`).
 //! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
 //!   RayCluster whose pod holds it (feature `metrics`).
+//! - [`utilization`]: GPU use as pages show it: a cluster's GPUs, chart windows, the fleet's
+//!   requested, busy and idle GPUs by cluster and team.
 //! - [`template`]: the template engine: `RayClusterTemplate`s with typed parameters, rendered
 //!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
 //!   with feature `kube`).
@@ -26,6 +28,7 @@ pub mod status;
 #[cfg(feature = "kube")]
 pub mod kuberay;
 pub mod template;
+pub mod utilization;
 
 pub use status::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary};
 pub use template::{FieldError, TemplateForm, TemplateParameter};

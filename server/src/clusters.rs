@@ -107,6 +107,20 @@ impl Clusters {
         self.inner.store.get(&key).and_then(|c| c.metadata.uid.clone())
     }
 
+    /// Every cluster with its team and owner (the `raydar.dev/team` and `raydar.dev/owner`
+    /// labels raydar's launches set; empty when absent).
+    pub fn with_owners(&self) -> Vec<(ClusterSummary, String, String)> {
+        self.inner
+            .store
+            .state()
+            .iter()
+            .map(|c| {
+                let label = |key: &str| c.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default();
+                (c.summary(), label(platform::template::LABEL_TEAM), label(platform::template::LABEL_OWNER))
+            })
+            .collect()
+    }
+
     /// The namespaces that have clusters.
     pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
         self.inner.store.state().iter().filter_map(|c| c.metadata.namespace.clone()).collect()

@@ -32,11 +32,77 @@ pub struct Config {
     /// Lines kept of each followed log for viewers that join late or fall behind
     /// (`--log-buffer-lines`, `RAYDAR_LOG_BUFFER_LINES`; default 10000).
     pub log_buffer_lines: usize,
+    /// Where GPU metrics come from and what counts as idle ([`GpuSettings`]).
+    pub gpus: GpuSettings,
+}
+
+/// GPU metrics: which dcgm-exporters to scrape, how often, and the idle rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuSettings {
+    /// Namespace of the dcgm-exporter pods (`--dcgm-namespace`, `RAYDAR_DCGM_NAMESPACE`; default
+    /// `gpu-operator`, where NVIDIA's GPU Operator runs them).
+    pub namespace: String,
+    /// Their label selector (`--dcgm-selector`, `RAYDAR_DCGM_SELECTOR`; default
+    /// `app=nvidia-dcgm-exporter`, the GPU Operator's).
+    pub selector: String,
+    /// Their metrics port (`--dcgm-port`, `RAYDAR_DCGM_PORT`; default 9400).
+    pub port: u16,
+    /// How they are reached (`--dcgm-reach`, `RAYDAR_DCGM_REACH`): `proxy` (the default) through
+    /// the apiserver's pod proxy, `pod` straight to the pod IP from inside the cluster.
+    pub reach: ExporterReach,
+    /// Seconds between scrapes (`--gpu-interval`, `RAYDAR_GPU_INTERVAL`; default 15).
+    pub interval_s: u32,
+    /// A GPU under this utilization, percent, is idle (`--gpu-idle-below`,
+    /// `RAYDAR_GPU_IDLE_BELOW`; default 10).
+    pub idle_below: f64,
+    /// A cluster whose GPUs have all been idle this long is flagged (`--gpu-idle-after`,
+    /// `RAYDAR_GPU_IDLE_AFTER`, like `30m`, `2h` or `90s`; default 30m).
+    pub idle_after_s: u32,
+}
+
+/// How raydar reaches a dcgm-exporter pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExporterReach {
+    /// `/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/metrics` on the apiserver.
+    ApiserverProxy,
+    /// `http://{pod IP}:{port}/metrics`.
+    PodIp,
+}
+
+impl Default for GpuSettings {
+    fn default() -> Self {
+        GpuSettings {
+            namespace: "gpu-operator".into(),
+            selector: "app=nvidia-dcgm-exporter".into(),
+            port: 9400,
+            reach: ExporterReach::ApiserverProxy,
+            interval_s: 15,
+            idle_below: 10.0,
+            idle_after_s: 30 * 60,
+        }
+    }
+}
+
+/// Reads a duration written `90s`, `30m`, `2h` or in plain seconds.
+pub fn parse_duration(flag: &str, text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3600),
+        _ => (text, 1),
+    };
+    match number.trim().parse::<u32>() {
+        Ok(n) if n > 0 => n.checked_mul(unit).ok_or_else(|| format!("{flag}: {text:?} is too long")),
+        _ => Err(format!("{flag}: {text:?} is not a duration above 0 such as 90s, 30m or 2h")),
+    }
 }
 
 const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
                      [--auth proxy --trusted-proxies CIDR,.. | --auth dev [--dev-user USER] [--dev-groups G,..]]
                      [--ray-dashboard proxy|service|URL] [--log-streams N] [--log-buffer-lines N]
+                     [--dcgm-namespace NS] [--dcgm-selector LABELS] [--dcgm-port N] [--dcgm-reach proxy|pod]
+                     [--gpu-interval SECONDS] [--gpu-idle-below PERCENT] [--gpu-idle-after DURATION]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
 kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
@@ -61,7 +127,18 @@ kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on
   --log-streams N    most logs followed live at once, each shared by all its viewers; a new one
                      beyond is refused (env RAYDAR_LOG_STREAMS; default 64)
   --log-buffer-lines N  lines kept of each followed log for late or slow viewers (env
-                     RAYDAR_LOG_BUFFER_LINES; default 10000)";
+                     RAYDAR_LOG_BUFFER_LINES; default 10000)
+  --dcgm-namespace NS, --dcgm-selector LABELS, --dcgm-port N
+                     where the dcgm-exporter pods are, scraped for GPU metrics (env
+                     RAYDAR_DCGM_NAMESPACE, RAYDAR_DCGM_SELECTOR, RAYDAR_DCGM_PORT; default
+                     gpu-operator, app=nvidia-dcgm-exporter, 9400: NVIDIA's GPU Operator)
+  --dcgm-reach proxy|pod  through the apiserver's pod proxy (default) or straight to the pod IP
+                     from inside the cluster (env RAYDAR_DCGM_REACH)
+  --gpu-interval SECONDS  between GPU scrapes (env RAYDAR_GPU_INTERVAL; default 15)
+  --gpu-idle-below PERCENT  a GPU under this utilization is idle (env RAYDAR_GPU_IDLE_BELOW;
+                     default 10)
+  --gpu-idle-after DURATION  a cluster whose GPUs have all been idle this long is flagged, e.g.
+                     30m, 2h, 90s (env RAYDAR_GPU_IDLE_AFTER; default 30m)";
 
 impl Config {
     /// Reads flags (`args` without the program name) over environment variables over defaults.
@@ -81,6 +158,14 @@ impl Config {
         let mut ray_dashboard = setting("RAYDAR_RAY_DASHBOARD", "proxy");
         let mut log_streams = setting("RAYDAR_LOG_STREAMS", "64");
         let mut log_buffer_lines = setting("RAYDAR_LOG_BUFFER_LINES", "10000");
+        let defaults = GpuSettings::default();
+        let mut dcgm_namespace = setting("RAYDAR_DCGM_NAMESPACE", &defaults.namespace);
+        let mut dcgm_selector = setting("RAYDAR_DCGM_SELECTOR", &defaults.selector);
+        let mut dcgm_port = setting("RAYDAR_DCGM_PORT", "9400");
+        let mut dcgm_reach = setting("RAYDAR_DCGM_REACH", "proxy");
+        let mut gpu_interval = setting("RAYDAR_GPU_INTERVAL", "15");
+        let mut gpu_idle_below = setting("RAYDAR_GPU_IDLE_BELOW", "10");
+        let mut gpu_idle_after = setting("RAYDAR_GPU_IDLE_AFTER", "30m");
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
@@ -98,6 +183,13 @@ impl Config {
                 "--ray-dashboard" => ray_dashboard = value("--ray-dashboard")?,
                 "--log-streams" => log_streams = value("--log-streams")?,
                 "--log-buffer-lines" => log_buffer_lines = value("--log-buffer-lines")?,
+                "--dcgm-namespace" => dcgm_namespace = value("--dcgm-namespace")?,
+                "--dcgm-selector" => dcgm_selector = value("--dcgm-selector")?,
+                "--dcgm-port" => dcgm_port = value("--dcgm-port")?,
+                "--dcgm-reach" => dcgm_reach = value("--dcgm-reach")?,
+                "--gpu-interval" => gpu_interval = value("--gpu-interval")?,
+                "--gpu-idle-below" => gpu_idle_below = value("--gpu-idle-below")?,
+                "--gpu-idle-after" => gpu_idle_after = value("--gpu-idle-after")?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
@@ -152,7 +244,32 @@ impl Config {
         let log_buffer_lines = count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
         let action_rate = u32::try_from(count("--action-rate/RAYDAR_ACTION_RATE", &action_rate)?)
             .map_err(|_| "--action-rate/RAYDAR_ACTION_RATE: too large".to_owned())?;
-        Ok(Self { addr, site_root: site_root.into(), authn, action_rate, ray_dashboard, log_streams, log_buffer_lines })
+        let gpus = GpuSettings {
+            namespace: match platform::template::value::namespace_problem(dcgm_namespace.trim()) {
+                None => dcgm_namespace.trim().to_owned(),
+                Some(problem) => return Err(format!("--dcgm-namespace/RAYDAR_DCGM_NAMESPACE: {problem}")),
+            },
+            selector: dcgm_selector.trim().to_owned(),
+            port: match dcgm_port.trim().parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => return Err(format!("--dcgm-port/RAYDAR_DCGM_PORT: {dcgm_port:?} is not a port (1 to 65535)")),
+            },
+            reach: match dcgm_reach.as_str() {
+                "proxy" => ExporterReach::ApiserverProxy,
+                "pod" => ExporterReach::PodIp,
+                other => return Err(format!("--dcgm-reach/RAYDAR_DCGM_REACH: {other:?} is not proxy or pod")),
+            },
+            interval_s: parse_duration("--gpu-interval/RAYDAR_GPU_INTERVAL", &gpu_interval)?,
+            idle_below: match gpu_idle_below.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => p,
+                _ => return Err(format!("--gpu-idle-below/RAYDAR_GPU_IDLE_BELOW: {gpu_idle_below:?} is not a percentage (0 to 100)")),
+            },
+            idle_after_s: parse_duration("--gpu-idle-after/RAYDAR_GPU_IDLE_AFTER", &gpu_idle_after)?,
+        };
+        if gpus.selector.is_empty() {
+            return Err("--dcgm-selector/RAYDAR_DCGM_SELECTOR must not be empty: it picks the dcgm-exporter pods".into());
+        }
+        Ok(Self { addr, site_root: site_root.into(), authn, action_rate, ray_dashboard, log_streams, log_buffer_lines, gpus })
     }
 }
 
@@ -182,6 +299,21 @@ mod tests {
         let Authn::Proxy(proxy) = config.authn else { panic!("proxy mode") };
         assert_eq!(proxy.trusted.len(), 2);
         assert_eq!(proxy.user.as_str(), "x-auth-request-user");
+    }
+
+    #[test]
+    fn gpu_settings_have_defaults_and_name_the_flag_when_wrong() {
+        let config = parse(&["--auth", "dev"]).unwrap();
+        assert_eq!(config.gpus, GpuSettings::default());
+        let config = parse(&["--auth", "dev", "--gpu-idle-after", "90s", "--gpu-interval", "2", "--dcgm-reach", "pod"]).unwrap();
+        assert_eq!((config.gpus.idle_after_s, config.gpus.interval_s, config.gpus.reach), (90, 2, ExporterReach::PodIp));
+        assert_eq!(parse_duration("--x", "2h"), Ok(7200));
+        let e = parse(&["--auth", "dev", "--gpu-idle-after", "soon"]).unwrap_err();
+        assert!(e.contains("--gpu-idle-after") && e.contains("30m"), "{e}");
+        let e = parse(&["--auth", "dev", "--gpu-idle-below", "120"]).unwrap_err();
+        assert!(e.contains("--gpu-idle-below") && e.contains("0 to 100"), "{e}");
+        let e = parse(&["--auth", "dev", "--dcgm-namespace", "GPU_ops"]).unwrap_err();
+        assert!(e.contains("--dcgm-namespace"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   limit on actions.
 //! - [`audit`]: who did what: a log line and an Event on the RayCluster for every action.
 //! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
+//! - [`gpus`]: GPU metrics: dcgm-exporter scraped into a bounded history and attributed to
+//!   RayClusters, Ray's own metrics, a cluster's GPUs and the fleet's idle ones.
+//! - [`charts`]: a cluster's GPU charts, drawn with plotters as SVG.
 //! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
 //! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
 //! - [`logs`]: live job and pod logs: one upstream per log, shared by its viewers through a ring.
@@ -27,8 +30,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod clusters;
 pub mod config;
+pub mod gpus;
 pub mod guard;
 pub mod launch;
 pub mod logs;

@@ -28,19 +28,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use platform::overview::{ClusterOverview, EventRow, PodRow, RayJob, RayNode, RayView};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::clusters::{unix_now, Clusters};
 use crate::ray::{Dashboards, Read};
-use crate::watch::{explain, WatchHealth, Watched};
+use crate::watch::{reflect_pods, WatchHealth, Watched};
 use crate::web::AppState;
 
 /// How long a read of events or of Ray stays fresh: pages poll about this often.
@@ -88,22 +86,8 @@ impl Overviews {
         });
         let shared = inner.clone();
         tokio::spawn(async move {
-            let config = watcher::Config::default().labels("ray.io/is-ray-node=yes").any_semantic();
-            let stream = watcher(Api::<Pod>::all(kube), config)
-                .default_backoff()
-                .modify(|pod: &mut Pod| pod.meta_mut().managed_fields = None)
-                .reflect(writer);
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::InitDone) => {
-                        shared.pod_health.mark_synced();
-                        shared.pod_health.recovered();
-                    }
-                    Ok(_) => shared.pod_health.recovered(),
-                    Err(e) => shared.pod_health.failed(explain(&e, PODS, &apiserver)),
-                }
-            }
+            let health = &shared.pod_health;
+            reflect_pods(Api::all(kube), "ray.io/is-ray-node=yes", writer, health, PODS, &apiserver).await;
         });
         Overviews { inner }
     }
@@ -146,6 +130,20 @@ impl Overviews {
             None => Vec::new(),
         };
         Some(ClusterOverview { pods, conditions, events, ray: ray.unwrap_or_default(), now: unix_now() })
+    }
+
+    /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name (KubeRay's
+    /// `ray.io/cluster` label).
+    pub fn pod_clusters(&self) -> HashMap<(String, String), String> {
+        self.inner
+            .pods
+            .state()
+            .iter()
+            .filter_map(|pod| {
+                let cluster = label(pod, "ray.io/cluster")?;
+                Some(((pod.metadata.namespace.clone()?, pod.metadata.name.clone()?), cluster.to_owned()))
+            })
+            .collect()
     }
 
     /// Whether the pod watch has listed everything once.

@@ -4,7 +4,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use kube::runtime::watcher;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource};
 
 /// The health of one watch. Written by its background task, read by handlers.
 #[derive(Debug, Default)]
@@ -65,6 +69,28 @@ pub struct Watched {
     pub resource: &'static str,
     /// How to install the CRD when it is missing.
     pub install: &'static str,
+}
+
+/// Keeps `writer`'s store of the pods `api` and `labels` select current, for as long as the
+/// runtime runs, and `health` telling how that goes. Pods are stored without their managed
+/// fields, which nobody here reads.
+pub async fn reflect_pods(api: Api<Pod>, labels: &str, writer: Writer<Pod>, health: &WatchHealth, what: Watched, apiserver: &str) {
+    let config = watcher::Config::default().labels(labels).any_semantic();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|pod: &mut Pod| pod.meta_mut().managed_fields = None)
+        .reflect(writer);
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                health.mark_synced();
+                health.recovered();
+            }
+            Ok(_) => health.recovered(),
+            Err(e) => health.failed(explain(&e, what, apiserver)),
+        }
+    }
 }
 
 /// Says in plain words what a watch error means for the person running raydar.

@@ -28,6 +28,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::audit::Audit;
 use crate::auth::{self, Access, Ask, Authn, Grants, User};
 use crate::clusters::Clusters;
+use crate::gpus::{self, GpuMetrics};
 use crate::guard::{self, ActionLimit, CsrfKey};
 use crate::launch::{self, Launcher};
 use crate::logs::{self, LogStreams};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub overviews: Overviews,
     /// Live job and pod logs, one upstream per log shared by its viewers.
     pub logs: LogStreams,
+    /// GPU metrics: dcgm-exporter scrapes, their history, Ray's metrics.
+    pub gpus: GpuMetrics,
     /// Where identities come from.
     pub authn: Arc<Authn>,
     /// Kubernetes as each user: their clients and what they may do.
@@ -88,6 +91,13 @@ impl AppState {
             .build();
         let overviews = Overviews::start(launcher.client.clone(), dashboards.clone(), "the Kubernetes apiserver".into());
         let logs = LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER);
+        let gpus = GpuMetrics::start(
+            launcher.client.clone(),
+            config.gpus.clone(),
+            config.ray_dashboard.clone(),
+            overviews.clone(),
+            "the Kubernetes apiserver".into(),
+        );
         let access = Access::new(launcher.client.clone());
         let audit = Audit::new(launcher.client.clone());
         Self {
@@ -98,6 +108,7 @@ impl AppState {
             dashboards,
             overviews,
             logs,
+            gpus,
             authn: Arc::new(config.authn.clone()),
             access,
             csrf: CsrfKey::generate(),
@@ -192,6 +203,10 @@ impl ClusterDirectory for AppState {
         Some(detail)
     }
 
+    fn fleet(&self) -> platform::utilization::Fleet {
+        gpus::fleet_for(self, &grants().read)
+    }
+
     fn launch_forms(&self) -> LaunchForms {
         let session = use_context::<Session>();
         LaunchForms {
@@ -221,6 +236,9 @@ pub fn router(state: AppState) -> Router {
         .route("/clusters/{namespace}/{name}/jobs/{job_id}/logs", get(logs::job_log).route_layer(read()))
         .route("/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream", get(logs::job_log_stream).route_layer(read()))
         .route("/clusters/{namespace}/{name}/overview", get(overview::read_overview).route_layer(read()))
+        .route("/clusters/{namespace}/{name}/gpus", get(gpus::cluster_gpus).route_layer(read()))
+        .route("/clusters/{namespace}/{name}/gpus/{chart}", get(gpus::cluster_chart).route_layer(read()))
+        .route("/gpus", get(gpus::fleet))
         .merge(
             Router::new()
                 .route("/clusters/{namespace}/{name}/pods/{pod}/logs", get(logs::pod_log))

@@ -14,6 +14,7 @@ use platform::{ClusterDetail, ClusterPhase, WorkerGroupSummary};
 use crate::actions::change;
 use crate::api::read_cluster;
 use crate::routes::clusters::{StreamState, TearDownButton};
+use crate::routes::gpus::ClusterGpuSection;
 use crate::routes::overview::Overview;
 
 /// `/clusters/{namespace}/{name}`.
@@ -196,6 +197,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 {move || failed.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
             </div>
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
+            <ClusterGpuSection namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }

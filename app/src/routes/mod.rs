@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod clusters;
+pub mod gpus;
 pub mod launch;
 pub mod logs;
 pub mod overview;

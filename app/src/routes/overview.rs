@@ -22,11 +22,7 @@ pub const POLL_MS: i32 = 2000;
 async fn fetch(url: String) -> Result<ClusterOverview, String> {
     #[cfg(feature = "hydrate")]
     {
-        let answer = crate::http::send("GET", &url, None).await?;
-        if !answer.ok() {
-            return Err(answer.message());
-        }
-        serde_json::from_value(answer.body).map_err(|e| format!("unexpected answer: {e}"))
+        crate::http::get_json(&url).await
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -41,31 +37,13 @@ pub fn Overview(namespace: String, name: String) -> impl IntoView {
     let failed = RwSignal::new(None::<String>);
     #[cfg(feature = "hydrate")]
     {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
         let url = format!("/api/v1/clusters/{namespace}/{name}/overview");
-        // A loop with a promise-based sleep, not a JS interval: handing this Rust closure to
-        // setInterval (leptos's set_interval) made wasm-split put it and everything it calls (the
-        // fetch, the JSON decoding) in the first-load module (measured: +14 KB br). One read at a
-        // time, so a slow answer is not asked for twice.
-        let open = Arc::new(AtomicBool::new(true));
-        let running = open.clone();
-        on_cleanup(move || open.store(false, Ordering::Relaxed));
-        leptos::task::spawn_local(async move {
-            while running.load(Ordering::Relaxed) {
-                let read = fetch(url.clone()).await;
-                if !running.load(Ordering::Relaxed) {
-                    break;
-                }
-                match read {
-                    Ok(fresh) => {
-                        overview.set(Some(fresh));
-                        failed.set(None);
-                    }
-                    Err(why) => failed.set(Some(why)),
-                }
-                let _ = crate::http::sleep(POLL_MS).await;
+        crate::http::repeat(POLL_MS, move || fetch(url.clone()), move |read| match read {
+            Ok(fresh) => {
+                overview.set(Some(fresh));
+                failed.set(None);
             }
+            Err(why) => failed.set(Some(why)),
         });
     }
     let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));

@@ -235,7 +235,7 @@ def report_ready(pod, ip, process, within=180):
 
 
 class Apiserver:
-    """Just enough of a Kubernetes client: list and watch head pods."""
+    """Just enough of a Kubernetes client: list and watch pods (also used by dcgm.py)."""
 
     def __init__(self, url, ca, cert, key):
         parsed = urllib.parse.urlsplit(url)
@@ -253,29 +253,35 @@ class Apiserver:
             raise RuntimeError(f"GET {path}: {response.status} {body}")
         return connection, response
 
-    def list_heads(self):
-        query = urllib.parse.urlencode({"labelSelector": HEAD_SELECTOR})
-        connection, response = self.request(f"/api/v1/pods?{query}", timeout=20)
+    def list(self, path, selector=None):
+        """(resourceVersion, items) of a collection, e.g. /api/v1/pods."""
+        query = urllib.parse.urlencode({"labelSelector": selector} if selector else {})
+        connection, response = self.request(f"{path}?{query}", timeout=20)
         try:
             body = json.load(response)
         finally:
             connection.close()
         return body["metadata"]["resourceVersion"], body["items"]
 
-    def watch_heads(self, resource_version):
+    def watch(self, path, resource_version, selector=None):
         """Yields watch events until the server ends the watch (at most 5 minutes)."""
-        query = urllib.parse.urlencode({
-            "labelSelector": HEAD_SELECTOR, "watch": "1", "resourceVersion": resource_version,
-            "timeoutSeconds": "300", "allowWatchBookmarks": "true",
-        })
+        params = {"labelSelector": selector} if selector else {}
+        params.update({"watch": "1", "resourceVersion": resource_version,
+                       "timeoutSeconds": "300", "allowWatchBookmarks": "true"})
         # A socket timeout above the server's: a silent connection is a dead one.
-        connection, response = self.request(f"/api/v1/pods?{query}", timeout=330)
+        connection, response = self.request(f"{path}?{urllib.parse.urlencode(params)}", timeout=330)
         try:
             for line in response:
                 if line.strip():
                     yield json.loads(line)
         finally:
             connection.close()
+
+    def list_heads(self):
+        return self.list("/api/v1/pods", HEAD_SELECTOR)
+
+    def watch_heads(self, resource_version):
+        return self.watch("/api/v1/pods", resource_version, HEAD_SELECTOR)
 
 
 def serving(pod):

@@ -1,0 +1,287 @@
+//! GPUs: a cluster's GPU section (charts over a chosen window, each GPU now, Ray's own view) and
+//! the fleet page (requested, held, busy and idle GPUs by team and cluster).
+//!
+//! Both read the server's latest scrape every [`POLL_MS`]: GPU numbers change inside the GPUs,
+//! which tell nobody, and the server scrapes them on its own clock anyway. Charts are SVG images
+//! drawn by the server; their URL carries the scrape's time, so a new scrape redraws them and an
+//! unchanged one costs nothing. Each chart comes in the page's light and dark colours; the
+//! browser picks with `prefers-color-scheme`.
+
+use leptos::prelude::*;
+use leptos_router::{lazy_route, LazyRoute};
+use platform::status::format_age;
+use platform::utilization::{gib, percent, watts, Chart, ClusterGpus, Fleet, GpuNow, Window};
+
+use crate::api::read_fleet;
+
+/// How often the GPU section and the fleet page ask again.
+pub const POLL_MS: i32 = 5000;
+
+/// One read of a cluster's GPUs (its own split point, like the overview's).
+#[leptos::lazy]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+async fn fetch(url: String) -> Result<ClusterGpus, String> {
+    #[cfg(feature = "hydrate")]
+    {
+        crate::http::get_json(&url).await
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Err(format!("{url} is read by the browser"))
+    }
+}
+
+/// A cluster's GPUs, kept current.
+#[component]
+pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
+    let panel = RwSignal::new(None::<ClusterGpus>);
+    let failed = RwSignal::new(None::<String>);
+    let window = RwSignal::new(Window::Minutes15);
+    #[cfg(feature = "hydrate")]
+    {
+        let url = format!("/api/v1/clusters/{namespace}/{name}/gpus");
+        crate::http::repeat(POLL_MS, move || fetch(url.clone()), move |read| match read {
+            Ok(fresh) => {
+                panel.set(Some(fresh));
+                failed.set(None);
+            }
+            Err(why) => failed.set(Some(why)),
+        });
+    }
+    let base = format!("/api/v1/clusters/{namespace}/{name}/gpus");
+    let buttons = Window::ALL
+        .into_iter()
+        .map(|w| {
+            view! {
+                <button type="button" aria-pressed=move || (window.get() == w).to_string() on:click=move |_| window.set(w)>
+                    {w.as_str()}
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="gpus">
+            <h2>"GPUs"</h2>
+            {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh the GPUs: " {why}</p> })}
+            {move || match panel.get() {
+                None => view! { <p class="empty">"Reading GPU metrics…"</p> }.into_any(),
+                Some(p) if p.gpus.is_empty() && p.requested == 0 => {
+                    view! { <p class="empty">"This cluster asks for no GPUs."</p> }.into_any()
+                }
+                Some(p) => view! { <GpuSummary panel=p/> }.into_any(),
+            }}
+            <div class="windows" role="group" aria-label="Chart window">{buttons}</div>
+            {Chart::ALL
+                .into_iter()
+                .map(|chart| {
+                    let base = base.clone();
+                    let src = move |theme: &str| {
+                        let version = panel.with(|p| p.as_ref().and_then(|p| p.scraped_at).unwrap_or(0));
+                        format!("{base}/{}.svg?window={}&theme={theme}&at={version}", chart.as_str(), window.get().as_str())
+                    };
+                    let dark = src.clone();
+                    view! {
+                        <figure class="chart" data-chart=chart.as_str()>
+                            <figcaption>{chart.title()}</figcaption>
+                            <picture>
+                                <source media="(prefers-color-scheme: dark)" srcset=move || dark("dark")/>
+                                <img src=move || src("light") alt=chart.title() width="760" height="250"/>
+                            </picture>
+                        </figure>
+                    }
+                })
+                .collect_view()}
+        </section>
+    }
+}
+
+/// The numbers above the charts: held and busy GPUs, the idle flag, each GPU now, Ray's view.
+#[component]
+fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
+    let held = panel.gpus.len();
+    let busy = panel.gpus.iter().filter(|g| g.util.is_some_and(|u| u >= panel.idle_below)).count();
+    let idle = panel.idle.map(|idle| {
+        format!(
+            "Idle: every GPU below {:.0} % for {}, {:.1} GPU-hours held idle.",
+            panel.idle_below,
+            format_age(panel.now - idle.since),
+            idle.gpu_hours
+        )
+    });
+    let scraped = panel.scraped_at.map_or_else(|| "not scraped yet".to_owned(), |at| format!("scraped {} ago", format_age(panel.now - at)));
+    let with_node = panel.gpus.iter().map(|g| &g.node).collect::<std::collections::BTreeSet<_>>().len() > 1;
+    let rows = panel.gpus.iter().map(|g| gpu_row(g, with_node)).collect_view();
+    let ray = match (panel.ray, panel.ray_error) {
+        (Some(r), _) => format!(
+            "Ray sees {} node{}, CPU {}, memory {} of {}{}.",
+            r.nodes,
+            if r.nodes == 1 { "" } else { "s" },
+            percent(r.cpu_util),
+            gib(r.mem_used_bytes.map(|b| b / 1048576.0)),
+            gib(r.mem_total_bytes.map(|b| b / 1048576.0)),
+            match r.gpus {
+                Some(n) if n > 0.0 => format!(", {n:.0} GPUs at {}, {} of GPU memory", percent(r.gpu_util), gib(r.gram_used_mib)),
+                _ => ", no GPUs".to_owned(),
+            }
+        ),
+        (None, Some(why)) => format!("Ray's metrics: {why}"),
+        (None, None) => String::new(),
+    };
+    let errors = panel.errors.join("; ");
+    view! {
+        <p class="gpu-summary" data-held=held data-busy=busy data-idle=idle.is_some().to_string()>
+            {format!("{held} of {} requested GPUs held, {busy} busy, average {}; {scraped}.", panel.requested, percent(panel.avg_util))}
+        </p>
+        {idle.map(|text| view! { <p class="idle-flag" role="status">{text}</p> })}
+        {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
+        <table class="gpu-table" hidden=held == 0>
+            <thead><tr>
+                <th scope="col">"GPU"</th><th scope="col">"Model"</th><th scope="col">"Pod"</th>
+                <th scope="col" class="num">"Utilization"</th><th scope="col" class="num">"Memory"</th>
+                <th scope="col" class="num">"Power"</th><th scope="col" class="num">"Temperature"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="ray-usage">{ray}</p>
+    }
+}
+
+fn gpu_row(gpu: &GpuNow, with_node: bool) -> impl IntoView {
+    // The macro moves children before it reads attributes: clone what both use first.
+    let label = gpu.label(with_node);
+    let shown = label.clone();
+    let memory = format!("{} / {}", gib(gpu.mem_used_mib), gib(gpu.mem_total_mib));
+    let temp = gpu.temp_c.map_or_else(|| "–".to_owned(), |t| format!("{t:.0} °C"));
+    view! {
+        <tr data-gpu=label data-util=gpu.util.map(|u| u.to_string()).unwrap_or_default()>
+            <th scope="row">{shown}</th>
+            <td>{gpu.model.clone()}</td>
+            <td class="mono">{gpu.pod.clone()}</td>
+            <td class="num">{percent(gpu.util)}</td>
+            <td class="num">{memory}</td>
+            <td class="num">{watts(gpu.power_w)}</td>
+            <td class="num">{temp}</td>
+        </tr>
+    }
+}
+
+/// `/gpus`: the fleet.
+pub struct FleetPage;
+
+#[lazy_route]
+impl LazyRoute for FleetPage {
+    fn data() -> Self {
+        FleetPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        let first = Resource::new(|| (), |_| read_fleet());
+        view! {
+            <section class="fleet">
+                <h1>"GPUs"</h1>
+                <Suspense fallback=|| view! { <p class="empty">"Loading the fleet…"</p> }>
+                    {move || Suspend::new(async move {
+                        match first.await {
+                            Ok(fleet) => view! { <FleetView fleet/> }.into_any(),
+                            Err(e) => view! { <p class="error" role="alert">"Could not load the fleet: " {e.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn FleetView(fleet: Fleet) -> impl IntoView {
+    let fleet = RwSignal::new(fleet);
+    let failed = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    crate::http::repeat(POLL_MS, read_fleet, move |read| match read {
+        Ok(fresh) => {
+            fleet.set(fresh);
+            failed.set(None);
+        }
+        Err(e) => failed.set(Some(e.to_string())),
+    });
+    view! {
+        {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh: " {why}</p> })}
+        {move || fleet.with(|f| fleet_tables(f))}
+    }
+}
+
+fn fleet_tables(f: &Fleet) -> impl IntoView {
+    let rule = format!(
+        "{} GPUs reported: {} held by Ray clusters, {} by other pods, {} free. A cluster is idle when all its GPUs stay below {:.0} % for {}.",
+        f.total,
+        f.total - f.free - f.other,
+        f.other,
+        f.free,
+        f.idle_below,
+        format_age(f.idle_after_s as i64)
+    );
+    let scraped = f.scraped_at.map_or_else(|| "Not scraped yet.".to_owned(), |at| format!("Scraped {} ago.", format_age(f.now - at)));
+    let errors = f.errors.join("; ");
+    let teams = f
+        .teams
+        .iter()
+        .map(|t| {
+            let name = if t.team.is_empty() { "(no team)".to_owned() } else { t.team.clone() };
+            view! {
+                <tr data-team=t.team.clone()>
+                    <th scope="row">{name}</th>
+                    <td class="num">{t.clusters}</td>
+                    <td class="num">{t.requested}</td>
+                    <td class="num">{t.held}</td>
+                    <td class="num">{t.busy}</td>
+                    <td class="num">{t.idle_clusters}</td>
+                    <td class="num">{format!("{:.1}", t.idle_gpu_hours)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let clusters = f
+        .clusters
+        .iter()
+        .map(|c| {
+            let href = crate::api::rest::page(&c.namespace, &c.name);
+            let idle = c.idle.map(|i| format!("idle {}, {:.1} GPU-h", format_age(f.now - i.since), i.gpu_hours));
+            view! {
+                <tr data-cluster=format!("{}/{}", c.namespace, c.name) data-idle=c.idle.is_some().to_string() class:idle=c.idle.is_some()>
+                    <th scope="row"><a href=href>{c.namespace.clone()} " / " {c.name.clone()}</a></th>
+                    <td>{c.team.clone()}</td>
+                    <td>{c.owner.clone()}</td>
+                    <td class="num">{c.requested}</td>
+                    <td class="num">{c.held}</td>
+                    <td class="num">{c.busy}</td>
+                    <td class="num">{percent(c.avg_util)}</td>
+                    <td class="idle-cell">{idle.unwrap_or_default()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <p class="fleet-rule">{rule} " " {scraped}</p>
+        {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
+        <h2>"By team"</h2>
+        <table class="fleet-teams">
+            <thead><tr>
+                <th scope="col">"Team"</th><th scope="col" class="num">"Clusters"</th><th scope="col" class="num">"Requested"</th>
+                <th scope="col" class="num">"Held"</th><th scope="col" class="num">"Busy"</th>
+                <th scope="col" class="num">"Idle clusters"</th><th scope="col" class="num">"Idle GPU-hours"</th>
+            </tr></thead>
+            <tbody>{teams}</tbody>
+        </table>
+        <h2>"By cluster"</h2>
+        <table class="fleet-clusters">
+            <thead><tr>
+                <th scope="col">"Cluster"</th><th scope="col">"Team"</th><th scope="col">"Owner"</th>
+                <th scope="col" class="num">"Requested"</th><th scope="col" class="num">"Held"</th>
+                <th scope="col" class="num">"Busy"</th><th scope="col" class="num">"Utilization"</th><th scope="col">"Idle"</th>
+            </tr></thead>
+            <tbody>{clusters}</tbody>
+        </table>
+    }
+}

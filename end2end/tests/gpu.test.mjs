@@ -1,0 +1,142 @@
+// GPU charts and the fleet page, against the local control plane's stand-in dcgm-exporter
+// (deploy/local/ray/dcgm.py: the one simulated part, as there are no GPUs here; it serves
+// dcgm-exporter's real format, with load while the GPU's RayCluster runs a Ray job) and real Ray
+// heads. Two GPU clusters: "busy" runs a job, "idle" none. A raydar of its own scrapes every 2 s and
+// flags a cluster whose GPUs all stay below 10 % for 20 s.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ensureNamespace, headIp, kubectl, launch, startRaydar, submitJob, waitForRay } from '../lib.mjs';
+
+const run = Date.now().toString(36).slice(-5);
+const NS = `gpu-${run}`;
+const EXPORTERS = ['-n', 'gpu-operator', '-l', 'app=nvidia-dcgm-exporter'];
+let server, browser;
+
+/** A RayCluster of a CPU head and one worker holding 2 GPUs, labelled with its team. */
+function gpuCluster(name, team) {
+  const container = (n, gpus) => ({ name: n, image: 'rayproject/ray:2.46.0',
+    resources: { requests: { cpu: '1', memory: '2Gi' },
+      limits: { cpu: '1', memory: '2Gi', ...(gpus ? { 'nvidia.com/gpu': String(gpus) } : {}) } } });
+  return JSON.stringify({ apiVersion: 'ray.io/v1', kind: 'RayCluster',
+    metadata: { name, namespace: NS, labels: { 'raydar.dev/team': team, 'raydar.dev/owner': 'gpu-test' } },
+    spec: {
+      headGroupSpec: { rayStartParams: {}, template: { spec: { containers: [container('ray-head', 0)] } } },
+      workerGroupSpecs: [{ groupName: 'gpu', replicas: 1, minReplicas: 0, maxReplicas: 2, rayStartParams: {},
+        template: { spec: { containers: [container('ray-worker', 2)] } } }],
+    } });
+}
+
+/** The cluster's GPU worker pod, once it runs on a node: { pod, node }. */
+async function gpuWorker(name) {
+  for (let i = 0; i < 120; i++) {
+    const pods = JSON.parse(kubectl(['get', 'pods', '-n', NS, '-l', `ray.io/cluster=${name},ray.io/group=gpu`, '-o', 'json'])).items;
+    const running = pods.find((p) => p.status?.phase === 'Running' && p.spec.nodeName);
+    if (running) return { pod: running.metadata.name, node: running.spec.nodeName };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${NS}/${name} has no running GPU worker:\n${kubectl(['get', 'pods', '-n', NS, '-o', 'wide'])}`);
+}
+
+/** What the exporter on `node` serves now: GPU index -> DCGM_FI_DEV_GPU_UTIL, for `pod`'s GPUs. */
+function exporterUtil(node, pod) {
+  const exporters = JSON.parse(kubectl(['get', 'pods', ...EXPORTERS, '-o', 'json'])).items;
+  const exporter = exporters.find((p) => p.spec.nodeName === node);
+  assert.ok(exporter, `no dcgm-exporter pod on ${node}`);
+  const text = kubectl(['get', '--raw', `/api/v1/namespaces/gpu-operator/pods/${exporter.metadata.name}:9400/proxy/metrics`]);
+  const util = new Map();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('DCGM_FI_DEV_GPU_UTIL{') || !line.includes(`pod="${pod}"`)) continue;
+    util.set(Number(line.match(/gpu="(\d+)"/)[1]), Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return util;
+}
+
+/** The utilization chart's legend as the page shows it: GPU index -> latest %, and the average. */
+async function chartLegend(page) {
+  const img = page.locator('figure.chart[data-chart="util"] img');
+  await img.waitFor();
+  const { src, width } = await img.evaluate((i) => ({ src: i.currentSrc, width: i.naturalWidth }));
+  assert.ok(width > 0, `the chart ${src} is not drawn`);
+  const svg = await page.evaluate(async (u) => (await fetch(u)).text(), src);
+  const latest = new Map();
+  for (const [, gpu, value] of svg.matchAll(/>\s*GPU (\d+): (\d+) %\s*</g)) latest.set(Number(gpu), Number(value));
+  const average = svg.match(/>\s*average: (\d+) %\s*</)?.[1];
+  return { src, latest, average: average === undefined ? undefined : Number(average) };
+}
+
+before(async () => {
+  ensureNamespace(NS);
+  kubectl(['apply', '-f', '-'], gpuCluster('busy', 'vision'));
+  kubectl(['apply', '-f', '-'], gpuCluster('idle', 'speech'));
+  server = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
+    '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s']);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  kubectl(['delete', 'namespace', NS, '--wait=false', '--ignore-not-found']);
+});
+
+test('a cluster chart shows the utilization the exporter serves, live, with its window choice', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/clusters/${NS}/busy`);
+  const ip = await headIp(NS, 'busy');
+  await waitForRay(page, NS, 'busy');
+  submitJob(ip, `train-${run}`, 'import time; time.sleep(900)');
+  const { pod, node } = await gpuWorker('busy');
+
+  // The stand-in turns the running job into load; the page's table follows without a reload.
+  await page.locator('tr[data-gpu] >> nth=1').waitFor({ timeout: 60_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('tr[data-gpu]')].every((r) => Number(r.dataset.util) >= 10),
+    null, { timeout: 90_000 });
+
+  // The exporter changes its values once per interval (5 s) and raydar scrapes every 2 s: a read
+  // of the exporter, then of the chart 3 s later, then of the exporter again, with both exporter
+  // reads the same, must find that value in the chart.
+  let compared;
+  for (let attempt = 0; attempt < 10 && !compared; attempt++) {
+    const before = exporterUtil(node, pod);
+    await new Promise((r) => setTimeout(r, 3000));
+    await page.reload();
+    const chart = await chartLegend(page);
+    const afterwards = exporterUtil(node, pod);
+    if (JSON.stringify([...before]) === JSON.stringify([...afterwards])) compared = { served: before, chart };
+  }
+  assert.ok(compared, 'the exporter never held still for one comparison in 10 tries');
+  const { served, chart } = compared;
+  assert.equal(served.size, 2, `the exporter serves ${pod}'s 2 GPUs`);
+  assert.deepEqual([...chart.latest].sort(), [...served].sort(), 'the chart\'s latest values are the exporter\'s');
+  const mean = Math.round([...served.values()].reduce((a, b) => a + b, 0) / served.size);
+  assert.ok(Math.abs(chart.average - mean) <= 1, `average ${chart.average} % for ${[...served.values()]}`);
+  assert.ok([...served.values()].every((u) => u >= 10), 'a GPU of a running job is busy');
+
+  // The window buttons redraw the charts over the chosen span.
+  await page.getByRole('button', { name: '6h' }).click();
+  await page.waitForFunction(() => document.querySelector('figure.chart[data-chart="power"] img').currentSrc.includes('window=6h'));
+  assert.match((await chartLegend(page)).src, /window=6h/);
+  await page.close();
+});
+
+test('the fleet page flags the cluster whose GPUs sit idle and not the busy one', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/gpus`);
+  const row = (name) => page.locator(`tr[data-cluster="${NS}/${name}"]`);
+  // Idle after 20 s below 10 %; the page refreshes by itself.
+  await page.locator(`tr[data-cluster="${NS}/idle"][data-idle="true"]`).waitFor({ timeout: 90_000 });
+  await row('busy').waitFor();
+  assert.equal(await row('busy').getAttribute('data-idle'), 'false');
+  const cells = async (name) => (await row(name).locator('td').allInnerTexts());
+  // team, owner, requested, held, busy, utilization, idle
+  const [busyTeam, , busyRequested, busyHeld, busyBusy] = await cells('busy');
+  assert.deepEqual([busyTeam, busyRequested, busyHeld, busyBusy], ['vision', '2', '2', '2']);
+  const [idleTeam, , , idleHeld, idleBusy, , idleNote] = await cells('idle');
+  assert.deepEqual([idleTeam, idleHeld, idleBusy], ['speech', '2', '0']);
+  assert.match(idleNote, /idle .*GPU-h/);
+  // By team: speech has one idle cluster, vision none.
+  const team = (name) => page.locator(`tr[data-team="${name}"] td`).allInnerTexts();
+  assert.equal((await team('speech'))[4], '1');
+  assert.equal((await team('vision'))[4], '0');
+  await page.close();
+});

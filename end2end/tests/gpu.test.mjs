@@ -92,6 +92,13 @@ test('a cluster chart shows the utilization the exporter serves, live, with its 
   await page.waitForFunction(() => [...document.querySelectorAll('tr[data-gpu]')].every((r) => Number(r.dataset.util) >= 10),
     null, { timeout: 90_000 });
 
+  // Charts redraw as scrapes land, without a reload: the image's address moves on.
+  const drawn = await chartLegend(page);
+  await page.waitForFunction((src) => document.querySelector('figure.chart[data-chart="util"] img').currentSrc !== src,
+    drawn.src, { timeout: 30_000 });
+  // Ray's own view, from the head's metrics port through the apiserver's service proxy.
+  await page.locator('p.ray-usage', { hasText: /Ray sees 1 node, CPU \d+ %, memory [\d.]+ GiB of [\d.]+ GiB/ }).waitFor({ timeout: 30_000 });
+
   // The exporter changes its values once per interval (5 s) and raydar scrapes every 2 s: a read
   // of the exporter, then of the chart 3 s later, then of the exporter again, with both exporter
   // reads the same, must find that value in the chart.

@@ -123,16 +123,38 @@ function tail(path, lines = 40) {
  * own log, so that a CI failure can be read without rerunning it.
  */
 export async function waitForRay(page, namespace, name, timeoutMs = 90_000) {
+  const said = watchPage(page);
   try {
     await page.locator('section.ray[data-ray="ok"]').waitFor({ timeout: timeoutMs });
   } catch (e) {
     const pods = (() => { try { return kubectl(['get', 'pods', '-n', namespace, '-o', 'wide']); } catch (k) { return k.message; } })();
     const section = await page.locator('section.ray').innerText().catch(() => '(no Ray section)');
     const state = `/tmp/raydar-ray${process.env.RAYDAR_PORT_OFFSET ?? 0}`;
-    throw new Error([e.message, `pods:\n${pods}`, `Ray section:\n${section}`,
+    throw new Error([e.message, `pods:\n${pods}`, `Ray section:\n${section}`, await pageState(page, said),
       `heads.py:\n${tail(`${local}/state/logs/ray-heads.log`)}`,
       `head ${namespace}/${name}:\n${tail(`${state}/${namespace}_${name}.log`, 25)}`].join('\n'));
   }
+}
+
+/**
+ * Starts noting what `page` says while a test waits on it: console errors, failed requests and
+ * answers of 400 and above. For [`pageState`], when the wait fails.
+ */
+export function watchPage(page) {
+  const said = [];
+  const note = (line) => { if (said.length < 30) said.push(`${new Date().toISOString().slice(11, 23)} ${line}`); };
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') note(`console ${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => note(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => note(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('response', (r) => { if (r.status() >= 400) note(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`); });
+  return said;
+}
+
+/** What a page shows and said ([`watchPage`]): for a failed wait's message. */
+export async function pageState(page, said = []) {
+  const main = await page.locator('main').innerText({ timeout: 2_000 }).catch((e) => `(no main: ${e.message})`);
+  return [`page ${page.url()} shows:\n${main.slice(0, 1200)}`,
+    `the page said:\n${said.join('\n') || '(nothing)'}`].join('\n');
 }
 
 /** Submits a job with the real `ray job submit` (not waiting for it); `code` is Python. */

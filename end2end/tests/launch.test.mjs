@@ -3,7 +3,7 @@
 // server's, the manifest preview, Launch, progress to Ready, suspend/resume, scale, tear down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base, kubectl, smallCluster, useBrowser } from '../lib.mjs';
+import { base, kubectl, pageState, smallCluster, useBrowser, watchPage } from '../lib.mjs';
 
 const namespace = 'raydar-e2e';
 const browser = useBrowser(namespace);
@@ -18,9 +18,12 @@ function clustersNamed(prefix) {
 
 /** Opens the launch form of `template`, once the browser has taken it over. */
 async function openForm(page, template) {
+  const said = watchPage(page);
   await page.goto(`${base}/launch?template=${template}`);
   // Typing before the browser has taken the form over would be lost.
-  await page.locator('form.launch-form[data-live="true"]').waitFor({ timeout: 15_000 });
+  await page.locator('form.launch-form[data-live="true"]').waitFor({ timeout: 15_000 }).catch(async (e) => {
+    throw new Error(`${e.message}\n${await pageState(page, said)}`);
+  });
   await page.getByText('Name the cluster to see its manifest.').waitFor();
 }
 

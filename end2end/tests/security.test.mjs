@@ -4,6 +4,7 @@
 // nothing; each sees exactly that, and a page on another origin cannot make a browser launch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { kubectl, launch, smallCluster, startRaydar } from '../lib.mjs';
 
 const run = Date.now().toString(36).slice(-5);

@@ -52,3 +52,26 @@ test('the list is in the server-rendered HTML, before any script runs', async ()
     kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
   }
 });
+
+test('a page whose code fails to load once (the network changed) still opens', async () => {
+  // Left alone by KubeRay (managedBy another controller): a row to click, nothing to run.
+  const name = `retry-${Date.now().toString(36)}`;
+  kubectl(['create', '-f', '-'], smallCluster(namespace, name, { spec: { managedBy: 'kueue.x-k8s.io/multikueue' } }));
+  const page = await browser().newPage();
+  // The cluster page's code is fetched when first opened: its first fetch fails as Chromium fails
+  // requests in flight when the machine's network changes.
+  let refused = 0;
+  await page.route('**/pkg/split___cluster_page_view_*.wasm', async (route) => {
+    if (refused++ === 0) return route.abort('internetdisconnected');
+    return route.continue();
+  });
+  await page.goto(base);
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+  await page.locator(`tr[data-cluster="${namespace}/${name}"] a`).first().click();
+  await page.locator('section.cluster h2', { hasText: 'Worker groups' }).waitFor({ timeout: 15_000 });
+  // And it runs: the overview's first read arrives.
+  await page.locator('main h2', { hasText: /^Pods$/ }).waitFor({ timeout: 15_000 });
+  assert.ok(refused >= 2, `fetched again after the failure (${refused} fetches)`);
+  kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
+  await page.close();
+});

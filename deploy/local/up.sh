@@ -47,7 +47,15 @@ start() {
   STARTED+=("$name")
   [[ -f "$LOGS/$name.log" ]] && mv -f "$LOGS/$name.log" "$LOGS/$name.log.prev"
   setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$PIDS/$name.pid"
+  local pid=$! i
+  echo "$pid" >"$PIDS/$name.pid"
+  # Until the fork has exec'd the command, its cmdline is still this script's, which `running`
+  # would take for another process: on a loaded machine that window is long enough to be seen.
+  for ((i = 0; i < 100; i++)); do
+    grep -qaF -- "$RAYDAR_LOCAL/" "/proc/$pid/cmdline" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
 }
 # ready <name> <timeout> <what> <probe command...>: wait, failing early (with its log) if the process died.
 ready() {

@@ -7,13 +7,14 @@
 #   etcd      deploy/local/go/etcd, upstream etcdmain
 #   kwok      sigs.k8s.io/kwok/cmd/kwok
 #   kuberay   github.com/ray-project/kuberay/ray-operator -> bin/ray-operator
+#   prometheus  github.com/prometheus/prometheus/cmd/prometheus, Kubernetes service discovery only
 #   ray       a Python venv with ray[default] from PyPI ($RAYDAR_LOCAL/ray), run by ray/heads.py
-# Usage: build.sh [kube|etcd|kwok|kuberay|share|ray ...]   (default: all)
+# Usage: build.sh [kube|etcd|kwok|kuberay|prometheus|share|ray ...]   (default: all)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v go >/dev/null || die "go is not on PATH (Go 1.26 or newer is needed)"
-for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION; do
+for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION PROMETHEUS_VERSION; do
   [[ -n "${!v:-}" ]] || die "$v is empty in tools/versions.env"
 done
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -82,15 +83,17 @@ build_etcd() {
   log "etcd: built in $(since "$t")"
 }
 
-# go_install <stamp-name> <binary> <package@version> <ldflags>: `go install` outside any module, so the
-# tool's own go.mod/go.sum (checked against the checksum database) pin its dependencies.
+# go_install <stamp-name> <binary> <package@version> <ldflags> [build tags]: `go install` outside any
+# module, so the tool's own go.mod/go.sum (checked against the checksum database) pin its dependencies.
 go_install() {
-  local name="$1" binary="$2" pkg="$3" ld="$4"
+  local name="$1" binary="$2" pkg="$3" ld="$4" tags="${5:-}"
   local key="$pkg $GO_VERSION $ld"
+  [[ -z "$tags" ]] || key+=" tags=$tags"
+  [[ -z "${CGO_ENABLED:-}" ]] || key+=" cgo=$CGO_ENABLED"
   if fresh "$name" "$key" "$BIN/$binary"; then log "$name ${pkg#*@}: up to date"; return; fi
   log "$name ${pkg#*@}: building $pkg"
   local t; t=$(now)
-  (cd "$RAYDAR_LOCAL" && GOBIN="$BIN" go install -trimpath -ldflags "$ld" "$pkg")
+  (cd "$RAYDAR_LOCAL" && GOBIN="$BIN" go install -trimpath -tags "$tags" -ldflags "$ld" "$pkg")
   stamp "$name" "$key"
   log "$name: built in $(since "$t")"
 }
@@ -102,6 +105,25 @@ build_kwok() {
 
 build_kuberay() {
   go_install kuberay ray-operator "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" "-s -w"
+}
+
+# Real Prometheus, scraping the dcgm-exporter pods it finds through the apiserver (up.sh). Its go.mod
+# has no replace/exclude lines, so `go install pkg@version` works. Build tags as upstream's plugins/
+# defines them: remove_all_sd drops the ~25 service-discovery plugins (AWS, Azure, GCE, Consul...)
+# and their SDKs, enable_kubernetes_sd keeps the one we use (file and http SD are always in); netgo
+# as upstream's release builds. No builtinassets: the web UI's files are not in the Go module (they
+# come from an npm build), so /graph has no page, and the HTTP API raydar uses is all there.
+build_prometheus() {
+  # Module v0.MNN.P is Prometheus M.NN.P (v0.316.0 -> 3.16.0): what `prometheus --version` and
+  # /api/v1/status/buildinfo report.
+  local v="${PROMETHEUS_VERSION#v0.}"
+  local mm="${v%%.*}"
+  local release="$((10#$mm / 100)).$((10#$mm % 100)).${v#*.}"
+  # CGO_ENABLED=0: a static binary, and no C compiler needed.
+  CGO_ENABLED=0 go_install prometheus prometheus \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+    "-s -w -X github.com/prometheus/common/version.Version=$release" \
+    "netgo,remove_all_sd,enable_kubernetes_sd"
 }
 
 # Files the scripts use, copied from the same pinned modules.
@@ -158,11 +180,11 @@ build_ray() {
 }
 
 T0=$(now)
-parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay kube ray)
+parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay prometheus kube ray)
 for part in "${parts[@]}"; do
   case "$part" in
-    kube|etcd|kwok|kuberay|share|ray) "build_$part" ;;
-    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|share|ray)" ;;
+    kube|etcd|kwok|kuberay|prometheus|share|ray) "build_$part" ;;
+    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|prometheus|share|ray)" ;;
   esac
 done
 log "build done in $(since "$T0"); binaries in $BIN"

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reverse start order: clients first, etcd last.
-order=(dcgm-exporter ray-heads kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+order=(prometheus dcgm-exporter ray-heads kuberay-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 ours() { kill -0 "$1" 2>/dev/null && grep -qaF -- "$RAYDAR_LOCAL/" "/proc/$1/cmdline" 2>/dev/null; }
 stopped=()
 for name in "${order[@]}"; do

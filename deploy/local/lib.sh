@@ -28,7 +28,11 @@ SCHEDULER_PORT=$((16459 + _o))
 KWOK_PORT=$((16250 + _o))     # kwok's kubelet-like server (logs, exec) that the apiserver reaches
 KUBERAY_METRICS_PORT=$((16080 + _o))
 KUBERAY_PROBE_PORT=$((16082 + _o))
+# Prometheus (root only, with the dcgm-exporter stand-in): its HTTP API, which raydar's --prometheus
+# mode and the tests query.
+PROMETHEUS_PORT=$((16090 + _o))
 APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
+PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 SERVICE_CIDR=10.96.0.0/16
 # Pod IPs (kwok hands them out from the start of the range). Each control plane gets its own /16, and
 # its own bridge for the network namespaces of real Ray heads (ray/heads.py), whose host side is the

@@ -5,8 +5,9 @@
 #   scripts/raydar.sh stop                stop it
 #   scripts/raydar.sh run -- CMD...       start on a free loopback port, wait until ready, run CMD
 #                                         with RAYDAR_URL (and RAYDAR_PID, RAYDAR_SERVER and
-#                                         RAYDAR_SERVER_KUBECONFIG for tests that start their own)
-#                                         set, stop the server, exit with CMD's status
+#                                         RAYDAR_SERVER_KUBECONFIG for tests that start their own,
+#                                         and the local plane's PROMETHEUS_URL) set, stop the
+#                                         server, exit with CMD's status
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 local_dir=${RAYDAR_LOCAL:-$root/.local}
@@ -66,8 +67,11 @@ run() {
   run_pid=$!
   trap 'kill "$run_pid" 2>/dev/null || true' EXIT
   wait_ready "http://127.0.0.1:$port" "$run_pid" "$log"
+  # The local plane's Prometheus, at the address its port offset gives (deploy/local/lib.sh).
+  local prometheus
+  prometheus=$(bash -c 'source "$1/deploy/local/lib.sh" && printf %s "$PROMETHEUS_URL"' _ "$root")
   RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" RAYDAR_SERVER="$server" RAYDAR_SERVER_KUBECONFIG="$server_kubeconfig" \
-    "$@" || status=$?
+    PROMETHEUS_URL="${PROMETHEUS_URL:-$prometheus}" "$@" || status=$?
   kill "$run_pid" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true
   [ "$status" -eq 0 ] || { echo "--- raydar-server log: $log" >&2; tail -n 30 "$log" >&2; }

@@ -2,7 +2,8 @@
 // (deploy/local/ray/dcgm.py: the one simulated part, as there are no GPUs here; it serves
 // dcgm-exporter's real format, with load while the GPU's RayCluster runs a Ray job) and real Ray
 // heads. Two GPU clusters: "busy" runs a job, "idle" none. A raydar of its own scrapes every 2 s and
-// flags a cluster whose GPUs all stay below 10 % for 20 s.
+// flags a cluster whose GPUs all stay below 10 % for 20 s. Then a second raydar asks the local
+// plane's real Prometheus (which scrapes the same exporters) instead, from its first second on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ensureNamespace, headIp, kubectl, launch, startRaydar, submitJob, waitForRay } from '../lib.mjs';
@@ -63,6 +64,17 @@ async function chartLegend(page) {
   const average = svg.match(/>\s*average: (\d+) %\s*</)?.[1];
   return { src, latest, average: average === undefined ? undefined : Number(average) };
 }
+
+/** What Prometheus holds now of `pod`'s GPUs: GPU index -> DCGM_FI_DEV_GPU_UTIL. */
+async function prometheusUtil(pod) {
+  const query = encodeURIComponent(`DCGM_FI_DEV_GPU_UTIL{namespace="${NS}",pod="${pod}"}`);
+  const answer = await (await fetch(`${process.env.PROMETHEUS_URL}/api/v1/query?query=${query}`)).json();
+  assert.equal(answer.status, 'success', JSON.stringify(answer));
+  return new Map(answer.data.result.map((s) => [Number(s.metric.gpu), Number(s.value[1])]));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const getJson = async (url) => (await fetch(url)).json();
 
 before(async () => {
   ensureNamespace(NS);
@@ -148,4 +160,47 @@ test('the fleet page flags the cluster whose GPUs sit idle and not the busy one'
   assert.equal((await team('speech'))[4], '1');
   assert.equal((await team('vision'))[4], '0');
   await page.close();
+});
+
+test('with --prometheus, a raydar started now flags the idle cluster at once and shows what Prometheus holds', async () => {
+  assert.ok(process.env.PROMETHEUS_URL, 'PROMETHEUS_URL is set by scripts/raydar.sh run');
+  const started = Date.now() / 1000;
+  const asking = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
+    '--prometheus', process.env.PROMETHEUS_URL, '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s']);
+  try {
+    // Idle for 20 s is flagged as soon as the history is read: it comes from Prometheus, so it
+    // reaches back before this raydar started.
+    let fleet, idle;
+    for (let i = 0; i < 100 && !idle?.idle; i++) {
+      if (i) await sleep(200);
+      fleet = await getJson(`${asking.url}/api/v1/gpus`);
+      idle = fleet.clusters.find((c) => c.namespace === NS && c.name === 'idle');
+    }
+    assert.ok(idle?.idle, `the idle cluster is not flagged: ${JSON.stringify(fleet)}`);
+    assert.ok(Date.now() / 1000 - started < 20, 'flagged sooner than 20 s of its own samples could');
+    assert.ok(idle.idle.since < started - 20, `idle since ${idle.idle.since}, raydar started at ${started}`);
+    const busy = fleet.clusters.find((c) => c.namespace === NS && c.name === 'busy');
+    assert.deepEqual([busy.idle, busy.held, busy.busy], [null, 2, 2], JSON.stringify(busy));
+
+    // Prometheus scrapes every 5 s and this raydar asks every 2 s: a read of Prometheus, then of
+    // raydar 2.5 s later, then of Prometheus again, with both Prometheus reads the same, must
+    // find that value in raydar.
+    const { pod } = await gpuWorker('busy');
+    let compared;
+    for (let attempt = 0; attempt < 10 && !compared; attempt++) {
+      const before = await prometheusUtil(pod);
+      await sleep(2500);
+      const panel = await getJson(`${asking.url}/api/v1/clusters/${NS}/busy/gpus`);
+      const afterwards = await prometheusUtil(pod);
+      if (JSON.stringify([...before]) === JSON.stringify([...afterwards])) compared = { held: before, panel };
+    }
+    assert.ok(compared, 'Prometheus never held still for one comparison in 10 tries');
+    const { held, panel } = compared;
+    assert.equal(held.size, 2, `Prometheus holds ${pod}'s 2 GPUs`);
+    assert.deepEqual(panel.errors, []);
+    assert.deepEqual(new Map(panel.gpus.map((g) => [g.index, g.util])), held, 'raydar shows what Prometheus holds');
+    assert.ok([...held.values()].every((u) => u >= 10), 'a GPU of a running job is busy');
+  } finally {
+    asking.stop();
+  }
 });

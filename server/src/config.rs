@@ -36,9 +36,14 @@ pub struct Config {
     pub gpus: GpuSettings,
 }
 
-/// GPU metrics: which dcgm-exporters to scrape, how often, and the idle rule.
+/// GPU metrics: which dcgm-exporters to scrape, or which Prometheus to ask; how often, and the
+/// idle rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuSettings {
+    /// A Prometheus server that scrapes the dcgm-exporters (`--prometheus`, `RAYDAR_PROMETHEUS`,
+    /// its base URL like `http://prometheus.monitoring:9090`). When set, raydar asks it instead
+    /// of scraping the exporters itself, and fills its history from it at start.
+    pub prometheus: Option<String>,
     /// Namespace of the dcgm-exporter pods (`--dcgm-namespace`, `RAYDAR_DCGM_NAMESPACE`; default
     /// `gpu-operator`, where NVIDIA's GPU Operator runs them).
     pub namespace: String,
@@ -50,7 +55,8 @@ pub struct GpuSettings {
     /// How they are reached (`--dcgm-reach`, `RAYDAR_DCGM_REACH`): `proxy` (the default) through
     /// the apiserver's pod proxy, `pod` straight to the pod IP from inside the cluster.
     pub reach: ExporterReach,
-    /// Seconds between scrapes (`--gpu-interval`, `RAYDAR_GPU_INTERVAL`; default 15).
+    /// Seconds between scrapes, or queries of Prometheus (`--gpu-interval`,
+    /// `RAYDAR_GPU_INTERVAL`; default 15).
     pub interval_s: u32,
     /// A GPU under this utilization, percent, is idle (`--gpu-idle-below`,
     /// `RAYDAR_GPU_IDLE_BELOW`; default 10).
@@ -72,6 +78,7 @@ pub enum ExporterReach {
 impl Default for GpuSettings {
     fn default() -> Self {
         GpuSettings {
+            prometheus: None,
             namespace: "gpu-operator".into(),
             selector: "app=nvidia-dcgm-exporter".into(),
             port: 9400,
@@ -81,6 +88,26 @@ impl Default for GpuSettings {
             idle_after_s: 30 * 60,
         }
     }
+}
+
+/// Reads `--prometheus`: empty for none, else an http(s) base URL without query or fragment,
+/// kept without its trailing slash so API paths can follow it.
+fn prometheus_url(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let wrong = |why: &str| Err(format!("--prometheus/RAYDAR_PROMETHEUS: {text:?} {why}"));
+    let Ok(url) = reqwest::Url::parse(text) else {
+        return wrong("is not a URL such as http://prometheus.monitoring:9090");
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return wrong("is not an http or https URL with a host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return wrong("has a query or fragment; give the server's base URL");
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
 }
 
 /// Reads a duration written `90s`, `30m`, `2h` or in plain seconds.
@@ -102,6 +129,7 @@ const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
                      [--auth proxy --trusted-proxies CIDR,.. | --auth dev [--dev-user USER] [--dev-groups G,..]]
                      [--ray-dashboard proxy|service|URL] [--log-streams N] [--log-buffer-lines N]
                      [--dcgm-namespace NS] [--dcgm-selector LABELS] [--dcgm-port N] [--dcgm-reach proxy|pod]
+                     [--prometheus URL]
                      [--gpu-interval SECONDS] [--gpu-idle-below PERCENT] [--gpu-idle-after DURATION]
 
 Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
@@ -134,7 +162,9 @@ kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on
                      gpu-operator, app=nvidia-dcgm-exporter, 9400: NVIDIA's GPU Operator)
   --dcgm-reach proxy|pod  through the apiserver's pod proxy (default) or straight to the pod IP
                      from inside the cluster (env RAYDAR_DCGM_REACH)
-  --gpu-interval SECONDS  between GPU scrapes (env RAYDAR_GPU_INTERVAL; default 15)
+  --prometheus URL   ask this Prometheus server, which scrapes the dcgm-exporters, instead of
+                     scraping them (env RAYDAR_PROMETHEUS; e.g. http://prometheus.monitoring:9090)
+  --gpu-interval SECONDS  between GPU scrapes or queries (env RAYDAR_GPU_INTERVAL; default 15)
   --gpu-idle-below PERCENT  a GPU under this utilization is idle (env RAYDAR_GPU_IDLE_BELOW;
                      default 10)
   --gpu-idle-after DURATION  a cluster whose GPUs have all been idle this long is flagged, e.g.
@@ -164,6 +194,7 @@ impl Config {
         let mut dcgm_port = setting("RAYDAR_DCGM_PORT", "9400");
         let mut dcgm_reach = setting("RAYDAR_DCGM_REACH", "proxy");
         let mut gpu_interval = setting("RAYDAR_GPU_INTERVAL", "15");
+        let mut prometheus = setting("RAYDAR_PROMETHEUS", "");
         let mut gpu_idle_below = setting("RAYDAR_GPU_IDLE_BELOW", "10");
         let mut gpu_idle_after = setting("RAYDAR_GPU_IDLE_AFTER", "30m");
         let mut args = args.into_iter();
@@ -188,6 +219,7 @@ impl Config {
                 "--dcgm-port" => dcgm_port = value("--dcgm-port")?,
                 "--dcgm-reach" => dcgm_reach = value("--dcgm-reach")?,
                 "--gpu-interval" => gpu_interval = value("--gpu-interval")?,
+                "--prometheus" => prometheus = value("--prometheus")?,
                 "--gpu-idle-below" => gpu_idle_below = value("--gpu-idle-below")?,
                 "--gpu-idle-after" => gpu_idle_after = value("--gpu-idle-after")?,
                 "-h" | "--help" => return Err(USAGE.into()),
@@ -245,6 +277,7 @@ impl Config {
         let action_rate = u32::try_from(count("--action-rate/RAYDAR_ACTION_RATE", &action_rate)?)
             .map_err(|_| "--action-rate/RAYDAR_ACTION_RATE: too large".to_owned())?;
         let gpus = GpuSettings {
+            prometheus: prometheus_url(&prometheus)?,
             namespace: match platform::template::value::namespace_problem(dcgm_namespace.trim()) {
                 None => dcgm_namespace.trim().to_owned(),
                 Some(problem) => return Err(format!("--dcgm-namespace/RAYDAR_DCGM_NAMESPACE: {problem}")),
@@ -314,6 +347,14 @@ mod tests {
         assert!(e.contains("--gpu-idle-below") && e.contains("0 to 100"), "{e}");
         let e = parse(&["--auth", "dev", "--dcgm-namespace", "GPU_ops"]).unwrap_err();
         assert!(e.contains("--dcgm-namespace"), "{e}");
+        let config = parse(&["--auth", "dev", "--prometheus", "http://prometheus.monitoring:9090/"]).unwrap();
+        assert_eq!(config.gpus.prometheus.as_deref(), Some("http://prometheus.monitoring:9090"));
+        let config = parse(&["--auth", "dev", "--prometheus", "https://metrics.example.com/prom/"]).unwrap();
+        assert_eq!(config.gpus.prometheus.as_deref(), Some("https://metrics.example.com/prom"));
+        for wrong in ["prometheus:9090", "ftp://prometheus", "http://prometheus:9090/?query=up"] {
+            let e = parse(&["--auth", "dev", "--prometheus", wrong]).unwrap_err();
+            assert!(e.starts_with("--prometheus") && e.contains(wrong), "{e}");
+        }
     }
 
     #[test]

@@ -8,13 +8,19 @@
 //!   `--gpu-interval` through the apiserver's pod proxy or straight at the pod IP
 //!   (`--dcgm-reach`). Exporters are scraped a few at a time, each within a timeout, so one that
 //!   hangs costs only its own GPUs' sample.
+//! - Or, with `--prometheus`, a Prometheus server that scrapes those exporters: asked for the
+//!   same fields every `--gpu-interval`, and at start for the last [`Retention::fine`] window,
+//!   so a restarted raydar draws its charts and flags idle clusters from the first page on.
+//!   `--dcgm-namespace` still names the exporters' namespace: series labelled with a pod there
+//!   are of GPUs no pod holds ([`prometheus`]).
 //! - Which cluster holds a GPU: the pod labels dcgm-exporter writes in Kubernetes mode, looked up
 //!   in the Ray pod watch the cluster pages already keep ([`crate::overview`]).
 //! - Ray's metrics port (KubeRay's head service port `metrics`, 8080), read through the same
 //!   route as the dashboard and cached briefly, so open pages cost one read per cluster.
 //!
 //! # Layout
-//! - [`GpuMetrics`]: the exporter watch, the scrape loop and the [`History`] it fills.
+//! - [`GpuMetrics`]: the exporter watch and the scrape loop, or the Prometheus queries, and the
+//!   [`History`] they fill.
 //! - [`GpuMetrics::cluster`], [`GpuMetrics::chart`], [`GpuMetrics::fleet`]: the history read for
 //!   a cluster's page, its charts and the fleet page.
 //! - [`cluster_gpus`], [`cluster_chart`], [`fleet`]: the API routes.
@@ -32,7 +38,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client};
 use platform::gpu::history::{History, Holder, Retention, Series};
-use platform::gpu::{parse_dcgm, ray::parse_ray, ClusterKey, GpuId, GpuReading};
+use platform::gpu::{parse_dcgm, prometheus, ray::parse_ray, ClusterKey, GpuId, GpuReading};
 use platform::utilization::{Chart, ClusterGpus, Fleet, FleetCluster, GpuNow, RayUsage, Window};
 use platform::ClusterSummary;
 use serde::Deserialize;
@@ -57,6 +63,14 @@ const RAY_TIMEOUT: Duration = Duration::from_secs(5);
 const RAY_FRESH_FOR: Duration = Duration::from_secs(5);
 /// Scrapes a GPU may miss and still count as held (an exporter restarting, one timeout).
 const MISSED_SCRAPES: u32 = 3;
+/// Largest answer taken from Prometheus: a slice of history for 1,000 GPUs is about 11 MB.
+const MAX_PROMETHEUS_BYTES: usize = 64 << 20;
+/// History is asked of Prometheus this much at a time, so no one answer grows with the window.
+const HISTORY_SLICE_S: u32 = 15 * 60;
+/// Every history query ends within this.
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the history waits at start for the Ray pod watch, which attributes GPUs to clusters.
+const PODS_SYNC_WAIT: Duration = Duration::from_secs(30);
 
 const EXPORTERS: Watched = Watched { kind: "dcgm-exporter Pod", resource: "pods", install: "" };
 
@@ -104,6 +118,10 @@ impl GpuMetrics {
             ray_reach,
             ray: Cache::new(RAY_FRESH_FOR),
         });
+        if let Some(base) = inner.settings.prometheus.clone() {
+            tokio::spawn(ask_prometheus(inner.clone(), base, overviews));
+            return GpuMetrics { inner };
+        }
         let shared = inner.clone();
         tokio::spawn(async move {
             let settings = &shared.settings;
@@ -251,16 +269,6 @@ impl GpuMetrics {
         self.inner.ray.get(&format!("{namespace}/{name}"), read, |_, new| new).await.unwrap_or_else(|| Err("Ray's metrics have not been read yet".into()))
     }
 
-    /// Whether the exporter watch has listed once.
-    pub fn synced(&self) -> bool {
-        self.inner.exporter_health.synced()
-    }
-
-    /// The GPU settings in force.
-    pub fn settings(&self) -> &GpuSettings {
-        &self.inner.settings
-    }
-
     fn errors(&self) -> Vec<String> {
         let mut errors = self.inner.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
         errors.extend(self.inner.exporter_health.last_error());
@@ -351,18 +359,11 @@ async fn scrape(inner: &Inner, exporter: &Exporter) -> Result<String, String> {
             ExporterReach::PodIp => {
                 let ip = exporter.ip.parse::<std::net::IpAddr>().map_err(|_| format!("{:?} is not an IP address", exporter.ip))?;
                 let url = format!("http://{}/metrics", std::net::SocketAddr::new(ip, settings.port));
-                let mut response = inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+                let response = inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
                 if !response.status().is_success() {
                     return Err(format!("HTTP {}", response.status()));
                 }
-                let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
-                    if body.len() + chunk.len() > MAX_SCRAPE_BYTES {
-                        return Err(format!("answered more than {} MiB", MAX_SCRAPE_BYTES >> 20));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                String::from_utf8(body).map_err(|_| "answered with text that is not UTF-8".to_owned())
+                read_capped(response, MAX_SCRAPE_BYTES).await
             }
         }
     };
@@ -370,6 +371,101 @@ async fn scrape(inner: &Inner, exporter: &Exporter) -> Result<String, String> {
         Ok(answer) => answer,
         Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
     }
+}
+
+/// A response's body as text, refused past `max` bytes rather than held.
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<String, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answered more than {} MiB", max >> 20));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "answered with text that is not UTF-8".to_owned())
+}
+
+/// The Prometheus source: the last fine window of history first, then the same fields every
+/// interval, each answer recorded as if raydar had scraped the exporters then.
+async fn ask_prometheus(inner: Arc<Inner>, base: String, overviews: Overviews) {
+    // GPUs are attributed through the Ray pod watch: history read before it has listed would
+    // count every cluster's GPUs as another workload's.
+    let waited = tokio::time::Instant::now();
+    while !overviews.pods_synced() && waited.elapsed() < PODS_SYNC_WAIT {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let interval = inner.settings.interval_s;
+    let now = unix_now() as u32;
+    let mut from = now.saturating_sub(Retention::default().fine);
+    while from < now {
+        let to = (from + HISTORY_SLICE_S).min(now);
+        let query = [("query", prometheus::SELECTOR.to_owned()), ("start", from.to_string()), ("end", to.to_string()), ("step", format!("{interval}s"))];
+        let answer = ask(&inner, &base, "query_range", &query, HISTORY_TIMEOUT).await;
+        let pod_clusters = overviews.pod_clusters();
+        let shared = inner.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let steps = prometheus::read_range(&answer?, &shared.settings.namespace).map_err(|e| e.to_string())?;
+            let mut history = shared.history.write().unwrap_or_else(|e| e.into_inner());
+            for (t, readings) in &steps {
+                history.record(*t, readings, |pod| cluster_of(&pod_clusters, pod));
+            }
+            Ok::<_, String>(())
+        })
+        .await;
+        if let Ok(Err(why)) = recorded {
+            // Without history the charts start at the first query below, which still runs.
+            tracing::warn!("Prometheus {base}: no history from {from} to {to}: {why}");
+            break;
+        }
+        from = to + 1;
+    }
+    let timeout = Duration::from_secs(u64::from(interval).clamp(1, 10));
+    let mut tick = tokio::time::interval(Duration::from_secs(u64::from(interval)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let t = unix_now() as u32;
+        let answer = ask(&inner, &base, "query", &[("query", prometheus::SELECTOR.to_owned())], timeout).await;
+        let pod_clusters = overviews.pod_clusters();
+        let (shared, base) = (inner.clone(), base.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            match answer.and_then(|json| prometheus::read_now(&json, &shared.settings.namespace).map_err(|e| e.to_string())) {
+                Ok(readings) => shared.history.write().unwrap_or_else(|e| e.into_inner()).record(t, &readings, |pod| cluster_of(&pod_clusters, pod)),
+                Err(why) => {
+                    tracing::warn!("Prometheus {base}: {why}");
+                    errors.push(format!("Prometheus {base}: {why}"));
+                }
+            }
+            *shared.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
+        })
+        .await;
+    }
+}
+
+/// One call of Prometheus' HTTP API (`/api/v1/{path}`), its answer's text within `timeout`.
+/// Prometheus answers a refused query with a 4xx and a JSON body that says why, so the body of
+/// an error is read too.
+async fn ask(inner: &Inner, base: &str, path: &str, query: &[(&str, String)], timeout: Duration) -> Result<String, String> {
+    let call = async {
+        let request = inner.http.get(format!("{base}/api/v1/{path}")).query(query).query(&[("timeout", format!("{}s", timeout.as_secs()))]).timeout(timeout);
+        let response = request.send().await.map_err(|e| e.without_url().to_string())?;
+        let status = response.status();
+        let body = read_capped(response, MAX_PROMETHEUS_BYTES).await?;
+        if !status.is_success() && !body.trim_start().starts_with('{') {
+            return Err(format!("HTTP {status}"));
+        }
+        Ok(body)
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    }
+}
+
+/// The RayCluster a pod belongs to, from the Ray pod watch's `(namespace, pod) -> cluster`.
+fn cluster_of(pod_clusters: &HashMap<(String, String), String>, pod: &platform::gpu::PodRef) -> Option<ClusterKey> {
+    pod_clusters.get(&(pod.namespace.clone(), pod.pod.clone())).map(|cluster| (pod.namespace.clone(), cluster.clone()))
 }
 
 /// Parses the scrapes and adds them to the history as taken at `t`.
@@ -386,10 +482,7 @@ fn record(inner: &Inner, t: u32, texts: Vec<(String, Result<String, String>)>, p
     for error in &errors {
         tracing::warn!("{error}");
     }
-    let cluster_of = |pod: &platform::gpu::PodRef| {
-        pod_clusters.get(&(pod.namespace.clone(), pod.pod.clone())).map(|cluster| (pod.namespace.clone(), cluster.clone()))
-    };
-    inner.history.write().unwrap_or_else(|e| e.into_inner()).record(t, &readings, cluster_of);
+    inner.history.write().unwrap_or_else(|e| e.into_inner()).record(t, &readings, |pod| cluster_of(pod_clusters, pod));
     *inner.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
 }
 

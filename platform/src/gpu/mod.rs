@@ -10,11 +10,14 @@
 //! number.
 //!
 //! The text format itself is parsed by the `prometheus-parse` crate; this module picks the fields
-//! raydar charts and groups them by GPU.
+//! raydar charts and groups them by GPU. The same series read back from a Prometheus server that
+//! scrapes the exporters are read by [`prometheus`].
 //!
 //! # Layout
 //! - [`parse_dcgm`]: one scrape into a [`GpuReading`] per [`GpuId`]; [`is_blank`] tells DCGM's
 //!   "no value" sentinels from values.
+//! - [`prometheus`]: the same readings from a Prometheus server's query answers, now and over a
+//!   past window.
 //! - [`attribute`]: which RayCluster, other pod or nobody holds each GPU.
 //! - [`history`]: each GPU's readings over time, bounded, and the idle rule.
 //! - [`ray`]: Ray's own resource metrics (`ray_node_*`) from a head's metrics port.
@@ -22,6 +25,7 @@
 use std::collections::BTreeMap;
 
 pub mod history;
+pub mod prometheus;
 pub mod ray;
 
 use serde::{Deserialize, Serialize};
@@ -94,7 +98,7 @@ pub struct ParseError(pub String);
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not a Prometheus text exposition: {}", self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -124,10 +128,28 @@ pub fn parse_dcgm(text: &str) -> Result<BTreeMap<GpuId, GpuReading>, ParseError>
     // Only the lines of the fields read here reach the parser: dcgm-exporter sends 18 fields or
     // more per GPU, and the parser's cost is per line (measured by `make bench`).
     let lines = text.lines().filter(|l| is_read(l)).map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| ParseError(e.to_string()))?;
+    let scrape = prometheus_parse::Scrape::parse(lines).map_err(not_text)?;
     let mut gpus: BTreeMap<GpuId, GpuReading> = BTreeMap::new();
     for sample in scrape.samples {
-        let set: fn(&mut GpuReading, f64) = match sample.metric.as_str() {
+        let value = match sample.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => continue,
+        };
+        let labels = &sample.labels;
+        add_sample(&mut gpus, &sample.metric, value, |name| labels.get(name));
+    }
+    Ok(gpus)
+}
+
+/// A parse failure of the text format, in words.
+fn not_text(e: impl std::fmt::Display) -> ParseError {
+    ParseError(format!("not a Prometheus text exposition: {e}"))
+}
+
+/// Adds one sample of a read field to the reading of the GPU its labels name (`label` gives a
+/// label's value by name); other metrics, and samples that name no GPU, are left out.
+fn add_sample<'l>(gpus: &mut BTreeMap<GpuId, GpuReading>, metric: &str, value: f64, label: impl Fn(&str) -> Option<&'l str>) {
+        let set: fn(&mut GpuReading, f64) = match metric {
             field::GPU_UTIL => |r, v| r.util = Some(v),
             // Only where GPU_UTIL is not reported (MIG instances): as a percentage.
             field::GR_ENGINE_ACTIVE => |r, v| {
@@ -137,15 +159,10 @@ pub fn parse_dcgm(text: &str) -> Result<BTreeMap<GpuId, GpuReading>, ParseError>
             field::FB_FREE => |r, v| r.mem_free_mib = Some(v),
             field::POWER_USAGE => |r, v| r.power_w = Some(v),
             field::GPU_TEMP => |r, v| r.temp_c = Some(v),
-            _ => continue,
+            _ => return,
         };
-        let value = match sample.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => continue,
-        };
-        let labels = &sample.labels;
-        let Some(index) = labels.get("gpu").and_then(|g| g.parse::<u32>().ok()) else { continue };
-        let label = |name: &str| labels.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
+        let Some(index) = label("gpu").and_then(|g| g.parse::<u32>().ok()) else { return };
+        let label = |name: &str| label(name).filter(|v| !v.is_empty()).map(str::to_owned);
         let id = GpuId {
             host: label("Hostname").or_else(|| label("hostname")).unwrap_or_default(),
             uuid: label("UUID").unwrap_or_else(|| index.to_string()),
@@ -163,8 +180,6 @@ pub fn parse_dcgm(text: &str) -> Result<BTreeMap<GpuId, GpuReading>, ParseError>
         if !is_blank(value) {
             set(reading, value);
         }
-    }
-    Ok(gpus)
 }
 
 /// The fields [`parse_dcgm`] reads.

@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use super::ParseError;
+use super::{not_text, ParseError};
 use crate::utilization::RayUsage;
 
 /// Reads one scrape of Ray's metrics port into the cluster's [`RayUsage`]: CPU and GPU
 /// utilization averaged over the nodes (and GPUs) that report them, memory and GPUs added up.
 pub fn parse_ray(text: &str) -> Result<RayUsage, ParseError> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| ParseError(e.to_string()))?;
+    let scrape = prometheus_parse::Scrape::parse(lines).map_err(not_text)?;
     // Per node (its `ip` label), the values of each gauge; GPU gauges per node and GPU index.
     let mut cpu: BTreeMap<String, f64> = BTreeMap::new();
     let (mut mem_used, mut mem_total, mut gpus, mut gram) = (None::<f64>, None::<f64>, None::<f64>, None::<f64>);

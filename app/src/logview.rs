@@ -36,6 +36,10 @@ pub const MAX_LINES: usize = 20_000;
 /// Lines per chunk: a few screens, so that only one or two chunks are ever in view.
 const CHUNK_LINES: usize = 200;
 
+/// Frames the scroll to the end may take to settle while skipped chunks come into view and take
+/// their real height (each frame brings the view closer; two or three are usual).
+const SETTLE_FRAMES: u8 = 20;
+
 /// A shown line: its number (0 for a marker), its text without colours (for search), its element.
 struct Shown {
     n: u64,
@@ -46,14 +50,18 @@ struct Shown {
 /// The viewer's state, shared by its event handlers.
 struct Pane {
     doc: Document,
+    /// An empty `div.line`: each line is a copy of it, one call into the DOM where creating and
+    /// naming an element is two.
+    line: Element,
     /// `.log`: the scrolled box.
     log: HtmlElement,
     /// `.log-lines`: where the chunks of lines go.
     lines: Element,
     /// The chunks (`.log-chunk`) holding the shown lines, oldest first, with their line counts.
-    /// Full ones are marked `full`: the unit the browser could skip out of view
-    /// (`content-visibility: auto`). That is not switched on: it made the trickle delay on 20,000
-    /// lines drop from 58 ms to 3 ms, but a scroll to the end then landed short of it.
+    /// Full ones are marked `full`: out of view, the browser skips their layout and paint
+    /// (`content-visibility: auto`, style/main.css), which keeps a page of 20,000 lines as quick
+    /// to add to as an empty one. A skipped chunk is sized by its last rendered height (or an
+    /// estimate, if it filled up out of view), so the scroll to the end settles over a few frames.
     chunks: std::collections::VecDeque<(Element, usize)>,
     /// The batch being put together, inserted into `lines` at once.
     batch: Option<DocumentFragment>,
@@ -126,8 +134,12 @@ impl Drop for Viewer {
 #[inline(never)]
 pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
     let part = |selector: &str| root.query_selector(selector).ok().flatten();
+    let doc = web_sys::window()?.document()?;
+    let line = doc.create_element("div").ok()?;
+    line.set_class_name("line");
     let pane = Rc::new(RefCell::new(Pane {
-        doc: web_sys::window()?.document()?,
+        doc,
+        line,
         log: part(".log")?.dyn_into().ok()?,
         lines: part(".log-lines")?,
         chunks: Default::default(),
@@ -162,10 +174,10 @@ pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
         if pane.pinned {
             let end = pane.log.scroll_height();
             pane.log.set_scroll_top(end);
-            // A chunk that comes into view is laid out only now and may grow the log: once
-            // more in the next frame, a few times at most, until the view is at the end.
+            // A skipped chunk that comes into view is laid out only now, at its real height, and
+            // moves the end: once more in the next frame, until the view stays at the end.
             let short = pane.log.scroll_height() - pane.log.scroll_top() - pane.log.client_height() > 1;
-            if short && pane.settle < 3 {
+            if short && pane.settle < SETTLE_FRAMES {
                 pane.settle += 1;
                 pane.ask_frame();
             } else {
@@ -291,7 +303,7 @@ impl Pane {
                     self.dropped += 1;
                 }
             } else {
-                self.append(n, &text);
+                self.append(n, text);
             }
         }
         self.flush();
@@ -302,12 +314,12 @@ impl Pane {
         self.count_matches();
     }
 
-    fn append(&mut self, n: u64, text: &str) {
-        let Ok(el) = self.doc.create_element("div") else { return };
-        el.set_class_name("line");
+    fn append(&mut self, n: u64, text: String) {
+        let Ok(el) = self.line.clone_node() else { return };
+        let el: Element = el.unchecked_into();
         // Most lines have no colour: one text node, no parsing.
         let shown = if text.contains('\x1b') {
-            for run in runs(text) {
+            for run in runs(&text) {
                 if let Ok(span) = self.doc.create_element("span") {
                     if !run.class.is_empty() {
                         span.set_class_name(&run.class);
@@ -316,10 +328,10 @@ impl Pane {
                     let _ = el.append_child(&span);
                 }
             }
-            plain(text)
+            plain(&text)
         } else {
-            el.set_text_content(Some(text));
-            text.to_owned()
+            el.set_text_content(Some(&text));
+            text
         };
         self.show(n, shown, el);
     }
@@ -377,19 +389,17 @@ impl Pane {
         self.shown.push_back(Shown { n, text, el });
     }
 
-    /// Lets the oldest lines go beyond [`MAX_LINES`], saying how many.
+    /// Lets the oldest lines go beyond [`MAX_LINES`], a whole chunk at a time, saying how many.
+    /// One removal of a chunk lets 200 lines go: removed line by line, a log flooding in cost a
+    /// DOM removal for every line added once the page was full. So the page holds up to a chunk
+    /// more than [`MAX_LINES`].
     fn trim(&mut self) {
         let mut let_go = 0;
-        while self.shown.len() > MAX_LINES {
-            if let Some(old) = self.shown.pop_front() {
-                old.el.remove();
-                if let Some((chunk, count)) = self.chunks.front_mut() {
-                    *count -= 1;
-                    if *count == 0 {
-                        chunk.remove();
-                        self.chunks.pop_front();
-                    }
-                }
+        while self.chunks.len() > 1 && self.shown.len() - self.chunks[0].1 >= MAX_LINES {
+            let Some((chunk, count)) = self.chunks.pop_front() else { break };
+            chunk.remove();
+            let gone: Vec<Shown> = self.shown.drain(..count).collect();
+            for old in gone {
                 let_go += u64::from(old.n != 0);
                 if !self.needle.is_empty() && self.matches(old.n, &old.text) {
                     self.found -= 1;
@@ -413,7 +423,7 @@ impl Pane {
         if self.paused {
             self.paused = false;
             for (n, text) in std::mem::take(&mut self.held) {
-                self.append(n, &text);
+                self.append(n, text);
             }
             self.flush();
             self.trim();

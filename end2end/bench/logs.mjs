@@ -16,6 +16,9 @@ import { now, quantile, ms, follow } from './common.mjs';
 
 const FLOOD = Number(process.env.BENCH_LOG_LINES ?? 100_000);
 const TICKS = Number(process.env.BENCH_LOG_TICKS ?? 120);
+// BENCH_LOG_PROFILE=1: also prints where the viewer's page spent its CPU during the pod flood
+// (Chromium's sampling profiler, self time by function), for finding what limits the viewer.
+const PROFILE = process.env.BENCH_LOG_PROFILE === '1';
 const namespace = 'raydar-bench-logs';
 const tag = Date.now().toString(36).slice(-5);
 const cluster = `logs-${tag}`;
@@ -58,26 +61,44 @@ function stream(path, onLines, onEvent = () => {}) {
   return () => abort.abort();
 }
 
-/** In the page: records when each line matching `pattern` was first added to the viewer. */
-async function recordLines(page, pattern) {
+/**
+ * In the page: counts the lines added to the viewer, and records when each line (its key,
+ * matched by `pattern`) was added. With `newestOnly` (for a flood, where only the last line's
+ * time counts), just the newest line of each insertion is read: reading every line's text cost
+ * the page about a tenth of its CPU during a flood (a profile showed it), on the same thread as
+ * the viewer it measures.
+ */
+async function recordLines(page, pattern, newestOnly = false) {
   await page.locator('.log-lines').waitFor();
-  await page.evaluate((source) => {
+  await page.evaluate(([source, newestOnly]) => {
     const re = new RegExp(source);
     window.__lines = { first: null, last: null, count: 0, at: {}, skipped: 0 };
     new MutationObserver((changes) => {
       const t = performance.timeOrigin + performance.now();
-      for (const c of changes) for (const n of c.addedNodes) {
-        const text = n.textContent;
-        if (n.classList?.contains('marker')) { window.__lines.skipped++; continue; }
-        const m = re.exec(text);
-        if (!m) continue;
+      for (const c of changes) {
+        const added = c.addedNodes;
+        let newest = null;
+        for (let i = 0; i < added.length; i++) {
+          const n = added[i];
+          if (n.nodeType !== 1 || !n.classList.contains('line')) continue; // a new chunk, empty
+          if (n.classList.contains('marker')) { window.__lines.skipped++; continue; }
+          window.__lines.count++;
+          newest = n;
+          if (!newestOnly) {
+            const m = re.exec(n.textContent);
+            if (m) window.__lines.at[m[1]] ??= t;
+          }
+        }
+        if (!newest) continue;
         window.__lines.first ??= t;
         window.__lines.last = t;
-        window.__lines.count++;
-        window.__lines.at[m[1]] = t;
+        if (newestOnly) {
+          const m = re.exec(newest.textContent);
+          if (m) window.__lines.at[m[1]] ??= t;
+        }
       }
     }).observe(document.querySelector('.log-lines'), { childList: true, subtree: true });
-  }, pattern);
+  }, [pattern, newestOnly]);
 }
 
 /** The three readers of one log, each recording first/last arrival and arrival per line key. */
@@ -128,7 +149,7 @@ async function jobLogs(browser, ip) {
   });
   const stopApi = stream(jobPath(flood), (lines, t) => { for (const l of lines) if (l.startsWith('line ')) saw(api, l.slice(5), t); });
   await page.goto(`${base}/clusters/${namespace}/${cluster}/jobs/${flood}`);
-  await recordLines(page, '^line (\\d+)$');
+  await recordLines(page, '^line (\\d+)$', true);
   const last = String(FLOOD - 1);
   await waitFor('the flood job in every reader', async () => (last in ray.at) && (last in api.at)
     && await page.evaluate((k) => k in window.__lines.at, last), 120_000);
@@ -220,10 +241,17 @@ async function podLogs(browser, dir) {
   });
   const page = await browser.newPage();
   await page.goto(`${base}/clusters/${namespace}/${cluster}/pods/${pod}`);
-  await recordLines(page, '^(?:line|t) (\\d+)$');
+  await recordLines(page, '^line (\\d+)$', true);
   await page.locator('.log-lines .line', { hasText: 'ready' }).waitFor({ timeout: 30_000 });
   await sleep(1000);
 
+  let cdp;
+  if (PROFILE) {
+    cdp = await page.context().newCDPSession(page);
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    await cdp.send('Profiler.start');
+  }
   // Throughput: every line appended at once.
   const lines = [];
   for (let i = 0; i < FLOOD; i++) lines.push(cri(`line ${i}`));
@@ -232,6 +260,7 @@ async function podLogs(browser, dir) {
   await waitFor('the pod flood in every reader', async () => (last in kube.at) && (last in api.at)
     && await page.evaluate((k) => k in window.__lines.at, last), 120_000);
   const shown = await page.evaluate(() => window.__lines);
+  if (cdp) printProfile((await cdp.send('Profiler.stop')).profile);
   console.log(`\npod log: ${FLOOD} lines appended at once (first to last line received)`);
   const base_ = throughputRow('kubectl logs -f', kube, FLOOD);
   throughputRow('raydar stream API', api, FLOOD);
@@ -256,6 +285,25 @@ async function podLogs(browser, dir) {
   const [v50, v99] = delayRow('raydar log viewer (browser)', shownT, sent);
   console.log(`  ratio viewer/kubectl         ${(v50 / k50).toFixed(2).padStart(10)} ${(v99 / k99).toFixed(2).padStart(11)}`);
   await page.close();
+}
+
+/** Self time by function of a CPU profile, the top 20, with the share of all samples. */
+function printProfile(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const dt = new Map();
+  profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let total = 0;
+  for (const [id, us] of dt) {
+    const { functionName, url } = byId.get(id).callFrame;
+    const name = `${functionName || '(anonymous)'} ${url ? url.split('/').pop() : ''}`.trim();
+    self.set(name, (self.get(name) ?? 0) + us);
+    total += us;
+  }
+  console.log(`\nviewer page CPU during the pod flood: ${(total / 1000).toFixed(0)} ms sampled, self time`);
+  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+    console.log(`  ${(us / 1000).toFixed(0).padStart(7)} ms ${(100 * us / total).toFixed(1).padStart(5)} %  ${name.slice(0, 90)}`);
+  }
 }
 
 // ---- raydar-server's memory under many viewers ----

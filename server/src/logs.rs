@@ -489,20 +489,29 @@ impl Step {
     pub fn event(&self) -> Event {
         let (name, id, data) = match self {
             Step::Lines { first, lines } => {
-                let texts: Vec<&str> = lines.iter().map(|l| &**l).collect();
                 let last = first + lines.len() as u64 - 1;
-                ("lines", Some(last), json!({ "first": first, "lines": texts }))
+                // Written straight from the shared lines: through a `json!` value every line of a
+                // flood would be copied once more.
+                let batch = LinesData { first: *first, lines: lines.iter().map(|l| &**l).collect() };
+                ("lines", Some(last), serde_json::to_string(&batch).unwrap_or_default())
             }
-            Step::Skipped { count, through, reason } => ("skipped", Some(*through), json!({ "count": count, "reason": reason })),
-            Step::Problem(error) => ("problem", None, json!({ "error": error })),
-            Step::End(reason) => ("end", None, json!({ "reason": reason })),
+            Step::Skipped { count, through, reason } => ("skipped", Some(*through), json!({ "count": count, "reason": reason }).to_string()),
+            Step::Problem(error) => ("problem", None, json!({ "error": error }).to_string()),
+            Step::End(reason) => ("end", None, json!({ "reason": reason }).to_string()),
         };
-        let event = Event::default().event(name).data(data.to_string());
+        let event = Event::default().event(name).data(data);
         match id {
             Some(id) => event.id(id.to_string()),
             None => event,
         }
     }
+}
+
+/// A `lines` event's data: `{"first": N, "lines": [...]}`.
+#[derive(serde::Serialize)]
+struct LinesData<'a> {
+    first: u64,
+    lines: Vec<&'a str>,
 }
 
 /// A viewer's events, ending after `end`.

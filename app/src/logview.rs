@@ -13,7 +13,8 @@
 //!   a reconnect shows no line twice.
 //! - Pause holds new lines back (counting them on the button) until Resume; at most
 //!   [`MAX_LINES`] are held, older ones are dropped and counted.
-//! - The page keeps the newest [`MAX_LINES`] lines and says how many older ones it let go.
+//! - The page keeps the newest [`MAX_LINES`] lines (up to a chunk more: old lines go a chunk at
+//!   a time) and says how many older ones it let go.
 //! - Search shows only the lines containing its text (case-insensitive).
 //! - A batch of lines goes into the page as one fragment, and the log follows its end only while
 //!   the reader is at the end: scrolled up, the view stays where it is. The scroll to the end
@@ -30,7 +31,8 @@ use web_sys::{Document, DocumentFragment, Element, Event, EventSource, EventTarg
 
 use crate::live::{listen, parse};
 
-/// Lines the page keeps (and at most holds while paused); a long log cannot exhaust the tab.
+/// Lines the page keeps (plus at most one chunk's worth, and at most holds while paused); a long
+/// log cannot exhaust the tab.
 pub const MAX_LINES: usize = 20_000;
 
 /// Lines per chunk: a few screens, so that only one or two chunks are ever in view.

@@ -43,7 +43,7 @@ cargo build --release --quiet --manifest-path "$root/tools/wasm-split/Cargo.toml
 splitter=$target/release/raydar-wasm-split
 
 stamp=$pkg/.built-from
-want="$(sha256sum "$wasm" | cut -d' ' -f1) wasm-bindgen $WASM_BINDGEN_VERSION binaryen $BINARYEN_VERSION esbuild $ESBUILD_VERSION $(sha256sum "$splitter" "$root/tools/chunk-retry.js" | cut -d' ' -f1 | tr '\n' ' ')"
+want="$(sha256sum "$wasm" | cut -d' ' -f1) wasm-bindgen $WASM_BINDGEN_VERSION binaryen $BINARYEN_VERSION esbuild $ESBUILD_VERSION $(sha256sum "$splitter" "$root/tools/wasm-retry.js" | cut -d' ' -f1 | tr '\n' ' ')"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$pkg/$name.js" ]; then
   step "browser bundle unchanged"
 else
@@ -62,11 +62,15 @@ else
   step "wasm-opt on $((${#chunks[@]} + 1)) modules"
   printf '%s\0' "$pkg/$name.wasm" "${chunks[@]}" | xargs -0 -n1 -P"$(nproc)" sh -c \
     '"$0" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$1" -o "$1"' "$bin/wasm-opt"
-  # The chunk loader tries a failed fetch again (tools/chunk-retry.js says why).
-  loaders=("$pkg"/__wasm_split*.js)
-  [ -f "${loaders[0]}" ] || { echo "error: no __wasm_split*.js chunk loader in $pkg" >&2; exit 1; }
+  # The main module's loader and the chunk loader try a failed fetch again (tools/wasm-retry.js
+  # says why). Missing either is an error: an upgrade of wasm-bindgen or the splitter must not
+  # drop the retry silently.
+  loaders=("$pkg/$name.js" "$pkg"/__wasm_split*.js)
+  [ -f "${loaders[1]}" ] || { echo "error: no __wasm_split*.js chunk loader in $pkg" >&2; exit 1; }
+  grep -q 'WebAssembly.instantiateStreaming' "${loaders[0]}" \
+    || { echo "error: $name.js does not load its module with WebAssembly.instantiateStreaming" >&2; exit 1; }
   for loader in "${loaders[@]}"; do
-    cat "$root/tools/chunk-retry.js" "$loader" >"$loader.tmp" && mv "$loader.tmp" "$loader"
+    cat "$root/tools/wasm-retry.js" "$loader" >"$loader.tmp" && mv "$loader.tmp" "$loader"
   done
   step "minifying JS"
   for js in "$pkg"/*.js; do

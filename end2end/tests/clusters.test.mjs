@@ -75,3 +75,19 @@ test('a page whose code fails to load once (the network changed) still opens', a
   kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
   await page.close();
 });
+
+test('a page whose main code fails to load twice (the network changed) still goes live', async () => {
+  const page = await browser().newPage();
+  // The app's module is fetched by the page's preload and by its loader: both fail, as Chromium
+  // fails requests in flight when the machine's network changes. Only a loader that tries again
+  // fetches it a third time.
+  let fetched = 0;
+  await page.route('**/pkg/raydar.wasm', async (route) => {
+    if (fetched++ < 2) return route.abort('internetdisconnected');
+    return route.continue();
+  });
+  await page.goto(base);
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+  assert.ok(fetched >= 3, `fetched again after the failures (${fetched} fetches)`);
+  await page.close();
+});

@@ -56,6 +56,11 @@ function exporterUtil(node, pod) {
 async function chartLegend(page) {
   const img = page.locator('figure.chart[data-chart="util"] img');
   await img.waitFor();
+  // After a reload the element is there before its image: wait until the image has loaded.
+  await page.waitForFunction(() => {
+    const i = document.querySelector('figure.chart[data-chart="util"] img');
+    return i?.complete && i.naturalWidth > 0;
+  }, null, { timeout: 30_000 }).catch(() => {});
   const { src, width } = await img.evaluate((i) => ({ src: i.currentSrc, width: i.naturalWidth }));
   assert.ok(width > 0, `the chart ${src} is not drawn`);
   const svg = await page.evaluate(async (u) => (await fetch(u)).text(), src);

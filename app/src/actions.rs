@@ -15,12 +15,19 @@ pub async fn tear_down(namespace: String, name: String) -> Result<bool, String> 
             "Tear down RayCluster {namespace}/{name}?\n\nIts head and worker pods are deleted, and \
              with them every job running on it. This cannot be undone."
         );
-        let confirmed = web_sys::window().and_then(|w| w.confirm_with_message(&question).ok()).unwrap_or(false);
+        let confirmed =
+            web_sys::window().and_then(|w| w.confirm_with_message(&question).ok()).unwrap_or(false);
         if !confirmed {
             return Ok(false);
         }
-        let answer = crate::http::send("DELETE", &crate::api::rest::cluster(&namespace, &name), None).await?;
-        if answer.ok() { Ok(true) } else { Err(answer.message()) }
+        let answer =
+            crate::http::send("DELETE", &crate::api::rest::cluster(&namespace, &name), None)
+                .await?;
+        if answer.ok() {
+            Ok(true)
+        } else {
+            Err(answer.message())
+        }
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -33,8 +40,14 @@ pub async fn tear_down(namespace: String, name: String) -> Result<bool, String> 
 pub async fn change(namespace: String, name: String, change: String) -> Result<(), String> {
     #[cfg(feature = "hydrate")]
     {
-        let answer = crate::http::send("PATCH", &crate::api::rest::cluster(&namespace, &name), Some(change)).await?;
-        if answer.ok() { Ok(()) } else { Err(answer.message()) }
+        let answer =
+            crate::http::send("PATCH", &crate::api::rest::cluster(&namespace, &name), Some(change))
+                .await?;
+        if answer.ok() {
+            Ok(())
+        } else {
+            Err(answer.message())
+        }
     }
     #[cfg(not(feature = "hydrate"))]
     {

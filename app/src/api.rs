@@ -74,7 +74,11 @@ impl Session {
                     None
                 }
             };
-            Some(Session { user: meta("raydar-user")?, team: meta("raydar-team").unwrap_or_default(), csrf: meta("csrf-token")? })
+            Some(Session {
+                user: meta("raydar-user")?,
+                team: meta("raydar-team").unwrap_or_default(),
+                csrf: meta("csrf-token")?,
+            })
         }
     }
 }
@@ -100,7 +104,10 @@ pub async fn launch_templates() -> Result<LaunchForms, ServerFnError> {
 
 /// One cluster for its page; `None` once it is gone.
 #[server(prefix = "/_sfn", endpoint = "cluster")]
-pub async fn read_cluster(namespace: String, name: String) -> Result<Option<ClusterDetail>, ServerFnError> {
+pub async fn read_cluster(
+    namespace: String,
+    name: String,
+) -> Result<Option<ClusterDetail>, ServerFnError> {
     Ok(ssr::directory()?.cluster_detail(&namespace, &name))
 }
 
@@ -163,7 +170,8 @@ pub mod ssr {
 
     /// The directory from context, or an error naming what the server forgot to provide.
     pub fn directory() -> Result<Directory, ServerFnError> {
-        use_context::<Directory>()
-            .ok_or_else(|| ServerFnError::new("raydar-server did not provide the cluster directory"))
+        use_context::<Directory>().ok_or_else(|| {
+            ServerFnError::new("raydar-server did not provide the cluster directory")
+        })
     }
 }

@@ -34,8 +34,13 @@ impl Answer {
         match self.body["error"].as_str() {
             Some(error) => error.to_owned(),
             None => {
-                let fields: Vec<String> = self.field_errors().iter().map(ToString::to_string).collect();
-                if fields.is_empty() { format!("raydar answered HTTP {}", self.status) } else { fields.join("; ") }
+                let fields: Vec<String> =
+                    self.field_errors().iter().map(ToString::to_string).collect();
+                if fields.is_empty() {
+                    format!("raydar answered HTTP {}", self.status)
+                } else {
+                    fields.join("; ")
+                }
             }
         }
     }
@@ -68,7 +73,10 @@ pub async fn send(method: &str, url: &str, body: Option<String>) -> Result<Answe
         Ok(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
         Err(_) => String::new(),
     };
-    Ok(Answer { status: response.status(), body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+    Ok(Answer {
+        status: response.status(),
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    })
 }
 
 /// Resolves after `ms` milliseconds. The browser's own `resolve` goes to setTimeout, so no Rust
@@ -127,5 +135,8 @@ fn describe(error: JsValue) -> String {
     if name.as_deref() == Some("TimeoutError") {
         return format!("no answer within {} s", TIMEOUT_MS / 1000);
     }
-    js_sys::Reflect::get(&error, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{error:?}"))
+    js_sys::Reflect::get(&error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{error:?}"))
 }

@@ -35,30 +35,44 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
     let mut on = |name: &str, f: Box<dyn FnMut(Event)>| handlers.push(listen(&source, name, f));
     // "Live" only once the snapshot is applied: from then on the page shows the server's list.
     let to = apply.clone();
-    on(push::SNAPSHOT, Box::new(move |e| {
-        if let Some(list) = parse::<ClusterList>(&e) {
-            now.set(list.now);
-            to(Change::Snapshot(list));
-            stream.set(StreamState::Live);
-        }
-    }));
+    on(
+        push::SNAPSHOT,
+        Box::new(move |e| {
+            if let Some(list) = parse::<ClusterList>(&e) {
+                now.set(list.now);
+                to(Change::Snapshot(list));
+                stream.set(StreamState::Live);
+            }
+        }),
+    );
     let to = apply.clone();
-    on(push::UPSERT, Box::new(move |e| {
-        if let Some(row) = parse(&e) {
-            to(Change::Upsert(row));
-        }
-    }));
-    on(push::DELETE, Box::new(move |e| {
-        if let Some(gone) = parse(&e) {
-            apply(Change::Delete(gone));
-        }
-    }));
+    on(
+        push::UPSERT,
+        Box::new(move |e| {
+            if let Some(row) = parse(&e) {
+                to(Change::Upsert(row));
+            }
+        }),
+    );
+    on(
+        push::DELETE,
+        Box::new(move |e| {
+            if let Some(gone) = parse(&e) {
+                apply(Change::Delete(gone));
+            }
+        }),
+    );
     on("error", Box::new(move |_| stream.set(StreamState::Reconnecting)));
 
     // Ages advance with the browser's clock between pushes.
     let tick = Closure::<dyn FnMut()>::new(move || now.update(|t| *t += 1));
-    let timer = web_sys::window()
-        .and_then(|w| w.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), 1000).ok());
+    let timer = web_sys::window().and_then(|w| {
+        w.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            1000,
+        )
+        .ok()
+    });
 
     let keep = SendWrapper::new((source, handlers, tick));
     on_cleanup(move || {
@@ -76,7 +90,11 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
 /// it calls, in the first-load module. Behind this one function, a lazy page's handlers (boxed
 /// here, called through their vtable) stay in the page's own chunk.
 #[inline(never)]
-pub fn listen(target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>) -> Closure<dyn FnMut(Event)> {
+pub fn listen(
+    target: &EventTarget,
+    name: &str,
+    f: Box<dyn FnMut(Event)>,
+) -> Closure<dyn FnMut(Event)> {
     let handler = Closure::wrap(f);
     let _ = target.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
     handler

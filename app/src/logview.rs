@@ -27,7 +27,10 @@ use std::rc::Rc;
 use platform::ansi::{plain, runs};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
-use web_sys::{Document, DocumentFragment, Element, Event, EventSource, EventTarget, HtmlElement, HtmlInputElement, Node};
+use web_sys::{
+    Document, DocumentFragment, Element, Event, EventSource, EventTarget, HtmlElement,
+    HtmlInputElement, Node,
+};
 
 use crate::live::{listen, parse};
 
@@ -123,7 +126,9 @@ impl Drop for Viewer {
     fn drop(&mut self) {
         self.source.close();
         // The frame's closure goes with the pane: the browser must not call it after.
-        if let (Some(frame), Some(window)) = (self.pane.borrow_mut().frame.take(), web_sys::window()) {
+        if let (Some(frame), Some(window)) =
+            (self.pane.borrow_mut().frame.take(), web_sys::window())
+        {
             let _ = window.cancel_animation_frame(frame);
         }
     }
@@ -178,7 +183,8 @@ pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
             pane.log.set_scroll_top(end);
             // A skipped chunk that comes into view is laid out only now, at its real height, and
             // moves the end: once more in the next frame, until the view stays at the end.
-            let short = pane.log.scroll_height() - pane.log.scroll_top() - pane.log.client_height() > 1;
+            let short =
+                pane.log.scroll_height() - pane.log.scroll_top() - pane.log.client_height() > 1;
             if short && pane.settle < SETTLE_FRAMES {
                 pane.settle += 1;
                 pane.ask_frame();
@@ -190,63 +196,95 @@ pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
     let source = EventSource::new(stream).ok()?;
 
     let mut handlers = Vec::new();
-    let mut on = |target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>| handlers.push(listen(target, name, f));
+    let mut on = |target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>| {
+        handlers.push(listen(target, name, f))
+    };
     let stream: &EventTarget = &source;
     let p = pane.clone();
-    on(stream, "lines", Box::new(move |e| {
-        if let Some(batch) = parse::<Lines>(&e) {
-            let mut pane = p.borrow_mut();
-            pane.set_state("live", "live");
-            pane.receive(batch);
-        }
-    }));
+    on(
+        stream,
+        "lines",
+        Box::new(move |e| {
+            if let Some(batch) = parse::<Lines>(&e) {
+                let mut pane = p.borrow_mut();
+                pane.set_state("live", "live");
+                pane.receive(batch);
+            }
+        }),
+    );
     let p = pane.clone();
-    on(stream, "skipped", Box::new(move |e| {
-        if let Some(s) = parse::<Skipped>(&e) {
-            p.borrow_mut().marker(&format!("… {} lines skipped: {}", s.count, s.reason));
-        }
-    }));
+    on(
+        stream,
+        "skipped",
+        Box::new(move |e| {
+            if let Some(s) = parse::<Skipped>(&e) {
+                p.borrow_mut().marker(&format!("… {} lines skipped: {}", s.count, s.reason));
+            }
+        }),
+    );
     let (p, closer) = (pane.clone(), source.clone());
-    on(stream, "end", Box::new(move |e| {
-        // The log is complete: stop the browser from reconnecting for more.
-        closer.close();
-        let why = parse::<serde_json::Value>(&e).and_then(|v| v["reason"].as_str().map(str::to_owned));
-        let mut pane = p.borrow_mut();
-        pane.ended = true;
-        pane.set_state("ended", &format!("complete: {}", why.as_deref().unwrap_or("the log ended")));
-    }));
+    on(
+        stream,
+        "end",
+        Box::new(move |e| {
+            // The log is complete: stop the browser from reconnecting for more.
+            closer.close();
+            let why = parse::<serde_json::Value>(&e)
+                .and_then(|v| v["reason"].as_str().map(str::to_owned));
+            let mut pane = p.borrow_mut();
+            pane.ended = true;
+            pane.set_state(
+                "ended",
+                &format!("complete: {}", why.as_deref().unwrap_or("the log ended")),
+            );
+        }),
+    );
     let p = pane.clone();
-    on(stream, "problem", Box::new(move |e| {
-        let why = parse::<serde_json::Value>(&e).and_then(|v| v["error"].as_str().map(str::to_owned));
-        p.borrow_mut().set_state("trouble", why.as_deref().unwrap_or("trouble reading the log"));
-    }));
+    on(
+        stream,
+        "problem",
+        Box::new(move |e| {
+            let why =
+                parse::<serde_json::Value>(&e).and_then(|v| v["error"].as_str().map(str::to_owned));
+            p.borrow_mut()
+                .set_state("trouble", why.as_deref().unwrap_or("trouble reading the log"));
+        }),
+    );
     let (p, watcher) = (pane.clone(), source.clone());
-    on(stream, "error", Box::new(move |_| {
-        // EventSource retries by itself, resuming after the last line it saw; an error answer
-        // (4xx/5xx) ends it instead (readyState CLOSED): then say why.
-        let mut pane = p.borrow_mut();
-        if pane.ended {
-            return;
-        }
-        if watcher.ready_state() == EventSource::CLOSED {
-            pane.set_state("trouble", "raydar refused the log stream (reload to retry)");
-        } else {
-            pane.set_state("reconnecting", "reconnecting…");
-        }
-    }));
+    on(
+        stream,
+        "error",
+        Box::new(move |_| {
+            // EventSource retries by itself, resuming after the last line it saw; an error answer
+            // (4xx/5xx) ends it instead (readyState CLOSED): then say why.
+            let mut pane = p.borrow_mut();
+            if pane.ended {
+                return;
+            }
+            if watcher.ready_state() == EventSource::CLOSED {
+                pane.set_state("trouble", "raydar refused the log stream (reload to retry)");
+            } else {
+                pane.set_state("reconnecting", "reconnecting…");
+            }
+        }),
+    );
     let (p, scrolled) = (pane.clone(), pane.borrow().log.clone());
-    on(&scrolled.clone().into(), "scroll", Box::new(move |_| {
-        // At the end (within two lines) is where the reader wants to stay. Only a scroll up
-        // lets go of the end: the log growing or shrinking around the view moves it too, and
-        // that is not the reader leaving.
-        let top = scrolled.scroll_top();
-        let at_end = top + scrolled.client_height() + 40 >= scrolled.scroll_height();
-        let mut pane = p.borrow_mut();
-        if at_end || top < pane.last_top {
-            pane.pinned = at_end;
-        }
-        pane.last_top = top;
-    }));
+    on(
+        &scrolled.clone().into(),
+        "scroll",
+        Box::new(move |_| {
+            // At the end (within two lines) is where the reader wants to stay. Only a scroll up
+            // lets go of the end: the log growing or shrinking around the view moves it too, and
+            // that is not the reader leaving.
+            let top = scrolled.scroll_top();
+            let at_end = top + scrolled.client_height() + 40 >= scrolled.scroll_height();
+            let mut pane = p.borrow_mut();
+            if at_end || top < pane.last_top {
+                pane.pinned = at_end;
+            }
+            pane.last_top = top;
+        }),
+    );
     let p = pane.clone();
     let button: EventTarget = pane.borrow().pause.clone().into();
     on(&button, "click", Box::new(move |_| p.borrow_mut().toggle_pause()));
@@ -435,7 +473,8 @@ impl Pane {
             self.paused = true;
             self.pause.set_text_content(Some("Resume (0 new)"));
         }
-        let _ = self.pause.set_attribute("aria-pressed", if self.paused { "true" } else { "false" });
+        let _ =
+            self.pause.set_attribute("aria-pressed", if self.paused { "true" } else { "false" });
     }
 
     fn search(&mut self, text: &str) {

@@ -134,7 +134,9 @@ pub struct DownArgs {
 /// `KEY=VALUE`, split at the first `=` (values may contain `=`).
 fn parameter(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
@@ -191,7 +193,10 @@ mod tests {
         assert_eq!(up.name, "demo");
         assert_eq!(up.template.template, "cpu-small");
         assert_eq!(up.template.namespace.as_deref(), Some("ml"));
-        assert_eq!(up.template.set, vec![("workers".into(), "3".into()), ("cmd".into(), "a=b".into())]);
+        assert_eq!(
+            up.template.set,
+            vec![("workers".into(), "3".into()), ("cmd".into(), "a=b".into())]
+        );
         assert!(up.wait);
         assert_eq!(up.timeout, Duration::from_secs(120));
         assert_eq!(cli.global.output, Output::Json);

@@ -93,7 +93,9 @@ impl Error {
     /// The lines `main` prints after `error: `: one per field for a bad request, else one.
     pub fn lines(&self) -> Vec<String> {
         match self {
-            Error::InvalidRequest(errors) => errors.iter().map(|e| one_line(&e.to_string())).collect(),
+            Error::InvalidRequest(errors) => {
+                errors.iter().map(|e| one_line(&e.to_string())).collect()
+            }
             other => vec![one_line(&other.to_string())],
         }
     }
@@ -105,7 +107,11 @@ impl Error {
             kube::Error::Api(status) => Error::Refused {
                 action,
                 code: status.code,
-                reason: if status.reason.is_empty() { "Failure".to_owned() } else { status.reason.clone() },
+                reason: if status.reason.is_empty() {
+                    "Failure".to_owned()
+                } else {
+                    status.reason.clone()
+                },
                 message: status.message.clone(),
             },
             kube::Error::SerdeError(e) => Error::Unexpected {

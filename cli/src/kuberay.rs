@@ -27,10 +27,13 @@ pub fn ray_cluster(object: DynamicObject) -> RayCluster {
     match serde_json::from_value::<RayCluster>(document.clone()) {
         Ok(cluster) => cluster,
         Err(_) => {
-            let mut cluster =
-                RayCluster::new(&object.metadata.name.clone().unwrap_or_default(), Default::default());
+            let mut cluster = RayCluster::new(
+                &object.metadata.name.clone().unwrap_or_default(),
+                Default::default(),
+            );
             cluster.metadata = object.metadata;
-            cluster.status = document.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
+            cluster.status =
+                document.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
             cluster
         }
     }
@@ -41,7 +44,9 @@ fn quantities_as_text(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                if let ("limits" | "requests", Value::Object(quantities)) = (key.as_str(), &mut *child) {
+                if let ("limits" | "requests", Value::Object(quantities)) =
+                    (key.as_str(), &mut *child)
+                {
                     for quantity in quantities.values_mut() {
                         if let Value::Number(n) = quantity {
                             *quantity = Value::String(n.to_string());
@@ -77,7 +82,10 @@ mod tests {
         }))
         .unwrap();
         let summary = ray_cluster(object).summary();
-        assert_eq!((summary.name.as_str(), summary.gpus_desired, summary.workers_ready), ("demo", 16, 1));
+        assert_eq!(
+            (summary.name.as_str(), summary.gpus_desired, summary.workers_ready),
+            ("demo", 16, 1)
+        );
     }
 
     #[test]

@@ -33,7 +33,8 @@ impl Kubernetes {
         config.connect_timeout = Some(request_timeout.min(Duration::from_secs(10)));
         config.write_timeout = Some(request_timeout);
         let apiserver = config.cluster_url.to_string();
-        let client = Client::try_from(config).map_err(|e| Error::Config(crate::error::causes(&e)))?;
+        let client =
+            Client::try_from(config).map_err(|e| Error::Config(crate::error::causes(&e)))?;
         Ok(Kubernetes { client, request_timeout, apiserver })
     }
 
@@ -44,11 +45,18 @@ impl Kubernetes {
 
     /// Runs one API call, failing with a message naming `action` if it errs or takes longer
     /// than the request timeout.
-    pub async fn call<T>(&self, action: &str, request: impl Future<Output = kube::Result<T>>) -> Result<T> {
+    pub async fn call<T>(
+        &self,
+        action: &str,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.request_timeout, request).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Error::kube(action, error).at(&self.apiserver)),
-            Err(_) => Err(Error::RequestTimeout { action: action.to_owned(), after: self.request_timeout }),
+            Err(_) => Err(Error::RequestTimeout {
+                action: action.to_owned(),
+                after: self.request_timeout,
+            }),
         }
     }
 
@@ -62,7 +70,8 @@ impl Kubernetes {
                 api.create(&PostParams::default(), &SelfSubjectReview::default()),
             )
             .await?;
-        let user = review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default();
+        let user =
+            review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default();
         if user.is_empty() || user == "system:anonymous" {
             return Err(Error::Precondition(
                 "the apiserver does not know who you are (anonymous); use a kubeconfig context with credentials"
@@ -88,8 +97,11 @@ pub fn context_namespace(context: Option<&str>) -> String {
 async fn load_config(context: Option<&str>) -> Result<Config> {
     match context {
         Some(context) => {
-            let options = KubeConfigOptions { context: Some(context.to_owned()), ..Default::default() };
-            Config::from_kubeconfig(&options).await.map_err(|e| Error::Config(crate::error::causes(&e)))
+            let options =
+                KubeConfigOptions { context: Some(context.to_owned()), ..Default::default() };
+            Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| Error::Config(crate::error::causes(&e)))
         }
         None => Config::infer().await.map_err(|e| Error::Config(crate::error::causes(&e))),
     }

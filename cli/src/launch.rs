@@ -5,8 +5,8 @@ use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
 use platform::kuberay::RayCluster;
 use platform::template::{
-    manifest_yaml, render as render_manifest, Identity, LaunchRequest, RayClusterTemplate, Timestamp,
-    ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_TEMPLATE,
+    manifest_yaml, render as render_manifest, Identity, LaunchRequest, RayClusterTemplate,
+    Timestamp, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_TEMPLATE,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -42,7 +42,9 @@ pub async fn render(global: &GlobalArgs, args: &RenderArgs) -> Result<()> {
         Some(file) => file?,
         None => {
             source
-                .load(&Kubernetes::connect(global.context.as_deref(), global.request_timeout).await?)
+                .load(
+                    &Kubernetes::connect(global.context.as_deref(), global.request_timeout).await?,
+                )
                 .await?
         }
     };
@@ -56,8 +58,14 @@ pub async fn render(global: &GlobalArgs, args: &RenderArgs) -> Result<()> {
         user: user.unwrap_or_else(|| PLACEHOLDER_USER.to_owned()),
         team: args.template.team.clone().unwrap_or_default(),
     };
-    let manifest =
-        render_with(&template, &args.template, &args.name, &namespace, &identity, Timestamp::now())?;
+    let manifest = render_with(
+        &template,
+        &args.template,
+        &args.name,
+        &namespace,
+        &identity,
+        Timestamp::now(),
+    )?;
     const NOTE: &str =
         "preview only: the owner is a placeholder; `raydar up` sets it to the user the apiserver names";
     match global.output {
@@ -99,10 +107,13 @@ pub async fn up(kubernetes: &Kubernetes, args: &UpArgs, output: Output) -> Resul
     let name = &args.name;
     let id = format!("{namespace}/{name}");
     let template = TemplateSource::from_arg(&args.template.template).load(kubernetes).await?;
-    let identity =
-        Identity { user: kubernetes.user().await?, team: args.template.team.clone().unwrap_or_default() };
+    let identity = Identity {
+        user: kubernetes.user().await?,
+        team: args.template.team.clone().unwrap_or_default(),
+    };
     // Every field error is reported before anything is sent.
-    let mut manifest = render_with(&template, &args.template, name, &namespace, &identity, Timestamp::now())?;
+    let mut manifest =
+        render_with(&template, &args.template, name, &namespace, &identity, Timestamp::now())?;
 
     let api = kuberay::api(&kubernetes.client, Some(&namespace));
     let existing = kubernetes
@@ -125,7 +136,9 @@ pub async fn up(kubernetes: &Kubernetes, args: &UpArgs, output: Output) -> Resul
         )
         .await?;
     let applied = kuberay::ray_cluster(
-        kubernetes.call(&format!("applying RayCluster {id}"), api.patch(name, &params, &patch)).await?,
+        kubernetes
+            .call(&format!("applying RayCluster {id}"), api.patch(name, &params, &patch))
+            .await?,
     );
     let action = match &existing {
         None => "created",
@@ -141,7 +154,9 @@ pub async fn up(kubernetes: &Kubernetes, args: &UpArgs, output: Output) -> Resul
     }
     let mut cluster = ClusterRow::new(&applied);
     if args.wait {
-        if let Some(ready) = wait::until(kubernetes, &namespace, name, Goal::Ready, args.timeout).await? {
+        if let Some(ready) =
+            wait::until(kubernetes, &namespace, name, Goal::Ready, args.timeout).await?
+        {
             cluster = ready;
         }
         if output == Output::Text {
@@ -179,7 +194,8 @@ fn check_relaunch(existing: &RayCluster, id: &str, template: &str, user: &str) -
 /// A cluster's lifetime counts from its first launch: launching it again keeps its expiry.
 fn keep_expiry(manifest: &mut Value, existing: &RayCluster) {
     let Some(expires_at) = existing.annotations().get(ANNOTATION_EXPIRES_AT) else { return };
-    if let Some(slot) = manifest.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(slot) = manifest.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+    {
         if slot.contains_key(ANNOTATION_EXPIRES_AT) {
             slot.insert(ANNOTATION_EXPIRES_AT.to_owned(), Value::from(expires_at.as_str()));
         }
@@ -199,7 +215,8 @@ mod tests {
     }
 
     fn cpu_small() -> RayClusterTemplate {
-        parse_template(&std::fs::read_to_string(repo("deploy/templates/cpu-small.yaml")).unwrap()).unwrap()
+        parse_template(&std::fs::read_to_string(repo("deploy/templates/cpu-small.yaml")).unwrap())
+            .unwrap()
     }
 
     fn template_args(set: &[(&str, &str)]) -> TemplateArgs {
@@ -219,9 +236,15 @@ mod tests {
     #[test]
     fn renders_the_platforms_golden_manifest() {
         let now: Timestamp = "2025-06-01T12:00:00Z".parse().unwrap();
-        let manifest =
-            render_with(&cpu_small(), &template_args(&[]), "cpu-small-demo", "ml-research", &alice(), now)
-                .unwrap();
+        let manifest = render_with(
+            &cpu_small(),
+            &template_args(&[]),
+            "cpu-small-demo",
+            "ml-research",
+            &alice(),
+            now,
+        )
+        .unwrap();
         let golden: Value = serde_saphyr::from_str(
             &std::fs::read_to_string(repo("platform/tests/golden/cpu-small.yaml")).unwrap(),
         )
@@ -232,13 +255,25 @@ mod tests {
     #[test]
     fn set_values_are_typed_by_the_template() {
         let now = Timestamp::UNIX_EPOCH;
-        let manifest =
-            render_with(&cpu_small(), &template_args(&[("workers", "3")]), "demo", "ml", &alice(), now)
-                .unwrap();
+        let manifest = render_with(
+            &cpu_small(),
+            &template_args(&[("workers", "3")]),
+            "demo",
+            "ml",
+            &alice(),
+            now,
+        )
+        .unwrap();
         assert_eq!(manifest["spec"]["workerGroupSpecs"][0]["replicas"], 3);
-        let error =
-            render_with(&cpu_small(), &template_args(&[("workers", "abc")]), "demo", "ml", &alice(), now)
-                .unwrap_err();
+        let error = render_with(
+            &cpu_small(),
+            &template_args(&[("workers", "abc")]),
+            "demo",
+            "ml",
+            &alice(),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(error.lines(), vec![r#"workers: must be an integer from 0 to 4, got "abc""#]);
     }
 
@@ -259,15 +294,27 @@ mod tests {
     fn relaunch_only_of_own_cluster_from_same_template_and_keeps_expiry() {
         let mine = existing("alice@example.com", "cpu-small", "2025-01-01T00:00:00Z");
         check_relaunch(&mine, "ml/demo", "cpu-small", "alice@example.com").unwrap();
-        for (owner, template) in [("bob", "cpu-small"), ("alice@example.com", "gpu-single-node"), ("", "")] {
+        for (owner, template) in
+            [("bob", "cpu-small"), ("alice@example.com", "gpu-single-node"), ("", "")]
+        {
             let theirs = existing(owner, template, "");
-            let error = check_relaunch(&theirs, "ml/demo", "cpu-small", "alice@example.com").unwrap_err();
+            let error =
+                check_relaunch(&theirs, "ml/demo", "cpu-small", "alice@example.com").unwrap_err();
             assert!(error.to_string().contains("already exists"), "{error}");
         }
-        let mut manifest =
-            render_with(&cpu_small(), &template_args(&[]), "demo", "ml", &alice(), Timestamp::UNIX_EPOCH)
-                .unwrap();
+        let mut manifest = render_with(
+            &cpu_small(),
+            &template_args(&[]),
+            "demo",
+            "ml",
+            &alice(),
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
         keep_expiry(&mut manifest, &mine);
-        assert_eq!(manifest["metadata"]["annotations"][ANNOTATION_EXPIRES_AT], "2025-01-01T00:00:00Z");
+        assert_eq!(
+            manifest["metadata"]["annotations"][ANNOTATION_EXPIRES_AT],
+            "2025-01-01T00:00:00Z"
+        );
     }
 }

@@ -38,8 +38,11 @@ impl ClusterRow {
     /// The row for a RayCluster.
     pub fn new(cluster: &RayCluster) -> Self {
         let label = |key: &str| cluster.labels().get(key).cloned().unwrap_or_default();
-        let owner =
-            cluster.annotations().get(ANNOTATION_OWNER).cloned().unwrap_or_else(|| label(LABEL_OWNER));
+        let owner = cluster
+            .annotations()
+            .get(ANNOTATION_OWNER)
+            .cloned()
+            .unwrap_or_else(|| label(LABEL_OWNER));
         ClusterRow {
             summary: cluster.summary(),
             owner,
@@ -97,10 +100,15 @@ pub async fn list(kubernetes: &Kubernetes, args: &LsArgs, output: Output) -> Res
         Some(ns) => format!("listing RayClusters in namespace {ns}"),
         None => "listing RayClusters in every namespace".to_owned(),
     };
-    let clusters =
-        kubernetes.call(&action, api.list(&ListParams::default())).await.map_err(kuberay_missing)?;
-    let mut rows: Vec<ClusterRow> =
-        clusters.items.into_iter().map(|object| ClusterRow::new(&kuberay::ray_cluster(object))).collect();
+    let clusters = kubernetes
+        .call(&action, api.list(&ListParams::default()))
+        .await
+        .map_err(kuberay_missing)?;
+    let mut rows: Vec<ClusterRow> = clusters
+        .items
+        .into_iter()
+        .map(|object| ClusterRow::new(&kuberay::ray_cluster(object)))
+        .collect();
     rows.sort_by(|a, b| a.summary.key().cmp(&b.summary.key()));
     match output {
         Output::Json => print_json(&rows),
@@ -123,7 +131,9 @@ pub fn render_table(rows: &[ClusterRow], now: i64) -> String {
 
 /// Now, in seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A 404 when listing RayClusters means KubeRay's CRD is not installed; say so.
@@ -166,7 +176,8 @@ mod tests {
             "spec": {"headGroupSpec": {}}
         }));
         let rows = [ClusterRow::new(&ready), ClusterRow::new(&foreign)];
-        let now = "2025-06-01T12:03:00Z".parse::<k8s_openapi::jiff::Timestamp>().unwrap().as_second();
+        let now =
+            "2025-06-01T12:03:00Z".parse::<k8s_openapi::jiff::Timestamp>().unwrap().as_second();
         assert_eq!(
             render_table(&rows, now),
             "NAMESPACE   NAME        PHASE         WORKERS   GPUS   AGE    OWNER               TEMPLATE\n\

@@ -49,13 +49,15 @@ pub async fn down(kubernetes: &Kubernetes, args: &DownArgs, output: Output) -> R
     };
     match output {
         Output::Json => print_json(&DownReport { namespace, name: name.clone(), result }),
-        Output::Text => print_text(&match result {
-            "already-gone" => format!("RayCluster {id} is already gone\n"),
-            "deleting" => {
-                format!("RayCluster {id} is being deleted (its pods go first; --wait waits for them)\n")
-            }
-            _ => format!("RayCluster {id} deleted\n"),
-        }),
+        Output::Text => {
+            print_text(&match result {
+                "already-gone" => format!("RayCluster {id} is already gone\n"),
+                "deleting" => {
+                    format!("RayCluster {id} is being deleted (its pods go first; --wait waits for them)\n")
+                }
+                _ => format!("RayCluster {id} deleted\n"),
+            })
+        }
     }
     Ok(())
 }

@@ -42,7 +42,9 @@ impl TemplateSource {
         Some(
             std::fs::read_to_string(path)
                 .map_err(|source| Error::TemplateFile { path: path.clone(), source })
-                .and_then(|text| parse_template(&text).map_err(|e| Error::Template(format!("{path}: {e}")))),
+                .and_then(|text| {
+                    parse_template(&text).map_err(|e| Error::Template(format!("{path}: {e}")))
+                }),
         )
     }
 
@@ -80,7 +82,8 @@ pub async fn list(kubernetes: &Kubernetes, output: Output) -> Result<()> {
         .call("listing RayClusterTemplates", api.list(&ListParams::default()))
         .await
         .map_err(crd_missing)?;
-    let mut forms: Vec<TemplateForm> = templates.items.iter().map(RayClusterTemplate::form).collect();
+    let mut forms: Vec<TemplateForm> =
+        templates.items.iter().map(RayClusterTemplate::form).collect();
     forms.sort_by(|a, b| a.name.cmp(&b.name));
     for template in &templates.items {
         if let Err(e) = validate_template(template) {
@@ -90,7 +93,9 @@ pub async fn list(kubernetes: &Kubernetes, output: Output) -> Result<()> {
     match output {
         Output::Json => print_json(&forms),
         Output::Text if forms.is_empty() => {
-            eprintln!("No RayClusterTemplates found; platform admins install them (deploy/templates).");
+            eprintln!(
+                "No RayClusterTemplates found; platform admins install them (deploy/templates)."
+            );
         }
         Output::Text => print_text(&describe(&forms)),
     }
@@ -105,10 +110,12 @@ pub fn describe(forms: &[TemplateForm]) -> String {
             text.push('\n');
         }
         text.push_str(&format!("{}: {}\n", form.name, form.description));
-        let mut rows =
-            vec![["PARAMETER", "TYPE", "DEFAULT", "ALLOWED", "DESCRIPTION"].map(str::to_owned).to_vec()];
+        let mut rows = vec![["PARAMETER", "TYPE", "DEFAULT", "ALLOWED", "DESCRIPTION"]
+            .map(str::to_owned)
+            .to_vec()];
         rows.extend(form.parameters.iter().map(|p| {
-            let default = p.default.as_ref().map_or_else(|| "(required)".to_owned(), Scalar::to_string);
+            let default =
+                p.default.as_ref().map_or_else(|| "(required)".to_owned(), Scalar::to_string);
             vec![p.name.clone(), p.kind.to_string(), default, allowed(p), p.description.clone()]
         }));
         for line in table(&rows).lines() {

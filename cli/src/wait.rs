@@ -55,7 +55,8 @@ pub async fn until(
     loop {
         let event = match tokio::time::timeout_at(deadline, events.next()).await {
             Err(_) | Ok(None) => {
-                let last = last.as_ref().map_or_else(|| "not seen yet".to_owned(), ClusterRow::progress);
+                let last =
+                    last.as_ref().map_or_else(|| "not seen yet".to_owned(), ClusterRow::progress);
                 let goal = if matches!(goal, Goal::Ready) { "to be Ready" } else { "to be gone" };
                 return Err(Error::WaitTimeout { cluster: id, goal, last, after: timeout });
             }
@@ -107,7 +108,9 @@ pub async fn until(
                 }
                 _ => {}
             },
-            (Goal::Gone { uid }, Some(cluster), _) if cluster.uid().as_deref() != Some(uid.as_str()) => {
+            (Goal::Gone { uid }, Some(cluster), _)
+                if cluster.uid().as_deref() != Some(uid.as_str()) =>
+            {
                 // Someone launched a new cluster of the same name: the one deleted is gone.
                 return Ok(None);
             }

@@ -50,7 +50,10 @@ fn ensure_namespace() {
 fn kubeconfig_user() -> String {
     block_on(async {
         let api: Api<SelfSubjectReview> = Api::all(client().await);
-        let review = api.create(&PostParams::default(), &SelfSubjectReview::default()).await.expect("review");
+        let review = api
+            .create(&PostParams::default(), &SelfSubjectReview::default())
+            .await
+            .expect("review");
         review.status.and_then(|s| s.user_info).and_then(|u| u.username).expect("a user name")
     })
 }
@@ -99,8 +102,18 @@ fn up_wait_then_ls_then_down_wait() {
 
     // RAYDAR_USER names the owner of a `render` preview only: `up` must not listen to it.
     let started = Instant::now();
-    let launch =
-        ["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=2", "--team", "ml-platform"];
+    let launch = [
+        "up",
+        &name,
+        "-t",
+        "cpu-small",
+        "-n",
+        NAMESPACE,
+        "--set",
+        "workers=2",
+        "--team",
+        "ml-platform",
+    ];
     let up = raydar_with(
         &[&launch[..], &["--wait", "--timeout", "2m", "-o", "json"]].concat(),
         &[("RAYDAR_USER", "mallory")],
@@ -110,7 +123,10 @@ fn up_wait_then_ls_then_down_wait() {
     assert_eq!(report["action"], "created");
     let cluster = &report["cluster"];
     assert_eq!(cluster["phase"], "Ready", "{report:#}");
-    assert_eq!((cluster["workersReady"].as_u64(), cluster["workersDesired"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (cluster["workersReady"].as_u64(), cluster["workersDesired"].as_u64()),
+        (Some(2), Some(2))
+    );
     assert_eq!(cluster["owner"], user.as_str());
     assert!(
         up.stderr.contains(&format!("{NAMESPACE}/{name}: Ready, workers 2/2 ready")),
@@ -124,16 +140,27 @@ fn up_wait_then_ls_then_down_wait() {
     assert_eq!(labels.get("raydar.dev/owner"), Some(&platform::template::label_value(&user)));
     assert_eq!(labels.get("raydar.dev/team").map(String::as_str), Some("ml-platform"));
     assert_eq!(labels.get("raydar.dev/template").map(String::as_str), Some("cpu-small"));
-    let managers: Vec<_> =
-        object.metadata.managed_fields.iter().flatten().filter_map(|m| m.manager.as_deref()).collect();
+    let managers: Vec<_> = object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
     assert!(managers.contains(&"raydar"), "{managers:?}");
 
     let row = listed(&name).expect("ls lists it");
-    assert_eq!((row["phase"].as_str(), row["owner"].as_str()), (Some("Ready"), Some(user.as_str())));
+    assert_eq!(
+        (row["phase"].as_str(), row["owner"].as_str()),
+        (Some("Ready"), Some(user.as_str()))
+    );
     assert_eq!(row["template"], "cpu-small");
     let table = raydar(&["ls", "-n", NAMESPACE]);
-    let line =
-        table.ok().lines().find(|l| l.split_whitespace().nth(1) == Some(name.as_str())).expect("a row");
+    let line = table
+        .ok()
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+        .expect("a row");
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
         (cells[2], cells[3], cells[6], cells[7]),
@@ -176,13 +203,29 @@ fn up_with_a_bad_parameter_fails_and_creates_nothing() {
     ensure_namespace();
     let name = unique("bad");
     let _cleanup = Cleanup(name.clone());
-    let run = raydar(&["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=abc", "--wait"]);
-    assert_eq!(run.error_lines(), vec![r#"error: workers: must be an integer from 0 to 4, got "abc""#]);
+    let run = raydar(&[
+        "up",
+        &name,
+        "-t",
+        "cpu-small",
+        "-n",
+        NAMESPACE,
+        "--set",
+        "workers=abc",
+        "--wait",
+    ]);
+    assert_eq!(
+        run.error_lines(),
+        vec![r#"error: workers: must be an integer from 0 to 4, got "abc""#]
+    );
     assert_eq!(run.stdout, "");
     assert!(stored(&name).is_none(), "nothing was created");
 
     let unknown = raydar(&["up", &name, "-t", "no-such-template", "-n", NAMESPACE]);
-    assert!(unknown.error_lines()[0].contains("no RayClusterTemplate no-such-template"), "{unknown:#?}");
+    assert!(
+        unknown.error_lines()[0].contains("no RayClusterTemplate no-such-template"),
+        "{unknown:#?}"
+    );
     assert!(stored(&name).is_none(), "nothing was created");
 }
 
@@ -237,13 +280,19 @@ fn kubernetes_refusals_keep_status_and_message() {
 #[ignore = "needs the local control plane; make test runs it"]
 fn templates_and_render_by_name_print_json() {
     let templates = raydar(&["templates", "-o", "json"]).json();
-    let names: Vec<&str> = templates.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> =
+        templates.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     for shipped in ["cpu-small", "gpu-multi-node", "gpu-single-node"] {
         assert!(names.contains(&shipped), "{shipped} in {names:?}");
     }
-    let cpu_small = templates.as_array().unwrap().iter().find(|t| t["name"] == "cpu-small").unwrap();
-    let workers =
-        cpu_small["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "workers").unwrap();
+    let cpu_small =
+        templates.as_array().unwrap().iter().find(|t| t["name"] == "cpu-small").unwrap();
+    let workers = cpu_small["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "workers")
+        .unwrap();
     assert_eq!(
         (workers["type"].as_str(), workers["min"].as_i64(), workers["max"].as_i64()),
         (Some("integer"), Some(0), Some(4))
@@ -284,8 +333,13 @@ fn impersonating_kubeconfig(user: &str) -> std::path::PathBuf {
         .unwrap()
         .clone();
     let user_name = context["context"]["user"].as_str().unwrap().to_owned();
-    let mut credentials =
-        config["users"].as_array().unwrap().iter().find(|u| u["name"] == user_name.as_str()).unwrap().clone();
+    let mut credentials = config["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == user_name.as_str())
+        .unwrap()
+        .clone();
     credentials["name"] = json!("it-nobody");
     credentials["user"]["as"] = json!(user);
     let mut nobody = context;

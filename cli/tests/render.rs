@@ -11,7 +11,8 @@ const CPU_SMALL: &str = "deploy/templates/cpu-small.yaml";
 
 fn golden(template: &str) -> Value {
     let path = repo_root().join(format!("platform/tests/golden/{template}.yaml"));
-    serde_saphyr::from_str(&std::fs::read_to_string(path).expect("golden file")).expect("golden YAML")
+    serde_saphyr::from_str(&std::fs::read_to_string(path).expect("golden file"))
+        .expect("golden YAML")
 }
 
 /// Renders as platform's golden files were rendered (alice, ml-research), except for the clock.
@@ -48,7 +49,8 @@ fn render_from_a_file_prints_the_golden_manifest() {
         let expiry = "/metadata/annotations/raydar.dev~1expires-at";
         let expires: Timestamp =
             printed.pointer(expiry).and_then(Value::as_str).expect("expiry").parse().unwrap();
-        let reviewed: Timestamp = expected.pointer(expiry).and_then(Value::as_str).unwrap().parse().unwrap();
+        let reviewed: Timestamp =
+            expected.pointer(expiry).and_then(Value::as_str).unwrap().parse().unwrap();
         // platform's golden files render at 2025-06-01T12:00:00Z.
         let lifetime = reviewed.duration_since("2025-06-01T12:00:00Z".parse().unwrap());
         let from_now = expires.duration_since(started);
@@ -88,8 +90,14 @@ fn set_values_reach_their_fields_typed() {
     let manifest = run.json();
     let worker = &manifest["spec"]["workerGroupSpecs"][0];
     assert_eq!(worker["replicas"], 3);
-    assert_eq!(worker["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"], "16Gi");
-    assert_eq!(manifest["metadata"]["namespace"], "default", "no kubeconfig: the default namespace");
+    assert_eq!(
+        worker["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "16Gi"
+    );
+    assert_eq!(
+        manifest["metadata"]["namespace"], "default",
+        "no kubeconfig: the default namespace"
+    );
     assert_eq!(manifest["metadata"]["name"], "my-cluster");
 }
 
@@ -103,14 +111,20 @@ fn render_without_a_user_marks_the_owner_as_a_placeholder() {
     assert_eq!(manifest["metadata"]["labels"]["raydar.dev/owner"], "placeholder-render-only");
 
     let run = raydar_offline(&["render", "-t", CPU_SMALL, "-o", "json"]);
-    assert_eq!(run.json()["metadata"]["annotations"]["raydar.dev/owner"], "placeholder-render-only");
+    assert_eq!(
+        run.json()["metadata"]["annotations"]["raydar.dev/owner"],
+        "placeholder-render-only"
+    );
     assert!(run.stderr.starts_with("note: preview only"), "{}", run.stderr);
 }
 
 #[test]
 fn bad_set_value_is_a_field_error_and_a_failure() {
     let run = raydar_offline(&["render", "-t", CPU_SMALL, "--set", "workers=abc"]);
-    assert_eq!(run.error_lines(), vec![r#"error: workers: must be an integer from 0 to 4, got "abc""#]);
+    assert_eq!(
+        run.error_lines(),
+        vec![r#"error: workers: must be an integer from 0 to 4, got "abc""#]
+    );
     assert_eq!(run.stdout, "", "nothing rendered");
 
     let run = raydar_offline(&[
@@ -128,7 +142,10 @@ fn bad_set_value_is_a_field_error_and_a_failure() {
     ]);
     let lines = run.error_lines();
     for field in ["name", "workers", "image", "gpus"] {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("error: {field}: "))), "{field} in {lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("error: {field}: "))),
+            "{field} in {lines:#?}"
+        );
     }
 }
 
@@ -167,7 +184,11 @@ fn template_problems_are_one_line_failures() {
     let by_name = raydar_offline(&["render", "-t", "cpu-small"]);
     let lines = by_name.error_lines();
     assert_eq!(lines.len(), 1, "{lines:#?}");
-    assert!(lines[0].starts_with("error: cannot load the Kubernetes configuration"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("error: cannot load the Kubernetes configuration"),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -180,9 +201,12 @@ fn commands_that_need_a_cluster_fail_in_one_line_without_one() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in
-        [&["render", "-t", CPU_SMALL, "--set", "workers"][..], &["up"], &["ls", "-o", "xml"], &["frobnicate"]]
-    {
+    for args in [
+        &["render", "-t", CPU_SMALL, "--set", "workers"][..],
+        &["up"],
+        &["ls", "-o", "xml"],
+        &["frobnicate"],
+    ] {
         let run = raydar_offline(args);
         assert_eq!(run.code, 2, "{args:?}: {run:#?}");
     }

@@ -34,7 +34,12 @@ impl Style {
         if let Some(c) = self.bg {
             classes.push(format!("ansi-bg-{c}"));
         }
-        for (on, name) in [(self.bold, "ansi-bold"), (self.dim, "ansi-dim"), (self.italic, "ansi-italic"), (self.underline, "ansi-underline")] {
+        for (on, name) in [
+            (self.bold, "ansi-bold"),
+            (self.dim, "ansi-dim"),
+            (self.italic, "ansi-italic"),
+            (self.underline, "ansi-underline"),
+        ] {
             if on {
                 classes.push(name.to_owned());
             }
@@ -154,7 +159,12 @@ mod tests {
         let line = "\u{1b}[32mINFO\u{1b}[0m ok \u{1b}[1;91mFAILED\u{1b}[22m still red\u{1b}[39m";
         assert_eq!(
             runs(line),
-            [run("ansi-fg-2", "INFO"), run("", " ok "), run("ansi-fg-9 ansi-bold", "FAILED"), run("ansi-fg-9", " still red")]
+            [
+                run("ansi-fg-2", "INFO"),
+                run("", " ok "),
+                run("ansi-fg-9 ansi-bold", "FAILED"),
+                run("ansi-fg-9", " still red")
+            ]
         );
         assert_eq!(plain(line), "INFO ok FAILED still red");
     }

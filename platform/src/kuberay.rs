@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
-use crate::status::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary};
+use crate::status::{
+    ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary,
+};
 
 /// The resource name a GPU is requested by.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -113,7 +115,9 @@ pub struct Resources {
 /// Reads a map of quantities written either way Kubernetes allows: KubeRay's CRD declares them
 /// int-or-string, so `cpu: 2` comes back from the apiserver as the number 2, not "2". One cluster
 /// that failed to read would fail the whole watch list, so this accepts both.
-fn quantities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn quantities<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum IntOrString {
@@ -179,7 +183,9 @@ impl PodTemplate {
             .iter()
             .map(|c| {
                 let r = &c.resources;
-                r.limits.get(GPU_RESOURCE).or_else(|| r.requests.get(GPU_RESOURCE))
+                r.limits
+                    .get(GPU_RESOURCE)
+                    .or_else(|| r.requests.get(GPU_RESOURCE))
                     .map_or(0, |q| whole_quantity(q))
             })
             .fold(0u32, u32::saturating_add)
@@ -197,11 +203,12 @@ impl RayCluster {
     pub fn summary(&self) -> ClusterSummary {
         let status = self.status.clone().unwrap_or_default();
         let spec = &self.spec;
-        let workers_desired = status
-            .desired_worker_replicas
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or_else(|| spec.worker_group_specs.iter().map(WorkerGroupSpec::desired_pods).sum());
-        let head_gpus = if spec.suspend == Some(true) { 0 } else { spec.head_group_spec.template.gpus() };
+        let workers_desired =
+            status.desired_worker_replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or_else(
+                || spec.worker_group_specs.iter().map(WorkerGroupSpec::desired_pods).sum(),
+            );
+        let head_gpus =
+            if spec.suspend == Some(true) { 0 } else { spec.head_group_spec.template.gpus() };
         let gpus_desired = spec
             .worker_group_specs
             .iter()
@@ -214,7 +221,10 @@ impl RayCluster {
             uid: meta.uid.clone().unwrap_or_default(),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             phase: ClusterPhase::from_status(&status.conditions, status.state.as_deref()),
-            workers_ready: status.ready_worker_replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            workers_ready: status
+                .ready_worker_replicas
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
             workers_desired,
             gpus_desired,
             created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),

@@ -23,14 +23,18 @@
 pub mod ansi;
 #[cfg(feature = "metrics")]
 pub mod gpu;
-pub mod overview;
-pub mod status;
 #[cfg(feature = "kube")]
 pub mod kuberay;
+pub mod overview;
+pub mod status;
 pub mod template;
 pub mod utilization;
 
-pub use status::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary};
-pub use template::{FieldError, TemplateForm, TemplateParameter};
+pub use status::{
+    ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary,
+};
 #[cfg(feature = "kube")]
-pub use template::{render, validate_template, Error as TemplateError, Identity, LaunchRequest, RayClusterTemplate};
+pub use template::{
+    render, validate_template, Error as TemplateError, Identity, LaunchRequest, RayClusterTemplate,
+};
+pub use template::{FieldError, TemplateForm, TemplateParameter};

@@ -145,7 +145,12 @@ mod tests {
     fn a_running_job_has_run_until_now() {
         let job = RayJob { status: "RUNNING".into(), start_time: Some(1_000), ..RayJob::default() };
         assert_eq!((job.finished(), job.duration_ms(61_000)), (false, Some(60_000)));
-        let done = RayJob { status: "SUCCEEDED".into(), start_time: Some(1_000), end_time: Some(3_500), ..job };
+        let done = RayJob {
+            status: "SUCCEEDED".into(),
+            start_time: Some(1_000),
+            end_time: Some(3_500),
+            ..job
+        };
         assert_eq!((done.finished(), done.duration_ms(61_000)), (true, Some(2_500)));
         assert_eq!(RayJob::default().duration_ms(5), None, "a pending job has not started");
     }

@@ -264,7 +264,13 @@ pub fn format_age(seconds: i64) -> String {
         _ if s < 120 => format!("{s}s"),
         _ if s < 600 => format!("{}m{}s", s / 60, s % 60),
         _ if s < 3 * 3_600 => format!("{}m", s / 60),
-        _ if s < 8 * 3_600 => if m == 0 { format!("{}h", s / 3_600) } else { format!("{}h{m}m", s / 3_600) },
+        _ if s < 8 * 3_600 => {
+            if m == 0 {
+                format!("{}h", s / 3_600)
+            } else {
+                format!("{}h{m}m", s / 3_600)
+            }
+        }
         _ if d < 2 => format!("{}h", s / 3_600),
         _ if d < 8 && h != 0 => format!("{d}d{h}h"),
         _ => format!("{d}d"),

@@ -130,7 +130,11 @@ impl GpuNow {
     /// How charts and tables name it: `GPU 3`, `kwok-gpu-1 GPU 3` when the cluster's GPUs are on
     /// more than one node, with the MIG instance after.
     pub fn label(&self, with_node: bool) -> String {
-        let mut label = if with_node { format!("{} GPU {}", self.node, self.index) } else { format!("GPU {}", self.index) };
+        let mut label = if with_node {
+            format!("{} GPU {}", self.node, self.index)
+        } else {
+            format!("GPU {}", self.index)
+        };
         if let Some(mig) = &self.mig {
             label.push_str(" MIG ");
             label.push_str(mig);
@@ -264,7 +268,9 @@ impl Fleet {
     pub fn group(mut self) -> Fleet {
         let mut teams: std::collections::BTreeMap<String, FleetTeam> = Default::default();
         for c in &self.clusters {
-            let team = teams.entry(c.team.clone()).or_insert_with(|| FleetTeam { team: c.team.clone(), ..FleetTeam::default() });
+            let team = teams
+                .entry(c.team.clone())
+                .or_insert_with(|| FleetTeam { team: c.team.clone(), ..FleetTeam::default() });
             team.clusters += 1;
             team.requested += c.requested;
             team.held += c.held;
@@ -277,7 +283,12 @@ impl Fleet {
         self.teams = teams.into_values().collect();
         self.teams.sort_by(|a, b| b.held.cmp(&a.held).then_with(|| a.team.cmp(&b.team)));
         self.clusters.sort_by(|a, b| {
-            (b.idle.is_some(), b.held, &a.namespace, &a.name).cmp(&(a.idle.is_some(), a.held, &b.namespace, &b.name))
+            (b.idle.is_some(), b.held, &a.namespace, &a.name).cmp(&(
+                a.idle.is_some(),
+                a.held,
+                &b.namespace,
+                &b.name,
+            ))
         });
         self
     }
@@ -328,7 +339,11 @@ mod tests {
             idle: idle.map(|gpu_hours| Idle { since: 0, gpu_hours }),
         };
         let fleet = Fleet {
-            clusters: vec![row("a", "vision", 8, 8, None), row("b", "vision", 4, 0, Some(2.5)), row("c", "nlp", 16, 16, None)],
+            clusters: vec![
+                row("a", "vision", 8, 8, None),
+                row("b", "vision", 4, 0, Some(2.5)),
+                row("c", "nlp", 16, 16, None),
+            ],
             ..Fleet::default()
         }
         .group();
@@ -336,6 +351,15 @@ mod tests {
         assert_eq!(names, ["b", "c", "a"]);
         assert_eq!(fleet.teams[0].team, "nlp");
         let vision = &fleet.teams[1];
-        assert_eq!((vision.clusters, vision.held, vision.busy, vision.idle_clusters, vision.idle_gpu_hours), (2, 12, 8, 1, 2.5));
+        assert_eq!(
+            (
+                vision.clusters,
+                vision.held,
+                vision.busy,
+                vision.idle_clusters,
+                vision.idle_gpu_hours
+            ),
+            (2, 12, 8, 1, 2.5)
+        );
     }
 }

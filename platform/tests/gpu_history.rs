@@ -14,7 +14,11 @@ fn gpu(index: u32) -> GpuId {
 fn reading(pod: Option<&str>, util: f64) -> GpuReading {
     GpuReading {
         model: "NVIDIA A100-SXM4-80GB".into(),
-        pod: pod.map(|p| PodRef { namespace: "ml".into(), pod: p.into(), container: "ray-worker".into() }),
+        pod: pod.map(|p| PodRef {
+            namespace: "ml".into(),
+            pod: p.into(),
+            container: "ray-worker".into(),
+        }),
         util: Some(util),
         mem_used_mib: Some(1024.0),
         mem_free_mib: Some(80896.0),
@@ -52,7 +56,11 @@ fn six_hours_are_kept_in_full_then_five_minute_averages_then_nothing() {
     assert_eq!(fine.len(), 6 * 3600 / 15 + 1, "six hours at full resolution");
     assert_eq!(fine[0].t, last - 6 * 3600);
     let coarse: Vec<_> = series.coarse().collect();
-    assert!((287..=289).contains(&coarse.len()), "24 hours of 5-minute buckets, got {}", coarse.len());
+    assert!(
+        (287..=289).contains(&coarse.len()),
+        "24 hours of 5-minute buckets, got {}",
+        coarse.len()
+    );
     assert!(coarse.windows(2).all(|w| w[1].t - w[0].t == 300), "one per 5 minutes");
     // Each bucket holds 20 samples counting 0..19: their average is 9.5.
     assert!(coarse.iter().all(|s| (s.util - 9.5).abs() < 1e-3), "{:?}", &coarse[..3]);
@@ -66,14 +74,19 @@ fn a_gpu_passed_to_another_cluster_starts_a_new_series() {
     let mut history = History::new(Retention::default(), 10.0);
     let t = 1_800_000_000;
     history.record(t, &BTreeMap::from([(gpu(0), reading(Some("a-worker"), 90.0))]), cluster_of);
-    history.record(t + 15, &BTreeMap::from([(gpu(0), reading(Some("a-worker"), 80.0))]), cluster_of);
+    history.record(
+        t + 15,
+        &BTreeMap::from([(gpu(0), reading(Some("a-worker"), 80.0))]),
+        cluster_of,
+    );
     history.record(t + 30, &BTreeMap::from([(gpu(0), reading(Some("b-worker"), 5.0))]), cluster_of);
     assert!(history.held_by(&key("a"), t + 30).is_empty(), "a no longer holds it");
     let b = history.held_by(&key("b"), t + 30);
     assert_eq!(b[0].since(0).count(), 1, "b's chart does not show a's work");
     history.record(t + 45, &BTreeMap::from([(gpu(0), reading(None, 0.0))]), cluster_of);
     assert_eq!(history.all().next().unwrap().holder, Holder::Free);
-    history.record(t + 60, &BTreeMap::from([(gpu(0), reading(Some("job-runner"), 50.0))]), |_| None);
+    history
+        .record(t + 60, &BTreeMap::from([(gpu(0), reading(Some("job-runner"), 50.0))]), |_| None);
     assert_eq!(history.all().next().unwrap().holder, Holder::Other);
 }
 
@@ -81,7 +94,11 @@ fn a_gpu_passed_to_another_cluster_starts_a_new_series() {
 fn gpus_no_exporter_reports_are_forgotten_after_the_fine_window() {
     let mut history = History::new(Retention::default(), 10.0);
     let t = 1_800_000_000;
-    history.record(t, &BTreeMap::from([(gpu(0), reading(None, 0.0)), (gpu(1), reading(None, 0.0))]), cluster_of);
+    history.record(
+        t,
+        &BTreeMap::from([(gpu(0), reading(None, 0.0)), (gpu(1), reading(None, 0.0))]),
+        cluster_of,
+    );
     history.record(t + 3600, &BTreeMap::from([(gpu(0), reading(None, 0.0))]), cluster_of);
     assert_eq!(history.len(), 2, "an hour's silence is a node restarting, not a GPU gone");
     history.record(t + 6 * 3600 + 1, &BTreeMap::from([(gpu(0), reading(None, 0.0))]), cluster_of);
@@ -117,12 +134,20 @@ fn a_cluster_is_idle_when_all_its_gpus_stayed_below_the_threshold_long_enough() 
     assert!((idle.gpu_hours - 885.0 / 3600.0).abs() < 1e-9, "{}", idle.gpu_hours);
     let b = history.held_by(&key("b"), now);
     assert_eq!(History::idle(&b, now, 60), None, "one busy GPU keeps the cluster busy");
-    assert_eq!(History::idle(&[], now, 60), None, "a cluster without GPUs is not an idle GPU holder");
+    assert_eq!(
+        History::idle(&[], now, 60),
+        None,
+        "a cluster without GPUs is not an idle GPU holder"
+    );
 }
 
 #[test]
 fn ray_metrics_add_up_nodes_and_read_gpu_memory_in_megabytes() {
-    let text = std::fs::read_to_string(format!("{}/tests/fixtures/ray/metrics.txt", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/ray/metrics.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let usage = parse_ray(&text).unwrap();
     assert_eq!(usage.nodes, 2);
     assert_eq!(usage.cpu_util, Some(50.0));
@@ -132,5 +157,9 @@ fn ray_metrics_add_up_nodes_and_read_gpu_memory_in_megabytes() {
     assert_eq!(usage.gpu_util, Some(80.0));
     assert_eq!(usage.gram_used_mib, Some(102_400.0), "MB as Ray writes them");
     let nothing = parse_ray("ray_node_cpu_utilization{ip=\"1\"} not-a-number\n").unwrap();
-    assert_eq!((nothing.nodes, nothing.cpu_util, nothing.gpus), (0, None, None), "a line that is no sample counts for nothing");
+    assert_eq!(
+        (nothing.nodes, nothing.cpu_util, nothing.gpus),
+        (0, None, None),
+        "a line that is no sample counts for nothing"
+    );
 }

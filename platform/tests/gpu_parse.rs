@@ -4,13 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use raydar_platform::gpu::{attribute, is_blank, parse_dcgm, ClusterKey, GpuId, GpuReading, PodRef};
+use raydar_platform::gpu::{
+    attribute, is_blank, parse_dcgm, ClusterKey, GpuId, GpuReading, PodRef,
+};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/dcgm/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!("{}/tests/fixtures/dcgm/{name}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
 }
 
-fn by_uuid_end<'a>(gpus: &'a BTreeMap<GpuId, GpuReading>, end: &str, mig: Option<&str>) -> (&'a GpuId, &'a GpuReading) {
+fn by_uuid_end<'a>(
+    gpus: &'a BTreeMap<GpuId, GpuReading>,
+    end: &str,
+    mig: Option<&str>,
+) -> (&'a GpuId, &'a GpuReading) {
     gpus.iter()
         .find(|(id, _)| id.uuid.ends_with(end) && id.mig.as_ref().map(|(_, i)| i.as_str()) == mig)
         .unwrap_or_else(|| panic!("no GPU …{end} {mig:?} in {:?}", gpus.keys().collect::<Vec<_>>()))
@@ -25,7 +32,11 @@ fn kubernetes_mode_gives_one_reading_per_gpu_with_its_pod() {
     assert_eq!(held.model, "NVIDIA A100-SXM4-40GB");
     assert_eq!(
         held.pod,
-        Some(PodRef { namespace: "team-a".into(), pod: "train-gpu-workers-worker-x7k2p".into(), container: "ray-worker".into() })
+        Some(PodRef {
+            namespace: "team-a".into(),
+            pod: "train-gpu-workers-worker-x7k2p".into(),
+            container: "ray-worker".into()
+        })
     );
     assert_eq!(held.util, Some(87.0));
     assert_eq!(held.mem_used_mib, Some(31122.0));
@@ -59,7 +70,15 @@ fn mig_instances_are_separate_gpus_and_the_blank_sentinel_is_no_value() {
 
 #[test]
 fn sentinels_are_blank_and_real_values_are_not() {
-    for blank in [9223372036854775794.0, 9223372036854775792.0, 2147483632.0, 2147483635.0, 140737488355328.0, f64::NAN, -1.0] {
+    for blank in [
+        9223372036854775794.0,
+        9223372036854775792.0,
+        2147483632.0,
+        2147483635.0,
+        140737488355328.0,
+        f64::NAN,
+        -1.0,
+    ] {
         assert!(is_blank(blank), "{blank}");
     }
     for real in [0.0, 100.0, 81920.0, 700.5, 2147483631.0] {

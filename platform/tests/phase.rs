@@ -49,7 +49,9 @@ fn every_combination_follows_the_dashboard_rule() {
             ClusterPhase::Suspended
         } else if status_of(SUSPENDING) == Some("True") {
             ClusterPhase::Suspending
-        } else if status_of(HEAD_POD_READY) == Some("True") && status_of(PROVISIONED) != Some("False") {
+        } else if status_of(HEAD_POD_READY) == Some("True")
+            && status_of(PROVISIONED) != Some("False")
+        {
             ClusterPhase::Ready
         } else if status_of(REPLICA_FAILURE) == Some("True") {
             ClusterPhase::Failed(format!("{REPLICA_FAILURE}Reason"))
@@ -152,7 +154,10 @@ fn a_cluster_lifecycle_as_kuberay_reports_it() {
 fn operators_without_conditions_fall_back_to_the_deprecated_state() {
     assert_eq!(ClusterPhase::from_status(&[], Some("ready")), ClusterPhase::Ready);
     assert_eq!(ClusterPhase::from_status(&[], Some("suspended")), ClusterPhase::Suspended);
-    assert_eq!(ClusterPhase::from_status(&[], Some("failed")), ClusterPhase::Failed("failed".into()));
+    assert_eq!(
+        ClusterPhase::from_status(&[], Some("failed")),
+        ClusterPhase::Failed("failed".into())
+    );
     assert_eq!(ClusterPhase::from_status(&[], None), ClusterPhase::Provisioning);
     // With conditions present, the deprecated state is ignored.
     let provisioning = [cond(HEAD_POD_READY, "False", "HeadPodNotFound")];
@@ -163,5 +168,8 @@ fn operators_without_conditions_fall_back_to_the_deprecated_state() {
 fn a_failure_without_a_reason_still_says_what_failed() {
     let mut c = cond(REPLICA_FAILURE, "True", "");
     c.reason = None;
-    assert_eq!(ClusterPhase::from_status(&[c], None), ClusterPhase::Failed("ReplicaFailure".into()));
+    assert_eq!(
+        ClusterPhase::from_status(&[c], None),
+        ClusterPhase::Failed("ReplicaFailure".into())
+    );
 }

@@ -69,8 +69,12 @@ fn a_suspended_cluster_holds_no_gpus() {
 fn rows_travel_as_json_with_their_phase_and_reason() {
     let mut cluster: RayCluster = serde_json::from_str(GPU_CLUSTER).unwrap();
     let status = cluster.status.as_mut().unwrap();
-    status.conditions.push(serde_json::from_str(
-        r#"{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreateHeadPod"}"#).unwrap());
+    status.conditions.push(
+        serde_json::from_str(
+            r#"{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreateHeadPod"}"#,
+        )
+        .unwrap(),
+    );
     status.conditions.retain(|c| c.type_ != "HeadPodReady");
     let json = serde_json::to_value(cluster.summary()).unwrap();
     assert_eq!(json["phase"], "Failed");
@@ -96,9 +100,14 @@ fn ages_read_like_kubectl() {
 #[test]
 fn quantities_written_as_numbers_are_read() {
     // KubeRay's CRD keeps quantities int-or-string: `nvidia.com/gpu: 8` comes back as a number.
-    let json = GPU_CLUSTER.replace(r#""nvidia.com/gpu": "8""#, r#""nvidia.com/gpu": 8"#).replace(r#""cpu": "32""#, r#""cpu": 32"#);
+    let json = GPU_CLUSTER
+        .replace(r#""nvidia.com/gpu": "8""#, r#""nvidia.com/gpu": 8"#)
+        .replace(r#""cpu": "32""#, r#""cpu": 32"#);
     assert!(json.contains(r#""nvidia.com/gpu": 8"#));
     let cluster: RayCluster = serde_json::from_str(&json).expect("numeric quantities deserialize");
     assert_eq!(cluster.summary().gpus_desired, 24);
-    assert_eq!(cluster.spec.worker_group_specs[0].template.spec.containers[0].resources.limits["cpu"], "32");
+    assert_eq!(
+        cluster.spec.worker_group_specs[0].template.spec.containers[0].resources.limits["cpu"],
+        "32"
+    );
 }

@@ -8,8 +8,8 @@ use raydar_platform::template::{
 };
 use serde_json::json;
 use template_support::{
-    alice, every_type, now, render_as_alice, request, request_errors, shipped_template, unchecked_template,
-    EVERY_TYPE,
+    alice, every_type, now, render_as_alice, request, request_errors, shipped_template,
+    unchecked_template, EVERY_TYPE,
 };
 
 fn error(field: &str, message: &str) -> FieldError {
@@ -61,7 +61,8 @@ fn integer_says_range_and_value() {
             "{bad}"
         );
     }
-    let manifest = render_as_alice(&template, &request().set("workers", "3")).expect("text digits are fine");
+    let manifest =
+        render_as_alice(&template, &request().set("workers", "3")).expect("text digits are fine");
     assert_eq!(manifest["spec"]["workerGroupSpecs"][0]["replicas"], 3, "substituted as a number");
 }
 
@@ -79,10 +80,11 @@ fn quantity_rejects_out_of_range_negative_and_nan() {
             )],
         );
     }
-    let manifest = render_as_alice(&template, &request().set("memory", "16384Mi")).expect("valid quantity");
+    let manifest =
+        render_as_alice(&template, &request().set("memory", "16384Mi")).expect("valid quantity");
     assert_eq!(
-        manifest["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-            ["memory"],
+        manifest["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]
+            ["limits"]["memory"],
         "16384Mi"
     );
 }
@@ -101,7 +103,10 @@ fn duration_says_format() {
     }
     let manifest =
         render_as_alice(&template, &request().set("idleTimeout", "1h30m")).expect("valid duration");
-    assert_eq!(manifest["spec"]["autoscalerOptions"]["idleTimeoutSeconds"], 5400, "durations become seconds");
+    assert_eq!(
+        manifest["spec"]["autoscalerOptions"]["idleTimeoutSeconds"], 5400,
+        "durations become seconds"
+    );
 }
 
 #[test]
@@ -115,7 +120,8 @@ fn enum_lists_values() {
 
 #[test]
 fn string_says_pattern() {
-    let template = unchecked_template(&EVERY_TYPE.replace(r#"pattern: "(?s).*""#, r#"pattern: "[a-z]+""#));
+    let template =
+        unchecked_template(&EVERY_TYPE.replace(r#"pattern: "(?s).*""#, r#"pattern: "[a-z]+""#));
     validate_template(&template).expect("still valid");
     assert_eq!(
         request_errors(&template, &request().set("note", "a\nb")),
@@ -127,23 +133,31 @@ fn string_says_pattern() {
 
 #[test]
 fn long_values_are_cut_in_messages() {
-    let errors =
-        request_errors(&shipped_template("cpu-small"), &request().set("workers", "x".repeat(10_000)));
+    let errors = request_errors(
+        &shipped_template("cpu-small"),
+        &request().set("workers", "x".repeat(10_000)),
+    );
     assert!(errors[0].message.len() < 120, "{}", errors[0].message);
     assert!(errors[0].message.ends_with("…"));
 }
 
 #[test]
 fn required_parameter_without_default() {
-    let template = unchecked_template(&EVERY_TYPE.replace("default: small", "description: no default"));
+    let template =
+        unchecked_template(&EVERY_TYPE.replace("default: small", "description: no default"));
     validate_template(&template).expect("a parameter without default is allowed");
-    assert_eq!(request_errors(&template, &request()), [error("flavour", "is required: one of small, large")]);
+    assert_eq!(
+        request_errors(&template, &request()),
+        [error("flavour", "is required: one of small, large")]
+    );
 }
 
 #[test]
 fn unknown_parameters_are_errors() {
-    let errors =
-        request_errors(&shipped_template("cpu-small"), &request().set("gpus", 8).set("bad key\n", 1));
+    let errors = request_errors(
+        &shipped_template("cpu-small"),
+        &request().set("gpus", 8).set("bad key\n", 1),
+    );
     assert_eq!(fields(&errors), ["\"bad key\\n\"", "gpus"]);
     assert_eq!(
         errors[1].message,
@@ -158,14 +172,16 @@ fn names_follow_kuberay() {
         "must be at most 53 characters of lowercase letters, digits and '-', starting with a letter and \
                     ending with a letter or digit, got";
     for bad in ["", "Demo", "1demo", "demo-", "de_mo", "demo.x", &"a".repeat(54), "démo"] {
-        let errors = request_errors(&template, &LaunchRequest { name: bad.to_owned(), ..request() });
+        let errors =
+            request_errors(&template, &LaunchRequest { name: bad.to_owned(), ..request() });
         assert_eq!(fields(&errors), ["name"], "{bad}");
         assert!(errors[0].message.starts_with(expected), "{}", errors[0].message);
     }
     render_as_alice(&template, &LaunchRequest { name: "a".repeat(53), ..request() })
         .expect("53 is the limit");
     for bad in ["", "Team", "team_a", "-team", &"a".repeat(64)] {
-        let errors = request_errors(&template, &LaunchRequest { namespace: bad.to_owned(), ..request() });
+        let errors =
+            request_errors(&template, &LaunchRequest { namespace: bad.to_owned(), ..request() });
         assert_eq!(fields(&errors), ["namespace"], "{bad}");
     }
     render_as_alice(&template, &LaunchRequest { namespace: "9-lives".to_owned(), ..request() })
@@ -197,7 +213,8 @@ fn missing_identity_is_refused() {
 #[test]
 fn gpu_limit_names_the_parameters_involved() {
     let template = shipped_template("gpu-multi-node");
-    let message = "the cluster could hold 72 GPUs at full scale (gpu 9 × 8); this template allows at most 64";
+    let message =
+        "the cluster could hold 72 GPUs at full scale (gpu 9 × 8); this template allows at most 64";
     assert_eq!(
         request_errors(&template, &request().set("maxWorkers", 9)),
         [error("maxWorkers", message), error("gpusPerWorker", message)]
@@ -241,7 +258,8 @@ fn images_outside_the_list_are_refused() {
             r#"image "evil/miner:latest" is not allowed; this template allows rayproject/ray:2.46.0*"#
         )]
     );
-    render_as_alice(&template, &request().set("image", "rayproject/ray:2.46.0-py311")).expect("prefix entry");
+    render_as_alice(&template, &request().set("image", "rayproject/ray:2.46.0-py311"))
+        .expect("prefix entry");
 }
 
 #[test]
@@ -250,8 +268,14 @@ fn worker_bounds_must_hold() {
     assert_eq!(
         request_errors(&template, &request().set("minWorkers", 4).set("maxWorkers", 2)),
         [
-            error("minWorkers", "worker group gpu: minReplicas (4) must not be above maxReplicas (2)"),
-            error("maxWorkers", "worker group gpu: minReplicas (4) must not be above maxReplicas (2)"),
+            error(
+                "minWorkers",
+                "worker group gpu: minReplicas (4) must not be above maxReplicas (2)"
+            ),
+            error(
+                "maxWorkers",
+                "worker group gpu: minReplicas (4) must not be above maxReplicas (2)"
+            ),
         ]
     );
     let template = unchecked_template(
@@ -269,8 +293,9 @@ fn worker_bounds_must_hold() {
 fn owner_comes_from_identity_only() {
     let template = every_type();
     let identity = Identity { user: "Bob Smith@corp".to_owned(), team: String::new() };
-    let manifest = render(&template, &request().set("note", "raydar.dev/owner: mallory"), &identity, now())
-        .expect("renders");
+    let manifest =
+        render(&template, &request().set("note", "raydar.dev/owner: mallory"), &identity, now())
+            .expect("renders");
     let labels = &manifest["metadata"]["labels"];
     assert_eq!(
         labels,
@@ -302,7 +327,8 @@ fn labels_and_expiry() {
 #[test]
 fn conversions_to_string() {
     let manifest =
-        render_as_alice(&every_type(), &request().set("workers", 2).set("idle", "1h30m")).expect("renders");
+        render_as_alice(&every_type(), &request().set("workers", 2).set("idle", "1h30m"))
+            .expect("renders");
     let env = &manifest["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env[1]["value"], "2");
     assert_eq!(env[2]["value"], "1h30m");
@@ -335,7 +361,8 @@ fn reference_to_unknown_parameter() {
 
 #[test]
 fn reference_in_a_key_and_reserved_keys() {
-    let errors = template_errors("num-cpus: \"0\"", "\"{{ note }}\": \"0\"\n        raydar.dev/owner: me");
+    let errors =
+        template_errors("num-cpus: \"0\"", "\"{{ note }}\": \"0\"\n        raydar.dev/owner: me");
     assert_eq!(
         errors,
         [
@@ -388,7 +415,12 @@ fn parameter_definitions() {
             "spec.parameters.workers.default",
             "must be an integer from 0 to 16, got 20",
         ),
-        ("min: 0, max: 16", "min: 17, max: 16", "spec.parameters.workers.max", "must not be below min"),
+        (
+            "min: 0, max: 16",
+            "min: 17, max: 16",
+            "spec.parameters.workers.max",
+            "must not be below min",
+        ),
         (
             "min: 1Gi",
             "min: lots",
@@ -401,7 +433,12 @@ fn parameter_definitions() {
             "spec.parameters.memory.min",
             r#""-1Gi" is not a non-negative Kubernetes quantity like 500m, 4 or 8Gi"#,
         ),
-        ("max: 2h", "max: 2", "spec.parameters.idle.max", r#""2" is not a duration like 30m, 2h or 1h30m"#),
+        (
+            "max: 2h",
+            "max: 2",
+            "spec.parameters.idle.max",
+            r#""2" is not a duration like 30m, 2h or 1h30m"#,
+        ),
         (
             "pattern: \"(?s).*\", ",
             "",
@@ -445,14 +482,20 @@ fn parameter_definitions() {
 fn policy_definitions() {
     assert_eq!(
         template_errors("maxLifetime: 8h", "maxLifetime: forever"),
-        [error("spec.policy.maxLifetime", r#"must be a duration above zero like 8h or 7d, got "forever""#)]
+        [error(
+            "spec.policy.maxLifetime",
+            r#"must be a duration above zero like 8h or 7d, got "forever""#
+        )]
     );
     assert_eq!(
         fields(&template_errors("maxLifetime: 8h", "maxLifetime: \"0\"")),
         ["spec.policy.maxLifetime"]
     );
     assert_eq!(
-        fields(&template_errors("allowedImages: [\"rayproject/ray:2.46.0*\"]", "allowedImages: [\"*ray*\"]")),
+        fields(&template_errors(
+            "allowedImages: [\"rayproject/ray:2.46.0*\"]",
+            "allowedImages: [\"*ray*\"]"
+        )),
         ["spec.policy.allowedImages[0]"]
     );
     let renamed = unchecked_template(&EVERY_TYPE.replace("name: every-type", "name: Every_Type"));
@@ -484,7 +527,10 @@ fn render_refuses_a_broken_template() {
     match render(&template, &request(), &alice(), now()) {
         Err(Error::InvalidTemplate { template, errors }) => {
             assert_eq!(template, "every-type");
-            assert_eq!(fields(&errors), ["spec.rayClusterSpec.autoscalerOptions.idleTimeoutSeconds"]);
+            assert_eq!(
+                fields(&errors),
+                ["spec.rayClusterSpec.autoscalerOptions.idleTimeoutSeconds"]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -492,8 +538,8 @@ fn render_refuses_a_broken_template() {
 
 #[test]
 fn parse_checks_kind_and_validates() {
-    let error =
-        parse_template(&EVERY_TYPE.replace("kind: RayClusterTemplate", "kind: RayCluster")).unwrap_err();
+    let error = parse_template(&EVERY_TYPE.replace("kind: RayClusterTemplate", "kind: RayCluster"))
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "not a RayClusterTemplate: expected apiVersion raydar.dev/v1alpha1 and kind RayClusterTemplate"
@@ -503,7 +549,8 @@ fn parse_checks_kind_and_validates() {
         parse_template(&EVERY_TYPE.replace("\"{{ flavour }}\"", "small")),
         Err(Error::InvalidTemplate { .. })
     ));
-    let error = parse_template(&EVERY_TYPE.replace("maxLifetime: 8h", "maxLifetime: 1y")).unwrap_err();
+    let error =
+        parse_template(&EVERY_TYPE.replace("maxLifetime: 8h", "maxLifetime: 1y")).unwrap_err();
     assert_eq!(error.field_errors().len(), 1);
     assert!(error
         .to_string()
@@ -522,7 +569,8 @@ fn huge_numbers_do_not_overflow() {
             ),
     );
     validate_template(&template).expect("valid");
-    let errors = request_errors(&template, &request().set("workers", i64::MAX).set("gpus", i64::MAX));
+    let errors =
+        request_errors(&template, &request().set("workers", i64::MAX).set("gpus", i64::MAX));
     assert_eq!(fields(&errors), ["workers", "gpus"]);
     assert!(errors[0]
         .message

@@ -8,14 +8,16 @@ mod template_support;
 
 use std::path::PathBuf;
 
-use raydar_platform::template::{crd_yaml, manifest_yaml, LaunchRequest, ANNOTATION_EXPIRES_AT, LABEL_OWNER};
+use raydar_platform::template::{
+    crd_yaml, manifest_yaml, LaunchRequest, ANNOTATION_EXPIRES_AT, LABEL_OWNER,
+};
 use serde_json::Value;
 use template_support::{render_as_alice, request, shipped};
 
 #[test]
 fn committed_crd_is_generated_one() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/raydar.dev_rayclustertemplates.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/crds/raydar.dev_rayclustertemplates.yaml");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == crd_yaml(),
@@ -51,9 +53,11 @@ fn shipped_templates_render_as_reviewed() {
     let golden_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut stale = Vec::new();
     for (name, template) in shipped() {
-        let manifest =
-            render_as_alice(&template, &LaunchRequest { name: format!("{name}-demo"), ..request() })
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let manifest = render_as_alice(
+            &template,
+            &LaunchRequest { name: format!("{name}-demo"), ..request() },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         let path = golden_dir.join(format!("{name}.yaml"));
         if update {
             std::fs::write(&path, manifest_yaml(&manifest)).expect("golden file written");
@@ -76,25 +80,39 @@ fn shipped_templates_render_as_reviewed() {
 #[test]
 fn shipped_templates_carry_the_policy() {
     for (name, template) in shipped() {
-        let manifest = render_as_alice(&template, &request()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let manifest =
+            render_as_alice(&template, &request()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(manifest["metadata"]["labels"][LABEL_OWNER], "alice_example.com", "{name}");
         assert!(manifest["metadata"]["annotations"][ANNOTATION_EXPIRES_AT].is_string(), "{name}");
         assert!(!template.spec.policy.allowed_images.is_empty(), "{name} restricts images");
         let pods = std::iter::once(&manifest["spec"]["headGroupSpec"]["template"]).chain(
-            manifest["spec"]["workerGroupSpecs"].as_array().into_iter().flatten().map(|g| &g["template"]),
+            manifest["spec"]["workerGroupSpecs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| &g["template"]),
         );
         for pod in pods {
             let spec = &pod["spec"];
             assert_eq!(pod["metadata"]["labels"][LABEL_OWNER], "alice_example.com", "{name}");
             assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{name}");
-            assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{name}");
-            assert_eq!(spec["volumes"][0]["emptyDir"]["medium"], "Memory", "{name}: /dev/shm volume");
+            assert_eq!(
+                spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            assert_eq!(
+                spec["volumes"][0]["emptyDir"]["medium"], "Memory",
+                "{name}: /dev/shm volume"
+            );
             for container in spec["containers"].as_array().expect("containers") {
                 let security = &container["securityContext"];
                 assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
                 assert_eq!(security["capabilities"]["drop"][0], "ALL", "{name}");
                 let resources = &container["resources"];
-                assert_eq!(resources["requests"], resources["limits"], "{name}: requests equal limits");
+                assert_eq!(
+                    resources["requests"], resources["limits"],
+                    "{name}: requests equal limits"
+                );
             }
         }
     }
@@ -106,7 +124,10 @@ fn forms_show_every_parameter() {
         let form = template.form();
         assert_eq!(form.name, name);
         assert_eq!(form.parameters.len(), template.spec.parameters.len());
-        assert!(form.parameters.iter().all(|p| !p.description.is_empty() && p.default.is_some()), "{name}");
+        assert!(
+            form.parameters.iter().all(|p| !p.description.is_empty() && p.default.is_some()),
+            "{name}"
+        );
         let json = serde_json::to_value(&form).expect("form serializes");
         assert!(json["parameters"][0]["type"].is_string());
     }

@@ -8,7 +8,8 @@ use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use raydar_platform::template::{
-    format_duration, manifest_yaml, parse_duration, Error, LaunchRequest, Quantity, RayClusterTemplate,
+    format_duration, manifest_yaml, parse_duration, Error, LaunchRequest, Quantity,
+    RayClusterTemplate,
 };
 use serde_json::{json, Value};
 use template_support::{every_type, render_as_alice, request, shipped};
@@ -85,16 +86,18 @@ fn any_value() -> impl Strategy<Value = Value> {
 /// Every template under test (the shipped ones and one with a parameter of each type), each with
 /// its manifest rendered from the defaults; read once, as every case needs them.
 fn templates() -> &'static [(RayClusterTemplate, BTreeMap<String, Value>)] {
-    static TEMPLATES: LazyLock<Vec<(RayClusterTemplate, BTreeMap<String, Value>)>> = LazyLock::new(|| {
-        let mut all: Vec<_> = shipped().into_iter().map(|(_, t)| t).collect();
-        all.push(every_type());
-        all.into_iter()
-            .map(|template| {
-                let baseline = leaves(&render_as_alice(&template, &request()).expect("defaults render"));
-                (template, baseline)
-            })
-            .collect()
-    });
+    static TEMPLATES: LazyLock<Vec<(RayClusterTemplate, BTreeMap<String, Value>)>> =
+        LazyLock::new(|| {
+            let mut all: Vec<_> = shipped().into_iter().map(|(_, t)| t).collect();
+            all.push(every_type());
+            all.into_iter()
+                .map(|template| {
+                    let baseline =
+                        leaves(&render_as_alice(&template, &request()).expect("defaults render"));
+                    (template, baseline)
+                })
+                .collect()
+        });
     &TEMPLATES
 }
 

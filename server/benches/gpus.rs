@@ -61,7 +61,11 @@ fn node_text(node: usize, tick: u32) -> String {
         ("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C)."),
         ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
         ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
-        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ)."),
+        (
+            "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+            "counter",
+            "Total energy consumption since boot (in mJ).",
+        ),
         ("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries."),
         ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
         ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."),
@@ -92,7 +96,14 @@ fn node_text(node: usize, tick: u32) -> String {
 /// The answer a Prometheus scraping those exporters (with `honor_labels`) gives to an instant
 /// query of [`prometheus::SELECTOR`]: the six read fields of every GPU, with the target's labels.
 fn prometheus_answer(tick: u32) -> String {
-    let fields = ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP"];
+    let fields = [
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_FB_FREE",
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_GPU_TEMP",
+    ];
     let mut series = Vec::new();
     for node in 0..NODES {
         for gpu in 0..GPUS_PER_NODE {
@@ -112,7 +123,10 @@ fn prometheus_answer(tick: u32) -> String {
             }
         }
     }
-    format!("{{\"status\":\"success\",\"data\":{{\"resultType\":\"vector\",\"result\":[{}]}}}}", series.join(","))
+    format!(
+        "{{\"status\":\"success\",\"data\":{{\"resultType\":\"vector\",\"result\":[{}]}}}}",
+        series.join(",")
+    )
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -121,23 +135,35 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    median((0..runs).map(|_| {
-        let start = Instant::now();
-        black_box(f());
-        start.elapsed().as_secs_f64() * 1000.0
-    }).collect())
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(f());
+                start.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect(),
+    )
 }
 
 fn cluster_map() -> HashMap<(String, String), String> {
     (0..NODES * GPUS_PER_NODE)
-        .map(|g| ((format!("team-{}", (g / 10) % 10), format!("c{}-gpu-worker-{g}", g / 10)), format!("c{}", g / 10)))
+        .map(|g| {
+            (
+                (format!("team-{}", (g / 10) % 10), format!("c{}-gpu-worker-{g}", g / 10)),
+                format!("c{}", g / 10),
+            )
+        })
         .collect()
 }
 
 fn scrape_cycle() {
     let texts: Vec<String> = (0..NODES).map(|n| node_text(n, 0)).collect();
     let pods = cluster_map();
-    let cluster_of = |pod: &PodRef| pods.get(&(pod.namespace.clone(), pod.pod.clone())).map(|c| (pod.namespace.clone(), c.clone()));
+    let cluster_of = |pod: &PodRef| {
+        pods.get(&(pod.namespace.clone(), pod.pod.clone()))
+            .map(|c| (pod.namespace.clone(), c.clone()))
+    };
     let mut history = History::new(Retention::default(), 10.0);
     let mut t = 1_800_000_000u32;
     let cycle = |history: &mut History, t: u32| {
@@ -152,9 +178,19 @@ fn scrape_cycle() {
         t += 15;
         cycle(&mut history, t)
     });
-    let parse_only = time(21, || texts.iter().map(|text| parse_dcgm(text).expect("parses").len()).sum::<usize>());
+    let parse_only = time(21, || {
+        texts.iter().map(|text| parse_dcgm(text).expect("parses").len()).sum::<usize>()
+    });
     let floor = time(21, || {
-        texts.iter().map(|text| prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap().samples.len()).sum::<usize>()
+        texts
+            .iter()
+            .map(|text| {
+                prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+                    .unwrap()
+                    .samples
+                    .len()
+            })
+            .sum::<usize>()
     });
     let held = history.held_by(&("team-0".into(), "c0".into()), t).len();
     let bytes: usize = texts.iter().map(String::len).sum();
@@ -173,7 +209,8 @@ fn scrape_cycle() {
         assert_eq!(readings.len(), NODES * GPUS_PER_NODE);
         history.record(t, &readings, cluster_of);
     });
-    let floor = time(21, || serde_json::from_str::<serde_json::Value>(&answer).unwrap().is_object());
+    let floor =
+        time(21, || serde_json::from_str::<serde_json::Value>(&answer).unwrap().is_object());
     println!("\nThe same cycle from Prometheus (--prometheus): its instant answer for the six read fields ({} KB of JSON)", answer.len() / 1024);
     println!("  {:<52} {:>9.1} ms", "raydar: read the answer, attribute, add to history", raydar);
     println!("  {:<52} {:>9.1} ms", "baseline: serde_json into a Value, same answer", floor);
@@ -184,10 +221,23 @@ fn scrape_cycle() {
 fn chart_render() {
     let line = |label: String, phase: f64| Line {
         label,
-        points: (0..1440).map(|i| (f64::from(i) * 15.0 - 21_585.0, 60.0 + 30.0 * ((f64::from(i) + phase) / 40.0).sin())).collect(),
+        points: (0..1440)
+            .map(|i| {
+                (
+                    f64::from(i) * 15.0 - 21_585.0,
+                    60.0 + 30.0 * ((f64::from(i) + phase) / 40.0).sin(),
+                )
+            })
+            .collect(),
     };
     let gpus: Vec<Line> = (0..8).map(|g| line(format!("GPU {g}"), f64::from(g) * 5.0)).collect();
-    let data = ChartData { chart: Chart::Utilization, window: Window::Hours6, average: Some(line("average".into(), 2.0)), gpus, y_max: 100.0 };
+    let data = ChartData {
+        chart: Chart::Utilization,
+        window: Window::Hours6,
+        average: Some(line("average".into(), 2.0)),
+        gpus,
+        y_max: 100.0,
+    };
     let svg = charts::render(&data, Theme::Dark).expect("draws");
     let raydar = time(15, || charts::render(&data, Theme::Dark).unwrap().len());
     let json = time(15, || {
@@ -202,18 +252,32 @@ fn chart_render() {
 
 fn memory() {
     const GPUS: usize = 1000;
-    let ids: Vec<GpuId> = (0..GPUS).map(|g| GpuId { host: format!("gpu-node-{}", g / 8), uuid: format!("GPU-{g:08x}"), index: (g % 8) as u32, mig: None }).collect();
+    let ids: Vec<GpuId> = (0..GPUS)
+        .map(|g| GpuId {
+            host: format!("gpu-node-{}", g / 8),
+            uuid: format!("GPU-{g:08x}"),
+            index: (g % 8) as u32,
+            mig: None,
+        })
+        .collect();
     let reading = |g: usize| GpuReading {
         model: "NVIDIA A100-SXM4-80GB".into(),
-        pod: Some(PodRef { namespace: "ml".into(), pod: format!("c{}-worker-{g}", g / 8), container: "ray-worker".into() }),
+        pod: Some(PodRef {
+            namespace: "ml".into(),
+            pod: format!("c{}-worker-{g}", g / 8),
+            container: "ray-worker".into(),
+        }),
         util: Some((g % 100) as f64),
         mem_used_mib: Some(40_000.0),
         mem_free_mib: Some(41_920.0),
         power_w: Some(300.0),
         temp_c: Some(60.0),
     };
-    let readings: BTreeMap<GpuId, GpuReading> = ids.iter().cloned().enumerate().map(|(g, id)| (id, reading(g))).collect();
-    let cluster_of = |pod: &PodRef| -> Option<ClusterKey> { pod.pod.split_once('-').map(|(c, _)| (pod.namespace.clone(), c.to_owned())) };
+    let readings: BTreeMap<GpuId, GpuReading> =
+        ids.iter().cloned().enumerate().map(|(g, id)| (id, reading(g))).collect();
+    let cluster_of = |pod: &PodRef| -> Option<ClusterKey> {
+        pod.pod.split_once('-').map(|(c, _)| (pod.namespace.clone(), c.to_owned()))
+    };
     let before = LIVE.load(Ordering::Relaxed);
     let mut history = History::new(Retention::default(), 10.0);
     let start = 1_800_000_000u32;
@@ -231,11 +295,31 @@ fn memory() {
     let per_gpu_hour = at_6h as f64 / (GPUS as f64 * 6.0);
     println!("\nGPU history in memory: {GPUS} GPUs scraped every 15 s (counted by the allocator)");
     println!("  {:<52} {:>9.1} MB", "after 6 hours (all at full resolution)", at_6h as f64 / 1e6);
-    println!("  {:<52} {:>9.1} MB", "after 30 hours (6 h full, 24 h of 5-minute averages)", full as f64 / 1e6);
-    println!("  {:<52} {:>9.2} KB", "raydar: per GPU-hour at full resolution", per_gpu_hour / 1000.0);
-    println!("  {:<52} {:>9.2} KB", "baseline: bare samples, 240 x 16 bytes", bare_6h / (GPUS as f64 * 6.0) / 1000.0);
-    println!("  {:<52} {:>9.2}", "ratio raydar/baseline", per_gpu_hour / (bare_6h / (GPUS as f64 * 6.0)));
-    println!("  {:<52} {:>9.1} KB", "steady state per GPU (30 h kept)", full as f64 / GPUS as f64 / 1000.0);
+    println!(
+        "  {:<52} {:>9.1} MB",
+        "after 30 hours (6 h full, 24 h of 5-minute averages)",
+        full as f64 / 1e6
+    );
+    println!(
+        "  {:<52} {:>9.2} KB",
+        "raydar: per GPU-hour at full resolution",
+        per_gpu_hour / 1000.0
+    );
+    println!(
+        "  {:<52} {:>9.2} KB",
+        "baseline: bare samples, 240 x 16 bytes",
+        bare_6h / (GPUS as f64 * 6.0) / 1000.0
+    );
+    println!(
+        "  {:<52} {:>9.2}",
+        "ratio raydar/baseline",
+        per_gpu_hour / (bare_6h / (GPUS as f64 * 6.0))
+    );
+    println!(
+        "  {:<52} {:>9.1} KB",
+        "steady state per GPU (30 h kept)",
+        full as f64 / GPUS as f64 / 1000.0
+    );
     drop(black_box(history));
 }
 

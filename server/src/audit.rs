@@ -54,13 +54,20 @@ impl Audit {
             result = "done",
             "{} {}", user.name, action.what
         );
-        let (api, event) = (Api::<Event>::namespaced(self.client.clone(), &action.namespace), event(user, action, uid));
+        let (api, event) = (
+            Api::<Event>::namespaced(self.client.clone(), &action.namespace),
+            event(user, action, uid),
+        );
         let id = format!("{}/{}", action.namespace, action.name);
         tokio::spawn(async move {
-            match tokio::time::timeout(Self::TIMEOUT, api.create(&PostParams::default(), &event)).await {
+            match tokio::time::timeout(Self::TIMEOUT, api.create(&PostParams::default(), &event))
+                .await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(cluster = %id, "cannot record the audit Event: {e}"),
-                Err(_) => tracing::warn!(cluster = %id, "cannot record the audit Event: no answer within {} s", Self::TIMEOUT.as_secs()),
+                Err(_) => {
+                    tracing::warn!(cluster = %id, "cannot record the audit Event: no answer within {} s", Self::TIMEOUT.as_secs())
+                }
             }
         });
     }
@@ -120,10 +127,22 @@ mod tests {
 
     #[test]
     fn the_event_names_the_person_and_the_cluster() {
-        let alice = User { name: "alice".into(), email: Some("alice@example.com".into()), groups: vec!["team-a".into()] };
-        let action = Action { reason: "TornDown", what: "tore it down".into(), namespace: "team-a".into(), name: "big".into() };
+        let alice = User {
+            name: "alice".into(),
+            email: Some("alice@example.com".into()),
+            groups: vec!["team-a".into()],
+        };
+        let action = Action {
+            reason: "TornDown",
+            what: "tore it down".into(),
+            namespace: "team-a".into(),
+            name: "big".into(),
+        };
         let e = event(&alice, &action, Some("uid-1".into()));
-        assert_eq!(e.message.as_deref(), Some("alice (alice@example.com) tore it down through raydar"));
+        assert_eq!(
+            e.message.as_deref(),
+            Some("alice (alice@example.com) tore it down through raydar")
+        );
         assert_eq!(e.reason.as_deref(), Some("TornDown"));
         assert_eq!(e.involved_object.kind.as_deref(), Some("RayCluster"));
         assert_eq!(e.involved_object.uid.as_deref(), Some("uid-1"));

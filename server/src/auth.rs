@@ -24,7 +24,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
@@ -93,7 +95,9 @@ impl ProxyHeaders {
         if !self.trusted.iter().any(|c| c.contains(peer)) {
             return None;
         }
-        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let text = |name: &HeaderName| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        };
         let name = text(&self.user)?.to_owned();
         let email = text(&self.email).map(str::to_owned);
         let groups = headers
@@ -123,16 +127,17 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (text.trim(), None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP address or ADDRESS/PREFIX range"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or ADDRESS/PREFIX range"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?}: the prefix must be a number from 0 to {max}"))?,
-        };
+        let prefix =
+            match prefix {
+                None => max,
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                    format!("{text:?}: the prefix must be a number from 0 to {max}")
+                })?,
+            };
         Ok(Cidr { addr, prefix })
     }
 
@@ -163,10 +168,18 @@ const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 ///
 /// A page request without identity gets a short HTML page saying sign-in is required; anything
 /// else gets the API's JSON error.
-pub async fn authenticate(State(authn): State<Arc<Authn>>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(authn): State<Arc<Authn>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // Never let a client's impersonation headers get further, whoever it is.
-    let forged: Vec<HeaderName> =
-        request.headers().keys().filter(|k| k.as_str().starts_with("impersonate-")).cloned().collect();
+    let forged: Vec<HeaderName> = request
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("impersonate-"))
+        .cloned()
+        .collect();
     for name in forged {
         request.headers_mut().remove(name);
     }
@@ -229,12 +242,24 @@ pub struct Ask {
 impl Ask {
     /// `verb` on RayClusters in `namespace`.
     pub fn rayclusters(verb: &'static str, namespace: &str) -> Ask {
-        Ask { verb, group: "ray.io", resource: "rayclusters", subresource: "", namespace: namespace.to_owned() }
+        Ask {
+            verb,
+            group: "ray.io",
+            resource: "rayclusters",
+            subresource: "",
+            namespace: namespace.to_owned(),
+        }
     }
 
     /// Reading pods' logs in `namespace`.
     pub fn pod_logs(namespace: &str) -> Ask {
-        Ask { verb: "get", group: "", resource: "pods", subresource: "log", namespace: namespace.to_owned() }
+        Ask {
+            verb: "get",
+            group: "",
+            resource: "pods",
+            subresource: "log",
+            namespace: namespace.to_owned(),
+        }
     }
 }
 
@@ -263,23 +288,27 @@ impl Access {
     pub fn client_for(&self, user: &User) -> Result<Client, String> {
         let mut headers = Vec::with_capacity(1 + user.groups.len());
         let value = |v: &str, what: &str| {
-            HeaderValue::from_str(v).map_err(|_| format!("the {what} {v:?} cannot be passed to Kubernetes (not plain ASCII)"))
+            HeaderValue::from_str(v).map_err(|_| {
+                format!("the {what} {v:?} cannot be passed to Kubernetes (not plain ASCII)")
+            })
         };
-        headers.push((HeaderName::from_static("impersonate-user"), value(&user.name, "user name")?));
+        headers
+            .push((HeaderName::from_static("impersonate-user"), value(&user.name, "user name")?));
         for group in &user.groups {
             headers.push((HeaderName::from_static("impersonate-group"), value(group, "group")?));
         }
         let base = self.client.clone();
         let headers = Arc::new(headers);
-        let service = tower::service_fn(move |mut request: axum::http::Request<kube::client::Body>| {
-            let (base, headers) = (base.clone(), headers.clone());
-            async move {
-                for (name, value) in headers.iter() {
-                    request.headers_mut().append(name.clone(), value.clone());
+        let service =
+            tower::service_fn(move |mut request: axum::http::Request<kube::client::Body>| {
+                let (base, headers) = (base.clone(), headers.clone());
+                async move {
+                    for (name, value) in headers.iter() {
+                        request.headers_mut().append(name.clone(), value.clone());
+                    }
+                    base.send(request).await
                 }
-                base.send(request).await
-            }
-        });
+            });
         Ok(Client::new(service, self.client.default_namespace().to_owned()))
     }
 
@@ -287,7 +316,9 @@ impl Access {
     /// apiserver unreachable, a name it cannot carry) may not: access fails closed.
     pub async fn may(&self, user: &User, ask: &Ask) -> bool {
         let key = (user.clone(), ask.clone());
-        if let Some((allowed, at)) = self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten() {
+        if let Some((allowed, at)) =
+            self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten()
+        {
             if at.elapsed() < Self::TTL {
                 return allowed;
             }
@@ -330,10 +361,11 @@ impl Access {
             ..Default::default()
         };
         let api: Api<SelfSubjectAccessReview> = Api::all(client);
-        let answer = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
-            .await
-            .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
-            .map_err(|e| e.to_string())?;
+        let answer =
+            tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
+                .await
+                .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
+                .map_err(|e| e.to_string())?;
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 }
@@ -366,7 +398,11 @@ impl Access {
 
     /// The namespaces among `namespaces` where `user` may list RayClusters: all of them when
     /// they may list everywhere, else each asked (cached).
-    pub async fn readable(&self, user: &User, namespaces: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    pub async fn readable(
+        &self,
+        user: &User,
+        namespaces: impl IntoIterator<Item = String>,
+    ) -> BTreeSet<String> {
         let namespaces: BTreeSet<String> = namespaces.into_iter().collect();
         if self.may(user, &Ask::rayclusters("list", "")).await {
             return namespaces;
@@ -375,7 +411,12 @@ impl Access {
     }
 
     /// Among `namespaces`, those where `ask(namespace)` is allowed.
-    async fn each(&self, user: &User, namespaces: BTreeSet<String>, ask: impl Fn(&str) -> Ask) -> BTreeSet<String> {
+    async fn each(
+        &self,
+        user: &User,
+        namespaces: BTreeSet<String>,
+        ask: impl Fn(&str) -> Ask,
+    ) -> BTreeSet<String> {
         use futures::StreamExt;
         futures::stream::iter(namespaces)
             .map(|ns| {
@@ -389,7 +430,11 @@ impl Access {
     }
 
     /// Everything [`Grants`] holds, for `namespaces`.
-    pub async fn grants(&self, user: &User, namespaces: impl IntoIterator<Item = String>) -> Grants {
+    pub async fn grants(
+        &self,
+        user: &User,
+        namespaces: impl IntoIterator<Item = String>,
+    ) -> Grants {
         let read = self.readable(user, namespaces).await;
         let delete = self.each(user, read.clone(), |ns| Ask::rayclusters("delete", ns)).await;
         let change = self.each(user, read.clone(), |ns| Ask::rayclusters("update", ns)).await;
@@ -414,13 +459,19 @@ mod tests {
     use super::*;
 
     fn proxy() -> ProxyHeaders {
-        ProxyHeaders::oauth2_proxy(vec![Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("::1").unwrap()])
+        ProxyHeaders::oauth2_proxy(vec![
+            Cidr::parse("10.0.0.0/8").unwrap(),
+            Cidr::parse("::1").unwrap(),
+        ])
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -439,7 +490,11 @@ mod tests {
 
     #[test]
     fn identity_headers_count_from_a_trusted_proxy_only() {
-        let h = headers(&[("x-forwarded-user", "alice"), ("x-forwarded-email", "alice@example.com"), ("x-forwarded-groups", "team-a, ml ,")]);
+        let h = headers(&[
+            ("x-forwarded-user", "alice"),
+            ("x-forwarded-email", "alice@example.com"),
+            ("x-forwarded-groups", "team-a, ml ,"),
+        ]);
         let alice = proxy().user(Some("10.9.9.9".parse().unwrap()), &h).unwrap();
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
@@ -447,12 +502,20 @@ mod tests {
         assert_eq!(alice.team(), "team-a");
         assert_eq!(proxy().user(Some("192.168.1.5".parse().unwrap()), &h), None, "untrusted peer");
         assert_eq!(proxy().user(None, &h), None, "unknown peer");
-        assert_eq!(proxy().user(Some("::1".parse().unwrap()), &headers(&[("x-forwarded-email", "a@b")])), None, "no user");
+        assert_eq!(
+            proxy().user(Some("::1".parse().unwrap()), &headers(&[("x-forwarded-email", "a@b")])),
+            None,
+            "no user"
+        );
     }
 
     #[test]
     fn the_team_is_the_first_group_not_of_kubernetes() {
-        let u = User { name: "bob".into(), email: None, groups: vec!["system:authenticated".into(), "team-b".into()] };
+        let u = User {
+            name: "bob".into(),
+            email: None,
+            groups: vec!["system:authenticated".into(), "team-b".into()],
+        };
         assert_eq!(u.team(), "team-b");
         assert_eq!(User { groups: vec![], ..u }.team(), "");
     }

@@ -8,8 +8,8 @@
 //! The SVG is served as an image (`<img>`), and plotters escapes every text it writes, so a GPU
 //! or node name from an exporter can never become markup.
 
-use plotters::prelude::*;
 use platform::utilization::{Chart, Window};
+use plotters::prelude::*;
 
 /// A chart's width and height, pixels.
 pub const SIZE: (u32, u32) = (760, 250);
@@ -127,7 +127,11 @@ fn axis_label(chart: Chart, value: f64) -> String {
 /// The time axis' unit: minutes for the short windows, hours for 6 hours, so its ticks fall on
 /// round numbers.
 fn time_unit(window: Window) -> (f64, &'static str) {
-    if window == Window::Hours6 { (3600.0, "h") } else { (60.0, "min") }
+    if window == Window::Hours6 {
+        (3600.0, "h")
+    } else {
+        (60.0, "min")
+    }
 }
 
 /// How far back a tick is, in the axis' unit: `now`, `-10 min`, `-2 h`.
@@ -142,11 +146,16 @@ fn time_label(window: Window, ago: f64) -> String {
 /// Draws `data` as an SVG document.
 pub fn render(data: &ChartData, theme: Theme) -> Result<String, String> {
     let mut svg = String::new();
-    draw(&mut svg, data, theme).map_err(|e| format!("drawing the {} chart: {e}", data.chart.as_str()))?;
+    draw(&mut svg, data, theme)
+        .map_err(|e| format!("drawing the {} chart: {e}", data.chart.as_str()))?;
     Ok(svg)
 }
 
-fn draw<'a>(svg: &'a mut String, data: &ChartData, theme: Theme) -> Result<(), Box<dyn std::error::Error + 'a>> {
+fn draw<'a>(
+    svg: &'a mut String,
+    data: &ChartData,
+    theme: Theme,
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
     let colours = palette(theme);
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&colours.background)?;
@@ -177,10 +186,16 @@ fn draw<'a>(svg: &'a mut String, data: &ChartData, theme: Theme) -> Result<(), B
     let clamp = |(x, y): (f64, f64)| ((x / unit).max(-span), y.clamp(0.0, y_max));
     for (i, line) in data.gpus.iter().enumerate() {
         let colour = colours.lines[i % colours.lines.len()];
-        chart.draw_series(LineSeries::new(line.points.iter().copied().map(clamp), colour.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            line.points.iter().copied().map(clamp),
+            colour.stroke_width(2),
+        ))?;
     }
     if let Some(average) = &data.average {
-        chart.draw_series(LineSeries::new(average.points.iter().copied().map(clamp), colours.text.stroke_width(3)))?;
+        chart.draw_series(LineSeries::new(
+            average.points.iter().copied().map(clamp),
+            colours.text.stroke_width(3),
+        ))?;
     }
     // The legend: the average first, then each GPU, each with its latest value.
     let mut entries: Vec<(RGBColor, u32, String)> = Vec::new();
@@ -213,11 +228,16 @@ mod tests {
     use super::*;
 
     fn data(label: &str) -> ChartData {
-        let points = |base: f64| (0..60).map(|i| (f64::from(i - 59) * 15.0, base + f64::from(i % 7))).collect();
+        let points = |base: f64| {
+            (0..60).map(|i| (f64::from(i - 59) * 15.0, base + f64::from(i % 7))).collect()
+        };
         ChartData {
             chart: Chart::Utilization,
             window: Window::Minutes15,
-            gpus: vec![Line { label: label.into(), points: points(60.0) }, Line { label: "GPU 1".into(), points: points(20.0) }],
+            gpus: vec![
+                Line { label: label.into(), points: points(60.0) },
+                Line { label: "GPU 1".into(), points: points(20.0) },
+            ],
             average: Some(Line { label: "average".into(), points: points(40.0) }),
             y_max: 100.0,
         }
@@ -231,7 +251,10 @@ mod tests {
         for text in ["GPU 0: 63 %", "GPU 1: 23 %", "average: 43 %", "-10 min", "now", "100 %"] {
             assert!(svg.contains(text), "{text:?} missing from the chart");
         }
-        assert!(svg.contains("#FFFFFF") || svg.contains("#ffffff") || svg.contains("rgb(255,255,255)"), "light background");
+        assert!(
+            svg.contains("#FFFFFF") || svg.contains("#ffffff") || svg.contains("rgb(255,255,255)"),
+            "light background"
+        );
     }
 
     #[test]

@@ -63,11 +63,7 @@ pub struct ClusterWatch {
 pub fn watch(client: Client, apiserver: String) -> (Clusters, ClusterWatch) {
     let (store, writer) = reflector::store();
     let (feed, _) = broadcast::channel(FEED_CAPACITY);
-    let shared = Arc::new(Shared {
-        store,
-        feed,
-        health: WatchHealth::default(),
-    });
+    let shared = Arc::new(Shared { store, feed, health: WatchHealth::default() });
     let watch = ClusterWatch { api: Api::all(client), writer, shared: shared.clone(), apiserver };
     (Clusters { inner: shared }, watch)
 }
@@ -75,7 +71,8 @@ pub fn watch(client: Client, apiserver: String) -> (Clusters, ClusterWatch) {
 impl Clusters {
     /// Every cluster, sorted by namespace and name.
     pub fn list(&self) -> Vec<ClusterSummary> {
-        let mut rows: Vec<ClusterSummary> = self.inner.store.state().iter().map(|c| c.summary()).collect();
+        let mut rows: Vec<ClusterSummary> =
+            self.inner.store.state().iter().map(|c| c.summary()).collect();
         rows.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
         rows
     }
@@ -93,7 +90,11 @@ impl Clusters {
     }
 
     /// The uid and `status.conditions` of one cluster, or `None` when it is not stored.
-    pub fn conditions(&self, namespace: &str, name: &str) -> Option<(String, Vec<ClusterCondition>)> {
+    pub fn conditions(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(String, Vec<ClusterCondition>)> {
         let key = reflector::ObjectRef::new(name).within(namespace);
         self.inner.store.get(&key).map(|c| {
             let conditions = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
@@ -115,8 +116,14 @@ impl Clusters {
             .state()
             .iter()
             .map(|c| {
-                let label = |key: &str| c.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default();
-                (c.summary(), label(platform::template::LABEL_TEAM), label(platform::template::LABEL_OWNER))
+                let label = |key: &str| {
+                    c.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default()
+                };
+                (
+                    c.summary(),
+                    label(platform::template::LABEL_TEAM),
+                    label(platform::template::LABEL_OWNER),
+                )
             })
             .collect()
     }

@@ -120,7 +120,9 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<u32, String> {
         _ => (text, 1),
     };
     match number.trim().parse::<u32>() {
-        Ok(n) if n > 0 => n.checked_mul(unit).ok_or_else(|| format!("{flag}: {text:?} is too long")),
+        Ok(n) if n > 0 => {
+            n.checked_mul(unit).ok_or_else(|| format!("{flag}: {text:?} is too long"))
+        }
         _ => Err(format!("{flag}: {text:?} is not a duration above 0 such as 90s, 30m or 2h")),
     }
 }
@@ -199,7 +201,8 @@ impl Config {
         let mut gpu_idle_after = setting("RAYDAR_GPU_IDLE_AFTER", "30m");
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
+            let mut value =
+                |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
             match arg.as_str() {
                 "--addr" => addr = value("--addr")?,
                 "--site-root" => site_root = value("--site-root")?,
@@ -226,10 +229,16 @@ impl Config {
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             }
         }
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|e| format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})"))?;
-        let list = |text: &str| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        let addr: SocketAddr = addr.parse().map_err(|e| {
+            format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})")
+        })?;
+        let list = |text: &str| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
         let authn = match auth.as_str() {
             "dev" => {
                 if !addr.ip().is_loopback() {
@@ -242,10 +251,17 @@ impl Config {
                 if dev_user.trim().is_empty() {
                     return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
                 }
-                Authn::Dev(User { name: dev_user.trim().to_owned(), email: None, groups: list(&dev_groups) })
+                Authn::Dev(User {
+                    name: dev_user.trim().to_owned(),
+                    email: None,
+                    groups: list(&dev_groups),
+                })
             }
             "proxy" => {
-                let trusted = list(&trusted).iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>()
+                let trusted = list(&trusted)
+                    .iter()
+                    .map(|c| Cidr::parse(c))
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("--trusted-proxies/RAYDAR_TRUSTED_PROXIES: {e}"))?;
                 if trusted.is_empty() {
                     return Err(format!(
@@ -265,7 +281,9 @@ impl Config {
                     groups: header("--groups-header", &groups_header)?,
                 })
             }
-            other => return Err(format!("--auth/RAYDAR_AUTH: {other:?} is not proxy or dev\n\n{USAGE}")),
+            other => {
+                return Err(format!("--auth/RAYDAR_AUTH: {other:?} is not proxy or dev\n\n{USAGE}"))
+            }
         };
         let ray_dashboard = Reach::parse(&ray_dashboard)?;
         let count = |flag: &str, text: &str| match text.parse::<usize>() {
@@ -273,7 +291,8 @@ impl Config {
             _ => Err(format!("{flag}: {text:?} is not a whole number above 0\n\n{USAGE}")),
         };
         let log_streams = count("--log-streams/RAYDAR_LOG_STREAMS", &log_streams)?;
-        let log_buffer_lines = count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
+        let log_buffer_lines =
+            count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
         let action_rate = u32::try_from(count("--action-rate/RAYDAR_ACTION_RATE", &action_rate)?)
             .map_err(|_| "--action-rate/RAYDAR_ACTION_RATE: too large".to_owned())?;
         let gpus = GpuSettings {
@@ -302,7 +321,16 @@ impl Config {
         if gpus.selector.is_empty() {
             return Err("--dcgm-selector/RAYDAR_DCGM_SELECTOR must not be empty: it picks the dcgm-exporter pods".into());
         }
-        Ok(Self { addr, site_root: site_root.into(), authn, action_rate, ray_dashboard, log_streams, log_buffer_lines, gpus })
+        Ok(Self {
+            addr,
+            site_root: site_root.into(),
+            authn,
+            action_rate,
+            ray_dashboard,
+            log_streams,
+            log_buffer_lines,
+            gpus,
+        })
     }
 }
 
@@ -328,7 +356,15 @@ mod tests {
         assert!(e.contains("--trusted-proxies"), "{e}");
         let e = parse(&["--auth", "proxy", "--trusted-proxies", "10.0.0.0/40"]).unwrap_err();
         assert!(e.contains("--trusted-proxies") && e.contains("0 to 32"), "{e}");
-        let config = parse(&["--auth", "proxy", "--trusted-proxies", "10.0.0.0/8, ::1", "--user-header", "X-Auth-Request-User"]).unwrap();
+        let config = parse(&[
+            "--auth",
+            "proxy",
+            "--trusted-proxies",
+            "10.0.0.0/8, ::1",
+            "--user-header",
+            "X-Auth-Request-User",
+        ])
+        .unwrap();
         let Authn::Proxy(proxy) = config.authn else { panic!("proxy mode") };
         assert_eq!(proxy.trusted.len(), 2);
         assert_eq!(proxy.user.as_str(), "x-auth-request-user");
@@ -338,8 +374,21 @@ mod tests {
     fn gpu_settings_have_defaults_and_name_the_flag_when_wrong() {
         let config = parse(&["--auth", "dev"]).unwrap();
         assert_eq!(config.gpus, GpuSettings::default());
-        let config = parse(&["--auth", "dev", "--gpu-idle-after", "90s", "--gpu-interval", "2", "--dcgm-reach", "pod"]).unwrap();
-        assert_eq!((config.gpus.idle_after_s, config.gpus.interval_s, config.gpus.reach), (90, 2, ExporterReach::PodIp));
+        let config = parse(&[
+            "--auth",
+            "dev",
+            "--gpu-idle-after",
+            "90s",
+            "--gpu-interval",
+            "2",
+            "--dcgm-reach",
+            "pod",
+        ])
+        .unwrap();
+        assert_eq!(
+            (config.gpus.idle_after_s, config.gpus.interval_s, config.gpus.reach),
+            (90, 2, ExporterReach::PodIp)
+        );
         assert_eq!(parse_duration("--x", "2h"), Ok(7200));
         let e = parse(&["--auth", "dev", "--gpu-idle-after", "soon"]).unwrap_err();
         assert!(e.contains("--gpu-idle-after") && e.contains("30m"), "{e}");
@@ -347,9 +396,12 @@ mod tests {
         assert!(e.contains("--gpu-idle-below") && e.contains("0 to 100"), "{e}");
         let e = parse(&["--auth", "dev", "--dcgm-namespace", "GPU_ops"]).unwrap_err();
         assert!(e.contains("--dcgm-namespace"), "{e}");
-        let config = parse(&["--auth", "dev", "--prometheus", "http://prometheus.monitoring:9090/"]).unwrap();
+        let config =
+            parse(&["--auth", "dev", "--prometheus", "http://prometheus.monitoring:9090/"])
+                .unwrap();
         assert_eq!(config.gpus.prometheus.as_deref(), Some("http://prometheus.monitoring:9090"));
-        let config = parse(&["--auth", "dev", "--prometheus", "https://metrics.example.com/prom/"]).unwrap();
+        let config =
+            parse(&["--auth", "dev", "--prometheus", "https://metrics.example.com/prom/"]).unwrap();
         assert_eq!(config.gpus.prometheus.as_deref(), Some("https://metrics.example.com/prom"));
         for wrong in ["prometheus:9090", "ftp://prometheus", "http://prometheus:9090/?query=up"] {
             let e = parse(&["--auth", "dev", "--prometheus", wrong]).unwrap_err();
@@ -359,7 +411,8 @@ mod tests {
 
     #[test]
     fn dev_mode_has_its_user_and_groups() {
-        let config = parse(&["--auth", "dev", "--dev-user", "alice", "--dev-groups", "team-a,ml"]).unwrap();
+        let config =
+            parse(&["--auth", "dev", "--dev-user", "alice", "--dev-groups", "team-a,ml"]).unwrap();
         let Authn::Dev(user) = config.authn else { panic!("dev mode") };
         assert_eq!((user.name.as_str(), user.team()), ("alice", "team-a".to_owned()));
     }

@@ -97,7 +97,13 @@ impl GpuMetrics {
     /// Starts the exporter watch and the scrape loop on the current tokio runtime; pods are
     /// attributed to clusters through `overviews`' Ray pod watch. `apiserver` names the cluster
     /// in error messages.
-    pub fn start(kube: Client, settings: GpuSettings, ray_reach: Reach, overviews: Overviews, apiserver: String) -> Self {
+    pub fn start(
+        kube: Client,
+        settings: GpuSettings,
+        ray_reach: Reach,
+        overviews: Overviews,
+        apiserver: String,
+    ) -> Self {
         let (store, writer) = reflector::store::<Pod>();
         let timeout = Duration::from_secs(u64::from(settings.interval_s).clamp(1, 10));
         let http = reqwest::Client::builder()
@@ -126,20 +132,32 @@ impl GpuMetrics {
         tokio::spawn(async move {
             let settings = &shared.settings;
             let api = Api::namespaced(shared.kube.clone(), &settings.namespace);
-            reflect_pods(api, &settings.selector, writer, &shared.exporter_health, EXPORTERS, &apiserver).await;
+            reflect_pods(
+                api,
+                &settings.selector,
+                writer,
+                &shared.exporter_health,
+                EXPORTERS,
+                &apiserver,
+            )
+            .await;
         });
         let shared = inner.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(u64::from(shared.settings.interval_s)));
+            let mut tick =
+                tokio::time::interval(Duration::from_secs(u64::from(shared.settings.interval_s)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let exporters: Vec<Exporter> = shared.exporters.state().iter().filter_map(|pod| Exporter::of(pod)).collect();
+                let exporters: Vec<Exporter> =
+                    shared.exporters.state().iter().filter_map(|pod| Exporter::of(pod)).collect();
                 let texts = scrape_all(&shared, exporters).await;
                 let pod_clusters = overviews.pod_clusters();
                 // Tens of milliseconds of parsing for a large fleet: off the async workers.
                 let (inner, t) = (shared.clone(), unix_now() as u32);
-                let _ = tokio::task::spawn_blocking(move || record(&inner, t, texts, &pod_clusters)).await;
+                let _ =
+                    tokio::task::spawn_blocking(move || record(&inner, t, texts, &pod_clusters))
+                        .await;
             }
         });
         GpuMetrics { inner }
@@ -200,13 +218,20 @@ impl GpuMetrics {
                 slot.0 += y;
                 slot.1 += 1;
             }
-            Line { label: "average".into(), points: at.into_iter().map(|(x, (sum, n))| (x as f64, sum / f64::from(n))).collect() }
+            Line {
+                label: "average".into(),
+                points: at
+                    .into_iter()
+                    .map(|(x, (sum, n))| (x as f64, sum / f64::from(n)))
+                    .collect(),
+            }
         });
         let highest = gpus.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
         let y_max = match chart {
             Chart::Utilization => 100.0,
             Chart::Memory => {
-                let total = held.iter().filter_map(|s| s.last.mem_total_mib()).fold(0.0, f64::max) / 1024.0;
+                let total =
+                    held.iter().filter_map(|s| s.last.mem_total_mib()).fold(0.0, f64::max) / 1024.0;
                 total.max(highest).max(1.0).ceil()
             }
             // Rounded up to the next 50 W above the highest draw, at least 100 W.
@@ -266,7 +291,11 @@ impl GpuMetrics {
     pub async fn ray_usage(&self, namespace: &str, name: &str) -> Result<RayUsage, String> {
         let (inner, ns, cluster) = (self.inner.clone(), namespace.to_owned(), name.to_owned());
         let read = async move { read_ray(&inner, &ns, &cluster).await };
-        self.inner.ray.get(&format!("{namespace}/{name}"), read, |_, new| new).await.unwrap_or_else(|| Err("Ray's metrics have not been read yet".into()))
+        self.inner
+            .ray
+            .get(&format!("{namespace}/{name}"), read, |_, new| new)
+            .await
+            .unwrap_or_else(|| Err("Ray's metrics have not been read yet".into()))
     }
 
     fn errors(&self) -> Vec<String> {
@@ -330,12 +359,19 @@ impl Exporter {
     }
 
     fn name(&self) -> String {
-        if self.node.is_empty() { self.pod.clone() } else { format!("{} on {}", self.pod, self.node) }
+        if self.node.is_empty() {
+            self.pod.clone()
+        } else {
+            format!("{} on {}", self.pod, self.node)
+        }
     }
 }
 
 /// Scrapes every exporter, a few at a time: each one's text or why there is none.
-async fn scrape_all(inner: &Inner, exporters: Vec<Exporter>) -> Vec<(String, Result<String, String>)> {
+async fn scrape_all(
+    inner: &Inner,
+    exporters: Vec<Exporter>,
+) -> Vec<(String, Result<String, String>)> {
     futures::stream::iter(exporters)
         .map(|exporter| async move {
             let text = scrape(inner, &exporter).await;
@@ -352,14 +388,23 @@ async fn scrape(inner: &Inner, exporter: &Exporter) -> Result<String, String> {
     let call = async {
         match settings.reach {
             ExporterReach::ApiserverProxy => {
-                let uri = format!("/api/v1/namespaces/{}/pods/{}:{}/proxy/metrics", settings.namespace, exporter.pod, settings.port);
-                let request = axum::http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
+                let uri = format!(
+                    "/api/v1/namespaces/{}/pods/{}:{}/proxy/metrics",
+                    settings.namespace, exporter.pod, settings.port
+                );
+                let request =
+                    axum::http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
                 inner.kube.request_text(request).await.map_err(|e| e.to_string())
             }
             ExporterReach::PodIp => {
-                let ip = exporter.ip.parse::<std::net::IpAddr>().map_err(|_| format!("{:?} is not an IP address", exporter.ip))?;
-                let url = format!("http://{}/metrics", std::net::SocketAddr::new(ip, settings.port));
-                let response = inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+                let ip = exporter
+                    .ip
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("{:?} is not an IP address", exporter.ip))?;
+                let url =
+                    format!("http://{}/metrics", std::net::SocketAddr::new(ip, settings.port));
+                let response =
+                    inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
                 if !response.status().is_success() {
                     return Err(format!("HTTP {}", response.status()));
                 }
@@ -399,12 +444,18 @@ async fn ask_prometheus(inner: Arc<Inner>, base: String, overviews: Overviews) {
     let mut from = now.saturating_sub(Retention::default().fine);
     while from < now {
         let to = (from + HISTORY_SLICE_S).min(now);
-        let query = [("query", prometheus::SELECTOR.to_owned()), ("start", from.to_string()), ("end", to.to_string()), ("step", format!("{interval}s"))];
+        let query = [
+            ("query", prometheus::SELECTOR.to_owned()),
+            ("start", from.to_string()),
+            ("end", to.to_string()),
+            ("step", format!("{interval}s")),
+        ];
         let answer = ask(&inner, &base, "query_range", &query, HISTORY_TIMEOUT).await;
         let pod_clusters = overviews.pod_clusters();
         let shared = inner.clone();
         let recorded = tokio::task::spawn_blocking(move || {
-            let steps = prometheus::read_range(&answer?, &shared.settings.namespace).map_err(|e| e.to_string())?;
+            let steps = prometheus::read_range(&answer?, &shared.settings.namespace)
+                .map_err(|e| e.to_string())?;
             let mut history = shared.history.write().unwrap_or_else(|e| e.into_inner());
             for (t, readings) in &steps {
                 history.record(*t, readings, |pod| cluster_of(&pod_clusters, pod));
@@ -425,13 +476,21 @@ async fn ask_prometheus(inner: Arc<Inner>, base: String, overviews: Overviews) {
     loop {
         tick.tick().await;
         let t = unix_now() as u32;
-        let answer = ask(&inner, &base, "query", &[("query", prometheus::SELECTOR.to_owned())], timeout).await;
+        let answer =
+            ask(&inner, &base, "query", &[("query", prometheus::SELECTOR.to_owned())], timeout)
+                .await;
         let pod_clusters = overviews.pod_clusters();
         let (shared, base) = (inner.clone(), base.clone());
         let _ = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
-            match answer.and_then(|json| prometheus::read_now(&json, &shared.settings.namespace).map_err(|e| e.to_string())) {
-                Ok(readings) => shared.history.write().unwrap_or_else(|e| e.into_inner()).record(t, &readings, |pod| cluster_of(&pod_clusters, pod)),
+            match answer.and_then(|json| {
+                prometheus::read_now(&json, &shared.settings.namespace).map_err(|e| e.to_string())
+            }) {
+                Ok(readings) => shared.history.write().unwrap_or_else(|e| e.into_inner()).record(
+                    t,
+                    &readings,
+                    |pod| cluster_of(&pod_clusters, pod),
+                ),
                 Err(why) => {
                     tracing::warn!("Prometheus {base}: {why}");
                     errors.push(format!("Prometheus {base}: {why}"));
@@ -446,9 +505,20 @@ async fn ask_prometheus(inner: Arc<Inner>, base: String, overviews: Overviews) {
 /// One call of Prometheus' HTTP API (`/api/v1/{path}`), its answer's text within `timeout`.
 /// Prometheus answers a refused query with a 4xx and a JSON body that says why, so the body of
 /// an error is read too.
-async fn ask(inner: &Inner, base: &str, path: &str, query: &[(&str, String)], timeout: Duration) -> Result<String, String> {
+async fn ask(
+    inner: &Inner,
+    base: &str,
+    path: &str,
+    query: &[(&str, String)],
+    timeout: Duration,
+) -> Result<String, String> {
     let call = async {
-        let request = inner.http.get(format!("{base}/api/v1/{path}")).query(query).query(&[("timeout", format!("{}s", timeout.as_secs()))]).timeout(timeout);
+        let request = inner
+            .http
+            .get(format!("{base}/api/v1/{path}"))
+            .query(query)
+            .query(&[("timeout", format!("{}s", timeout.as_secs()))])
+            .timeout(timeout);
         let response = request.send().await.map_err(|e| e.without_url().to_string())?;
         let status = response.status();
         let body = read_capped(response, MAX_PROMETHEUS_BYTES).await?;
@@ -464,12 +534,22 @@ async fn ask(inner: &Inner, base: &str, path: &str, query: &[(&str, String)], ti
 }
 
 /// The RayCluster a pod belongs to, from the Ray pod watch's `(namespace, pod) -> cluster`.
-fn cluster_of(pod_clusters: &HashMap<(String, String), String>, pod: &platform::gpu::PodRef) -> Option<ClusterKey> {
-    pod_clusters.get(&(pod.namespace.clone(), pod.pod.clone())).map(|cluster| (pod.namespace.clone(), cluster.clone()))
+fn cluster_of(
+    pod_clusters: &HashMap<(String, String), String>,
+    pod: &platform::gpu::PodRef,
+) -> Option<ClusterKey> {
+    pod_clusters
+        .get(&(pod.namespace.clone(), pod.pod.clone()))
+        .map(|cluster| (pod.namespace.clone(), cluster.clone()))
 }
 
 /// Parses the scrapes and adds them to the history as taken at `t`.
-fn record(inner: &Inner, t: u32, texts: Vec<(String, Result<String, String>)>, pod_clusters: &HashMap<(String, String), String>) {
+fn record(
+    inner: &Inner,
+    t: u32,
+    texts: Vec<(String, Result<String, String>)>,
+    pod_clusters: &HashMap<(String, String), String>,
+) {
     let mut readings: BTreeMap<GpuId, GpuReading> = BTreeMap::new();
     let mut errors = Vec::new();
     for (exporter, text) in texts {
@@ -482,7 +562,11 @@ fn record(inner: &Inner, t: u32, texts: Vec<(String, Result<String, String>)>, p
     for error in &errors {
         tracing::warn!("{error}");
     }
-    inner.history.write().unwrap_or_else(|e| e.into_inner()).record(t, &readings, |pod| cluster_of(pod_clusters, pod));
+    inner
+        .history
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(t, &readings, |pod| cluster_of(pod_clusters, pod));
     *inner.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
 }
 
@@ -491,17 +575,26 @@ async fn read_ray(inner: &Inner, namespace: &str, name: &str) -> Result<RayUsage
     let call = async {
         let text = match &inner.ray_reach {
             Reach::ApiserverProxy => {
-                let uri = format!("/api/v1/namespaces/{namespace}/services/{name}-head-svc:metrics/proxy/metrics");
-                let request = axum::http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
+                let uri = format!(
+                    "/api/v1/namespaces/{namespace}/services/{name}-head-svc:metrics/proxy/metrics"
+                );
+                let request =
+                    axum::http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
                 inner.kube.request_text(request).await.map_err(|e| e.to_string())?
             }
             Reach::Direct(template) => {
                 // Only the head service form says where the metrics port is.
                 let Some(base) = template.strip_suffix(":8265") else {
-                    return Err("Ray's metrics are read with --ray-dashboard proxy or service only".into());
+                    return Err(
+                        "Ray's metrics are read with --ray-dashboard proxy or service only".into(),
+                    );
                 };
-                let url = format!("{}:8080/metrics", base.replace("{namespace}", namespace).replace("{name}", name));
-                let response = inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+                let url = format!(
+                    "{}:8080/metrics",
+                    base.replace("{namespace}", namespace).replace("{name}", name)
+                );
+                let response =
+                    inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
                 response.text().await.map_err(|e| e.without_url().to_string())?
             }
         };
@@ -509,12 +602,18 @@ async fn read_ray(inner: &Inner, namespace: &str, name: &str) -> Result<RayUsage
     };
     match tokio::time::timeout(RAY_TIMEOUT, call).await {
         Ok(usage) => usage.map_err(|e| format!("Ray's metrics of {namespace}/{name}: {e}")),
-        Err(_) => Err(format!("Ray's metrics of {namespace}/{name}: no answer within {} s", RAY_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "Ray's metrics of {namespace}/{name}: no answer within {} s",
+            RAY_TIMEOUT.as_secs()
+        )),
     }
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/gpus`: the cluster's GPUs now and what Ray says.
-pub async fn cluster_gpus(State(state): State<AppState>, Path((namespace, name)): Path<(String, String)>) -> Response {
+pub async fn cluster_gpus(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
     let Some(summary) = state.clusters.get(&namespace, &name) else {
         return not_found(&namespace, &name);
     };
@@ -548,7 +647,10 @@ pub async fn cluster_chart(
     })();
     let (chart, window, theme) = match parsed {
         Ok(parsed) => parsed,
-        Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": why }))).into_response(),
+        Err(why) => {
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": why })))
+                .into_response()
+        }
     };
     if state.clusters.get(&namespace, &name).is_none() {
         return not_found(&namespace, &name);
@@ -565,7 +667,9 @@ pub async fn cluster_chart(
             svg,
         )
             .into_response(),
-        Err(why) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": why }))).into_response(),
+        Err(why) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": why }))).into_response()
+        }
     }
 }
 
@@ -577,10 +681,16 @@ pub async fn fleet(State(state): State<AppState>, Extension(user): Extension<Use
 
 /// The fleet over the clusters in namespaces `readable`.
 pub fn fleet_for(state: &AppState, readable: &BTreeSet<String>) -> Fleet {
-    let clusters = state.clusters.with_owners().into_iter().filter(|(c, _, _)| readable.contains(&c.namespace)).collect();
+    let clusters = state
+        .clusters
+        .with_owners()
+        .into_iter()
+        .filter(|(c, _, _)| readable.contains(&c.namespace))
+        .collect();
     state.gpus.fleet(clusters)
 }
 
 fn not_found(namespace: &str, name: &str) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no RayCluster {namespace}/{name}") }))).into_response()
+    (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no RayCluster {namespace}/{name}") })))
+        .into_response()
 }

@@ -37,7 +37,8 @@ impl CsrfKey {
     pub fn generate() -> Self {
         let rng = ring::rand::SystemRandom::new();
         // Only fails without an OS random source, when nothing else would work either.
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the OS provides random numbers");
+        let key =
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the OS provides random numbers");
         CsrfKey(Arc::new(key))
     }
 
@@ -66,29 +67,38 @@ pub fn origin_matches(headers: &HeaderMap) -> Option<bool> {
     let origin = headers.get(header::ORIGIN)?.to_str().ok();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     Some(match (origin, host) {
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, authority)| authority == host),
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").is_some_and(|(_, authority)| authority == host)
+        }
         _ => false,
     })
 }
 
 fn forbidden(message: &str) -> Response {
-    (StatusCode::FORBIDDEN, Json(json!({ "error": message, "reason": "Forbidden" }))).into_response()
+    (StatusCode::FORBIDDEN, Json(json!({ "error": message, "reason": "Forbidden" })))
+        .into_response()
 }
 
 /// Middleware (after [`crate::auth::authenticate`]): refuses cross-origin requests, and writes
 /// without a same-origin `Origin` and the user's CSRF token.
-pub async fn same_origin_writes(State(key): State<CsrfKey>, request: Request, next: Next) -> Response {
-    let writes = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+pub async fn same_origin_writes(
+    State(key): State<CsrfKey>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let writes =
+        matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let api = request.uri().path().starts_with("/api/");
     match origin_matches(request.headers()) {
         Some(false) => return forbidden("cross-origin requests are not allowed"),
-        None if writes && api => {
-            return forbidden("a write needs an Origin header naming this server (browsers send it by themselves)")
-        }
+        None if writes && api => return forbidden(
+            "a write needs an Origin header naming this server (browsers send it by themselves)",
+        ),
         _ => {}
     }
     if writes && api {
-        let token = request.headers().get(CSRF_HEADER).and_then(|t| t.to_str().ok()).unwrap_or_default();
+        let token =
+            request.headers().get(CSRF_HEADER).and_then(|t| t.to_str().ok()).unwrap_or_default();
         let valid = request.extensions().get::<User>().is_some_and(|user| key.verify(user, token));
         if !valid {
             return forbidden("the request lacks this page's CSRF token (X-CSRF-Token); reload the page and try again");
@@ -146,10 +156,13 @@ impl ActionLimit {
         let now = Instant::now();
         if buckets.len() >= Self::MAX_USERS && !buckets.contains_key(&user.name) {
             let per_minute = self.per_minute;
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * per_minute / 60.0 < per_minute);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_minute / 60.0 < per_minute
+            });
         }
         let (tokens, at) = buckets.entry(user.name.clone()).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_minute / 60.0).min(self.per_minute);
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

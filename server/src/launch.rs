@@ -51,7 +51,11 @@ impl Launcher {
     }
 
     /// Runs one Kubernetes call within the timeout; failures become the API's answer.
-    async fn call<T>(&self, action: &str, request: impl Future<Output = kube::Result<T>>) -> Result<T, Response> {
+    async fn call<T>(
+        &self,
+        action: &str,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, Response> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(refusal(action, error)),
@@ -97,7 +101,10 @@ pub async fn create_cluster(
         Err(response) => return response,
     };
     let Some(template_name) = body.template.filter(|t| !t.is_empty()) else {
-        return invalid(vec![FieldError::new("template", "required: the name of a RayClusterTemplate")]);
+        return invalid(vec![FieldError::new(
+            "template",
+            "required: the name of a RayClusterTemplate",
+        )]);
     };
     if let Err(why) = state.templates.ready(Duration::from_secs(10)).await {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, &why, "ServiceUnavailable");
@@ -105,11 +112,14 @@ pub async fn create_cluster(
     let Some(template) = state.templates.get(&template_name) else {
         return invalid(vec![FieldError::new(
             "template",
-            format!("no RayClusterTemplate named {template_name:?}; GET /api/v1/templates lists them"),
+            format!(
+                "no RayClusterTemplate named {template_name:?}; GET /api/v1/templates lists them"
+            ),
         )]);
     };
     let launcher = &state.launcher;
-    let request = LaunchRequest { name: body.name, namespace: body.namespace, parameters: body.parameters };
+    let request =
+        LaunchRequest { name: body.name, namespace: body.namespace, parameters: body.parameters };
     let manifest = match render(&template, &request, &user.identity(), Timestamp::now()) {
         Ok(manifest) => manifest,
         Err(platform::template::Error::InvalidRequest(errors)) => return invalid(errors),
@@ -158,18 +168,28 @@ pub async fn create_cluster(
     let params = PatchParams::apply(FIELD_MANAGER);
     let patch = Patch::Apply(&manifest);
     let checking = format!("checking RayCluster {id} (server-side dry-run)");
-    if let Err(response) =
-        launcher.call(&checking, api.patch(&name, &PatchParams { dry_run: true, ..params.clone() }, &patch)).await
+    if let Err(response) = launcher
+        .call(&checking, api.patch(&name, &PatchParams { dry_run: true, ..params.clone() }, &patch))
+        .await
     {
-        return if query.dry_run { response } else { refused(&state, &user, &action, response).await };
+        return if query.dry_run {
+            response
+        } else {
+            refused(&state, &user, &action, response).await
+        };
     }
     if query.dry_run {
         // The YAML is what the launch form previews: the exact manifest, as kubectl users read it.
         let yaml = platform::template::manifest_yaml(&manifest);
-        return Json(json!({ "namespace": namespace, "name": name, "manifest": manifest, "yaml": yaml }))
-            .into_response();
+        return Json(
+            json!({ "namespace": namespace, "name": name, "manifest": manifest, "yaml": yaml }),
+        )
+        .into_response();
     }
-    let applied = match launcher.call(&format!("applying RayCluster {id}"), api.patch(&name, &params, &patch)).await {
+    let applied = match launcher
+        .call(&format!("applying RayCluster {id}"), api.patch(&name, &params, &patch))
+        .await
+    {
         Ok(applied) => applied,
         Err(response) => return refused(&state, &user, &action, response).await,
     };
@@ -204,7 +224,12 @@ pub async fn delete_cluster(
         Err(why) => return error_response(StatusCode::BAD_REQUEST, &why, "BadRequest"),
     };
     let api = Launcher::api(&client, &namespace);
-    let action = Action { reason: "TornDown", what: "tore it down".into(), namespace: namespace.clone(), name: name.clone() };
+    let action = Action {
+        reason: "TornDown",
+        what: "tore it down".into(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
     // The uid the Event is about, before the cluster goes.
     let uid = state.clusters.uid(&namespace, &name);
     let deleting = format!("deleting RayCluster {id}");
@@ -213,7 +238,9 @@ pub async fn delete_cluster(
     let (result, deleted, already_gone) = match deleted {
         Ok(answer) if answer.is_left() => ("deleting", true, false),
         Ok(_) => ("deleted", true, false),
-        Err(response) if response.status() == StatusCode::NOT_FOUND => ("already-gone", false, true),
+        Err(response) if response.status() == StatusCode::NOT_FOUND => {
+            ("already-gone", false, true)
+        }
         Err(response) => return refused(&state, &user, &action, response).await,
     };
     if deleted {
@@ -262,7 +289,10 @@ pub async fn change_cluster(
         Err(response) => return response,
     };
     if change.suspend.is_none() && change.scale.is_none() {
-        return invalid(vec![FieldError { field: "body".into(), message: "say `suspend` or `scale`".into() }]);
+        return invalid(vec![FieldError {
+            field: "body".into(),
+            message: "say `suspend` or `scale`".into(),
+        }]);
     }
     if let Err(wait) = state.actions.take(&user) {
         return guard::too_many(wait);
@@ -274,8 +304,14 @@ pub async fn change_cluster(
         Err(why) => return error_response(StatusCode::BAD_REQUEST, &why, "BadRequest"),
     };
     let api = Launcher::api(&client, &namespace);
-    let action = Action { reason: change.reason(), what: change.describe(), namespace: namespace.clone(), name: name.clone() };
-    let mut cluster = match launcher.call(&format!("reading RayCluster {id}"), api.get(&name)).await {
+    let action = Action {
+        reason: change.reason(),
+        what: change.describe(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let mut cluster = match launcher.call(&format!("reading RayCluster {id}"), api.get(&name)).await
+    {
         Ok(cluster) => cluster,
         Err(response) => return refused(&state, &user, &action, response).await,
     };
@@ -289,7 +325,9 @@ pub async fn change_cluster(
         }
     }
     let changing = format!("changing RayCluster {id}");
-    if let Err(response) = launcher.call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await {
+    if let Err(response) =
+        launcher.call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await
+    {
         return refused(&state, &user, &action, response).await;
     }
     state.audit.done(&user, &action, cluster.metadata.uid.clone());
@@ -336,11 +374,16 @@ async fn refused(state: &AppState, user: &User, action: &Action, response: Respo
 /// Sets one worker group's replicas, within the bounds the cluster declares.
 fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> {
     let groups = spec["workerGroupSpecs"].as_array_mut().map(Vec::as_mut_slice).unwrap_or_default();
-    let names: Vec<String> = groups.iter().filter_map(|g| g["groupName"].as_str().map(String::from)).collect();
+    let names: Vec<String> =
+        groups.iter().filter_map(|g| g["groupName"].as_str().map(String::from)).collect();
     let Some(group) = groups.iter_mut().find(|g| g["groupName"] == scale.group.as_str()) else {
         return Err(FieldError {
             field: "group".into(),
-            message: format!("no worker group {:?}; the cluster has {}", scale.group, names.join(", ")),
+            message: format!(
+                "no worker group {:?}; the cluster has {}",
+                scale.group,
+                names.join(", ")
+            ),
         });
     };
     let min = group["minReplicas"].as_i64().unwrap_or(0);
@@ -348,7 +391,10 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
     if !(min..=max).contains(&scale.replicas) {
         return Err(FieldError {
             field: "replicas".into(),
-            message: format!("must be from {min} to {max} for group {:?}, got {}", scale.group, scale.replicas),
+            message: format!(
+                "must be from {min} to {max} for group {:?}, got {}",
+                scale.group, scale.replicas
+            ),
         });
     }
     group["replicas"] = json!(scale.replicas);
@@ -361,7 +407,11 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
 #[allow(clippy::result_large_err)]
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
-        error_response(StatusCode::BAD_REQUEST, &format!("request body is not {what}: {e}"), "BadRequest")
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("request body is not {what}: {e}"),
+            "BadRequest",
+        )
     })
 }
 
@@ -370,7 +420,11 @@ fn refusal(action: &str, error: kube::Error) -> Response {
     match error {
         kube::Error::Api(status) => {
             let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let code = if code.is_client_error() || code.is_server_error() { code } else { StatusCode::BAD_GATEWAY };
+            let code = if code.is_client_error() || code.is_server_error() {
+                code
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
             error_response(code, &status.message, &status.reason)
         }
         other => {
@@ -390,7 +444,8 @@ fn error_response(status: StatusCode, message: &str, reason: &str) -> Response {
 
 /// 422 with one error per field.
 fn invalid(errors: Vec<FieldError>) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": one_per_field(errors) }))).into_response()
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": one_per_field(errors) })))
+        .into_response()
 }
 
 /// Messages about the same field joined into one, in the order the fields first appear.
@@ -421,17 +476,24 @@ mod tests {
         ]);
         assert_eq!(
             merged,
-            vec![FieldError::new("workers", "must be an integer; at most 4"), FieldError::new("name", "too long")]
+            vec![
+                FieldError::new("workers", "must be an integer; at most 4"),
+                FieldError::new("name", "too long")
+            ]
         );
     }
 
     #[test]
     fn a_kubernetes_refusal_keeps_its_status_and_reason() {
-        let status = kube::core::Status::failure("rayclusters.ray.io is forbidden", "Forbidden").with_code(403);
+        let status = kube::core::Status::failure("rayclusters.ray.io is forbidden", "Forbidden")
+            .with_code(403);
         let response = refusal("applying", kube::Error::Api(status.boxed()));
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let status = kube::core::Status::failure("exceeded quota", "Forbidden").with_code(200);
-        assert_eq!(refusal("applying", kube::Error::Api(status.boxed())).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            refusal("applying", kube::Error::Api(status.boxed())).status(),
+            StatusCode::BAD_GATEWAY
+        );
     }
 }
 
@@ -450,21 +512,30 @@ mod scale_tests {
     fn scaling_changes_only_the_named_group() {
         let mut s = spec();
         scale_group(&mut s, &ScaleChange { group: "gpu".into(), replicas: 5 }).unwrap();
-        assert_eq!((s["workerGroupSpecs"][0]["replicas"].clone(), s["workerGroupSpecs"][1]["replicas"].clone()), (json!(1), json!(5)));
+        assert_eq!(
+            (
+                s["workerGroupSpecs"][0]["replicas"].clone(),
+                s["workerGroupSpecs"][1]["replicas"].clone()
+            ),
+            (json!(1), json!(5))
+        );
     }
 
     #[test]
     fn scaling_outside_the_bounds_names_them() {
-        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: 9 }).unwrap_err();
+        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: 9 })
+            .unwrap_err();
         assert_eq!(e.field, "replicas");
         assert!(e.message.contains("from 2 to 8"), "{}", e.message);
-        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: -1 }).unwrap_err();
+        let e = scale_group(&mut spec(), &ScaleChange { group: "gpu".into(), replicas: -1 })
+            .unwrap_err();
         assert_eq!(e.field, "replicas");
     }
 
     #[test]
     fn an_unknown_group_lists_the_real_ones() {
-        let e = scale_group(&mut spec(), &ScaleChange { group: "tpu".into(), replicas: 1 }).unwrap_err();
+        let e = scale_group(&mut spec(), &ScaleChange { group: "tpu".into(), replicas: 1 })
+            .unwrap_err();
         assert_eq!(e.field, "group");
         assert!(e.message.contains("cpu, gpu"), "{}", e.message);
     }

@@ -52,7 +52,9 @@ pub use web::{router, serve, AppState};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable Kubernetes client configuration (kubeconfig or in-cluster).
-    #[error("cannot configure the Kubernetes client: {0} (set KUBECONFIG or run inside a cluster)")]
+    #[error(
+        "cannot configure the Kubernetes client: {0} (set KUBECONFIG or run inside a cluster)"
+    )]
     KubeConfig(#[source] kube::Error),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]

@@ -139,7 +139,8 @@ pub struct AtCapacity(pub usize);
 
 impl IntoResponse for AtCapacity {
     fn into_response(self) -> Response {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": self.to_string() }))).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": self.to_string() })))
+            .into_response()
     }
 }
 
@@ -285,7 +286,9 @@ impl Ring {
     fn push(&mut self, line: Arc<str>) {
         self.bytes += line.len();
         self.lines.push_back(line);
-        while self.lines.len() > self.capacity || (self.bytes > MAX_BUFFER_BYTES && self.lines.len() > 1) {
+        while self.lines.len() > self.capacity
+            || (self.bytes > MAX_BUFFER_BYTES && self.lines.len() > 1)
+        {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= old.len();
                 self.first += 1;
@@ -305,7 +308,11 @@ impl Source {
             problems: 0,
             end: None,
         };
-        Source { ring: Mutex::new(ring), changed: watch::Sender::new(()), viewers: watch::Sender::new(0) }
+        Source {
+            ring: Mutex::new(ring),
+            changed: watch::Sender::new(()),
+            viewers: watch::Sender::new(0),
+        }
     }
 
     /// Changes the ring and wakes the viewers if `change` says it changed anything. The lock is
@@ -410,7 +417,15 @@ impl Viewer {
         source.viewers.send_modify(|n| *n += 1);
         hub.viewers.fetch_add(1, Ordering::Relaxed);
         let changed = source.changed.subscribe();
-        Viewer { hub, source, changed, after, resumed: (after > 0).then_some(after), problem_seen: 0, done: false }
+        Viewer {
+            hub,
+            source,
+            changed,
+            after,
+            resumed: (after > 0).then_some(after),
+            problem_seen: 0,
+            done: false,
+        }
     }
 
     /// The next thing to send; waits until there is one. `None` after the end.
@@ -439,8 +454,13 @@ impl Viewer {
                 ring.capacity
             );
             let reason = match self.resumed.take() {
-                Some(after) => format!("resumed after line {after}, but the oldest line kept is {}: {kept}", ring.first),
-                None if self.after == 0 => format!("lines before {} are no longer kept: {kept}", ring.first),
+                Some(after) => format!(
+                    "resumed after line {after}, but the oldest line kept is {}: {kept}",
+                    ring.first
+                ),
+                None if self.after == 0 => {
+                    format!("lines before {} are no longer kept: {kept}", ring.first)
+                }
                 None => format!("this viewer fell behind the log: {kept}"),
             };
             self.after = ring.first - 1;
@@ -492,10 +512,13 @@ impl Step {
                 let last = first + lines.len() as u64 - 1;
                 // Written straight from the shared lines: through a `json!` value every line of a
                 // flood would be copied once more.
-                let batch = LinesData { first: *first, lines: lines.iter().map(|l| &**l).collect() };
+                let batch =
+                    LinesData { first: *first, lines: lines.iter().map(|l| &**l).collect() };
                 ("lines", Some(last), serde_json::to_string(&batch).unwrap_or_default())
             }
-            Step::Skipped { count, through, reason } => ("skipped", Some(*through), json!({ "count": count, "reason": reason }).to_string()),
+            Step::Skipped { count, through, reason } => {
+                ("skipped", Some(*through), json!({ "count": count, "reason": reason }).to_string())
+            }
             Step::Problem(error) => ("problem", None, json!({ "error": error }).to_string()),
             Step::End(reason) => ("end", None, json!({ "reason": reason }).to_string()),
         };
@@ -602,7 +625,13 @@ impl Backoff {
 /// terminal and its log read to the end. So after a reconnect the first [`Feed::last`] lines are
 /// counted and skipped, and an unfinished line is dropped with its connection (the replay brings
 /// it again whole). After Ray closes the tail, the job's status says whether the log is complete.
-async fn follow_job(feed: Feed, dashboards: Dashboards, namespace: String, name: String, job: String) {
+async fn follow_job(
+    feed: Feed,
+    dashboards: Dashboards,
+    namespace: String,
+    name: String,
+    job: String,
+) {
     let (Ok(tail), Ok(status)) = (
         Read::parse(&format!("api/jobs/{job}/logs/tail"), None),
         Read::parse(&format!("api/jobs/{job}"), None),
@@ -614,7 +643,12 @@ async fn follow_job(feed: Feed, dashboards: Dashboards, namespace: String, name:
         let mut ws = match dashboards.tail(&namespace, &name, &tail).await {
             Ok(ws) => ws,
             // Permanent: nothing to retry for.
-            Err(e @ (DashboardError::NotFound(..) | DashboardError::Rejected(..) | DashboardError::NotACluster(_) | DashboardError::Refused(_))) => {
+            Err(
+                e @ (DashboardError::NotFound(..)
+                | DashboardError::Rejected(..)
+                | DashboardError::NotACluster(_)
+                | DashboardError::Refused(_)),
+            ) => {
                 return feed.end(&e.to_string());
             }
             Err(e) => {
@@ -643,10 +677,19 @@ async fn follow_job(feed: Feed, dashboards: Dashboards, namespace: String, name:
             match read.await {
                 TailEnd::Closed => break Ok(()),
                 TailEnd::Broken(why) => break Err(why),
-                TailEnd::Quiet => match dashboards.read(&namespace, &name, &status).await.map(|body| job_status(&body)) {
+                TailEnd::Quiet => match dashboards
+                    .read(&namespace, &name, &status)
+                    .await
+                    .map(|body| job_status(&body))
+                {
                     Ok(Some(state)) if !is_terminal(&state) => continue,
                     // Ray closes the tail within a second or two of a job's end.
-                    Ok(_) => break Err(format!("still open {} s after the job ended", TAIL_QUIET.as_secs())),
+                    Ok(_) => {
+                        break Err(format!(
+                            "still open {} s after the job ended",
+                            TAIL_QUIET.as_secs()
+                        ))
+                    }
                     Err(e) => break Err(format!("quiet for {} s, and {e}", TAIL_QUIET.as_secs())),
                 },
             }
@@ -823,7 +866,8 @@ async fn follow_pod(feed: Feed, pods: Api<Pod>, pod: String, container: String) 
             since_time: resume.since(),
             ..LogParams::default()
         };
-        let reader = match tokio::time::timeout(CALL_TIMEOUT, pods.log_stream(&pod, &params)).await {
+        let reader = match tokio::time::timeout(CALL_TIMEOUT, pods.log_stream(&pod, &params)).await
+        {
             Ok(Ok(reader)) => reader,
             Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
                 return feed.end(&format!("pod {pod} is gone: {}", status.message));
@@ -834,7 +878,10 @@ async fn follow_pod(feed: Feed, pods: Api<Pod>, pod: String, container: String) 
                 continue;
             }
             Err(_) => {
-                feed.problem(format!("the apiserver did not open the log of pod {pod} within {} s; retrying", CALL_TIMEOUT.as_secs()));
+                feed.problem(format!(
+                    "the apiserver did not open the log of pod {pod} within {} s; retrying",
+                    CALL_TIMEOUT.as_secs()
+                ));
                 backoff.wait().await;
                 continue;
             }
@@ -955,14 +1002,18 @@ fn cluster(namespace: &str, name: &str) -> Result<(), Response> {
 
 /// A Kubernetes object name (DNS subdomain), which is what keeps it from leaving its URL path.
 fn pod_name_problem(pod: &str) -> Option<String> {
-    let valid = !pod.is_empty() && pod.len() <= 253 && pod.split('.').all(|l| l.len() <= 63 && is_dns_label_body(l));
+    let valid = !pod.is_empty()
+        && pod.len() <= 253
+        && pod.split('.').all(|l| l.len() <= 63 && is_dns_label_body(l));
     (!valid).then(|| format!("{pod:?} is not a pod name"))
 }
 
 /// The event stream of a viewer, or why it could not join.
 fn event_stream(joined: Result<Viewer, AtCapacity>) -> Response {
     match joined {
-        Ok(viewer) => Sse::new(events(viewer)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response(),
+        Ok(viewer) => Sse::new(events(viewer))
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+            .into_response(),
         Err(full) => full.into_response(),
     }
 }
@@ -1004,12 +1055,18 @@ pub async fn job_log_stream(
                     ));
                 }
             }
-            Err(e @ (DashboardError::NotFound(..) | DashboardError::NotACluster(_))) => return e.into_response(),
+            Err(e @ (DashboardError::NotFound(..) | DashboardError::NotACluster(_))) => {
+                return e.into_response()
+            }
             Err(_) => {}
         }
     }
     let dashboards = state.dashboards.clone();
-    event_stream(state.logs.follow(&key, after, move |feed| follow_job(feed, dashboards, namespace, name, job)))
+    event_stream(
+        state
+            .logs
+            .follow(&key, after, move |feed| follow_job(feed, dashboards, namespace, name, job)),
+    )
 }
 
 /// The pod `pod` of RayCluster `namespace/name` and the container asked for (default: the
@@ -1032,10 +1089,21 @@ async fn ray_pod(
     let pods: Api<Pod> = Api::namespaced(state.launcher.client.clone(), namespace);
     let found = match tokio::time::timeout(CALL_TIMEOUT, pods.get_opt(pod)).await {
         Ok(Ok(found)) => found,
-        Ok(Err(e)) => return Err((StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("cannot read pod {namespace}/{pod}: {e}") }))).into_response()),
+        Ok(Err(e)) => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                Json(json!({ "error": format!("cannot read pod {namespace}/{pod}: {e}") })),
+            )
+                .into_response())
+        }
         Err(_) => {
-            let why = format!("the apiserver did not answer for pod {namespace}/{pod} within {} s", CALL_TIMEOUT.as_secs());
-            return Err((StatusCode::GATEWAY_TIMEOUT, Json(json!({ "error": why }))).into_response());
+            let why = format!(
+                "the apiserver did not answer for pod {namespace}/{pod} within {} s",
+                CALL_TIMEOUT.as_secs()
+            );
+            return Err(
+                (StatusCode::GATEWAY_TIMEOUT, Json(json!({ "error": why }))).into_response()
+            );
         }
     };
     let ray_pod = found.filter(|p| {
@@ -1044,10 +1112,16 @@ async fn ray_pod(
     let Some(found) = ray_pod else {
         return Err(not_found(format!("RayCluster {namespace}/{name} has no pod {pod}")));
     };
-    let names: Vec<&str> = found.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> =
+        found.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.as_str()).collect();
     let container = match container {
         Some(c) if names.contains(&c.as_str()) => c,
-        Some(c) => return Err(not_found(format!("pod {pod} has no container {c} (it has {})", names.join(", ")))),
+        Some(c) => {
+            return Err(not_found(format!(
+                "pod {pod} has no container {c} (it has {})",
+                names.join(", ")
+            )))
+        }
         None => match names.first() {
             Some(first) => (*first).to_owned(),
             None => return Err(not_found(format!("pod {pod} has no containers"))),
@@ -1096,7 +1170,10 @@ fn attachment(file: &str, text: String) -> Response {
 
 /// `GET /api/v1/clusters/{namespace}/{name}/jobs/{job_id}/logs`: the job's log so far, as a
 /// download.
-pub async fn job_log(State(state): State<AppState>, Path((namespace, name, job)): Path<(String, String, String)>) -> Response {
+pub async fn job_log(
+    State(state): State<AppState>,
+    Path((namespace, name, job)): Path<(String, String, String)>,
+) -> Response {
     let read = match Read::parse(&format!("api/jobs/{job}/logs"), None) {
         Ok(read) => read,
         Err(why) => return bad_request(why),
@@ -1112,7 +1189,11 @@ pub async fn job_log(State(state): State<AppState>, Path((namespace, name, job))
     match serde_json::from_str::<JobLogs>(&body) {
         // Names and ids were checked: they cannot break out of the quoted file name.
         Ok(answer) => attachment(&format!("{name}-{job}"), answer.logs),
-        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("Ray's answer is not a job log: {e}") }))).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": format!("Ray's answer is not a job log: {e}") })),
+        )
+            .into_response(),
     }
 }
 
@@ -1131,19 +1212,34 @@ pub async fn pod_log(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let params = LogParams { container: Some(container.clone()), limit_bytes: Some(DOWNLOAD_LIMIT), ..LogParams::default() };
+    let params = LogParams {
+        container: Some(container.clone()),
+        limit_bytes: Some(DOWNLOAD_LIMIT),
+        ..LogParams::default()
+    };
     let read = async {
         let mut reader = Box::pin(pods.log_stream(&pod, &params).await?);
         let mut bytes = Vec::new();
-        futures::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.map_err(kube::Error::ReadEvents)?;
+        futures::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(kube::Error::ReadEvents)?;
         Ok::<_, kube::Error>(bytes)
     };
     match tokio::time::timeout(DOWNLOAD_TIMEOUT, read).await {
-        Ok(Ok(bytes)) => attachment(&format!("{pod}-{container}"), String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(Ok(bytes)) => {
+            attachment(&format!("{pod}-{container}"), String::from_utf8_lossy(&bytes).into_owned())
+        }
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => not_found(status.message),
-        Ok(Err(e)) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("cannot read the log of pod {pod}: {e}") }))).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": format!("cannot read the log of pod {pod}: {e}") })),
+        )
+            .into_response(),
         Err(_) => {
-            let why = format!("the log of pod {pod} did not arrive within {} s", DOWNLOAD_TIMEOUT.as_secs());
+            let why = format!(
+                "the log of pod {pod} did not arrive within {} s",
+                DOWNLOAD_TIMEOUT.as_secs()
+            );
             (StatusCode::GATEWAY_TIMEOUT, Json(json!({ "error": why }))).into_response()
         }
     }
@@ -1160,7 +1256,11 @@ mod tests {
     }
 
     /// Follows `key` with an upstream that waits forever; the feed, if this viewer started it.
-    fn follow(streams: &LogStreams, key: &str, after: u64) -> Result<(Viewer, Option<Feed>), AtCapacity> {
+    fn follow(
+        streams: &LogStreams,
+        key: &str,
+        after: u64,
+    ) -> Result<(Viewer, Option<Feed>), AtCapacity> {
         let mut handed = None;
         let viewer = streams.follow(key, after, |feed| {
             handed = Some(feed);
@@ -1176,7 +1276,9 @@ mod tests {
 
     fn lines_of(step: Option<Step>) -> (u64, Vec<String>) {
         match step {
-            Some(Step::Lines { first, lines }) => (first, lines.iter().map(|l| l.to_string()).collect()),
+            Some(Step::Lines { first, lines }) => {
+                (first, lines.iter().map(|l| l.to_string()).collect())
+            }
             other => panic!("expected lines, got {other:?}"),
         }
     }
@@ -1224,7 +1326,10 @@ mod tests {
         match slow.next().await {
             Some(Step::Skipped { count, through, reason }) => {
                 assert_eq!((count, through), (15, 20));
-                assert!(reason.contains("fell behind") && reason.contains("--log-buffer-lines"), "{reason}");
+                assert!(
+                    reason.contains("fell behind") && reason.contains("--log-buffer-lines"),
+                    "{reason}"
+                );
             }
             other => panic!("expected skipped, got {other:?}"),
         }
@@ -1306,12 +1411,14 @@ mod tests {
     #[tokio::test]
     async fn the_cap_refuses_a_new_log_but_not_a_new_viewer() {
         let streams = LogStreams::new(64, 10, LINGER);
-        let viewers: Vec<Viewer> = (0..64).map(|i| follow(&streams, &format!("job/a/b/{i}"), 0).unwrap().0).collect();
+        let viewers: Vec<Viewer> =
+            (0..64).map(|i| follow(&streams, &format!("job/a/b/{i}"), 0).unwrap().0).collect();
         let refused = follow(&streams, "job/a/b/64", 0).err().expect("the 65th log is refused");
         let message = refused.to_string();
         assert!(message.contains("at most 64 logs at once (--log-streams)"), "{message}");
         assert_eq!(refused.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
-        let (_joined, started) = follow(&streams, "job/a/b/0", 0).expect("a followed log takes another viewer");
+        let (_joined, started) =
+            follow(&streams, "job/a/b/0", 0).expect("a followed log takes another viewer");
         assert!(started.is_none());
         let metrics = streams.metrics();
         assert_eq!((metrics.streams, metrics.viewers, metrics.refused), (64, 65, 1));
@@ -1364,12 +1471,16 @@ mod tests {
         feed.problem("the Ray dashboard of a/b did not answer within 10 s; retrying".into());
         feed.push(numbered(1..=2));
         assert_eq!(lines_of(viewer.next().await), (1, texts(1..=2)));
-        assert!(matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("did not answer")));
+        assert!(
+            matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("did not answer"))
+        );
         assert_eq!(now(&mut viewer).await, None, "a problem is sent once");
         feed.problem("the Ray dashboard of a/b did not answer within 10 s; retrying".into());
         assert_eq!(now(&mut viewer).await, None, "and the same again on a retry not at all");
         feed.problem("cannot reach the Ray dashboard of a/b".into());
-        assert!(matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("cannot reach")));
+        assert!(
+            matches!(viewer.next().await, Some(Step::Problem(p)) if p.contains("cannot reach"))
+        );
         feed.push(numbered(3..=3));
         feed.end("job SUCCEEDED");
         assert_eq!(lines_of(viewer.next().await), (3, texts(3..=3)));
@@ -1383,7 +1494,10 @@ mod tests {
         let streams = LogStreams::new(64, 10, LINGER);
         let (viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
-        feed.push(vec![Arc::from("a \"quoted\" <b>line</b>"), Arc::from("data: not an event\n\nevent: end")]);
+        feed.push(vec![
+            Arc::from("a \"quoted\" <b>line</b>"),
+            Arc::from("data: not an event\n\nevent: end"),
+        ]);
         feed.end("job FAILED");
         let response = Sse::new(events(viewer)).into_response();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
@@ -1392,9 +1506,17 @@ mod tests {
         assert_eq!(blocks.len(), 2, "{body}");
         assert!(blocks[0].contains("event: lines") && blocks[0].contains("id: 2"), "{body}");
         let data: serde_json::Value =
-            serde_json::from_str(blocks[0].lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
-        assert_eq!(data, json!({"first": 1, "lines": ["a \"quoted\" <b>line</b>", "data: not an event\n\nevent: end"]}));
-        assert!(blocks[1].contains("event: end") && blocks[1].contains(r#"data: {"reason":"job FAILED"}"#), "{body}");
+            serde_json::from_str(blocks[0].lines().find_map(|l| l.strip_prefix("data: ")).unwrap())
+                .unwrap();
+        assert_eq!(
+            data,
+            json!({"first": 1, "lines": ["a \"quoted\" <b>line</b>", "data: not an event\n\nevent: end"]})
+        );
+        assert!(
+            blocks[1].contains("event: end")
+                && blocks[1].contains(r#"data: {"reason":"job FAILED"}"#),
+            "{body}"
+        );
     }
 
     fn split_all(chunks: &[&[u8]]) -> Vec<String> {
@@ -1409,14 +1531,20 @@ mod tests {
 
     #[test]
     fn lines_are_split_across_chunks_with_crlf_normalized() {
-        assert_eq!(split_all(&[b"a\r", b"\nb", b"c\n", b"\n\r\n", b"last"]), ["a", "bc", "", "", "last"]);
+        assert_eq!(
+            split_all(&[b"a\r", b"\nb", b"c\n", b"\n\r\n", b"last"]),
+            ["a", "bc", "", "", "last"]
+        );
         // A lone CR inside a line is the line's own.
         assert_eq!(split_all(&[b"50%\r100%\n"]), ["50%\r100%"]);
     }
 
     #[test]
     fn invalid_utf8_is_replaced() {
-        assert_eq!(split_all(&[b"ok \xff\xfe end\n", "caf\u{e9}\n".as_bytes()]), ["ok \u{fffd}\u{fffd} end", "caf\u{e9}"]);
+        assert_eq!(
+            split_all(&[b"ok \xff\xfe end\n", "caf\u{e9}\n".as_bytes()]),
+            ["ok \u{fffd}\u{fffd} end", "caf\u{e9}"]
+        );
         // A character split between chunks is whole again.
         let e = "\u{e9}".as_bytes();
         assert_eq!(split_all(&[&[b'x', e[0]], &[e[1], b'\n']]), ["x\u{e9}"]);
@@ -1425,7 +1553,11 @@ mod tests {
     #[test]
     fn a_long_line_is_cut_at_16_kib_on_a_character_boundary() {
         let exact = "x".repeat(MAX_LINE);
-        assert_eq!(split_all(&[exact.as_bytes(), b"\r\n"]), [exact.clone()], "16 KiB exactly is kept whole");
+        assert_eq!(
+            split_all(&[exact.as_bytes(), b"\r\n"]),
+            [exact.clone()],
+            "16 KiB exactly is kept whole"
+        );
         // 'é' takes bytes MAX_LINE-1 and MAX_LINE: it is dropped whole, not halved.
         let long = format!("{}é{}", "x".repeat(MAX_LINE - 1), "y".repeat(100_000));
         let chunks: Vec<&[u8]> = long.as_bytes().chunks(1000).chain([&b"\nnext\n"[..]]).collect();
@@ -1462,10 +1594,17 @@ mod tests {
         let t2 = at("2026-01-01T00:00:01.75Z");
         // First connection: everything is new, even the same stamp twice.
         assert!([t1, t2, t2].into_iter().all(|t| resume.is_new(t)));
-        assert_eq!(resume.since(), at("2026-01-01T00:00:01Z"), "sinceTime is floored to the second");
+        assert_eq!(
+            resume.since(),
+            at("2026-01-01T00:00:01Z"),
+            "sinceTime is floored to the second"
+        );
         // Reopened from 00:00:01: t1 and the two t2 are in hand, a third t2 and later are new.
         resume.reopened();
-        let replayed: Vec<bool> = [t1, t2, t2, t2, at("2026-01-01T00:00:02Z")].into_iter().map(|t| resume.is_new(t)).collect();
+        let replayed: Vec<bool> = [t1, t2, t2, t2, at("2026-01-01T00:00:02Z")]
+            .into_iter()
+            .map(|t| resume.is_new(t))
+            .collect();
         assert_eq!(replayed, [false, false, false, true, true]);
         // A new container's log starts later: all new.
         resume.reopened();

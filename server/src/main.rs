@@ -9,7 +9,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")),
+        )
         .init();
     let config = match Config::from_args(std::env::args().skip(1)) {
         Ok(config) => config,
@@ -19,16 +22,20 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let kube_config = kube::Config::infer()
-        .await
-        .context("cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster")?;
+    let kube_config = kube::Config::infer().await.context(
+        "cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster",
+    )?;
     let apiserver = kube_config.cluster_url.to_string();
     let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.clone());
     let (templates, template_watch) = templates::watch(client.clone(), apiserver.clone());
     match &config.authn {
-        Authn::Dev(user) => tracing::warn!(user = %user.name, groups = ?user.groups, "dev mode: everyone who connects is this user (loopback only)"),
-        Authn::Proxy(proxy) => tracing::info!(trusted = ?proxy.trusted, header = %proxy.user, "identity from the authenticating proxy"),
+        Authn::Dev(user) => {
+            tracing::warn!(user = %user.name, groups = ?user.groups, "dev mode: everyone who connects is this user (loopback only)")
+        }
+        Authn::Proxy(proxy) => {
+            tracing::info!(trusted = ?proxy.trusted, header = %proxy.user, "identity from the authenticating proxy")
+        }
     }
     let launcher = Launcher::new(client);
 
@@ -61,7 +68,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

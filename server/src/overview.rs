@@ -87,7 +87,15 @@ impl Overviews {
         let shared = inner.clone();
         tokio::spawn(async move {
             let health = &shared.pod_health;
-            reflect_pods(Api::all(kube), "ray.io/is-ray-node=yes", writer, health, PODS, &apiserver).await;
+            reflect_pods(
+                Api::all(kube),
+                "ray.io/is-ray-node=yes",
+                writer,
+                health,
+                PODS,
+                &apiserver,
+            )
+            .await;
         });
         Overviews { inner }
     }
@@ -105,20 +113,36 @@ impl Overviews {
             })
             .map(|pod| pod_row(pod))
             .collect();
-        rows.sort_by(|a, b| (a.role != "head", &a.group, &a.name).cmp(&(b.role != "head", &b.group, &b.name)));
+        rows.sort_by(|a, b| {
+            (a.role != "head", &a.group, &a.name).cmp(&(b.role != "head", &b.group, &b.name))
+        });
         rows
     }
 
     /// The page of RayCluster `namespace/name`, or `None` when raydar does not know it.
-    pub async fn overview(&self, clusters: &Clusters, namespace: &str, name: &str) -> Option<ClusterOverview> {
+    pub async fn overview(
+        &self,
+        clusters: &Clusters,
+        namespace: &str,
+        name: &str,
+    ) -> Option<ClusterOverview> {
         let (uid, conditions) = clusters.conditions(namespace, name)?;
         let pods = self.pods(namespace, name);
         let key = format!("{namespace}/{name}");
         let pod_names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
         let (kube, ns) = (self.inner.kube.clone(), namespace.to_owned());
-        let events = self.inner.events.get(&key, async move { read_events(kube, &ns, &uid, &pod_names).await }, |_, new| new);
-        let (dashboards, ns, cluster) = (self.inner.dashboards.clone(), namespace.to_owned(), name.to_owned());
-        let ray = self.inner.ray.get(&key, async move { read_ray(&dashboards, &ns, &cluster).await }, merge_ray);
+        let events = self.inner.events.get(
+            &key,
+            async move { read_events(kube, &ns, &uid, &pod_names).await },
+            |_, new| new,
+        );
+        let (dashboards, ns, cluster) =
+            (self.inner.dashboards.clone(), namespace.to_owned(), name.to_owned());
+        let ray = self.inner.ray.get(
+            &key,
+            async move { read_ray(&dashboards, &ns, &cluster).await },
+            merge_ray,
+        );
         let (events, ray) = futures::join!(events, ray);
         let events = match events {
             Some(Ok(events)) => events,
@@ -129,7 +153,13 @@ impl Overviews {
             }
             None => Vec::new(),
         };
-        Some(ClusterOverview { pods, conditions, events, ray: ray.unwrap_or_default(), now: unix_now() })
+        Some(ClusterOverview {
+            pods,
+            conditions,
+            events,
+            ray: ray.unwrap_or_default(),
+            now: unix_now(),
+        })
     }
 
     /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name (KubeRay's
@@ -141,7 +171,10 @@ impl Overviews {
             .iter()
             .filter_map(|pod| {
                 let cluster = label(pod, "ray.io/cluster")?;
-                Some(((pod.metadata.namespace.clone()?, pod.metadata.name.clone()?), cluster.to_owned()))
+                Some((
+                    (pod.metadata.namespace.clone()?, pod.metadata.name.clone()?),
+                    cluster.to_owned(),
+                ))
             })
             .collect()
     }
@@ -154,10 +187,16 @@ impl Overviews {
 
 /// `GET /api/v1/clusters/{namespace}/{name}/overview`: pods, conditions, events, Ray's nodes and
 /// jobs. 404 when raydar does not know the cluster.
-pub async fn read_overview(State(state): State<AppState>, Path((namespace, name)): Path<(String, String)>) -> Response {
+pub async fn read_overview(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
     match state.overviews.overview(&state.clusters, &namespace, &name).await {
         Some(overview) => Json(overview).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no RayCluster {namespace}/{name}") })))
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no RayCluster {namespace}/{name}") })),
+        )
             .into_response(),
     }
 }
@@ -190,23 +229,37 @@ fn pod_row(pod: &Pod) -> PodRow {
         ip: status.and_then(|s| s.pod_ip.clone()),
         restarts,
         created: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
-        containers: pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default(),
+        containers: pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
     }
 }
 
 /// The RayCluster's events and its pods', newest first, at most [`MAX_EVENTS`]. The cluster's by
 /// its uid: events outlive their object, and a cluster deleted and made again under the same
 /// name must not show the old one's.
-async fn read_events(kube: Client, namespace: &str, uid: &str, pods: &[String]) -> Result<Vec<EventRow>, String> {
+async fn read_events(
+    kube: Client,
+    namespace: &str,
+    uid: &str,
+    pods: &[String],
+) -> Result<Vec<EventRow>, String> {
     let api: Api<Event> = Api::namespaced(kube, namespace);
     let own = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
     let of_pods = ListParams::default().fields("involvedObject.kind=Pod").limit(POD_EVENTS_READ);
     let both = async { futures::try_join!(api.list(&own), api.list(&of_pods)) };
     let (own, of_pods) = tokio::time::timeout(EVENTS_TIMEOUT, both)
         .await
-        .map_err(|_| format!("the apiserver did not list events within {} s", EVENTS_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!("the apiserver did not list events within {} s", EVENTS_TIMEOUT.as_secs())
+        })?
         .map_err(|e| e.to_string())?;
-    let mine = of_pods.items.into_iter().filter(|e| e.involved_object.name.as_ref().is_some_and(|n| pods.contains(n)));
+    let mine = of_pods
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_ref().is_some_and(|n| pods.contains(n)));
     let mut rows: Vec<EventRow> = own.items.into_iter().chain(mine).map(event_row).collect();
     rows.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
     rows.truncate(MAX_EVENTS);
@@ -225,23 +278,36 @@ fn event_row(event: Event) -> EventRow {
         kind: event.type_.unwrap_or_else(|| "Normal".into()),
         reason: event.reason.unwrap_or_default(),
         message: event.message.unwrap_or_default(),
-        object: format!("{}/{}", object.kind.as_deref().unwrap_or("?"), object.name.as_deref().unwrap_or("?")),
+        object: format!(
+            "{}/{}",
+            object.kind.as_deref().unwrap_or("?"),
+            object.name.as_deref().unwrap_or("?")
+        ),
         count: event.count.map_or(1, |c| c.max(1) as u32),
         last_seen,
     }
 }
 
 /// Ray's nodes and jobs, read together.
-async fn read_ray(dashboards: &Dashboards, namespace: &str, name: &str) -> Result<(Vec<RayNode>, Vec<RayJob>), String> {
-    let (nodes, jobs) =
-        futures::join!(dashboards.read(namespace, name, &Read::Nodes), dashboards.read(namespace, name, &Read::Jobs));
+async fn read_ray(
+    dashboards: &Dashboards,
+    namespace: &str,
+    name: &str,
+) -> Result<(Vec<RayNode>, Vec<RayJob>), String> {
+    let (nodes, jobs) = futures::join!(
+        dashboards.read(namespace, name, &Read::Nodes),
+        dashboards.read(namespace, name, &Read::Jobs)
+    );
     let nodes = parse_nodes(&nodes.map_err(|e| e.to_string())?)?;
     let jobs = parse_jobs(&jobs.map_err(|e| e.to_string())?)?;
     Ok((nodes, jobs))
 }
 
 /// A failed read keeps the last nodes and jobs, marked with the error.
-fn merge_ray(previous: Option<RayView>, read: Result<(Vec<RayNode>, Vec<RayJob>), String>) -> RayView {
+fn merge_ray(
+    previous: Option<RayView>,
+    read: Result<(Vec<RayNode>, Vec<RayJob>), String>,
+) -> RayView {
     match read {
         Ok((nodes, jobs)) => RayView { checked: Some(unix_now()), error: None, nodes, jobs },
         Err(error) => RayView { error: Some(error), ..previous.unwrap_or_default() },
@@ -251,7 +317,8 @@ fn merge_ray(previous: Option<RayView>, read: Result<(Vec<RayNode>, Vec<RayJob>)
 /// `GET /nodes?view=summary`: `{"data": {"summary": [{ip, cpu, mem: [total, available, percent,
 /// used], raylet: {isHeadNode, state, resourcesTotal: {CPU, GPU}}}]}}`.
 pub fn parse_nodes(body: &str) -> Result<Vec<RayNode>, String> {
-    let value: Value = serde_json::from_str(body).map_err(|e| format!("Ray's node summary is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| format!("Ray's node summary is not JSON: {e}"))?;
     let summary = value
         .pointer("/data/summary")
         .and_then(Value::as_array)
@@ -279,7 +346,8 @@ pub fn parse_nodes(body: &str) -> Result<Vec<RayNode>, String> {
 
 /// `GET /api/jobs/`: a plain list (no envelope) of Ray's job details.
 pub fn parse_jobs(body: &str) -> Result<Vec<RayJob>, String> {
-    let value: Value = serde_json::from_str(body).map_err(|e| format!("Ray's job list is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| format!("Ray's job list is not JSON: {e}"))?;
     let list = value.as_array().ok_or("Ray's job list is not a list")?;
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let mut jobs: Vec<RayJob> = list
@@ -394,7 +462,10 @@ mod tests {
         let nodes = parse_nodes(NODES).unwrap();
         assert_eq!(nodes.len(), 1);
         let head = &nodes[0];
-        assert_eq!((head.ip.as_str(), head.head, head.state.as_str()), ("10.245.0.3", true, "ALIVE"));
+        assert_eq!(
+            (head.ip.as_str(), head.head, head.state.as_str()),
+            ("10.245.0.3", true, "ALIVE")
+        );
         assert_eq!((head.cpus, head.gpus), (1.0, 0.0));
         assert_eq!((head.memory_total, head.memory_used), (25_276_063_744, 2_599_096_320));
         assert!((head.cpu_percent - 99.8).abs() < 1e-9);
@@ -403,8 +474,16 @@ mod tests {
     #[test]
     fn ray_260_jobs_read_newest_first_by_submission_id() {
         let jobs = parse_jobs(JOBS).unwrap();
-        let seen: Vec<(&str, &str)> = jobs.iter().map(|j| (j.id.as_str(), j.status.as_str())).collect();
-        assert_eq!(seen, [("fixture-failed", "FAILED"), ("fixture-running", "RUNNING"), ("fixture-ok", "SUCCEEDED")]);
+        let seen: Vec<(&str, &str)> =
+            jobs.iter().map(|j| (j.id.as_str(), j.status.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("fixture-failed", "FAILED"),
+                ("fixture-running", "RUNNING"),
+                ("fixture-ok", "SUCCEEDED")
+            ]
+        );
         let running = &jobs[1];
         assert_eq!((running.start_time, running.end_time), (Some(1_795_697_696_343), None));
         assert!(jobs[0].message.as_deref().unwrap().contains("exit code 3"));
@@ -415,15 +494,25 @@ mod tests {
         assert!(parse_nodes("<html>").unwrap_err().contains("not JSON"));
         assert!(parse_nodes("{\"data\": {}}").unwrap_err().contains("data.summary"));
         assert!(parse_jobs("{\"jobs\": []}").unwrap_err().contains("not a list"));
-        assert_eq!(parse_jobs("[{\"status\": \"RUNNING\"}]").unwrap(), Vec::new(), "a job without an id is skipped");
+        assert_eq!(
+            parse_jobs("[{\"status\": \"RUNNING\"}]").unwrap(),
+            Vec::new(),
+            "a job without an id is skipped"
+        );
     }
 
     #[test]
     fn a_failed_ray_read_keeps_the_last_answer_with_the_error() {
-        let ok = merge_ray(None, Ok((vec![RayNode { ip: "10.0.0.1".into(), ..RayNode::default() }], vec![])));
+        let ok = merge_ray(
+            None,
+            Ok((vec![RayNode { ip: "10.0.0.1".into(), ..RayNode::default() }], vec![])),
+        );
         assert!(ok.checked.is_some() && ok.error.is_none());
         let failed = merge_ray(Some(ok.clone()), Err("did not answer".into()));
-        assert_eq!((failed.nodes, failed.checked, failed.error.as_deref()), (ok.nodes, ok.checked, Some("did not answer")));
+        assert_eq!(
+            (failed.nodes, failed.checked, failed.error.as_deref()),
+            (ok.nodes, ok.checked, Some("did not answer"))
+        );
     }
 
     #[tokio::test]

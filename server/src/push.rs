@@ -22,7 +22,10 @@ use crate::web::AppState;
 
 /// `GET /api/v1/clusters/events`: the clusters the requester may see, then their changes, as
 /// server-sent events. (A cross-origin request never gets here: [`crate::guard`].)
-pub async fn cluster_events(State(state): State<AppState>, Extension(user): Extension<User>) -> Response {
+pub async fn cluster_events(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Response {
     Sse::new(cluster_stream(state.clusters, state.access, user))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -30,7 +33,11 @@ pub async fn cluster_events(State(state): State<AppState>, Extension(user): Exte
 
 /// The events for one follower: snapshot first, then changes, each kept to what `user` may see
 /// (asked of Kubernetes as they come, answers cached briefly).
-pub fn cluster_stream(clusters: Clusters, access: Access, user: User) -> impl Stream<Item = Result<Event, Infallible>> {
+pub fn cluster_stream(
+    clusters: Clusters,
+    access: Access,
+    user: User,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = BroadcastStream::new(clusters.subscribe());
     let (c, a, u) = (clusters.clone(), access.clone(), user.clone());
     let first = async move { Some(snapshot(&c, &a, &u).await) };
@@ -39,7 +46,8 @@ pub fn cluster_stream(clusters: Clusters, access: Access, user: User) -> impl St
             let (clusters, access, user) = (clusters.clone(), access.clone(), user.clone());
             async move {
                 let may = |verb: &'static str, namespace: &str| {
-                    let (access, user, ask) = (access.clone(), user.clone(), Ask::rayclusters(verb, namespace));
+                    let (access, user, ask) =
+                        (access.clone(), user.clone(), Ask::rayclusters(verb, namespace));
                     async move { access.may(&user, &ask).await }
                 };
                 match change {
@@ -64,7 +72,10 @@ pub fn cluster_stream(clusters: Clusters, access: Access, user: User) -> impl St
 
 async fn snapshot(clusters: &Clusters, access: &Access, user: &User) -> Result<Event, Infallible> {
     let mut list = clusters.snapshot();
-    access.grants(user, list.clusters.iter().map(|c| c.namespace.clone())).await.apply(&mut list.clusters);
+    access
+        .grants(user, list.clusters.iter().map(|c| c.namespace.clone()))
+        .await
+        .apply(&mut list.clusters);
     json_event(push::SNAPSHOT, &list)
 }
 

@@ -95,7 +95,12 @@ impl Read {
             ["nodes"] if query == Some("view=summary") => return Ok(Read::Nodes),
             ["api", "cluster_status"] => Read::ClusterStatus,
             ["api", "gcs_healthz"] => Read::GcsHealth,
-            _ => return Err(format!("/{path} is not one of the Ray dashboard reads raydar makes ({})", Read::ALLOWED)),
+            _ => {
+                return Err(format!(
+                    "/{path} is not one of the Ray dashboard reads raydar makes ({})",
+                    Read::ALLOWED
+                ))
+            }
         };
         match query {
             None => Ok(read),
@@ -104,7 +109,8 @@ impl Read {
     }
 
     /// The allowlist, for messages and the API's description.
-    pub const ALLOWED: &'static str = "GET /api/version, /api/jobs/, /api/jobs/{id}, /api/jobs/{id}/logs, \
+    pub const ALLOWED: &'static str =
+        "GET /api/version, /api/jobs/, /api/jobs/{id}, /api/jobs/{id}/logs, \
         /nodes?view=summary, /api/cluster_status, /api/gcs_healthz; and the WebSocket GET \
         /api/jobs/{id}/logs/tail, only through raydar's log streams";
 
@@ -136,7 +142,9 @@ fn job_id(id: &str) -> Result<String, String> {
     if valid {
         Ok(id.to_owned())
     } else {
-        Err(format!("{id:?} is not a Ray job id (letters, digits, '_' and '-', at most {MAX_JOB_ID})"))
+        Err(format!(
+            "{id:?} is not a Ray job id (letters, digits, '_' and '-', at most {MAX_JOB_ID})"
+        ))
     }
 }
 
@@ -173,7 +181,9 @@ pub enum DashboardError {
     #[error("{0}")]
     NotACluster(String),
     /// The cluster's calls in flight are at their limit for the whole timeout.
-    #[error("the Ray dashboard of {0} is busy: its {1} call slots stayed taken for the whole timeout")]
+    #[error(
+        "the Ray dashboard of {0} is busy: its {1} call slots stayed taken for the whole timeout"
+    )]
     Busy(String, usize),
     /// No answer within the timeout.
     #[error("the Ray dashboard of {0} did not answer within {1} s")]
@@ -241,14 +251,23 @@ impl Dashboards {
         // HTTP/1.1 only: a WebSocket upgrade does not exist in HTTP/2.
         let tail_http = builder().http1_only().build().unwrap_or_default();
         let per_cluster = per_cluster.max(1);
-        let inner = Inner { reach, kube, http, tail_http, timeout, per_cluster, gates: Mutex::default() };
+        let inner =
+            Inner { reach, kube, http, tail_http, timeout, per_cluster, gates: Mutex::default() };
         Dashboards { inner: Arc::new(inner) }
     }
 
     /// Sends `read` to the dashboard of RayCluster `namespace/name`; the answer's body.
-    pub async fn read(&self, namespace: &str, name: &str, read: &Read) -> Result<String, DashboardError> {
+    pub async fn read(
+        &self,
+        namespace: &str,
+        name: &str,
+        read: &Read,
+    ) -> Result<String, DashboardError> {
         if read.is_tail() {
-            return Err(DashboardError::Refused(format!("/{} is a WebSocket, not a JSON read", read.path())));
+            return Err(DashboardError::Refused(format!(
+                "/{} is a WebSocket, not a JSON read",
+                read.path()
+            )));
         }
         let id = cluster_id(namespace, name)?;
         let inner = &self.inner;
@@ -257,7 +276,10 @@ impl Dashboards {
         // Whether the time ran out waiting for a slot (busy) or for Ray (timeout).
         let acquired = AtomicBool::new(false);
         let call = async {
-            let _slot = gate.acquire().await.map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
+            let _slot = gate
+                .acquire()
+                .await
+                .map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
             acquired.store(true, Ordering::Relaxed);
             match &inner.reach {
                 Reach::ApiserverProxy => {
@@ -265,14 +287,17 @@ impl Dashboards {
                         .body(Vec::new())
                         .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
                     inner.kube.request_text(request).await.map_err(|e| match e {
-                        kube::Error::Api(status) if status.code == 404 => DashboardError::NotFound(id.clone(), status.message),
+                        kube::Error::Api(status) if status.code == 404 => {
+                            DashboardError::NotFound(id.clone(), status.message)
+                        }
                         e => DashboardError::Unreachable(id.clone(), e.to_string()),
                     })
                 }
                 Reach::Direct(template) => {
                     let base = template.replace("{namespace}", namespace).replace("{name}", name);
                     let url = format!("{base}/{}", read.path());
-                    let response = inner.http.get(url).send().await.map_err(|e| unreachable(&id, e))?;
+                    let response =
+                        inner.http.get(url).send().await.map_err(|e| unreachable(&id, e))?;
                     let status = response.status();
                     let body = response.text().await.map_err(|e| unreachable(&id, e))?;
                     if status.is_success() {
@@ -280,14 +305,19 @@ impl Dashboards {
                     } else if status == StatusCode::NOT_FOUND {
                         Err(DashboardError::NotFound(id.clone(), excerpt(&body).to_owned()))
                     } else {
-                        Err(DashboardError::Unreachable(id.clone(), format!("HTTP {status}: {}", excerpt(&body))))
+                        Err(DashboardError::Unreachable(
+                            id.clone(),
+                            format!("HTTP {status}: {}", excerpt(&body)),
+                        ))
                     }
                 }
             }
         };
         match tokio::time::timeout(inner.timeout, call).await {
             Ok(answer) => answer,
-            Err(_) if !acquired.load(Ordering::Relaxed) => Err(DashboardError::Busy(id, inner.per_cluster)),
+            Err(_) if !acquired.load(Ordering::Relaxed) => {
+                Err(DashboardError::Busy(id, inner.per_cluster))
+            }
             Err(_) => Err(DashboardError::Timeout(id, seconds)),
         }
     }
@@ -305,9 +335,17 @@ impl Dashboards {
     /// followed jobs would starve the cluster's page. How many tails run at once is bounded by
     /// [`crate::logs`]' stream cap instead; the handshake, the part that piles up when a dashboard
     /// is slow, still queues with the cluster's other calls.
-    pub async fn tail(&self, namespace: &str, name: &str, read: &Read) -> Result<Tail, DashboardError> {
+    pub async fn tail(
+        &self,
+        namespace: &str,
+        name: &str,
+        read: &Read,
+    ) -> Result<Tail, DashboardError> {
         if !read.is_tail() {
-            return Err(DashboardError::Refused(format!("/{} is a JSON read, not a WebSocket", read.path())));
+            return Err(DashboardError::Refused(format!(
+                "/{} is a JSON read, not a WebSocket",
+                read.path()
+            )));
         }
         let id = cluster_id(namespace, name)?;
         let inner = &self.inner;
@@ -321,21 +359,36 @@ impl Dashboards {
             (header::SEC_WEBSOCKET_KEY, key.as_str()),
         ];
         let call = async {
-            let _slot = gate.acquire().await.map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
+            let _slot = gate
+                .acquire()
+                .await
+                .map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
             acquired.store(true, Ordering::Relaxed);
             let io: Box<dyn TailIo> = match &inner.reach {
                 Reach::ApiserverProxy => {
                     let request = upgrade
                         .iter()
-                        .fold(axum::http::Request::get(proxy_uri(namespace, name, read)), |r, (k, v)| r.header(k, *v))
+                        .fold(
+                            axum::http::Request::get(proxy_uri(namespace, name, read)),
+                            |r, (k, v)| r.header(k, *v),
+                        )
                         .body(kube::client::Body::from(Vec::new()))
                         .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
-                    let response = inner.kube.send(request).await.map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
-                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key) {
-                        let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 4096).await;
+                    let response = inner
+                        .kube
+                        .send(request)
+                        .await
+                        .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
+                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key)
+                    {
+                        let body =
+                            axum::body::to_bytes(axum::body::Body::new(response.into_body()), 4096)
+                                .await;
                         return Err(refusal(&String::from_utf8_lossy(&body.unwrap_or_default())));
                     }
-                    let io = hyper::upgrade::on(response).await.map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
+                    let io = hyper::upgrade::on(response)
+                        .await
+                        .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
                     Box::new(hyper_util::rt::TokioIo::new(io))
                 }
                 Reach::Direct(template) => {
@@ -343,7 +396,8 @@ impl Dashboards {
                     let request = inner.tail_http.get(format!("{base}/{}", read.path()));
                     let request = upgrade.iter().fold(request, |r, (k, v)| r.header(k, *v));
                     let response = request.send().await.map_err(|e| unreachable(&id, e))?;
-                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key) {
+                    if let Err(refusal) = upgraded(&id, response.status(), response.headers(), &key)
+                    {
                         return Err(refusal(&response.text().await.unwrap_or_default()));
                     }
                     Box::new(response.upgrade().await.map_err(|e| unreachable(&id, e))?)
@@ -353,11 +407,15 @@ impl Dashboards {
         };
         let io = match tokio::time::timeout(inner.timeout, call).await {
             Ok(io) => io?,
-            Err(_) if !acquired.load(Ordering::Relaxed) => return Err(DashboardError::Busy(id, inner.per_cluster)),
+            Err(_) if !acquired.load(Ordering::Relaxed) => {
+                return Err(DashboardError::Busy(id, inner.per_cluster))
+            }
             Err(_) => return Err(DashboardError::Timeout(id, inner.timeout.as_secs())),
         };
         // Ray sends frames of at most 10 lines or 20,000 characters; anything far larger is not Ray.
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_TAIL_MESSAGE)).max_frame_size(Some(MAX_TAIL_MESSAGE));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_TAIL_MESSAGE))
+            .max_frame_size(Some(MAX_TAIL_MESSAGE));
         Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
     }
 
@@ -368,7 +426,10 @@ impl Dashboards {
         if gates.len() >= MAX_GATES && !gates.contains_key(id) {
             gates.retain(|_, gate| Arc::strong_count(gate) > 1);
         }
-        gates.entry(id.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_cluster))).clone()
+        gates
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.per_cluster)))
+            .clone()
     }
 }
 
@@ -385,7 +446,10 @@ fn cluster_id(namespace: &str, name: &str) -> Result<String, DashboardError> {
 
 /// Where the apiserver's service proxy passes `read` to the cluster's head service.
 fn proxy_uri(namespace: &str, name: &str, read: &Read) -> String {
-    format!("/api/v1/namespaces/{namespace}/services/{name}-head-svc:dashboard/proxy/{}", read.path())
+    format!(
+        "/api/v1/namespaces/{namespace}/services/{name}-head-svc:dashboard/proxy/{}",
+        read.path()
+    )
 }
 
 /// Whether an answer to a WebSocket upgrade accepted it (RFC 6455 4.1: 101, `Upgrade:
@@ -406,12 +470,17 @@ fn upgraded<'a>(
     }
     Err(move |body: &str| {
         // The apiserver's own refusals are a Status: its message says it all.
-        let status_message = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_owned));
+        let status_message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned));
         let said = status_message.unwrap_or_else(|| excerpt(body.trim()).to_owned());
         match status {
             StatusCode::NOT_FOUND => DashboardError::NotFound(id.to_owned(), said),
             StatusCode::BAD_REQUEST => DashboardError::Rejected(id.to_owned(), said),
-            StatusCode::SWITCHING_PROTOCOLS => DashboardError::Unreachable(id.to_owned(), "the WebSocket upgrade was not accepted".into()),
+            StatusCode::SWITCHING_PROTOCOLS => DashboardError::Unreachable(
+                id.to_owned(),
+                "the WebSocket upgrade was not accepted".into(),
+            ),
             status => DashboardError::Unreachable(id.to_owned(), format!("HTTP {status}: {said}")),
         }
     })
@@ -462,11 +531,20 @@ mod tests {
     fn only_the_allowlisted_reads_parse() {
         assert_eq!(Read::parse("api/version", None), Ok(Read::Version));
         assert_eq!(Read::parse("api/jobs/", None), Ok(Read::Jobs));
-        assert_eq!(Read::parse("api/jobs/raysubmit_a1B2", None), Ok(Read::Job("raysubmit_a1B2".into())));
-        assert_eq!(Read::parse("api/jobs/02000000/logs", None), Ok(Read::JobLogs("02000000".into())));
+        assert_eq!(
+            Read::parse("api/jobs/raysubmit_a1B2", None),
+            Ok(Read::Job("raysubmit_a1B2".into()))
+        );
+        assert_eq!(
+            Read::parse("api/jobs/02000000/logs", None),
+            Ok(Read::JobLogs("02000000".into()))
+        );
         assert_eq!(Read::parse("nodes", Some("view=summary")), Ok(Read::Nodes));
         // Parsed so that its id is checked like every other; the generic route still refuses it.
-        assert_eq!(Read::parse("api/jobs/raysubmit_1/logs/tail", None), Ok(Read::JobLogTail("raysubmit_1".into())));
+        assert_eq!(
+            Read::parse("api/jobs/raysubmit_1/logs/tail", None),
+            Ok(Read::JobLogTail("raysubmit_1".into()))
+        );
         for (path, query) in [
             ("api/jobs/x/stop", None),
             ("api/jobs/x/logs/tail/x", None),
@@ -498,7 +576,8 @@ mod tests {
             assert_eq!(read.is_tail(), matches!(read, Read::JobLogTail(_)));
             assert_eq!(Read::parse(&read.path(), None), Ok(read));
         }
-        let (path, query) = Read::Nodes.path().split_once('?').map(|(p, q)| (p.to_owned(), q.to_owned())).unwrap();
+        let (path, query) =
+            Read::Nodes.path().split_once('?').map(|(p, q)| (p.to_owned(), q.to_owned())).unwrap();
         assert_eq!(Read::parse(&path, Some(&query)), Ok(Read::Nodes));
     }
 
@@ -508,17 +587,31 @@ mod tests {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".parse().unwrap());
-        assert!(upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_ok(), "no subprotocol needed");
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, "S3PPLMBITXAQ9KYGZZHZRBK+XOO=".parse().unwrap());
-        assert!(upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_err(), "the accept value is exact");
+        headers
+            .insert(header::SEC_WEBSOCKET_ACCEPT, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".parse().unwrap());
+        assert!(
+            upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_ok(),
+            "no subprotocol needed"
+        );
+        headers
+            .insert(header::SEC_WEBSOCKET_ACCEPT, "S3PPLMBITXAQ9KYGZZHZRBK+XOO=".parse().unwrap());
+        assert!(
+            upgraded("a/b", StatusCode::SWITCHING_PROTOCOLS, &headers, key).is_err(),
+            "the accept value is exact"
+        );
 
-        let refusal = |status, body: &str| upgraded("a/b", status, &axum::http::HeaderMap::new(), key).unwrap_err()(body);
+        let refusal = |status, body: &str| {
+            upgraded("a/b", status, &axum::http::HeaderMap::new(), key).unwrap_err()(body)
+        };
         let missing = refusal(StatusCode::NOT_FOUND, "Job raysubmit_x does not exist");
-        assert!(matches!(&missing, DashboardError::NotFound(_, m) if m == "Job raysubmit_x does not exist"), "{missing}");
+        assert!(
+            matches!(&missing, DashboardError::NotFound(_, m) if m == "Job raysubmit_x does not exist"),
+            "{missing}"
+        );
         let driver = refusal(StatusCode::BAD_REQUEST, "Can only get logs of submission type jobs");
         assert!(matches!(driver, DashboardError::Rejected(..)));
-        let proxy = r#"{"kind":"Status","message":"error dialing backend: connection refused","code":500}"#;
+        let proxy =
+            r#"{"kind":"Status","message":"error dialing backend: connection refused","code":500}"#;
         assert_eq!(
             refusal(StatusCode::INTERNAL_SERVER_ERROR, proxy).to_string(),
             "cannot reach the Ray dashboard of a/b: HTTP 500 Internal Server Error: error dialing backend: connection refused"
@@ -528,8 +621,14 @@ mod tests {
     #[test]
     fn reach_is_proxy_service_or_a_url() {
         assert_eq!(Reach::parse("proxy"), Ok(Reach::ApiserverProxy));
-        assert_eq!(Reach::parse("service"), Ok(Reach::Direct("http://{name}-head-svc.{namespace}.svc:8265".into())));
-        assert_eq!(Reach::parse("http://127.0.0.1:8265/"), Ok(Reach::Direct("http://127.0.0.1:8265".into())));
+        assert_eq!(
+            Reach::parse("service"),
+            Ok(Reach::Direct("http://{name}-head-svc.{namespace}.svc:8265".into()))
+        );
+        assert_eq!(
+            Reach::parse("http://127.0.0.1:8265/"),
+            Ok(Reach::Direct("http://127.0.0.1:8265".into()))
+        );
         assert!(Reach::parse("ftp://x").unwrap_err().contains("--ray-dashboard"));
     }
 }

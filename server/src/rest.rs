@@ -11,7 +11,10 @@ use crate::web::AppState;
 
 /// `GET /api/v1/clusters`: every RayCluster the requester may see (they may list RayClusters in
 /// its namespace), sorted by namespace and name.
-pub async fn list_clusters(State(state): State<AppState>, Extension(user): Extension<User>) -> Response {
+pub async fn list_clusters(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Response {
     let mut items = state.clusters.list();
     state.access.grants(&user, items.iter().map(|c| c.namespace.clone())).await.apply(&mut items);
     Json(json!({ "items": items })).into_response()
@@ -31,7 +34,10 @@ pub async fn session(State(state): State<AppState>, Extension(user): Extension<U
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.
-pub async fn get_cluster(State(state): State<AppState>, Path((namespace, name)): Path<(String, String)>) -> Response {
+pub async fn get_cluster(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
     match state.clusters.get(&namespace, &name) {
         Some(row) => Json(row).into_response(),
         None => not_found(&format!("RayCluster {namespace}/{name} not found")),
@@ -58,7 +64,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.clusters.health().synced() {
         return "ready\n".into_response();
     }
-    let why = state.clusters.health().last_error().unwrap_or_else(|| "RayCluster watch has not synced yet".into());
+    let why = state
+        .clusters
+        .health()
+        .last_error()
+        .unwrap_or_else(|| "RayCluster watch has not synced yet".into());
     (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
 }
 

@@ -44,7 +44,10 @@ pub struct TemplateWatch {
 pub fn watch(client: Client, apiserver: String) -> (Templates, TemplateWatch) {
     let (store, writer) = reflector::store();
     let shared = Arc::new(Shared { store, health: WatchHealth::default() });
-    (Templates { inner: shared.clone() }, TemplateWatch { api: Api::all(client), writer, shared, apiserver })
+    (
+        Templates { inner: shared.clone() },
+        TemplateWatch { api: Api::all(client), writer, shared, apiserver },
+    )
 }
 
 impl Templates {
@@ -55,16 +58,16 @@ impl Templates {
         }
         match tokio::time::timeout(limit, self.inner.store.wait_until_ready()).await {
             Ok(Ok(())) => Ok(()),
-            _ => Err(self
-                .health()
-                .last_error()
-                .unwrap_or_else(|| "the RayClusterTemplate watch has not listed the templates yet".into())),
+            _ => Err(self.health().last_error().unwrap_or_else(|| {
+                "the RayClusterTemplate watch has not listed the templates yet".into()
+            })),
         }
     }
 
     /// Every template as a launch form shows it, sorted by name.
     pub fn forms(&self) -> Vec<TemplateForm> {
-        let mut forms: Vec<TemplateForm> = self.inner.store.state().iter().map(|t| t.form()).collect();
+        let mut forms: Vec<TemplateForm> =
+            self.inner.store.state().iter().map(|t| t.form()).collect();
         forms.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         forms
     }
@@ -100,7 +103,10 @@ impl TemplateWatch {
                 None => break,
                 Some(Ok(event)) => {
                     if matches!(event, watcher::Event::InitDone) && shared.health.mark_synced() {
-                        tracing::info!(templates = shared.store.len(), "RayClusterTemplate watch synced");
+                        tracing::info!(
+                            templates = shared.store.len(),
+                            "RayClusterTemplate watch synced"
+                        );
                     }
                     shared.health.recovered();
                 }

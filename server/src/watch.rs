@@ -74,7 +74,14 @@ pub struct Watched {
 /// Keeps `writer`'s store of the pods `api` and `labels` select current, for as long as the
 /// runtime runs, and `health` telling how that goes. Pods are stored without their managed
 /// fields, which nobody here reads.
-pub async fn reflect_pods(api: Api<Pod>, labels: &str, writer: Writer<Pod>, health: &WatchHealth, what: Watched, apiserver: &str) {
+pub async fn reflect_pods(
+    api: Api<Pod>,
+    labels: &str,
+    writer: Writer<Pod>,
+    health: &WatchHealth,
+    what: Watched,
+    apiserver: &str,
+) {
     let config = watcher::Config::default().labels(labels).any_semantic();
     let stream = watcher(api, config)
         .default_backoff()
@@ -97,7 +104,9 @@ pub async fn reflect_pods(api: Api<Pod>, labels: &str, writer: Writer<Pod>, heal
 pub fn explain(error: &watcher::Error, what: Watched, apiserver: &str) -> String {
     let Watched { kind, resource, install } = what;
     let client_error = match error {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => e,
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => e,
         other => return format!("{kind} watch failed: {other}"),
     };
     match client_error {
@@ -121,23 +130,43 @@ mod tests {
 
     use super::*;
 
-    const RAYCLUSTER: Watched =
-        Watched { kind: "RayCluster", resource: "rayclusters.ray.io", install: "install the KubeRay operator or its CRDs" };
+    const RAYCLUSTER: Watched = Watched {
+        kind: "RayCluster",
+        resource: "rayclusters.ray.io",
+        install: "install the KubeRay operator or its CRDs",
+    };
 
     fn api_error(code: u16, message: &str) -> watcher::Error {
-        watcher::Error::InitialListFailed(kube::Error::Api(Status::failure(message, "x").with_code(code).boxed()))
+        watcher::Error::InitialListFailed(kube::Error::Api(
+            Status::failure(message, "x").with_code(code).boxed(),
+        ))
     }
 
     #[test]
     fn a_missing_crd_is_named_with_the_fix() {
-        let message = explain(&api_error(404, "the server could not find the requested resource"), RAYCLUSTER, "https://k8s:6443");
-        assert!(message.contains("rayclusters.ray.io") && message.contains("not installed"), "{message}");
-        assert!(message.contains("https://k8s:6443") && message.contains("install the KubeRay operator"), "{message}");
+        let message = explain(
+            &api_error(404, "the server could not find the requested resource"),
+            RAYCLUSTER,
+            "https://k8s:6443",
+        );
+        assert!(
+            message.contains("rayclusters.ray.io") && message.contains("not installed"),
+            "{message}"
+        );
+        assert!(
+            message.contains("https://k8s:6443")
+                && message.contains("install the KubeRay operator"),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_forbidden_list_says_which_permission_is_missing() {
-        let message = explain(&api_error(403, "rayclusters.ray.io is forbidden"), RAYCLUSTER, "https://k8s:6443");
+        let message = explain(
+            &api_error(403, "rayclusters.ray.io is forbidden"),
+            RAYCLUSTER,
+            "https://k8s:6443",
+        );
         assert!(message.contains("get/list/watch on rayclusters.ray.io"), "{message}");
     }
 
@@ -147,7 +176,10 @@ mod tests {
         assert!(!health.synced() && health.last_error().is_none());
         health.failed("cannot reach".into());
         health.failed("still cannot reach".into());
-        assert_eq!((health.error_count(), health.last_error().as_deref()), (2, Some("still cannot reach")));
+        assert_eq!(
+            (health.error_count(), health.last_error().as_deref()),
+            (2, Some("still cannot reach"))
+        );
         assert!(health.mark_synced() && !health.mark_synced());
         health.recovered();
         assert_eq!((health.synced(), health.last_error()), (true, None));

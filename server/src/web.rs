@@ -5,22 +5,24 @@ use std::time::Duration;
 
 use app::api::ssr::{ClusterDirectory, Directory};
 use app::api::{ClusterList, LaunchForms, Session};
-use platform::ClusterDetail;
 use app::{shell, App};
 use axum::body::Body;
+use platform::ClusterDetail;
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
 use axum::handler::Handler;
 use axum::http::Request;
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::{provide_context, use_context};
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes, ResponseOptions};
-use axum::http::{header, HeaderValue};
+use leptos_axum::{
+    generate_route_list, handle_server_fns_with_context, LeptosRoutes, ResponseOptions,
+};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -32,9 +34,9 @@ use crate::gpus::{self, GpuMetrics};
 use crate::guard::{self, ActionLimit, CsrfKey};
 use crate::launch::{self, Launcher};
 use crate::logs::{self, LogStreams};
-use crate::templates::Templates;
 use crate::overview::{self, Overviews};
 use crate::ray::{self, Dashboards};
+use crate::templates::Templates;
 use crate::{push, rest, Config};
 
 /// What every handler can reach: cheap to clone.
@@ -78,9 +80,18 @@ impl AppState {
     /// State for `config`, reading clusters from `clusters` and templates from `templates`,
     /// launching through `launcher`. Ray dashboards are read as `config` says, through the
     /// launcher's client when by the apiserver's proxy, each call within 10 s, 4 at once per cluster.
-    pub fn new(config: &Config, clusters: Clusters, templates: Templates, launcher: Launcher) -> Self {
-        let dashboards =
-            Dashboards::new(config.ray_dashboard.clone(), launcher.client.clone(), Duration::from_secs(10), 4);
+    pub fn new(
+        config: &Config,
+        clusters: Clusters,
+        templates: Templates,
+        launcher: Launcher,
+    ) -> Self {
+        let dashboards = Dashboards::new(
+            config.ray_dashboard.clone(),
+            launcher.client.clone(),
+            Duration::from_secs(10),
+            4,
+        );
         let leptos = LeptosOptions::builder()
             // tools/site.sh (and the Makefile) set the output name when building the server; tests built by plain
             // cargo serve pages without the browser bundle, under the same name.
@@ -89,7 +100,11 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.addr)
             .build();
-        let overviews = Overviews::start(launcher.client.clone(), dashboards.clone(), "the Kubernetes apiserver".into());
+        let overviews = Overviews::start(
+            launcher.client.clone(),
+            dashboards.clone(),
+            "the Kubernetes apiserver".into(),
+        );
         let logs = LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER);
         let gpus = GpuMetrics::start(
             launcher.client.clone(),
@@ -126,9 +141,15 @@ impl AppState {
             provide_context(directory.clone());
             let parts = use_context::<axum::http::request::Parts>();
             if let Some(user) = parts.as_ref().and_then(|p| p.extensions.get::<User>()) {
-                provide_context(Session { user: user.name.clone(), team: user.team(), csrf: csrf.token(user) });
+                provide_context(Session {
+                    user: user.name.clone(),
+                    team: user.team(),
+                    csrf: csrf.token(user),
+                });
             }
-            if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) {
+            if let (Some(nonce), Some(response)) =
+                (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+            {
                 if let Ok(policy) = axum::http::HeaderValue::from_str(&guard::page_policy(&nonce)) {
                     response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
                 }
@@ -139,7 +160,12 @@ impl AppState {
 
 /// The requester's [`Grants`], worked out before a page renders (rendering cannot wait on
 /// Kubernetes); pages read them from the request.
-async fn with_grants(State(state): State<AppState>, Extension(user): Extension<User>, mut request: Request<Body>, next: Next) -> Response {
+async fn with_grants(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    mut request: Request<Body>,
+    next: Next,
+) -> Response {
     let grants = state.access.grants(&user, state.clusters.namespaces()).await;
     request.extensions_mut().insert(grants);
     next.run(request).await
@@ -253,7 +279,10 @@ pub fn router(state: AppState) -> Router {
     let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);
     let pkg = Router::new()
         .fallback_service(ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
     // Pages and server functions render from the requester's grants, worked out first.
     let pages = Router::new()
         .route("/_sfn/{*fn_name}", post(server_fn).get(server_fn))
@@ -287,7 +316,11 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// Serves `router` on `listener` with each connection's peer address, which identity from an
 /// authenticating proxy is checked against.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -15,11 +15,13 @@ use serde_json::{json, Value};
 
 /// A small CPU cluster: a head and one worker, images that kwok never needs to pull.
 fn small_cluster(name: &str) -> DynamicObject {
-    let container = |name: &str| json!({
-        "name": name, "image": "rayproject/ray:2.46.0",
-        // cpu as a number: KubeRay's CRD allows it, and the watch must read it.
-        "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}}
-    });
+    let container = |name: &str| {
+        json!({
+            "name": name, "image": "rayproject/ray:2.46.0",
+            // cpu as a number: KubeRay's CRD allows it, and the watch must read it.
+            "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}}
+        })
+    };
     serde_json::from_value(json!({
         "apiVersion": "ray.io/v1", "kind": "RayCluster",
         "metadata": {"name": name},
@@ -72,7 +74,8 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     let mut phases: Vec<String> = Vec::new();
     tokio::time::timeout(STEP, async {
         while let Some((event, data)) = events.next().await {
-            if event == "upsert" && data["name"] == name.as_str() && data["namespace"] == namespace {
+            if event == "upsert" && data["name"] == name.as_str() && data["namespace"] == namespace
+            {
                 let phase = data["phase"].as_str().unwrap().to_string();
                 if phases.last() != Some(&phase) {
                     phases.push(phase.clone());
@@ -85,17 +88,35 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("cluster did not become Ready with its worker; phases seen: {phases:?}"));
+    .unwrap_or_else(|_| {
+        panic!("cluster did not become Ready with its worker; phases seen: {phases:?}")
+    });
     assert_eq!(phases.first().map(String::as_str), Some("Provisioning"), "phases seen: {phases:?}");
     assert_eq!(phases.last().map(String::as_str), Some("Ready"));
 
     let row: Value = http
         .get(format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(row["phase"], "Ready");
     assert_eq!(row["workersDesired"], 1);
-    let list: Value = http.get(format!("{}/api/v1/clusters", raydar.base)).send().await.unwrap().json().await.unwrap();
-    assert!(list["items"].as_array().unwrap().iter().any(|c| c["name"] == name.as_str() && c["phase"] == "Ready"));
+    let list: Value = http
+        .get(format!("{}/api/v1/clusters", raydar.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == name.as_str() && c["phase"] == "Ready"));
 
     api.delete(&name, &DeleteParams::default()).await.expect("RayCluster deleted");
     tokio::time::timeout(STEP, async {
@@ -107,9 +128,20 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     })
     .await
     .expect("a delete event reached the page stream");
-    let gone = http.get(format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base)).send().await.unwrap();
+    let gone = http
+        .get(format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
-    let list: Value = http.get(format!("{}/api/v1/clusters", raydar.base)).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(format!("{}/api/v1/clusters", raydar.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list["items"].as_array().unwrap().iter().all(|c| c["name"] != name.as_str()));
 }
 
@@ -132,7 +164,8 @@ const API_NAMESPACE: &str = "raydar-api-it";
 
 /// A name no other run uses.
 fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000)
 }
 
@@ -162,7 +195,12 @@ async fn exists(client: &Client, namespace: &str, name: &str) -> bool {
 }
 
 /// Polls `GET /api/v1/clusters/{ns}/{name}` until `done` says the answer is the one awaited.
-async fn poll_cluster(http: &reqwest::Client, url: &str, what: &str, done: impl Fn(u16, &Value) -> bool) {
+async fn poll_cluster(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) {
     let mut last = (0, Value::Null);
     let waited = tokio::time::timeout(STEP, async {
         loop {
@@ -186,12 +224,18 @@ async fn api_launch_reaches_ready_then_delete_removes_it_and_deleting_again_succ
     let (client, raydar, http) = api_test(API_NAMESPACE).await;
     let name = unique_name("api");
 
-    let created = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1}))).await;
+    let created =
+        launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1})))
+            .await;
     assert_eq!(created.status(), 201);
     let location = created.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(location, format!("/api/v1/clusters/{API_NAMESPACE}/{name}"));
     let body: Value = created.json().await.unwrap();
-    assert_eq!(body["manifest"]["metadata"]["labels"]["raydar.dev/owner"], common::DEV_USER, "{body}");
+    assert_eq!(
+        body["manifest"]["metadata"]["labels"]["raydar.dev/owner"],
+        common::DEV_USER,
+        "{body}"
+    );
     assert_eq!(body["manifest"]["metadata"]["labels"]["raydar.dev/template"], "cpu-small");
 
     let url = format!("{}{location}", raydar.base);
@@ -211,7 +255,8 @@ async fn api_launch_reaches_ready_then_delete_removes_it_and_deleting_again_succ
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(deleted["deleted"], true, "{deleted}");
     assert_eq!(deleted["alreadyGone"], false);
-    poll_cluster(&http, &url, "the deleted cluster leaves the store", |status, _| status == 404).await;
+    poll_cluster(&http, &url, "the deleted cluster leaves the store", |status, _| status == 404)
+        .await;
     assert!(!exists(&client, API_NAMESPACE, &name).await);
 
     let gone = http.delete(&url).send().await.unwrap();
@@ -237,7 +282,9 @@ async fn api_dry_run_returns_the_manifest_owned_by_the_dev_user_and_creates_noth
     assert_eq!(manifest["metadata"]["labels"]["raydar.dev/owner"], common::DEV_USER);
     assert_eq!(manifest["spec"]["workerGroupSpecs"][0]["replicas"], 2);
     // The YAML the launch form previews is the same manifest.
-    let yaml: Value = serde_saphyr::from_str(body["yaml"].as_str().expect("a dry run answers with YAML")).unwrap();
+    let yaml: Value =
+        serde_saphyr::from_str(body["yaml"].as_str().expect("a dry run answers with YAML"))
+            .unwrap();
     assert_eq!(&yaml, manifest);
     assert!(!exists(&client, API_NAMESPACE, &name).await, "a dry run creates nothing");
 
@@ -254,7 +301,9 @@ async fn api_launch_with_a_bad_parameter_or_unknown_template_is_422_and_creates_
     let (client, raydar, http) = api_test(API_NAMESPACE).await;
     let name = unique_name("bad");
 
-    let bad = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 99}))).await;
+    let bad =
+        launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 99})))
+            .await;
     assert_eq!(bad.status(), 422);
     let body: Value = bad.json().await.unwrap();
     let errors = body["errors"].as_array().unwrap();
@@ -297,7 +346,12 @@ async fn api_lists_the_installed_templates_with_their_parameters() {
     }
     let cpu_small = items.iter().find(|t| t["name"] == "cpu-small").unwrap();
     assert!(!cpu_small["description"].as_str().unwrap().is_empty());
-    let workers = cpu_small["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "workers").unwrap();
+    let workers = cpu_small["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "workers")
+        .unwrap();
     assert_eq!(workers["max"], 4, "{workers}");
     assert_eq!(cpu_small["policy"]["maxGpus"], 0, "{cpu_small}");
 }
@@ -332,7 +386,8 @@ async fn api_cross_origin_launch_and_delete_are_refused() {
 async fn api_launch_refused_by_kubernetes_quota_reaches_the_caller_with_its_status_and_message() {
     let namespace = "raydar-api-quota-it";
     let (client, raydar, http) = api_test(namespace).await;
-    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), namespace);
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), namespace);
     let quota = serde_json::from_value(json!({
         "metadata": {"name": "no-rayclusters"},
         "spec": {"hard": {"count/rayclusters.ray.io": "0"}}
@@ -357,10 +412,15 @@ async fn api_launch_refused_by_kubernetes_quota_reaches_the_caller_with_its_stat
 async fn api_scales_within_bounds_and_suspends_and_resumes() {
     let (_client, raydar, http) = api_test(API_NAMESPACE).await;
     let name = unique_name("day2");
-    let created = launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1}))).await;
+    let created =
+        launch(&http, &raydar.base, "", cpu_small(API_NAMESPACE, &name, json!({"workers": 1})))
+            .await;
     assert_eq!(created.status(), 201);
     let url = format!("{}/api/v1/clusters/{API_NAMESPACE}/{name}", raydar.base);
-    poll_cluster(&http, &url, "the cluster becomes Ready", |s, row| s == 200 && row["phase"] == "Ready").await;
+    poll_cluster(&http, &url, "the cluster becomes Ready", |s, row| {
+        s == 200 && row["phase"] == "Ready"
+    })
+    .await;
 
     let change = |body: Value| http.patch(&url).json(&body).send();
     let scaled = change(json!({"scale": {"group": "cpu", "replicas": 3}})).await.unwrap();
@@ -381,7 +441,10 @@ async fn api_scales_within_bounds_and_suspends_and_resumes() {
 
     let suspended = change(json!({"suspend": true})).await.unwrap();
     assert_eq!(suspended.status(), 200);
-    poll_cluster(&http, &url, "the cluster is Suspended", |s, row| s == 200 && row["phase"] == "Suspended").await;
+    poll_cluster(&http, &url, "the cluster is Suspended", |s, row| {
+        s == 200 && row["phase"] == "Suspended"
+    })
+    .await;
     let resumed = change(json!({"suspend": false})).await.unwrap();
     assert_eq!(resumed.status(), 200);
     poll_cluster(&http, &url, "the cluster is Ready again", |s, row| {
@@ -389,7 +452,13 @@ async fn api_scales_within_bounds_and_suspends_and_resumes() {
     })
     .await;
 
-    let foreign = http.patch(&url).header("origin", "https://evil.example").json(&json!({"suspend": true})).send().await.unwrap();
+    let foreign = http
+        .patch(&url)
+        .header("origin", "https://evil.example")
+        .json(&json!({"suspend": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(foreign.status(), 403);
     assert_eq!(http.delete(&url).send().await.unwrap().status(), 200);
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 mod common;
 
-use common::{kube_client, ray_clusters, sse_events, start_raydar, start_raydar_with, wait_ready, STEP};
+use common::{
+    kube_client, ray_clusters, sse_events, start_raydar, start_raydar_with, wait_ready, STEP,
+};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -34,10 +36,16 @@ struct TestNamespace(String);
 
 impl TestNamespace {
     async fn create(client: &Client, prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000);
         let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("namespace created");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
         TestNamespace(name)
     }
 }
@@ -76,7 +84,10 @@ fn head_only(name: &str) -> DynamicObject {
 }
 
 /// Polls until `probe` gives something, for at most [`STEP`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
     tokio::time::timeout(STEP, async {
         loop {
             if let Some(found) = probe().await {
@@ -98,7 +109,11 @@ enum Got {
     End(String),
 }
 
-async fn open(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> impl Stream<Item = Got> {
+async fn open(
+    http: &reqwest::Client,
+    url: &str,
+    last_event_id: Option<u64>,
+) -> impl Stream<Item = Got> {
     let mut request = http.get(url);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id.to_string());
@@ -106,15 +121,22 @@ async fn open(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> 
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 200, "{url}");
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    Box::pin(sse_events(response).map(|(event, data)| match event.as_str() {
-        "lines" => Got::Lines(
-            data["first"].as_u64().unwrap(),
-            data["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect(),
-        ),
-        "skipped" => Got::Skipped(data["count"].as_u64().unwrap()),
-        "problem" => Got::Problem(data["error"].as_str().unwrap().to_owned()),
-        "end" => Got::End(data["reason"].as_str().unwrap().to_owned()),
-        other => panic!("unexpected event {other}: {data}"),
+    Box::pin(sse_events(response).map(|(event, data)| {
+        match event.as_str() {
+            "lines" => Got::Lines(
+                data["first"].as_u64().unwrap(),
+                data["lines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_owned())
+                    .collect(),
+            ),
+            "skipped" => Got::Skipped(data["count"].as_u64().unwrap()),
+            "problem" => Got::Problem(data["error"].as_str().unwrap().to_owned()),
+            "end" => Got::End(data["reason"].as_str().unwrap().to_owned()),
+            other => panic!("unexpected event {other}: {data}"),
+        }
     }))
 }
 
@@ -127,12 +149,20 @@ struct Log {
 
 impl Log {
     /// Takes events until `until` says stop (true) or the stream ends; the end reason, if any.
-    async fn read(&mut self, events: &mut (impl Stream<Item = Got> + Unpin), until: impl Fn(&[String]) -> bool) -> Option<String> {
+    async fn read(
+        &mut self,
+        events: &mut (impl Stream<Item = Got> + Unpin),
+        until: impl Fn(&[String]) -> bool,
+    ) -> Option<String> {
         tokio::time::timeout(STEP, async {
             while let Some(got) = events.next().await {
                 match got {
                     Got::Lines(first, lines) => {
-                        assert_eq!(first, self.lines.len() as u64 + 1, "lines follow on: no gap, no repeat");
+                        assert_eq!(
+                            first,
+                            self.lines.len() as u64 + 1,
+                            "lines follow on: no gap, no repeat"
+                        );
                         self.lines.extend(lines);
                         if until(&self.lines) {
                             return None;
@@ -177,7 +207,9 @@ async fn relay(target: String) -> (String, Arc<watch::Sender<u64>>) {
             let mut cut = cuts.subscribe();
             let target = target.clone();
             tokio::spawn(async move {
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                     _ = cut.changed() => {}
@@ -199,7 +231,10 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     let ns = TestNamespace::create(&client, "raydar-logs-it").await;
     let namespace = ns.0.as_str();
     let name = "logs";
-    ray_clusters(&client, namespace).create(&PostParams::default(), &head_only(name)).await.expect("RayCluster created");
+    ray_clusters(&client, namespace)
+        .create(&PostParams::default(), &head_only(name))
+        .await
+        .expect("RayCluster created");
 
     // The Ray head answers through raydar (the apiserver's service proxy) once heads.py started it.
     let cluster = format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base);
@@ -215,31 +250,55 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     .await;
 
     // Unknown jobs are 404, and Ray's tail is not reachable through the generic read route.
-    let unknown = http.get(format!("{cluster}/jobs/raysubmit_nosuchjob/logs/stream")).send().await.unwrap();
+    let unknown =
+        http.get(format!("{cluster}/jobs/raysubmit_nosuchjob/logs/stream")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
-    let tail = http.get(format!("{cluster}/ray/api/jobs/raysubmit_nosuchjob/logs/tail")).send().await.unwrap();
+    let tail = http
+        .get(format!("{cluster}/ray/api/jobs/raysubmit_nosuchjob/logs/tail"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tail.status(), 403);
 
     // A real job, submitted with Ray's own CLI: numbered lines with pauses.
     let job = format!("logs-it-{}", std::process::id());
     let script = format!("import time\nfor i in range(1, {}):\n    print(f'n {{i}}', flush=True)\n    time.sleep(0.1)", JOB_LINES + 1);
     let submitted = std::process::Command::new(local_dir().join("ray/bin/ray"))
-        .args(["job", "submit", "--address", &format!("http://{head_ip}:8265"), "--submission-id", &job, "--no-wait", "--"])
+        .args([
+            "job",
+            "submit",
+            "--address",
+            &format!("http://{head_ip}:8265"),
+            "--submission-id",
+            &job,
+            "--no-wait",
+            "--",
+        ])
         .args(["python", "-c", &script])
         .output()
         .expect("ray job submit runs");
-    assert!(submitted.status.success(), "ray job submit: {}", String::from_utf8_lossy(&submitted.stderr));
+    assert!(
+        submitted.status.success(),
+        "ray job submit: {}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
 
     // Meanwhile a raydar that reaches Ray straight (--ray-dashboard URL: the WebSocket through
     // reqwest, not the apiserver) through a relay that drops its connections at line 10. Ray
     // replays the log from its start on the reconnect; the viewer must see each line once.
     let (relay_url, cut) = relay(format!("{head_ip}:8265")).await;
-    let relayed = start_raydar_with(client.clone(), "local control plane", &["--ray-dashboard", &relay_url]).await;
-    let relayed_url = format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", relayed.base);
+    let relayed =
+        start_raydar_with(client.clone(), "local control plane", &["--ray-dashboard", &relay_url])
+            .await;
+    let relayed_url =
+        format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", relayed.base);
     let mut relayed_events = open(&streams, &relayed_url, None).await;
     let cut_viewer = tokio::spawn(async move {
         let mut log = Log::default();
-        assert_eq!(log.read(&mut relayed_events, |lines| lines.iter().any(|l| l == "n 10")).await, None);
+        assert_eq!(
+            log.read(&mut relayed_events, |lines| lines.iter().any(|l| l == "n 10")).await,
+            None
+        );
         cut.send_modify(|n| *n += 1);
         let end = log.read(&mut relayed_events, |_| false).await;
         (log, end, relayed)
@@ -253,7 +312,11 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     // One viewer reads until line 20 of the job, then drops its connection.
     let at_20 = |lines: &[String]| lines.iter().any(|l| l == "n 20");
     assert_eq!(broken.read(&mut second_events, at_20).await, None);
-    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 1.0, "two viewers, one upstream");
+    assert_eq!(
+        metric(&http, &raydar.base, "raydar_log_streams").await,
+        1.0,
+        "two viewers, one upstream"
+    );
     assert_eq!(metric(&http, &raydar.base, "raydar_log_viewers").await, 2.0);
     drop(second_events);
     let last_event_id = broken.lines.len() as u64;
@@ -284,12 +347,28 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     let download = http.get(format!("{cluster}/jobs/{job}/logs")).send().await.unwrap();
     assert_eq!(download.status(), 200);
     assert_eq!(download.headers()["content-type"], "text/plain; charset=utf-8");
-    assert_eq!(download.headers()["content-disposition"], format!("attachment; filename=\"{name}-{job}.log\"").as_str());
+    assert_eq!(
+        download.headers()["content-disposition"],
+        format!("attachment; filename=\"{name}-{job}.log\"").as_str()
+    );
     let text = download.text().await.unwrap();
-    assert_eq!(text.lines().collect::<Vec<_>>(), whole.lines.iter().map(String::as_str).collect::<Vec<_>>());
-    let straight = start_raydar_with(client.clone(), "local control plane", &["--ray-dashboard", &format!("http://{head_ip}:8265")]).await;
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        whole.lines.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let straight = start_raydar_with(
+        client.clone(),
+        "local control plane",
+        &["--ray-dashboard", &format!("http://{head_ip}:8265")],
+    )
+    .await;
     let mut replay = Log::default();
-    let mut events = open(&streams, &format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", straight.base), None).await;
+    let mut events = open(
+        &streams,
+        &format!("{}/api/v1/clusters/{namespace}/{name}/jobs/{job}/logs/stream", straight.base),
+        None,
+    )
+    .await;
     assert_eq!(replay.read(&mut events, |_| false).await.as_deref(), Some("job SUCCEEDED"));
     assert_eq!(replay.lines, whole.lines);
 }
@@ -320,12 +399,18 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
         "metadata": {"name": pod, "labels": {"ray.io/cluster": name, "ray.io/node-type": "worker"}},
         "spec": {"containers": [container("ray-worker"), container("sidecar")]}
     });
-    pods.create(&PostParams::default(), &serde_json::from_value(ray_pod).unwrap()).await.expect("pod created");
-    let other = json!({"metadata": {"name": "not-ray"}, "spec": {"containers": [container("app")]}});
-    pods.create(&PostParams::default(), &serde_json::from_value(other).unwrap()).await.expect("pod created");
+    pods.create(&PostParams::default(), &serde_json::from_value(ray_pod).unwrap())
+        .await
+        .expect("pod created");
+    let other =
+        json!({"metadata": {"name": "not-ray"}, "spec": {"containers": [container("app")]}});
+    pods.create(&PostParams::default(), &serde_json::from_value(other).unwrap())
+        .await
+        .expect("pod created");
 
     // kwok serves each container's log from a file.
-    let dir = TempDir(std::env::temp_dir().join(format!("raydar-podlogs-it-{}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("raydar-podlogs-it-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let worker_log = dir.0.join("ray-worker.log");
     let sidecar_log = dir.0.join("sidecar.log");
@@ -339,7 +424,11 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     std::fs::write(&worker_log, first).unwrap();
     std::fs::write(&sidecar_log, cri("2026-01-01T00:00:01.000000000Z", "sidecar says hi")).unwrap();
     let logs_gvk = GroupVersionKind::gvk("kwok.x-k8s.io", "v1alpha1", "Logs");
-    let logs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk_with_plural(&logs_gvk, "logs"));
+    let logs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&logs_gvk, "logs"),
+    );
     let spec = json!({
         "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
         "metadata": {"name": pod},
@@ -348,7 +437,9 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
             {"containers": ["sidecar"], "logsFile": sidecar_log, "follow": true}
         ]}
     });
-    logs.create(&PostParams::default(), &serde_json::from_value(spec).unwrap()).await.expect("kwok Logs created");
+    logs.create(&PostParams::default(), &serde_json::from_value(spec).unwrap())
+        .await
+        .expect("kwok Logs created");
 
     let base = format!("{}/api/v1/clusters/{namespace}/{name}/pods", raydar.base);
     // Only pods of the cluster: another pod, a missing one, a missing container are 404.
@@ -359,7 +450,10 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     assert_eq!(status(format!("{base}/not-ray/logs/stream")).await, 404);
     assert_eq!(status(format!("{base}/no-such-pod/logs")).await, 404);
     assert_eq!(status(format!("{base}/{pod}/logs/stream?container=nope")).await, 404);
-    assert_eq!(status(format!("{}/api/v1/clusters/{namespace}/other/pods/{pod}/logs", raydar.base)).await, 404);
+    assert_eq!(
+        status(format!("{}/api/v1/clusters/{namespace}/other/pods/{pod}/logs", raydar.base)).await,
+        404
+    );
 
     // Wait for kwok to run the pod and serve the log (the Logs object takes a moment).
     let url = format!("{base}/{pod}/logs/stream");
@@ -367,11 +461,14 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     let mut events = eventually("the pod's log stream to start", || async {
         let mut events = open(&streams, &url, None).await;
         let mut log = Log::default();
-        let quick = tokio::time::timeout(Duration::from_secs(3), log.read(&mut events, |l| l.len() >= 7)).await;
+        let quick =
+            tokio::time::timeout(Duration::from_secs(3), log.read(&mut events, |l| l.len() >= 7))
+                .await;
         (quick.is_ok() && log.lines.len() == 7).then_some(events)
     })
     .await;
-    log.lines = ["w 1", "w 2", "w 3", "w 4", "w 5", "crlf", "same stamp"].map(String::from).to_vec();
+    log.lines =
+        ["w 1", "w 2", "w 3", "w 4", "w 5", "crlf", "same stamp"].map(String::from).to_vec();
 
     // Appended lines arrive while the stream is open.
     let append = |text: String| {
@@ -382,7 +479,10 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     append(cri("2026-01-01T00:00:07.500000000Z", &"x".repeat(20_000)));
     assert_eq!(log.read(&mut events, |l| l.len() >= 9).await, None);
     assert_eq!(log.lines[7], "appended 1");
-    assert!(log.lines[8].starts_with("xxxx") && log.lines[8].ends_with("… [line cut at 16 KiB]"), "a long line is cut");
+    assert!(
+        log.lines[8].starts_with("xxxx") && log.lines[8].ends_with("… [line cut at 16 KiB]"),
+        "a long line is cut"
+    );
     assert_eq!(log.lines[8].len(), 16 * 1024 + "… [line cut at 16 KiB]".len());
 
     // Away and back with Last-Event-ID: exactly what was appended meanwhile.
@@ -400,17 +500,32 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
     let mut events = open(&streams, &format!("{url}?container=sidecar"), None).await;
     assert_eq!(sidecar.read(&mut events, |l| !l.is_empty()).await, None);
     assert_eq!(sidecar.lines, ["sidecar says hi"]);
-    let download = http.get(format!("{base}/{pod}/logs?container=ray-worker")).send().await.unwrap();
+    let download =
+        http.get(format!("{base}/{pod}/logs?container=ray-worker")).send().await.unwrap();
     assert_eq!(download.status(), 200);
-    assert_eq!(download.headers()["content-disposition"], format!("attachment; filename=\"{pod}-ray-worker.log\"").as_str());
+    assert_eq!(
+        download.headers()["content-disposition"],
+        format!("attachment; filename=\"{pod}-ray-worker.log\"").as_str()
+    );
     let text = download.text().await.unwrap();
-    assert!(text.starts_with("w 1\nw 2\n") && text.contains("after return\n"), "{}", &text[..200.min(text.len())]);
-    assert_eq!(metric(&http, &raydar.base, "raydar_log_streams").await, 2.0, "the worker's and the sidecar's");
+    assert!(
+        text.starts_with("w 1\nw 2\n") && text.contains("after return\n"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert_eq!(
+        metric(&http, &raydar.base, "raydar_log_streams").await,
+        2.0,
+        "the worker's and the sidecar's"
+    );
 
     // The pod goes: its log ends (kwok keeps the log connection open, so raydar notices at its
     // next check of a quiet log, within about half a minute).
     let mut events = open(&streams, &url, Some(log.lines.len() as u64)).await;
     pods.delete(pod, &Default::default()).await.expect("pod deleted");
-    assert_eq!(log.read(&mut events, |_| false).await.as_deref(), Some(format!("pod {pod} is gone").as_str()));
+    assert_eq!(
+        log.read(&mut events, |_| false).await.as_deref(),
+        Some(format!("pod {pod} is gone").as_str())
+    );
     assert_eq!(log.lines.len(), 11, "nothing after the end");
 }

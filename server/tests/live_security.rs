@@ -10,7 +10,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{as_user, kube_client, ray_clusters, sse_events, start_raydar_with, wait_ready, Raydar, STEP};
+use common::{
+    as_user, kube_client, ray_clusters, sse_events, start_raydar_with, wait_ready, Raydar, STEP,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -20,9 +22,13 @@ use serde_json::{json, Value};
 
 /// raydar-server's own identity on the local control plane (deploy/local/up.sh writes it).
 async fn raydar_client() -> Client {
-    let local = std::env::var_os("RAYDAR_LOCAL").map(PathBuf::from).expect("RAYDAR_LOCAL is set by make");
-    let kubeconfig = kube::config::Kubeconfig::read_from(local.join("kubeconfig-raydar")).expect("kubeconfig-raydar");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("its config");
+    let local =
+        std::env::var_os("RAYDAR_LOCAL").map(PathBuf::from).expect("RAYDAR_LOCAL is set by make");
+    let kubeconfig = kube::config::Kubeconfig::read_from(local.join("kubeconfig-raydar"))
+        .expect("kubeconfig-raydar");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("its config");
     Client::try_from(config).unwrap()
 }
 
@@ -36,31 +42,46 @@ struct Teams {
 impl Teams {
     async fn create(admin: &Client) -> Teams {
         let id = std::process::id();
-        let teams = Teams { admin: admin.clone(), a: format!("sec-a-{id}"), b: format!("sec-b-{id}") };
+        let teams =
+            Teams { admin: admin.clone(), a: format!("sec-a-{id}"), b: format!("sec-b-{id}") };
         let namespaces: Api<Namespace> = Api::all(admin.clone());
         for ns in [&teams.a, &teams.b] {
-            namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap()).await.unwrap();
+            namespaces
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+                )
+                .await
+                .unwrap();
         }
         let roles: Api<Role> = Api::namespaced(admin.clone(), &teams.a);
         let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &teams.a);
         let read = ["get", "list", "watch"];
-        let role = |name: &str, cluster_verbs: &[&str]| json!({
-            "metadata": {"name": name},
-            "rules": [
-                {"apiGroups": ["ray.io"], "resources": ["rayclusters"], "verbs": cluster_verbs},
-                {"apiGroups": [""], "resources": ["pods", "events"], "verbs": read},
-                {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
-            ]
-        });
+        let role = |name: &str, cluster_verbs: &[&str]| {
+            json!({
+                "metadata": {"name": name},
+                "rules": [
+                    {"apiGroups": ["ray.io"], "resources": ["rayclusters"], "verbs": cluster_verbs},
+                    {"apiGroups": [""], "resources": ["pods", "events"], "verbs": read},
+                    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
+                ]
+            })
+        };
         let all = ["get", "list", "watch", "create", "patch", "update", "delete"];
         for (name, verbs, user) in [("editor", &all[..], "alice"), ("viewer", &read[..], "bob")] {
-            roles.create(&PostParams::default(), &serde_json::from_value(role(name, verbs)).unwrap()).await.unwrap();
+            roles
+                .create(&PostParams::default(), &serde_json::from_value(role(name, verbs)).unwrap())
+                .await
+                .unwrap();
             let binding = json!({
                 "metadata": {"name": name},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
             });
-            bindings.create(&PostParams::default(), &serde_json::from_value(binding).unwrap()).await.unwrap();
+            bindings
+                .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+                .await
+                .unwrap();
         }
         for ns in [&teams.a, &teams.b] {
             let cluster = json!({
@@ -68,7 +89,10 @@ impl Teams {
                 "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [
                     {"name": "ray-head", "image": "rayproject/ray:2.46.0"}]}}}}
             });
-            ray_clusters(admin, ns).create(&PostParams::default(), &serde_json::from_value(cluster).unwrap()).await.unwrap();
+            ray_clusters(admin, ns)
+                .create(&PostParams::default(), &serde_json::from_value(cluster).unwrap())
+                .await
+                .unwrap();
         }
         teams
     }
@@ -91,7 +115,12 @@ impl Drop for Teams {
 }
 
 async fn behind_proxy() -> Raydar {
-    let raydar = start_raydar_with(raydar_client().await, "local control plane", &["--auth", "proxy", "--trusted-proxies", "127.0.0.1/32"]).await;
+    let raydar = start_raydar_with(
+        raydar_client().await,
+        "local control plane",
+        &["--auth", "proxy", "--trusted-proxies", "127.0.0.1/32"],
+    )
+    .await;
     wait_ready(&reqwest::Client::new(), &raydar.base).await;
     raydar
 }
@@ -112,7 +141,19 @@ async fn listed(who: &reqwest::Client, base: &str, want: &str) -> Vec<(String, b
             last = body["items"]
                 .as_array()
                 .map(|items| {
-                    items.iter().map(|c| (format!("{}/{}", c["namespace"].as_str().unwrap(), c["name"].as_str().unwrap()), c["mayDelete"] == true)).collect()
+                    items
+                        .iter()
+                        .map(|c| {
+                            (
+                                format!(
+                                    "{}/{}",
+                                    c["namespace"].as_str().unwrap(),
+                                    c["name"].as_str().unwrap()
+                                ),
+                                c["mayDelete"] == true,
+                            )
+                        })
+                        .collect()
                 })
                 .unwrap_or_default();
             if last.iter().any(|(id, _)| id == want) {
@@ -150,7 +191,13 @@ async fn each_person_sees_and_does_exactly_what_rbac_allows() {
 
     // One cluster and everything under it.
     let cluster = format!("{base}/api/v1/clusters/{a}/demo");
-    for path in ["", "/overview", "/pods/demo-head-x/logs", "/jobs/raysubmit_1/logs/stream", "/ray/api/version"] {
+    for path in [
+        "",
+        "/overview",
+        "/pods/demo-head-x/logs",
+        "/jobs/raysubmit_1/logs/stream",
+        "/ray/api/version",
+    ] {
         let (status, body) = get(&mallory, format!("{cluster}{path}")).await;
         assert_eq!(status, 403, "mallory GET {path}: {body}");
         assert!(body["error"].as_str().unwrap().contains("mallory may not read"), "{body}");
@@ -170,20 +217,35 @@ async fn each_person_sees_and_does_exactly_what_rbac_allows() {
     let mut events = Box::pin(sse_events(stream));
     let (name, snapshot) = tokio::time::timeout(STEP, events.next()).await.unwrap().unwrap();
     assert_eq!(name, "snapshot");
-    let ids: Vec<String> = snapshot["clusters"].as_array().unwrap().iter().map(|c| format!("{}/{}", c["namespace"].as_str().unwrap(), c["name"].as_str().unwrap())).collect();
-    assert!(ids.contains(&format!("{a}/demo")) && !ids.iter().any(|id| id.starts_with(&b)), "{ids:?}");
+    let ids: Vec<String> = snapshot["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}/{}", c["namespace"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .collect();
+    assert!(
+        ids.contains(&format!("{a}/demo")) && !ids.iter().any(|id| id.starts_with(&b)),
+        "{ids:?}"
+    );
 
     // bob may not tear it down: Kubernetes says so, in its words, and the cluster stays.
     let refused = bob.delete(&cluster).send().await.unwrap();
     assert_eq!(refused.status(), 403);
     let why: Value = refused.json().await.unwrap();
-    assert!(why["error"].as_str().unwrap().contains(r#"User "bob" cannot delete resource "rayclusters""#), "{why}");
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains(r#"User "bob" cannot delete resource "rayclusters""#),
+        "{why}"
+    );
     assert!(ray_clusters(&admin, &a).get_opt("demo").await.unwrap().is_some());
     let scale = bob.patch(&cluster).json(&json!({"suspend": true})).send().await.unwrap();
     assert_eq!(scale.status(), 403);
 
     // mallory may not launch into team A, even naming someone else in Impersonate headers.
-    let launch = json!({"template": "cpu-small", "namespace": a, "name": "mallorys", "parameters": {}});
+    let launch =
+        json!({"template": "cpu-small", "namespace": a, "name": "mallorys", "parameters": {}});
     let forged = mallory
         .post(format!("{base}/api/v1/clusters"))
         .header("impersonate-user", "alice")
@@ -194,7 +256,10 @@ async fn each_person_sees_and_does_exactly_what_rbac_allows() {
         .unwrap();
     assert_eq!(forged.status(), 403);
     let why: Value = forged.json().await.unwrap();
-    assert!(why["error"].as_str().unwrap().contains(r#"User "mallory""#), "refused as mallory: {why}");
+    assert!(
+        why["error"].as_str().unwrap().contains(r#"User "mallory""#),
+        "refused as mallory: {why}"
+    );
     assert!(ray_clusters(&admin, &a).get_opt("mallorys").await.unwrap().is_none());
 
     // raydar's own identity cannot launch either: only as a permitted person.
@@ -204,19 +269,32 @@ async fn each_person_sees_and_does_exactly_what_rbac_allows() {
     assert!(matches!(own, Err(kube::Error::Api(ref s)) if s.code == 403), "{own:?}");
 
     // alice launches: the cluster is hers (owner label), made as her, and the Event says so.
-    let made = alice.post(format!("{base}/api/v1/clusters")).json(&json!({"template": "cpu-small", "namespace": a, "name": "alices", "parameters": {}})).send().await.unwrap();
+    let made = alice
+        .post(format!("{base}/api/v1/clusters"))
+        .json(&json!({"template": "cpu-small", "namespace": a, "name": "alices", "parameters": {}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
     let stored = ray_clusters(&admin, &a).get("alices").await.unwrap();
     let labels = stored.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("raydar.dev/owner").map(String::as_str), Some("alice"));
     assert_eq!(labels.get("raydar.dev/team").map(String::as_str), Some("team-a"));
     let managed = stored.metadata.managed_fields.clone().unwrap_or_default();
-    assert!(managed.iter().any(|m| m.manager.as_deref() == Some("raydar")), "applied with raydar's field manager");
+    assert!(
+        managed.iter().any(|m| m.manager.as_deref() == Some("raydar")),
+        "applied with raydar's field manager"
+    );
     let events: Api<Event> = Api::namespaced(admin.clone(), &a);
     let recorded = tokio::time::timeout(STEP, async {
         loop {
-            let list = events.list(&ListParams::default().fields("involvedObject.name=alices")).await.unwrap();
-            if let Some(e) = list.items.into_iter().find(|e| e.reason.as_deref() == Some("Launched")) {
+            let list = events
+                .list(&ListParams::default().fields("involvedObject.name=alices"))
+                .await
+                .unwrap();
+            if let Some(e) =
+                list.items.into_iter().find(|e| e.reason.as_deref() == Some("Launched"))
+            {
                 return e;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

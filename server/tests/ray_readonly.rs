@@ -37,7 +37,12 @@ async fn counting_dashboard() -> (String, Arc<AtomicUsize>) {
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn only_allowlisted_gets_reach_a_dashboard() {
     let (dashboard, hits) = counting_dashboard().await;
-    let raydar = start_raydar_with(kube_client().await, "local control plane", &["--ray-dashboard", &dashboard]).await;
+    let raydar = start_raydar_with(
+        kube_client().await,
+        "local control plane",
+        &["--ray-dashboard", &dashboard],
+    )
+    .await;
     // As a page would send them: same origin, with the CSRF token, so only the Ray rules refuse.
     let http = raydar.http.clone();
     let ray = |path: &str| format!("{}/api/v1/clusters/team-a/demo/ray/{path}", raydar.base);
@@ -50,18 +55,38 @@ async fn only_allowlisted_gets_reach_a_dashboard() {
         (reqwest::Method::PUT, "api/jobs/raysubmit_1"),
         (reqwest::Method::PATCH, "api/version"),
     ] {
-        let answer = http.request(method.clone(), ray(path)).body(r#"{"entrypoint": "rm -rf /"}"#).send().await.unwrap();
+        let answer = http
+            .request(method.clone(), ray(path))
+            .body(r#"{"entrypoint": "rm -rf /"}"#)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), 405, "{method} /{path}");
     }
     // GETs outside the allowlist: other routes, path tricks, queries.
-    for path in ["api/jobs/raysubmit_1/stop", "api/v0/tasks", "api/jobs/..%2F..%2Fapi/v0/logs", "nodes?view=details", "api/version?x=1", "api/jobs/raysubmit_1/logs/tail"] {
+    for path in [
+        "api/jobs/raysubmit_1/stop",
+        "api/v0/tasks",
+        "api/jobs/..%2F..%2Fapi/v0/logs",
+        "nodes?view=details",
+        "api/version?x=1",
+        "api/jobs/raysubmit_1/logs/tail",
+    ] {
         let answer = http.get(ray(path)).send().await.unwrap();
         assert_eq!(answer.status(), 403, "GET /{path}");
         let body: serde_json::Value = answer.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("not") || body["error"].as_str().unwrap().contains("query"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not")
+                || body["error"].as_str().unwrap().contains("query"),
+            "{body}"
+        );
     }
     // A name that cannot be a RayCluster's never becomes part of a URL.
-    let bad = http.get(format!("{}/api/v1/clusters/team-a/Demo_1/ray/api/version", raydar.base)).send().await.unwrap();
+    let bad = http
+        .get(format!("{}/api/v1/clusters/team-a/Demo_1/ray/api/version", raydar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "no refused request reached the dashboard");
 
@@ -75,10 +100,22 @@ async fn only_allowlisted_gets_reach_a_dashboard() {
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn an_unreachable_dashboard_is_named_and_answers_within_the_timeout() {
     // Port 1 of loopback refuses connections at once.
-    let raydar = start_raydar_with(kube_client().await, "local control plane", &["--ray-dashboard", "http://127.0.0.1:1"]).await;
+    let raydar = start_raydar_with(
+        kube_client().await,
+        "local control plane",
+        &["--ray-dashboard", "http://127.0.0.1:1"],
+    )
+    .await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-    let answer = http.get(format!("{}/api/v1/clusters/team-a/demo/ray/api/jobs/", raydar.base)).send().await.unwrap();
+    let answer = http
+        .get(format!("{}/api/v1/clusters/team-a/demo/ray/api/jobs/", raydar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), 502);
     let body: serde_json::Value = answer.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("cannot reach the Ray dashboard of team-a/demo"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot reach the Ray dashboard of team-a/demo"),
+        "{body}"
+    );
 }

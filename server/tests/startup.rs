@@ -29,15 +29,26 @@ async fn an_unreachable_apiserver_is_named_and_readiness_waits() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(body.contains("cannot reach the Kubernetes apiserver at https://127.0.0.1:1"), "{body}");
+    assert!(
+        body.contains("cannot reach the Kubernetes apiserver at https://127.0.0.1:1"),
+        "{body}"
+    );
 
     // Pages and the API still answer, with nothing in them.
-    let list: Value = http.get(format!("{}/api/v1/clusters", raydar.base)).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(format!("{}/api/v1/clusters", raydar.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"], serde_json::json!([]));
     let page = http.get(&raydar.base).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("No Ray clusters yet."));
-    let metrics = http.get(format!("{}/metrics", raydar.base)).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        http.get(format!("{}/metrics", raydar.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("raydar_raycluster_watch_synced 0"), "{metrics}");
 }
 
@@ -48,15 +59,31 @@ async fn every_documented_operation_is_served() {
     let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
     let raydar = start_raydar(kube::Client::try_from(config).unwrap(), "https://127.0.0.1:1").await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-    let doc: Value = http.get(format!("{}/api/v1/openapi.json", raydar.base)).send().await.unwrap().json().await.unwrap();
+    let doc: Value = http
+        .get(format!("{}/api/v1/openapi.json", raydar.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    for route in ["/api/v1/clusters", "/api/v1/clusters/{namespace}/{name}", "/api/v1/clusters/events", "/api/v1/templates"] {
+    for route in [
+        "/api/v1/clusters",
+        "/api/v1/clusters/{namespace}/{name}",
+        "/api/v1/clusters/events",
+        "/api/v1/templates",
+    ] {
         assert!(paths.contains_key(route), "{route} is documented");
     }
     let mut checked = 0;
     for (path, item) in paths {
-        let url = format!("{}{}", raydar.base, path.replace("{namespace}", "team-a").replace("{name}", "demo"));
+        let url = format!(
+            "{}{}",
+            raydar.base,
+            path.replace("{namespace}", "team-a").replace("{name}", "demo")
+        );
         for method in ["get", "post", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
@@ -69,9 +96,15 @@ async fn every_documented_operation_is_served() {
             };
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            let is_json = response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().contains("json"));
+            let is_json = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.to_str().unwrap().contains("json"));
             assert_ne!(status, 405, "{method} {path} is routed");
-            assert!(status != 404 || is_json, "{method} {path}: 404 from the page router, not the API");
+            assert!(
+                status != 404 || is_json,
+                "{method} {path}: 404 from the page router, not the API"
+            );
             checked += 1;
         }
     }

@@ -33,7 +33,10 @@ impl LazyRoute for ClusterPage {
         let params = use_params_map();
         let namespace = Memo::new(move |_| params.read().get("namespace").unwrap_or_default());
         let name = Memo::new(move |_| params.read().get("name").unwrap_or_default());
-        let detail = Resource::new(move || (namespace.get(), name.get()), |(ns, name)| read_cluster(ns, name));
+        let detail = Resource::new(
+            move || (namespace.get(), name.get()),
+            |(ns, name)| read_cluster(ns, name),
+        );
         view! {
             <section class="cluster">
                 <p class="crumbs"><a href="/">"Ray clusters"</a> " / " {namespace} " / " {name}</p>
@@ -102,7 +105,11 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
             move |change| match change {
                 Change::Snapshot(list) => {
                     match list.clusters.into_iter().find(|c| is_this(&c.namespace, &c.name)) {
-                        Some(row) if row.resource_version != detail.with_untracked(|d| d.summary.resource_version.clone()) => {
+                        Some(row)
+                            if row.resource_version
+                                != detail
+                                    .with_untracked(|d| d.summary.resource_version.clone()) =>
+                        {
                             detail.update(|d| d.summary = row);
                             refresh();
                         }
@@ -205,7 +212,12 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
 
 /// The worker groups, each with its scale control.
 #[component]
-fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String, may_change: bool) -> impl IntoView {
+fn Groups(
+    detail: RwSignal<ClusterDetail>,
+    namespace: String,
+    name: String,
+    may_change: bool,
+) -> impl IntoView {
     view! {
         <h2>"Worker groups"</h2>
         <table class="groups">
@@ -233,8 +245,19 @@ fn Groups(detail: RwSignal<ClusterDetail>, namespace: String, name: String, may_
 
 /// One worker group and its scale control, held to the group's bounds before anything is sent.
 #[component]
-fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String, may_change: bool) -> impl IntoView {
-    let WorkerGroupSummary { name: group_name, replicas, min_replicas: min, max_replicas: max, gpus_per_worker } = group;
+fn GroupRow(
+    group: WorkerGroupSummary,
+    namespace: String,
+    name: String,
+    may_change: bool,
+) -> impl IntoView {
+    let WorkerGroupSummary {
+        name: group_name,
+        replicas,
+        min_replicas: min,
+        max_replicas: max,
+        gpus_per_worker,
+    } = group;
     let wanted = RwSignal::new(replicas.to_string());
     // Alike the suspend button's handler, on purpose: folding both into one shared helper moved
     // 12 KB (br) of this lazy page into the first-load wasm (measured), so they stay apart.
@@ -255,7 +278,9 @@ fn GroupRow(group: WorkerGroupSummary, namespace: String, name: String, may_chan
                     return;
                 }
             };
-            let body = serde_json::json!({ "scale": { "group": group_name, "replicas": replicas } }).to_string();
+            let body =
+                serde_json::json!({ "scale": { "group": group_name, "replicas": replicas } })
+                    .to_string();
             pending.set(true);
             failed.set(None);
             let (namespace, name) = (namespace.clone(), name.clone());

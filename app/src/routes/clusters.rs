@@ -43,9 +43,9 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
         move |change| match change {
             crate::live::Change::Snapshot(list) => clusters.set(list.clusters),
             crate::live::Change::Upsert(row) => clusters.update(|rows| upsert(rows, row)),
-            crate::live::Change::Delete(gone) => {
-                clusters.update(|rows| rows.retain(|r| r.key() != (gone.namespace.as_str(), gone.name.as_str())))
-            }
+            crate::live::Change::Delete(gone) => clusters.update(|rows| {
+                rows.retain(|r| r.key() != (gone.namespace.as_str(), gone.name.as_str()))
+            }),
         },
         now,
         stream,

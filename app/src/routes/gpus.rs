@@ -40,13 +40,17 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let url = format!("/api/v1/clusters/{namespace}/{name}/gpus");
-        crate::http::repeat(POLL_MS, move || fetch(url.clone()), move |read| match read {
-            Ok(fresh) => {
-                panel.set(Some(fresh));
-                failed.set(None);
-            }
-            Err(why) => failed.set(Some(why)),
-        });
+        crate::http::repeat(
+            POLL_MS,
+            move || fetch(url.clone()),
+            move |read| match read {
+                Ok(fresh) => {
+                    panel.set(Some(fresh));
+                    failed.set(None);
+                }
+                Err(why) => failed.set(Some(why)),
+            },
+        );
     }
     let base = format!("/api/v1/clusters/{namespace}/{name}/gpus");
     let buttons = Window::ALL
@@ -108,8 +112,12 @@ fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
             idle.gpu_hours
         )
     });
-    let scraped = panel.scraped_at.map_or_else(|| "not scraped yet".to_owned(), |at| format!("scraped {} ago", format_age(panel.now - at)));
-    let with_node = panel.gpus.iter().map(|g| &g.node).collect::<std::collections::BTreeSet<_>>().len() > 1;
+    let scraped = panel.scraped_at.map_or_else(
+        || "not scraped yet".to_owned(),
+        |at| format!("scraped {} ago", format_age(panel.now - at)),
+    );
+    let with_node =
+        panel.gpus.iter().map(|g| &g.node).collect::<std::collections::BTreeSet<_>>().len() > 1;
     let rows = panel.gpus.iter().map(|g| gpu_row(g, with_node)).collect_view();
     let ray = match (panel.ray, panel.ray_error) {
         (Some(r), _) => format!(
@@ -120,7 +128,11 @@ fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
             gib(r.mem_used_bytes.map(|b| b / 1048576.0)),
             gib(r.mem_total_bytes.map(|b| b / 1048576.0)),
             match r.gpus {
-                Some(n) if n > 0.0 => format!(", {n:.0} GPUs at {}, {} of GPU memory", percent(r.gpu_util), gib(r.gram_used_mib)),
+                Some(n) if n > 0.0 => format!(
+                    ", {n:.0} GPUs at {}, {} of GPU memory",
+                    percent(r.gpu_util),
+                    gib(r.gram_used_mib)
+                ),
                 _ => ", no GPUs".to_owned(),
             }
         ),
@@ -222,7 +234,10 @@ fn fleet_tables(f: &Fleet) -> impl IntoView {
         f.idle_below,
         format_age(f.idle_after_s as i64)
     );
-    let scraped = f.scraped_at.map_or_else(|| "Not scraped yet.".to_owned(), |at| format!("Scraped {} ago.", format_age(f.now - at)));
+    let scraped = f.scraped_at.map_or_else(
+        || "Not scraped yet.".to_owned(),
+        |at| format!("Scraped {} ago.", format_age(f.now - at)),
+    );
     let errors = f.errors.join("; ");
     let teams = f
         .teams

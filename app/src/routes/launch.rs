@@ -154,7 +154,9 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
     let parameters = StoredValue::new(form.parameters);
     let initial: BTreeMap<String, String> = parameters.with_value(|ps| {
         ps.iter()
-            .map(|p| (p.name.clone(), p.default.as_ref().map(ToString::to_string).unwrap_or_default()))
+            .map(|p| {
+                (p.name.clone(), p.default.as_ref().map(ToString::to_string).unwrap_or_default())
+            })
             .chain([(NAME.to_owned(), String::new()), (NAMESPACE.to_owned(), namespace)])
             .collect()
     });
@@ -224,7 +226,9 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
             }
             let problems = problems.get();
             if let Some((field, problem)) = problems.iter().next() {
-                preview.set(Preview::Waiting(format!("Fix {field} to see the manifest: it {problem}.")));
+                preview.set(Preview::Waiting(format!(
+                    "Fix {field} to see the manifest: it {problem}."
+                )));
                 return;
             }
             let body = request();
@@ -235,14 +239,21 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                     }
                     preview.set(Preview::Checking);
                     leptos::task::spawn_local(async move {
-                        let answer = crate::http::send("POST", &format!("{}?dryRun=true", crate::api::rest::CLUSTERS), Some(body)).await;
+                        let answer = crate::http::send(
+                            "POST",
+                            &format!("{}?dryRun=true", crate::api::rest::CLUSTERS),
+                            Some(body),
+                        )
+                        .await;
                         if edits.get_untracked() != edit {
                             return;
                         }
                         match answer {
                             Ok(answer) if answer.ok() => {
                                 server_errors.set(BTreeMap::new());
-                                preview.set(Preview::Manifest(answer.body["yaml"].as_str().unwrap_or_default().to_owned()));
+                                preview.set(Preview::Manifest(
+                                    answer.body["yaml"].as_str().unwrap_or_default().to_owned(),
+                                ));
                             }
                             Ok(answer) => refused(answer, server_errors, preview),
                             Err(why) => preview.set(Preview::Refused(why)),
@@ -275,8 +286,12 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
             {
                 match crate::http::send("POST", crate::api::rest::CLUSTERS, Some(body)).await {
                     Ok(answer) if answer.status == 201 => {
-                        let (ns, name) = (answer.body["namespace"].as_str(), answer.body["name"].as_str());
-                        let page = crate::api::rest::page(ns.unwrap_or_default(), name.unwrap_or_default());
+                        let (ns, name) =
+                            (answer.body["namespace"].as_str(), answer.body["name"].as_str());
+                        let page = crate::api::rest::page(
+                            ns.unwrap_or_default(),
+                            name.unwrap_or_default(),
+                        );
                         navigate(&page, Default::default());
                         return;
                     }
@@ -297,21 +312,32 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
 
     let field_views = {
         let fixed = [
-            field_view(NAME, "Cluster name", "Lowercase letters, digits and '-', at most 53.".into(), None),
+            field_view(
+                NAME,
+                "Cluster name",
+                "Lowercase letters, digits and '-', at most 53.".into(),
+                None,
+            ),
             field_view(NAMESPACE, "Namespace", "Where the cluster and its pods live.".into(), None),
         ];
         let params = parameters.with_value(|ps| {
             ps.iter()
                 .map(|p| {
                     let help = match (&p.description, &p.default) {
-                        (d, Some(default)) => format!("{d} {} Default {default}.", sentence(&p.allowed())),
+                        (d, Some(default)) => {
+                            format!("{d} {} Default {default}.", sentence(&p.allowed()))
+                        }
                         (d, None) => format!("{d} {}", sentence(&p.allowed())),
                     };
                     field_view(&p.name, &p.name, help, Some(p))
                 })
                 .collect::<Vec<_>>()
         });
-        fixed.into_iter().chain(params).map(|f| f(values, problems, server_errors, touched, Box::new(edit))).collect_view()
+        fixed
+            .into_iter()
+            .chain(params)
+            .map(|f| f(values, problems, server_errors, touched, Box::new(edit)))
+            .collect_view()
     };
 
     view! {
@@ -339,12 +365,18 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
 /// A server refusal shown where it belongs: per-field errors at their fields, the rest in the
 /// preview pane.
 #[cfg(feature = "hydrate")]
-fn refused(answer: crate::http::Answer, server_errors: RwSignal<BTreeMap<String, String>>, preview: RwSignal<Preview>) {
+fn refused(
+    answer: crate::http::Answer,
+    server_errors: RwSignal<BTreeMap<String, String>>,
+    preview: RwSignal<Preview>,
+) {
     let fields = answer.field_errors();
     if fields.is_empty() {
         preview.set(Preview::Refused(answer.message()));
     } else {
-        preview.set(Preview::Waiting("The server found problems with the fields marked above.".into()));
+        preview.set(Preview::Waiting(
+            "The server found problems with the fields marked above.".into(),
+        ));
         server_errors.set(fields.into_iter().map(|e| (e.field, e.message)).collect());
     }
 }
@@ -361,7 +393,12 @@ type FieldView = Box<
 >;
 
 /// One labelled field with its help and its error: a select for an enum, text otherwise.
-fn field_view(field: &str, label: &str, help: String, parameter: Option<&TemplateParameter>) -> FieldView {
+fn field_view(
+    field: &str,
+    label: &str,
+    help: String,
+    parameter: Option<&TemplateParameter>,
+) -> FieldView {
     let field = field.to_owned();
     let label = label.to_owned();
     let options = parameter.filter(|p| p.kind == ParameterKind::Enum).map(|p| p.values.clone());
@@ -375,7 +412,8 @@ fn field_view(field: &str, label: &str, help: String, parameter: Option<&Templat
             Memo::new(move |_| {
                 let server = server_errors.with(|e| e.get(&field).cloned());
                 let shown = touched.with(|t| t.contains(&field));
-                server.or_else(|| shown.then(|| problems.with(|p| p.get(&field).cloned())).flatten())
+                server
+                    .or_else(|| shown.then(|| problems.with(|p| p.get(&field).cloned())).flatten())
             })
         };
         let value = {
@@ -443,7 +481,11 @@ fn pattern_matches(parameter: &TemplateParameter, text: &str) -> bool {
 
 /// The request `POST /api/v1/clusters` takes; empty parameters are left out so that their
 /// defaults apply, integers go as numbers.
-fn launch_request(template: &str, values: &BTreeMap<String, String>, parameters: &[TemplateParameter]) -> String {
+fn launch_request(
+    template: &str,
+    values: &BTreeMap<String, String>,
+    parameters: &[TemplateParameter],
+) -> String {
     let text = |field: &str| values.get(field).map(|v| v.trim().to_owned()).unwrap_or_default();
     let mut given = Map::new();
     for p in parameters {
@@ -499,7 +541,8 @@ mod tests {
             [("name", " demo "), ("namespace", "team-a"), ("workers", " 3 "), ("cpus", "  ")]
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .into();
-        let request: Value = serde_json::from_str(&launch_request("cpu-small", &values, &parameters)).unwrap();
+        let request: Value =
+            serde_json::from_str(&launch_request("cpu-small", &values, &parameters)).unwrap();
         assert_eq!(
             request,
             json!({"template": "cpu-small", "name": "demo", "namespace": "team-a", "parameters": {"workers": 3}})
@@ -511,7 +554,10 @@ mod tests {
         let with_default = parameter("workers", ParameterKind::Integer, Some(Scalar::Integer(1)));
         assert_eq!(parameter_problem(&with_default, ""), None);
         let required = parameter("workers", ParameterKind::Integer, None);
-        assert_eq!(parameter_problem(&required, " ").as_deref(), Some("is required: an integer from 0 to 4"));
+        assert_eq!(
+            parameter_problem(&required, " ").as_deref(),
+            Some("is required: an integer from 0 to 4")
+        );
         assert!(parameter_problem(&required, "5").unwrap().contains("from 0 to 4"));
     }
 }

@@ -23,7 +23,8 @@ impl LazyRoute for LogPage {
         let _ = this;
         let params = use_params_map();
         let read = |key: &str| params.with_untracked(|p| p.get(key).unwrap_or_default());
-        let (namespace, name, kind, id) = (read("namespace"), read("name"), read("kind"), read("id"));
+        let (namespace, name, kind, id) =
+            (read("namespace"), read("name"), read("kind"), read("id"));
         let what = match kind.as_str() {
             "jobs" => "Job",
             "pods" => "Pod",

@@ -38,13 +38,17 @@ pub fn Overview(namespace: String, name: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let url = format!("/api/v1/clusters/{namespace}/{name}/overview");
-        crate::http::repeat(POLL_MS, move || fetch(url.clone()), move |read| match read {
-            Ok(fresh) => {
-                overview.set(Some(fresh));
-                failed.set(None);
-            }
-            Err(why) => failed.set(Some(why)),
-        });
+        crate::http::repeat(
+            POLL_MS,
+            move || fetch(url.clone()),
+            move |read| match read {
+                Ok(fresh) => {
+                    overview.set(Some(fresh));
+                    failed.set(None);
+                }
+                Err(why) => failed.set(Some(why)),
+            },
+        );
     }
     let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));
     let now = move || overview.with(|o| o.as_ref().map_or(0, |o| o.now));
@@ -109,17 +113,17 @@ fn Ray(ray: RayView, now: i64, namespace: String, name: String) -> impl IntoView
         (None, None) => "waiting",
     };
     let notice = match (error, checked) {
-        (Some(error), Some(at)) => Some(format!("Ray's dashboard is not answering: {error}. Shown: its answer of {} ago.", format_age(now - at))),
+        (Some(error), Some(at)) => Some(format!(
+            "Ray's dashboard is not answering: {error}. Shown: its answer of {} ago.",
+            format_age(now - at)
+        )),
         (Some(error), None) => Some(format!("Ray's dashboard is not answering: {error}")),
         (None, None) => Some("Asking Ray…".to_owned()),
         (None, Some(_)) => None,
     };
     let node_rows = nodes.into_iter().map(node_row).collect_view();
     let no_jobs = jobs.is_empty();
-    let job_rows = jobs
-        .into_iter()
-        .map(|job| job_row(job, now, &namespace, &name))
-        .collect_view();
+    let job_rows = jobs.into_iter().map(|job| job_row(job, now, &namespace, &name)).collect_view();
     view! {
         <section class="ray" data-ray=state>
             <h2>"Ray"</h2>
@@ -167,8 +171,11 @@ fn node_row(node: RayNode) -> impl IntoView {
 fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView {
     let viewer = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
     let href = format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id);
-    let started = job.start_time.map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
-    let duration = job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
+    let started = job
+        .start_time
+        .map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
+    let duration =
+        job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
     let (id, status) = (job.id.clone(), job.status.clone());
     let class = format!("job-{}", job.status.to_ascii_lowercase());
     view! {
@@ -218,7 +225,8 @@ fn Events(events: Vec<EventRow>, now: i64) -> impl IntoView {
     let rows = events
         .into_iter()
         .map(|e| {
-            let (class, reason) = (format!("event-{}", e.kind.to_ascii_lowercase()), e.reason.clone());
+            let (class, reason) =
+                (format!("event-{}", e.kind.to_ascii_lowercase()), e.reason.clone());
             view! {
             <tr class=class data-reason=reason>
                 <td>{e.kind}</td>

@@ -25,15 +25,19 @@ impl Run {
 
     /// Stdout as JSON, after asserting success.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 
     /// Asserts a failure that printed only `error:` lines (no panic, no usage text) and returns them.
     pub fn error_lines(&self) -> Vec<&str> {
         assert_eq!(self.code, 1, "expected a failure: {self:#?}");
         assert!(!self.stderr.contains("panicked"), "raydar panicked: {}", self.stderr);
-        let lines: Vec<&str> =
-            self.stderr.lines().filter(|l| !l.starts_with('[') && !l.starts_with("warning:")).collect();
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with('[') && !l.starts_with("warning:"))
+            .collect();
         assert!(
             !lines.is_empty() && lines.iter().all(|l| l.starts_with("error: ")),
             "not error lines: {self:#?}"

@@ -34,7 +34,12 @@ pub struct Sample {
 impl Sample {
     fn of(t: u32, reading: &GpuReading) -> Sample {
         let v = |x: Option<f64>| x.map_or(f32::NAN, |x| x as f32);
-        Sample { t, util: v(reading.util), mem_used_mib: v(reading.mem_used_mib), power_w: v(reading.power_w) }
+        Sample {
+            t,
+            util: v(reading.util),
+            mem_used_mib: v(reading.mem_used_mib),
+            power_w: v(reading.power_w),
+        }
     }
 }
 
@@ -130,7 +135,13 @@ impl Series {
         self.len() == 0
     }
 
-    fn push(&mut self, sample: Sample, reading: &GpuReading, retention: Retention, idle_below: f64) {
+    fn push(
+        &mut self,
+        sample: Sample,
+        reading: &GpuReading,
+        retention: Retention,
+        idle_below: f64,
+    ) {
         if self.fine.back().is_some_and(|last| last.t >= sample.t) {
             return; // the same scrape twice, or a clock step back: keep the series ordered
         }
@@ -169,11 +180,22 @@ impl Series {
         let step = retention.coarse_step.max(1);
         let start = sample.t - sample.t % step;
         if let Some(bucket) = self.bucket.filter(|b| b.start != start) {
-            let avg = |i: usize| if bucket.n[i] == 0 { f32::NAN } else { bucket.sum[i] / f32::from(bucket.n[i]) };
+            let avg = |i: usize| {
+                if bucket.n[i] == 0 {
+                    f32::NAN
+                } else {
+                    bucket.sum[i] / f32::from(bucket.n[i])
+                }
+            };
             if self.coarse.capacity() == 0 {
                 self.coarse.reserve_exact((retention.coarse / step) as usize + 2);
             }
-            self.coarse.push_back(Sample { t: bucket.start, util: avg(0), mem_used_mib: avg(1), power_w: avg(2) });
+            self.coarse.push_back(Sample {
+                t: bucket.start,
+                util: avg(0),
+                mem_used_mib: avg(1),
+                power_w: avg(2),
+            });
             self.bucket = None;
         }
         let bucket = self.bucket.get_or_insert(Bucket { start, n: [0; 3], sum: [0.0; 3] });
@@ -220,7 +242,10 @@ impl History {
                 None => Holder::Free,
                 Some(pod) => cluster_of(pod).map_or(Holder::Other, Holder::Cluster),
             };
-            let series = self.series.entry(gpu.clone()).or_insert_with(|| Series::new(gpu.clone(), holder.clone(), reading));
+            let series = self
+                .series
+                .entry(gpu.clone())
+                .or_insert_with(|| Series::new(gpu.clone(), holder.clone(), reading));
             if series.holder != holder {
                 *series = Series::new(gpu.clone(), holder, reading);
             }
@@ -252,9 +277,13 @@ impl History {
         let mut held: Vec<&Series> = self
             .series
             .values()
-            .filter(|s| s.last_t >= seen_since && matches!(&s.holder, Holder::Cluster(c) if c == cluster))
+            .filter(|s| {
+                s.last_t >= seen_since && matches!(&s.holder, Holder::Cluster(c) if c == cluster)
+            })
             .collect();
-        held.sort_by(|a, b| (&a.gpu.host, a.gpu.index, &a.gpu.mig).cmp(&(&b.gpu.host, b.gpu.index, &b.gpu.mig)));
+        held.sort_by(|a, b| {
+            (&a.gpu.host, a.gpu.index, &a.gpu.mig).cmp(&(&b.gpu.host, b.gpu.index, &b.gpu.mig))
+        });
         held
     }
 
@@ -271,7 +300,8 @@ impl History {
             since = since.max(below);
             seconds += u64::from(now.saturating_sub(below));
         }
-        (now.saturating_sub(since) >= idle_after).then(|| Idle { since: i64::from(since), gpu_hours: seconds as f64 / 3600.0 })
+        (now.saturating_sub(since) >= idle_after)
+            .then(|| Idle { since: i64::from(since), gpu_hours: seconds as f64 / 3600.0 })
     }
 
     /// Bytes the samples take on the heap (the series' fixed parts and names come on top).

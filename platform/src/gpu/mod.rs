@@ -132,7 +132,9 @@ pub fn parse_dcgm(text: &str) -> Result<BTreeMap<GpuId, GpuReading>, ParseError>
     let mut gpus: BTreeMap<GpuId, GpuReading> = BTreeMap::new();
     for sample in scrape.samples {
         let value = match sample.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => continue,
         };
         let labels = &sample.labels;
@@ -148,49 +150,64 @@ fn not_text(e: impl std::fmt::Display) -> ParseError {
 
 /// Adds one sample of a read field to the reading of the GPU its labels name (`label` gives a
 /// label's value by name); other metrics, and samples that name no GPU, are left out.
-fn add_sample<'l>(gpus: &mut BTreeMap<GpuId, GpuReading>, metric: &str, value: f64, label: impl Fn(&str) -> Option<&'l str>) {
-        let set: fn(&mut GpuReading, f64) = match metric {
-            field::GPU_UTIL => |r, v| r.util = Some(v),
-            // Only where GPU_UTIL is not reported (MIG instances): as a percentage.
-            field::GR_ENGINE_ACTIVE => |r, v| {
-                r.util.get_or_insert(v * 100.0);
-            },
-            field::FB_USED => |r, v| r.mem_used_mib = Some(v),
-            field::FB_FREE => |r, v| r.mem_free_mib = Some(v),
-            field::POWER_USAGE => |r, v| r.power_w = Some(v),
-            field::GPU_TEMP => |r, v| r.temp_c = Some(v),
-            _ => return,
-        };
-        let Some(index) = label("gpu").and_then(|g| g.parse::<u32>().ok()) else { return };
-        let label = |name: &str| label(name).filter(|v| !v.is_empty()).map(str::to_owned);
-        let id = GpuId {
-            host: label("Hostname").or_else(|| label("hostname")).unwrap_or_default(),
-            uuid: label("UUID").unwrap_or_else(|| index.to_string()),
-            index,
-            mig: label("GPU_I_ID").map(|id| (label("GPU_I_PROFILE").unwrap_or_default(), id)),
-        };
-        let reading = gpus.entry(id).or_insert_with(|| GpuReading {
-            model: label("modelName").unwrap_or_default(),
-            pod: match (label("namespace"), label("pod")) {
-                (Some(namespace), Some(pod)) => Some(PodRef { namespace, pod, container: label("container").unwrap_or_default() }),
-                _ => None,
-            },
-            ..GpuReading::default()
-        });
-        if !is_blank(value) {
-            set(reading, value);
-        }
+fn add_sample<'l>(
+    gpus: &mut BTreeMap<GpuId, GpuReading>,
+    metric: &str,
+    value: f64,
+    label: impl Fn(&str) -> Option<&'l str>,
+) {
+    let set: fn(&mut GpuReading, f64) = match metric {
+        field::GPU_UTIL => |r, v| r.util = Some(v),
+        // Only where GPU_UTIL is not reported (MIG instances): as a percentage.
+        field::GR_ENGINE_ACTIVE => |r, v| {
+            r.util.get_or_insert(v * 100.0);
+        },
+        field::FB_USED => |r, v| r.mem_used_mib = Some(v),
+        field::FB_FREE => |r, v| r.mem_free_mib = Some(v),
+        field::POWER_USAGE => |r, v| r.power_w = Some(v),
+        field::GPU_TEMP => |r, v| r.temp_c = Some(v),
+        _ => return,
+    };
+    let Some(index) = label("gpu").and_then(|g| g.parse::<u32>().ok()) else { return };
+    let label = |name: &str| label(name).filter(|v| !v.is_empty()).map(str::to_owned);
+    let id = GpuId {
+        host: label("Hostname").or_else(|| label("hostname")).unwrap_or_default(),
+        uuid: label("UUID").unwrap_or_else(|| index.to_string()),
+        index,
+        mig: label("GPU_I_ID").map(|id| (label("GPU_I_PROFILE").unwrap_or_default(), id)),
+    };
+    let reading = gpus.entry(id).or_insert_with(|| GpuReading {
+        model: label("modelName").unwrap_or_default(),
+        pod: match (label("namespace"), label("pod")) {
+            (Some(namespace), Some(pod)) => {
+                Some(PodRef { namespace, pod, container: label("container").unwrap_or_default() })
+            }
+            _ => None,
+        },
+        ..GpuReading::default()
+    });
+    if !is_blank(value) {
+        set(reading, value);
+    }
 }
 
 /// The fields [`parse_dcgm`] reads.
-const READ: [&str; 6] = [field::GPU_UTIL, field::GR_ENGINE_ACTIVE, field::FB_USED, field::FB_FREE, field::POWER_USAGE, field::GPU_TEMP];
+const READ: [&str; 6] = [
+    field::GPU_UTIL,
+    field::GR_ENGINE_ACTIVE,
+    field::FB_USED,
+    field::FB_FREE,
+    field::POWER_USAGE,
+    field::GPU_TEMP,
+];
 
 /// Whether a line of the exposition is a sample, or the `# TYPE`/`# HELP` line, of a field
 /// [`parse_dcgm`] reads (`DCGM_FI_DEV_FB_USED`, not `DCGM_FI_DEV_FB_USED_PERCENT`).
 /// GR_ENGINE_ACTIVE stands in for GPU_UTIL only on MIG instances (labelled `GPU_I_ID`), so the
 /// samples of whole GPUs, which have GPU_UTIL, are not read.
 fn is_read(line: &str) -> bool {
-    let name = line.strip_prefix("# TYPE ").or_else(|| line.strip_prefix("# HELP ")).unwrap_or(line);
+    let name =
+        line.strip_prefix("# TYPE ").or_else(|| line.strip_prefix("# HELP ")).unwrap_or(line);
     READ.iter().any(|f| {
         name.strip_prefix(f).is_some_and(|rest| match rest.as_bytes().first() {
             Some(b' ') => true,

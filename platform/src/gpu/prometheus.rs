@@ -89,7 +89,9 @@ pub fn read_range(json: &str, exporters: &str) -> Result<Steps, ParseError> {
     for series in result(json, "matrix")? {
         for Point(t, value) in &series.values {
             if !(0.0..f64::from(u32::MAX)).contains(t) {
-                return Err(ParseError(format!("Prometheus answered a sample at {t}, not a time raydar can keep")));
+                return Err(ParseError(format!(
+                    "Prometheus answered a sample at {t}, not a time raydar can keep"
+                )));
             }
             add(steps.entry(*t as u32).or_default(), &series.metric, value);
         }
@@ -112,14 +114,22 @@ fn free_exporters(gpus: &mut BTreeMap<GpuId, GpuReading>, exporters: &str) {
 /// The series of a successful answer of `kind` (`vector` or `matrix`), or what Prometheus said
 /// went wrong.
 fn result(json: &str, kind: &str) -> Result<Vec<Series>, ParseError> {
-    let answer: Answer = serde_json::from_str(json).map_err(|e| ParseError(format!("not a Prometheus API answer: {e}")))?;
+    let answer: Answer = serde_json::from_str(json)
+        .map_err(|e| ParseError(format!("not a Prometheus API answer: {e}")))?;
     if answer.status != "success" {
         let kind = answer.error_type.unwrap_or_else(|| "error".into());
-        return Err(ParseError(format!("Prometheus answered {kind}: {}", answer.error.unwrap_or_default())));
+        return Err(ParseError(format!(
+            "Prometheus answered {kind}: {}",
+            answer.error.unwrap_or_default()
+        )));
     }
-    let data = answer.data.ok_or_else(|| ParseError("Prometheus answered success without data".into()))?;
+    let data =
+        answer.data.ok_or_else(|| ParseError("Prometheus answered success without data".into()))?;
     if data.result_type != kind {
-        return Err(ParseError(format!("Prometheus answered a {}, not a {kind}", data.result_type)));
+        return Err(ParseError(format!(
+            "Prometheus answered a {}, not a {kind}",
+            data.result_type
+        )));
     }
     Ok(data.result)
 }
@@ -148,7 +158,10 @@ mod tests {
     #[test]
     fn selector_names_every_field_read() {
         for f in super::super::READ {
-            assert!(SELECTOR.contains(&format!("{f}|")) || SELECTOR.contains(&format!("{f}\"")), "{f}");
+            assert!(
+                SELECTOR.contains(&format!("{f}|")) || SELECTOR.contains(&format!("{f}\"")),
+                "{f}"
+            );
         }
     }
 }

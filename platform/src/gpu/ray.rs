@@ -16,11 +16,14 @@ pub fn parse_ray(text: &str) -> Result<RayUsage, ParseError> {
     let scrape = prometheus_parse::Scrape::parse(lines).map_err(not_text)?;
     // Per node (its `ip` label), the values of each gauge; GPU gauges per node and GPU index.
     let mut cpu: BTreeMap<String, f64> = BTreeMap::new();
-    let (mut mem_used, mut mem_total, mut gpus, mut gram) = (None::<f64>, None::<f64>, None::<f64>, None::<f64>);
+    let (mut mem_used, mut mem_total, mut gpus, mut gram) =
+        (None::<f64>, None::<f64>, None::<f64>, None::<f64>);
     let mut gpu_util: Vec<f64> = Vec::new();
     for sample in &scrape.samples {
         let value = match sample.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v)
+            | prometheus_parse::Value::Counter(v) => v,
             _ => continue,
         };
         if !value.is_finite() {
@@ -40,7 +43,9 @@ pub fn parse_ray(text: &str) -> Result<RayUsage, ParseError> {
             _ => {}
         }
     }
-    let average = |values: &[f64]| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    let average = |values: &[f64]| {
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
     let cpu_values: Vec<f64> = cpu.values().copied().collect();
     Ok(RayUsage {
         nodes: cpu.len() as u32,

@@ -101,12 +101,15 @@ impl<'a> ParameterCheck<'a> {
         let parsed = match &self.bounds {
             Bounds::None => {
                 let pattern = &self.pattern;
-                self.parameter.check_text(&text, |text| pattern.as_ref().is_some_and(|p| p.is_match(text))).ok()
+                self.parameter
+                    .check_text(&text, |text| pattern.as_ref().is_some_and(|p| p.is_match(text)))
+                    .ok()
             }
             bounded => bounded.parse(&text),
         };
         parsed.ok_or_else(|| {
-            let given = if matches!(value, Value::Number(_)) { text.clone() } else { quoted(&text) };
+            let given =
+                if matches!(value, Value::Number(_)) { text.clone() } else { quoted(&text) };
             rejected(self.parameter, &given)
         })
     }
@@ -119,7 +122,10 @@ fn anchored(pattern: &str) -> Result<Regex, String> {
     // Parsed alone first: only a pattern whose groups balance on their own stays inside the
     // anchors (`a)|(b` would otherwise turn `^(?:a)|(b)$` into an unanchored alternative).
     regex_syntax::Parser::new().parse(pattern).map_err(|e| invalid(&e))?;
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build().map_err(|e| invalid(&e))
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| invalid(&e))
 }
 
 /// A default or bound as the JSON value a request would carry.

@@ -93,9 +93,10 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for text in
-            ["", "1", "h", "1.5h", "30m1h", "1h1h", "-1h", "+1h", "1 h", "1H", "NaN", "1h30", "1hm", "１h"]
-        {
+        for text in [
+            "", "1", "h", "1.5h", "30m1h", "1h1h", "-1h", "+1h", "1 h", "1H", "NaN", "1h30", "1hm",
+            "１h",
+        ] {
             assert_eq!(secs(text), Err(DurationError::Syntax), "{text:?}");
         }
         for text in ["99999999999999999999999s", "36600d", "18446744073709551615d"] {

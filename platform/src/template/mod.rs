@@ -48,7 +48,9 @@ mod resource;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
-pub use parameter::{FieldError, ParameterKind, Scalar, TemplateForm, TemplateParameter, TemplatePolicy};
+pub use parameter::{
+    FieldError, ParameterKind, Scalar, TemplateForm, TemplateParameter, TemplatePolicy,
+};
 pub use quantity::Quantity;
 pub use value::ParameterValue;
 
@@ -57,12 +59,15 @@ pub use value::ParameterValue;
 pub use k8s_openapi::jiff::Timestamp;
 #[cfg(feature = "kube")]
 pub use policy::{
-    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
+    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER, LABEL_TEAM,
+    LABEL_TEMPLATE,
 };
 #[cfg(feature = "kube")]
 pub use render::{render, Identity, LaunchRequest};
 #[cfg(feature = "kube")]
-pub use resource::{crd_yaml, manifest_yaml, parse_template, ClusterTemplateSpec, RayClusterTemplate};
+pub use resource::{
+    crd_yaml, manifest_yaml, parse_template, ClusterTemplateSpec, RayClusterTemplate,
+};
 #[cfg(feature = "kube")]
 pub use validate::validate_template;
 

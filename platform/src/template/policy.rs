@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::quantity::Quantity;
-pub(super) use super::value::{cluster_name_problem, is_dns_label_body, namespace_problem};
 use super::reference::{get, get_mut, Path, Reference, Segment};
+pub(super) use super::value::{cluster_name_problem, is_dns_label_body, namespace_problem};
 use crate::kuberay::GPU_RESOURCE;
 
 /// Label naming who launched the cluster (from the authenticated identity, never from input).
@@ -44,7 +44,9 @@ fn pod_template_paths(spec: &Value) -> Vec<Path> {
     let key = |k: &str| Segment::Key(k.to_owned());
     let mut paths = vec![vec![key("headGroupSpec"), key("template")]];
     let groups = spec.get("workerGroupSpecs").and_then(Value::as_array).map_or(0, Vec::len);
-    paths.extend((0..groups).map(|i| vec![key("workerGroupSpecs"), Segment::Index(i), key("template")]));
+    paths.extend(
+        (0..groups).map(|i| vec![key("workerGroupSpecs"), Segment::Index(i), key("template")]),
+    );
     paths
 }
 
@@ -62,7 +64,10 @@ pub(super) fn label_pods(spec: &mut Value, labels: &BTreeMap<String, String>) {
 }
 
 /// The object under `key`, created when missing or null; `None` if something else is there.
-fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+fn object_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
     let entry = map.entry(key).or_insert(Value::Null);
     if entry.is_null() {
         *entry = Value::Object(Map::new());
@@ -104,7 +109,11 @@ pub(super) fn culprits(violation: &Violation, references: &[(Path, Reference)]) 
 }
 
 /// Checks the GPU total, the images and the worker group bounds of a rendered spec.
-pub(super) fn check_spec(spec: &Value, max_gpus: Option<u32>, allowed_images: &[String]) -> Vec<Violation> {
+pub(super) fn check_spec(
+    spec: &Value,
+    max_gpus: Option<u32>,
+    allowed_images: &[String],
+) -> Vec<Violation> {
     let mut violations = worker_bounds(spec);
     if let Some(max) = max_gpus {
         violations.extend(gpu_total(spec, max));
@@ -192,22 +201,28 @@ fn gpu_total(spec: &Value, max: u32) -> Vec<Violation> {
         }
         let max_replicas = [group, &keys(&["maxReplicas"])].concat();
         let hosts = [group, &keys(&["numOfHosts"])].concat();
-        let (replicas, hosts_count) = match (whole_number(spec, &max_replicas), whole_number(spec, &hosts)) {
-            (Ok(replicas), Ok(hosts_count)) => {
-                (replicas.unwrap_or(u64::from(i32::MAX.unsigned_abs())), hosts_count.unwrap_or(1))
-            }
-            (Err(violation), _) | (_, Err(violation)) => {
-                violations.push(violation);
-                continue;
-            }
-        };
+        let (replicas, hosts_count) =
+            match (whole_number(spec, &max_replicas), whole_number(spec, &hosts)) {
+                (Ok(replicas), Ok(hosts_count)) => (
+                    replicas.unwrap_or(u64::from(i32::MAX.unsigned_abs())),
+                    hosts_count.unwrap_or(1),
+                ),
+                (Err(violation), _) | (_, Err(violation)) => {
+                    violations.push(violation);
+                    continue;
+                }
+            };
         // Saturating: every factor can be near u64::MAX when the template leaves a bound open.
         total = total.saturating_add(
-            u128::from(gpus).saturating_mul(u128::from(replicas)).saturating_mul(u128::from(hosts_count)),
+            u128::from(gpus)
+                .saturating_mul(u128::from(replicas))
+                .saturating_mul(u128::from(hosts_count)),
         );
-        let name =
-            get(spec, &[group, &keys(&["groupName"])].concat()).and_then(Value::as_str).unwrap_or("workers");
-        let hosts_text = if hosts_count == 1 { String::new() } else { format!(" × {hosts_count} hosts") };
+        let name = get(spec, &[group, &keys(&["groupName"])].concat())
+            .and_then(Value::as_str)
+            .unwrap_or("workers");
+        let hosts_text =
+            if hosts_count == 1 { String::new() } else { format!(" × {hosts_count} hosts") };
         parts.push(format!("{name} {replicas}{hosts_text} × {gpus}"));
         paths.push(max_replicas);
         paths.push(hosts);
@@ -232,7 +247,9 @@ fn images(spec: &Value, allowed: &[String]) -> Vec<Violation> {
             let containers = [template.clone(), keys(&["spec", list])].concat();
             let count = get(spec, &containers).and_then(Value::as_array).map_or(0, Vec::len);
             image_paths.extend(
-                (0..count).map(|i| [containers.clone(), vec![Segment::Index(i)], keys(&["image"])].concat()),
+                (0..count).map(|i| {
+                    [containers.clone(), vec![Segment::Index(i)], keys(&["image"])].concat()
+                }),
             );
         }
     }
@@ -271,10 +288,11 @@ fn worker_bounds(spec: &Value) -> Vec<Violation> {
             }
         };
         let (min, replicas, max) = (read("minReplicas"), read("replicas"), read("maxReplicas"));
-        let name = get(spec, &field("groupName")).and_then(Value::as_str).unwrap_or("workers").to_owned();
+        let name =
+            get(spec, &field("groupName")).and_then(Value::as_str).unwrap_or("workers").to_owned();
         // Records a violation when low > high; true if it did.
-        let mut require =
-            |low: Option<u64>, low_name: &str, high: Option<u64>, high_name: &str| match (low, high) {
+        let mut require = |low: Option<u64>, low_name: &str, high: Option<u64>, high_name: &str| {
+            match (low, high) {
                 (Some(low), Some(high)) if low > high => {
                     violations.push(Violation {
                         paths: vec![field(low_name), field(high_name)],
@@ -285,7 +303,8 @@ fn worker_bounds(spec: &Value) -> Vec<Violation> {
                     true
                 }
                 _ => false,
-            };
+            }
+        };
         // Once min and max are at odds, replicas cannot be right either: one message is enough.
         if !require(min, "minReplicas", max, "maxReplicas") {
             require(min, "minReplicas", replicas, "replicas");

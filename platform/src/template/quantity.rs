@@ -53,7 +53,8 @@ impl Quantity {
                 .and_then(|m| m.checked_add(i128::from(digit - b'0')))
                 .ok_or(QuantityError::OutOfRange)?;
         }
-        let scaled = mantissa.checked_mul(1i128 << binary_power).ok_or(QuantityError::OutOfRange)?;
+        let scaled =
+            mantissa.checked_mul(1i128 << binary_power).ok_or(QuantityError::OutOfRange)?;
         // Both fit in i64: the fraction was bounded by the i128 mantissa, the exponent by
         // `suffix_powers`.
         let exponent = 9 + decimal_power - fraction.len() as i64;
@@ -173,14 +174,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_out_of_range() {
-        for text in
-            ["", "NaN", "inf", "-", ".", "1.2.3", "8 Gi", " 8", "8gi", "1e", "1e+", "0x10", "1Gi ", "١"]
-        {
+        for text in [
+            "", "NaN", "inf", "-", ".", "1.2.3", "8 Gi", " 8", "8gi", "1e", "1e+", "0x10", "1Gi ",
+            "١",
+        ] {
             assert_eq!(Quantity::parse(text), Err(QuantityError::Syntax), "{text:?}");
         }
-        for text in
-            ["1e100", "1e41", "9223372036854775808", "16Ei", "99999999999999999999999999999999999999999"]
-        {
+        for text in [
+            "1e100",
+            "1e41",
+            "9223372036854775808",
+            "16Ei",
+            "99999999999999999999999999999999999999999",
+        ] {
             assert_eq!(Quantity::parse(text), Err(QuantityError::OutOfRange), "{text:?}");
         }
         assert_eq!(units("9223372036854775807"), Some(i64::MAX));

@@ -79,9 +79,10 @@ fn parse_reference(text: &str) -> Result<Option<Reference>, String> {
     match conversion {
         None => Ok(Some(Reference { name: name.to_owned(), as_string: false })),
         Some("string") => Ok(Some(Reference { name: name.to_owned(), as_string: true })),
-        Some(other) => {
-            Err(format!("unknown conversion {}: only \"| string\" exists", super::check::quoted(other)))
-        }
+        Some(other) => Err(format!(
+            "unknown conversion {}: only \"| string\" exists",
+            super::check::quoted(other)
+        )),
     }
 }
 
@@ -172,7 +173,8 @@ mod tests {
 
     #[test]
     fn whole_values_only() {
-        let reference = |name: &str, as_string| Some(Reference { name: name.to_owned(), as_string });
+        let reference =
+            |name: &str, as_string| Some(Reference { name: name.to_owned(), as_string });
         assert_eq!(parse_reference("{{ workers }}"), Ok(reference("workers", false)));
         assert_eq!(parse_reference("{{workers}}"), Ok(reference("workers", false)));
         assert_eq!(parse_reference("{{ cpus | string }}"), Ok(reference("cpus", true)));
@@ -199,8 +201,11 @@ mod tests {
             "labels": {"raydar.dev/owner": "me"}
         });
         let found = scan(&document);
-        let paths: Vec<_> =
-            found.references.iter().map(|(p, r)| (display_path("spec", p), r.name.clone())).collect();
+        let paths: Vec<_> = found
+            .references
+            .iter()
+            .map(|(p, r)| (display_path("spec", p), r.name.clone()))
+            .collect();
         assert_eq!(paths, [("spec.a[0].b".to_owned(), "x".to_owned())]);
         let errors: Vec<_> = found.errors.iter().map(|(p, _)| display_path("spec", p)).collect();
         assert_eq!(errors, ["spec.a[1]", "spec.labels[\"raydar.dev/owner\"]", "spec[\"{{ k }}\"]"]);

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
-    check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem, Culprit,
-    ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
+    check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
+    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -43,7 +43,11 @@ pub struct Identity {
 impl LaunchRequest {
     /// A request for `namespace/name` with every parameter at its default.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        LaunchRequest { name: name.into(), namespace: namespace.into(), parameters: BTreeMap::new() }
+        LaunchRequest {
+            name: name.into(),
+            namespace: namespace.into(),
+            parameters: BTreeMap::new(),
+        }
     }
 
     /// Sets one parameter (builder style, for the CLI's `--set` and tests).
@@ -64,8 +68,10 @@ pub fn render(
     identity: &Identity,
     now: Timestamp,
 ) -> Result<Value> {
-    let compiled = compile(template)
-        .map_err(|errors| Error::InvalidTemplate { template: template.template_name().to_owned(), errors })?;
+    let compiled = compile(template).map_err(|errors| Error::InvalidTemplate {
+        template: template.template_name().to_owned(),
+        errors,
+    })?;
     let mut errors = Vec::new();
     if let Some(problem) = cluster_name_problem(&request.name) {
         errors.push(FieldError::new("name", problem));
@@ -169,7 +175,9 @@ impl CompiledTemplate<'_> {
     pub(super) fn substitute(&self, values: &BTreeMap<String, ParameterValue>) -> Value {
         let mut spec = self.template.spec.ray_cluster_spec.clone();
         for (path, reference) in &self.references {
-            if let (Some(slot), Some(value)) = (get_mut(&mut spec, path), values.get(&reference.name)) {
+            if let (Some(slot), Some(value)) =
+                (get_mut(&mut spec, path), values.get(&reference.name))
+            {
                 *slot = value.to_json(reference.as_string);
             }
         }
@@ -190,7 +198,9 @@ impl CompiledTemplate<'_> {
             let mut found = culprits(&violation, &self.references);
             // In the form's order, which is the template's.
             found.sort_by_key(|culprit| match culprit {
-                Culprit::Parameter(name) => self.checks.iter().position(|c| &c.parameter.name == name),
+                Culprit::Parameter(name) => {
+                    self.checks.iter().position(|c| &c.parameter.name == name)
+                }
                 Culprit::Template(_) => None,
             });
             for culprit in found {

@@ -73,7 +73,9 @@ pub fn parse_template(text: &str) -> Result<RayClusterTemplate> {
     // The derived Deserialize ignores apiVersion and kind; a RayCluster or a template of another
     // version must not pass for one of ours.
     let expected = RayClusterTemplate::api_resource();
-    if document["apiVersion"] != expected.api_version.as_str() || document["kind"] != expected.kind.as_str() {
+    if document["apiVersion"] != expected.api_version.as_str()
+        || document["kind"] != expected.kind.as_str()
+    {
         return Err(Error::Parse(format!(
             "expected apiVersion {} and kind {}",
             expected.api_version, expected.kind

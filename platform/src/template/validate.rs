@@ -30,7 +30,9 @@ pub(super) struct CompiledTemplate<'a> {
 }
 
 /// Checks everything rendering relies on; errors name paths in the template.
-pub(super) fn compile(template: &RayClusterTemplate) -> Result<CompiledTemplate<'_>, Vec<FieldError>> {
+pub(super) fn compile(
+    template: &RayClusterTemplate,
+) -> Result<CompiledTemplate<'_>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let name = template.template_name();
     // The name becomes the value of the raydar.dev/template label.
@@ -54,7 +56,10 @@ pub(super) fn compile(template: &RayClusterTemplate) -> Result<CompiledTemplate<
                 "must be a letter, then letters, digits or _",
             ));
         } else if RESERVED_NAMES.contains(&parameter.name.as_str()) {
-            errors.push(FieldError::new(format!("{field}.name"), format!("{} is reserved", parameter.name)));
+            errors.push(FieldError::new(
+                format!("{field}.name"),
+                format!("{} is reserved", parameter.name),
+            ));
         } else if seen.contains(&parameter.name.as_str()) {
             errors.push(FieldError::new(format!("{field}.name"), "is declared twice"));
         }
@@ -62,7 +67,9 @@ pub(super) fn compile(template: &RayClusterTemplate) -> Result<CompiledTemplate<
         match ParameterCheck::new(parameter) {
             Ok(check) => checks.push(check),
             Err(problems) => errors.extend(
-                problems.into_iter().map(|(sub, message)| FieldError::new(format!("{field}.{sub}"), message)),
+                problems
+                    .into_iter()
+                    .map(|(sub, message)| FieldError::new(format!("{field}.{sub}"), message)),
             ),
         }
     }
@@ -89,7 +96,8 @@ pub(super) fn compile(template: &RayClusterTemplate) -> Result<CompiledTemplate<
 
     let spec = &template.spec.ray_cluster_spec;
     if !spec.is_object() {
-        errors.push(FieldError::new("spec.rayClusterSpec", "must be a RayCluster spec (a mapping)"));
+        errors
+            .push(FieldError::new("spec.rayClusterSpec", "must be a RayCluster spec (a mapping)"));
     }
     let found = scan(spec);
     for (path, message) in found.errors {
@@ -99,7 +107,10 @@ pub(super) fn compile(template: &RayClusterTemplate) -> Result<CompiledTemplate<
         if !seen.contains(&reference.name.as_str()) {
             errors.push(FieldError::new(
                 display_path("spec.rayClusterSpec", path),
-                format!("refers to {}, which is not a parameter of this template", quoted(&reference.name)),
+                format!(
+                    "refers to {}, which is not a parameter of this template",
+                    quoted(&reference.name)
+                ),
             ));
         }
     }
@@ -123,14 +134,17 @@ fn parameter_path(index: usize, name: &str) -> String {
 /// Checks a template as it is loaded: everything rendering relies on, every parameter used and
 /// every default valid, and the defaults within the template's own policy.
 pub fn validate_template(template: &RayClusterTemplate) -> Result<()> {
-    let invalid = |errors| Error::InvalidTemplate { template: template.template_name().to_owned(), errors };
+    let invalid =
+        |errors| Error::InvalidTemplate { template: template.template_name().to_owned(), errors };
     let compiled = compile(template).map_err(invalid)?;
     let mut errors = Vec::new();
     for check in &compiled.checks {
         let name = &check.parameter.name;
         if !compiled.references.iter().any(|(_, reference)| &reference.name == name) {
-            errors
-                .push(FieldError::new(format!("spec.parameters.{name}"), "is never used in rayClusterSpec"));
+            errors.push(FieldError::new(
+                format!("spec.parameters.{name}"),
+                "is never used in rayClusterSpec",
+            ));
         }
         if let Some(default) = &check.parameter.default {
             if let Err(message) = check.check(&scalar_json(default)) {

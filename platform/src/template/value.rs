@@ -54,26 +54,44 @@ pub(crate) enum Bounds {
 impl Bounds {
     /// The parameter's bounds; a bound that does not parse is `None` here and reported by the
     /// template's validation (`errors` gets `(field, message)`).
-    pub(crate) fn of(parameter: &TemplateParameter, errors: &mut Vec<(&'static str, String)>) -> Bounds {
+    pub(crate) fn of(
+        parameter: &TemplateParameter,
+        errors: &mut Vec<(&'static str, String)>,
+    ) -> Bounds {
         let kind = parameter.kind;
-        let takes_bounds = matches!(kind, ParameterKind::Integer | ParameterKind::Quantity | ParameterKind::Duration);
+        let takes_bounds = matches!(
+            kind,
+            ParameterKind::Integer | ParameterKind::Quantity | ParameterKind::Duration
+        );
         let mut bound = |field: &'static str, scalar: &Option<Scalar>| {
             let scalar = scalar.as_ref()?;
             if !takes_bounds {
-                errors.push((field, format!("only integer, quantity and duration parameters have a {field}")));
+                errors.push((
+                    field,
+                    format!("only integer, quantity and duration parameters have a {field}"),
+                ));
                 return None;
             }
             let parsed = parse_bound(kind, scalar);
             if parsed.is_none() {
-                errors.push((field, format!("{} is not {}", quoted(&scalar.to_string()), describe_kind(kind))));
+                errors.push((
+                    field,
+                    format!("{} is not {}", quoted(&scalar.to_string()), describe_kind(kind)),
+                ));
             }
             parsed
         };
         let (min, max) = (bound("min", &parameter.min), bound("max", &parameter.max));
         let bounds = match kind {
-            ParameterKind::Integer => Bounds::Integer(min.and_then(Bound::integer), max.and_then(Bound::integer)),
-            ParameterKind::Quantity => Bounds::Quantity(min.and_then(Bound::quantity), max.and_then(Bound::quantity)),
-            ParameterKind::Duration => Bounds::Duration(min.and_then(Bound::duration), max.and_then(Bound::duration)),
+            ParameterKind::Integer => {
+                Bounds::Integer(min.and_then(Bound::integer), max.and_then(Bound::integer))
+            }
+            ParameterKind::Quantity => {
+                Bounds::Quantity(min.and_then(Bound::quantity), max.and_then(Bound::quantity))
+            }
+            ParameterKind::Duration => {
+                Bounds::Duration(min.and_then(Bound::duration), max.and_then(Bound::duration))
+            }
             ParameterKind::String | ParameterKind::Enum => Bounds::None,
         };
         if bounds.inverted() {
@@ -119,7 +137,10 @@ impl TemplateParameter {
         let what = match self.kind {
             ParameterKind::Enum => return format!("one of {}", self.values.join(", ")),
             ParameterKind::String => {
-                return format!("text matching the pattern {}", self.pattern.as_deref().unwrap_or_default())
+                return format!(
+                    "text matching the pattern {}",
+                    self.pattern.as_deref().unwrap_or_default()
+                )
             }
             kind => describe_kind(kind),
         };
@@ -139,10 +160,18 @@ impl TemplateParameter {
     /// Checks text typed into the parameter's field, as rendering will; the error is the
     /// field's message. A string parameter's pattern is matched by `matches_pattern` (the
     /// browser's RegExp in the launch form, the regex crate on the server).
-    pub fn check_text(&self, text: &str, matches_pattern: impl FnOnce(&str) -> bool) -> Result<ParameterValue, String> {
+    pub fn check_text(
+        &self,
+        text: &str,
+        matches_pattern: impl FnOnce(&str) -> bool,
+    ) -> Result<ParameterValue, String> {
         let value = match self.kind {
-            ParameterKind::String => matches_pattern(text).then(|| ParameterValue::Text(text.to_owned())),
-            ParameterKind::Enum => self.values.iter().any(|v| v == text).then(|| ParameterValue::Text(text.to_owned())),
+            ParameterKind::String => {
+                matches_pattern(text).then(|| ParameterValue::Text(text.to_owned()))
+            }
+            ParameterKind::Enum => {
+                self.values.iter().any(|v| v == text).then(|| ParameterValue::Text(text.to_owned()))
+            }
             _ => Bounds::of(self, &mut Vec::new()).parse(text),
         };
         value.ok_or_else(|| rejected(self, &quoted(text)))
@@ -223,9 +252,15 @@ fn parse_bound(kind: ParameterKind, scalar: &Scalar) -> Option<Bound> {
     match (kind, scalar) {
         (ParameterKind::Integer, Scalar::Integer(n)) => Some(Bound::Integer(*n)),
         (ParameterKind::Integer, Scalar::Text(text)) => text.parse().ok().map(Bound::Integer),
-        (ParameterKind::Quantity, Scalar::Integer(n)) => Quantity::parse(&n.to_string()).ok().map(Bound::Quantity),
-        (ParameterKind::Quantity, Scalar::Text(text)) => Quantity::parse(text).ok().map(Bound::Quantity),
-        (ParameterKind::Duration, Scalar::Text(text)) => parse_duration(text).ok().map(Bound::Duration),
+        (ParameterKind::Quantity, Scalar::Integer(n)) => {
+            Quantity::parse(&n.to_string()).ok().map(Bound::Quantity)
+        }
+        (ParameterKind::Quantity, Scalar::Text(text)) => {
+            Quantity::parse(text).ok().map(Bound::Quantity)
+        }
+        (ParameterKind::Duration, Scalar::Text(text)) => {
+            parse_duration(text).ok().map(Bound::Duration)
+        }
         _ => None,
     }
     .filter(|bound| !matches!(bound, Bound::Quantity(q) if q.is_negative()))
@@ -257,7 +292,11 @@ pub fn quoted(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parameter(kind: ParameterKind, min: Option<Scalar>, max: Option<Scalar>) -> TemplateParameter {
+    fn parameter(
+        kind: ParameterKind,
+        min: Option<Scalar>,
+        max: Option<Scalar>,
+    ) -> TemplateParameter {
         TemplateParameter {
             name: "p".into(),
             kind,
@@ -272,9 +311,13 @@ mod tests {
 
     #[test]
     fn typed_text_is_held_to_the_bounds_with_the_servers_message() {
-        let workers = parameter(ParameterKind::Integer, Some(Scalar::Integer(0)), Some(Scalar::Integer(4)));
+        let workers =
+            parameter(ParameterKind::Integer, Some(Scalar::Integer(0)), Some(Scalar::Integer(4)));
         assert_eq!(workers.check_text(" 3 ", |_| true), Ok(ParameterValue::Integer(3)));
-        assert_eq!(workers.check_text("5", |_| true), Err("must be an integer from 0 to 4, got \"5\"".into()));
+        assert_eq!(
+            workers.check_text("5", |_| true),
+            Err("must be an integer from 0 to 4, got \"5\"".into())
+        );
         let memory = parameter(ParameterKind::Quantity, None, Some(Scalar::Text("64Gi".into())));
         assert!(memory.check_text("8Gi", |_| true).is_ok());
         assert!(memory.check_text("65Gi", |_| true).unwrap_err().contains("at most 64Gi"));
@@ -289,8 +332,14 @@ mod tests {
         let choice = parameter(ParameterKind::Enum, None, None);
         assert!(choice.check_text("a", |_| false).is_ok());
         assert_eq!(choice.check_text("c", |_| true), Err("must be one of a, b, got \"c\"".into()));
-        let text = TemplateParameter { pattern: Some("[a-z]+".into()), ..parameter(ParameterKind::String, None, None) };
+        let text = TemplateParameter {
+            pattern: Some("[a-z]+".into()),
+            ..parameter(ParameterKind::String, None, None)
+        };
         assert!(text.check_text("abc", |t| t == "abc").is_ok());
-        assert!(text.check_text("ABC", |_| false).unwrap_err().contains("matching the pattern [a-z]+"));
+        assert!(text
+            .check_text("ABC", |_| false)
+            .unwrap_err()
+            .contains("matching the pattern [a-z]+"));
     }
 }

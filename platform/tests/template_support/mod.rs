@@ -25,7 +25,8 @@ pub fn shipped() -> Vec<(String, RayClusterTemplate)> {
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("readable template");
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-            let template = parse_template(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let template =
+                parse_template(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (stem, template)
         })
         .collect();
@@ -54,7 +55,10 @@ pub fn request() -> LaunchRequest {
 }
 
 /// Renders as alice, now.
-pub fn render_as_alice(template: &RayClusterTemplate, request: &LaunchRequest) -> Result<Value, Error> {
+pub fn render_as_alice(
+    template: &RayClusterTemplate,
+    request: &LaunchRequest,
+) -> Result<Value, Error> {
     render(template, request, &alice(), now())
 }
 

@@ -37,7 +37,8 @@ pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
 /// as [`DEV_USER`] unless they say `--auth`. In proxy mode [`Raydar::http`] carries no identity:
 /// make clients with [`as_user`].
 pub async fn start_raydar_with(client: Client, apiserver: &str, flags: &[&str]) -> Raydar {
-    let dev: &[&str] = if flags.contains(&"--auth") { &[] } else { &["--auth", "dev", "--dev-user", DEV_USER] };
+    let dev: &[&str] =
+        if flags.contains(&"--auth") { &[] } else { &["--auth", "dev", "--dev-user", DEV_USER] };
     let args = ["--addr", "127.0.0.1:0"].iter().chain(dev).chain(flags).map(|s| s.to_string());
     let config = Config::from_args(args).unwrap();
     let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
@@ -65,10 +66,17 @@ pub async fn page_client(base: &str, identity: &[(&str, &str)]) -> reqwest::Clie
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     let mut headers = HeaderMap::new();
     for (name, value) in identity {
-        headers.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
     }
     headers.insert("origin", HeaderValue::from_str(base).unwrap());
-    let plain = reqwest::Client::builder().default_headers(headers.clone()).timeout(Duration::from_secs(10)).build().unwrap();
+    let plain = reqwest::Client::builder()
+        .default_headers(headers.clone())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     if let Ok(session) = plain.get(format!("{base}/api/v1/session")).send().await {
         if let Ok(session) = session.json::<Value>().await {
             if let Some(token) = session["csrfToken"].as_str() {
@@ -76,7 +84,11 @@ pub async fn page_client(base: &str, identity: &[(&str, &str)]) -> reqwest::Clie
             }
         }
     }
-    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// [`page_client`] for a user behind the proxy (oauth2-proxy's default headers).
@@ -95,8 +107,12 @@ pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (S
             let mut name = String::new();
             let mut data = String::new();
             for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") { name = v.trim().into(); }
-                if let Some(v) = line.strip_prefix("data:") { data.push_str(v.trim_start()); }
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().into();
+                }
+                if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
             }
             if !name.is_empty() {
                 events.push((name, serde_json::from_str(&data).expect("event data is JSON")));
@@ -120,7 +136,6 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     .await
     .expect("raydar became ready (RayCluster watch synced)");
 }
-
 
 /// A client of the local control plane the live tests run against (KUBECONFIG).
 pub async fn kube_client() -> Client {

@@ -44,6 +44,13 @@ rust_tools() {
     step "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+  # make lint: the formatter and the linter, part of most toolchains but not of a minimal one.
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+      step "adding the $component component"
+      rustup component add "$component"
+    fi
+  done
   install_patched wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen -p webpki-roots --precise 1.0.10
 }
 

@@ -35,6 +35,29 @@ pub mod push {
     pub const DELETE: &str = "delete";
     /// Where the stream is served.
     pub const PATH: &str = "/api/v1/clusters/events";
+    /// A cluster page's lower half ([`platform::overview::ClusterOverview`]), on
+    /// [`overview_path`]: sent first, then whenever it changes.
+    pub const OVERVIEW: &str = "overview";
+    /// A cluster's GPUs ([`platform::utilization::ClusterGpus`]), on [`gpus_path`]: sent first,
+    /// then after every scrape that changed them.
+    pub const GPUS: &str = "gpus";
+    /// The fleet ([`platform::utilization::Fleet`]), on [`FLEET_PATH`]: sent first, then
+    /// whenever a scrape or a cluster changed it.
+    pub const FLEET: &str = "fleet";
+    /// The cluster a page follows is gone; the stream ends.
+    pub const GONE: &str = "gone";
+    /// Where the fleet's stream is served.
+    pub const FLEET_PATH: &str = "/api/v1/gpus/events";
+
+    /// Where a cluster's overview stream is served.
+    pub fn overview_path(namespace: &str, name: &str) -> String {
+        format!("/api/v1/clusters/{namespace}/{name}/overview/events")
+    }
+
+    /// Where a cluster's GPU stream is served.
+    pub fn gpus_path(namespace: &str, name: &str) -> String {
+        format!("/api/v1/clusters/{namespace}/{name}/gpus/events")
+    }
 }
 
 /// Who is signed in, as the server took them to be, and the token their writes carry. The

@@ -120,15 +120,6 @@ pub fn repeat<T: 'static, F: std::future::Future<Output = T> + 'static>(
     });
 }
 
-/// Reads `url` as JSON of type `T`: the answer, or the server's message.
-pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
-    let answer = send("GET", url, None).await?;
-    if !answer.ok() {
-        return Err(answer.message());
-    }
-    serde_json::from_value(answer.body).map_err(|e| format!("unexpected answer: {e}"))
-}
-
 fn describe(error: JsValue) -> String {
     // A timeout surfaces as a DOMException named TimeoutError.
     let name = js_sys::Reflect::get(&error, &"name".into()).ok().and_then(|n| n.as_string());

@@ -84,6 +84,44 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
     });
 }
 
+/// Follows the server-sent events at `url`: the JSON of each `name` event goes to `apply`, and
+/// `stream` tells whether events arrive. The server sends the current state first on every
+/// connection, so a reconnect (the browser's own, after a drop) misses nothing. Stops when the
+/// calling component is dropped, or after a `gone` event.
+pub fn follow_json<T: serde::de::DeserializeOwned + 'static>(
+    url: &str,
+    name: &str,
+    apply: impl Fn(T) + 'static,
+    stream: RwSignal<StreamState>,
+) {
+    let Ok(source) = EventSource::new(url) else {
+        stream.set(StreamState::Reconnecting);
+        return;
+    };
+    let handlers = vec![
+        listen(
+            &source,
+            name,
+            Box::new(move |e| {
+                if let Some(value) = parse::<T>(&e) {
+                    apply(value);
+                    stream.set(StreamState::Live);
+                }
+            }),
+        ),
+        listen(&source, "error", Box::new(move |_| stream.set(StreamState::Reconnecting))),
+        {
+            let source = source.clone();
+            listen(&source.clone(), push::GONE, Box::new(move |_| source.close()))
+        },
+    ];
+    let keep = SendWrapper::new((source, handlers));
+    on_cleanup(move || {
+        let (source, _handlers) = keep.take();
+        source.close();
+    });
+}
+
 /// Calls `f` on every `name` event of `target`, as long as the returned closure is kept.
 ///
 /// Not inlined and not generic: wasm-split puts a function that hands a closure to JS, and all

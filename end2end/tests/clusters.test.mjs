@@ -91,3 +91,34 @@ test('a page whose main code fails to load twice (the network changed) still goe
   assert.ok(fetched >= 3, `fetched again after the failures (${fetched} fetches)`);
   await page.close();
 });
+
+test("a cluster's page is kept current by push: a pod comes and goes, and the browser asks nothing", async () => {
+  // Left alone by KubeRay: the pods are this test's own, made with kubectl.
+  const name = `push-${Date.now().toString(36)}`;
+  kubectl(['create', '-f', '-'], smallCluster(namespace, name, { spec: { managedBy: 'kueue.x-k8s.io/multikueue' } }));
+  const page = await browser().newPage();
+  await page.goto(`${base}/clusters/${namespace}/${name}`);
+  await page.locator('main h2', { hasText: /^Pods$/ }).waitFor({ timeout: 15_000 });
+  await page.getByText('No pods: KubeRay has not created them').waitFor({ timeout: 15_000 });
+  // From here on: what the browser asks for by itself.
+  const asked = [];
+  page.on('request', (r) => asked.push(`${r.resourceType()} ${r.url().replace(base, '')}`));
+
+  const pod = `${name}-worker-x`;
+  kubectl(['create', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: pod, namespace, labels: {
+      'ray.io/is-ray-node': 'yes', 'ray.io/cluster': name, 'ray.io/node-type': 'worker', 'ray.io/group': 'push' } },
+    spec: { containers: [{ name: 'ray-worker', image: 'rayproject/ray:2.60.0' }] },
+  }));
+  const row = page.locator(`tr[data-pod="${pod}"]`);
+  await row.waitFor({ timeout: 10_000 });
+  // Quiet for a while: a page that polled would ask now.
+  await page.waitForTimeout(6_000);
+  kubectl(['delete', 'pod', '-n', namespace, pod, '--grace-period=0', '--force', '--wait=false']);
+  await row.waitFor({ state: 'detached', timeout: 15_000 });
+  const polled = asked.filter((r) => !/^(eventsource|image) /.test(r));
+  assert.deepEqual(polled, [], `the page asked by itself: ${polled.join(', ')}`);
+  kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
+  await page.close();
+});

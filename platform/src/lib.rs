@@ -10,6 +10,8 @@
 //! - [`ansi`]: colour escape sequences in log lines, as styled runs of plain text.
 //! - [`overview`]: what a cluster's page shows below the summary: pods, conditions, events, and
 //!   Ray's nodes and jobs ([`overview::ClusterOverview`]).
+//! - [`dashboard`]: Ray dashboard answers read into the overview's nodes and jobs (feature
+//!   `dashboard`).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
 //! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
@@ -21,6 +23,8 @@
 //!   with feature `kube`).
 
 pub mod ansi;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "metrics")]
 pub mod gpu;
 #[cfg(feature = "kube")]

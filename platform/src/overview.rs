@@ -11,6 +11,7 @@ use crate::ClusterCondition;
 
 /// Everything below the summary on a cluster's page.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterOverview {
     /// Head first, then workers by group and name.
@@ -27,6 +28,7 @@ pub struct ClusterOverview {
 
 /// A pod of the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PodRow {
     /// Pod name.
@@ -53,6 +55,7 @@ pub struct PodRow {
 
 /// One Kubernetes event about the cluster or one of its pods.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EventRow {
     /// `Normal` or `Warning`.
@@ -71,6 +74,7 @@ pub struct EventRow {
 
 /// Ray's view of the cluster, read from its dashboard.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RayView {
     /// When the dashboard last answered, Unix seconds; `None` before it ever did.
@@ -86,6 +90,7 @@ pub struct RayView {
 
 /// One Ray node (a head or worker process, not a Kubernetes node).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RayNode {
     /// The node's IP (its pod's).
@@ -108,6 +113,7 @@ pub struct RayNode {
 
 /// One Ray job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RayJob {
     /// The submission id (or, for a driver started by hand, the job id): what its log is read by.

@@ -18,6 +18,7 @@ pub mod condition {
 
 /// One entry of a RayCluster's `status.conditions`, as much of it as the phase rule reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterCondition {
     /// Condition type, one of [`condition`].
     #[serde(rename = "type")]
@@ -138,6 +139,7 @@ impl ClusterSummary {
 
 /// One cluster as its page shows it: the list row plus what the page's actions need.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDetail {
     /// The row of the cluster list.
@@ -157,6 +159,7 @@ pub struct ClusterDetail {
 
 /// A worker group with the bounds it can be scaled within.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerGroupSummary {
     /// `groupName`, unique within the cluster.
@@ -179,7 +182,9 @@ mod wire {
 
     use super::{ClusterPhase, ClusterSummary};
 
+    /// The phase users see (the reason is beside it when Failed).
     #[derive(Clone, Copy, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ClusterPhase))]
     pub enum Phase {
         Provisioning,
         Ready,
@@ -188,7 +193,9 @@ mod wire {
         Failed,
     }
 
+    /// One row of the cluster list.
     #[derive(Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ClusterSummary))]
     #[serde(rename_all = "camelCase")]
     pub struct Summary {
         namespace: String,
@@ -253,6 +260,27 @@ mod wire {
                 may_delete: c.may_delete,
             }
         }
+    }
+}
+
+// The schema of what is on the wire.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ClusterSummary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <wire::Summary as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ClusterSummary {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <wire::Summary as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        <wire::Summary as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

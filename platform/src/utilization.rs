@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// How far back a chart reaches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Window {
     /// The last 15 minutes.
     #[default]
@@ -55,6 +56,7 @@ impl Window {
 
 /// Which chart of a cluster's GPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Chart {
     /// Utilization per GPU and the cluster's average, percent.
     #[serde(rename = "util")]
@@ -101,6 +103,7 @@ impl Chart {
 /// One GPU (or MIG instance) of a cluster, as last scraped. A value the exporter did not give is
 /// `None`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GpuNow {
     /// Its node.
@@ -145,6 +148,7 @@ impl GpuNow {
 
 /// A cluster that has held its GPUs below the idle threshold for longer than the idle time.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Idle {
     /// Since when every one of its GPUs has been below the threshold (Unix seconds).
@@ -155,6 +159,7 @@ pub struct Idle {
 
 /// What Ray itself reports of a cluster's resources (the head's metrics port, `ray_node_*`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RayUsage {
     /// Ray nodes reporting.
@@ -174,6 +179,7 @@ pub struct RayUsage {
 
 /// A cluster's GPUs for its page (`GET /api/v1/clusters/{namespace}/{name}/gpus`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterGpus {
     /// The server's clock, Unix seconds.
@@ -203,6 +209,7 @@ pub struct ClusterGpus {
 
 /// One cluster's row on the fleet page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FleetCluster {
     pub namespace: String,
@@ -225,6 +232,7 @@ pub struct FleetCluster {
 
 /// A team's GPUs: its clusters' rows added up.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FleetTeam {
     /// The `raydar.dev/team` label; `""` for clusters without one.
@@ -242,6 +250,7 @@ pub struct FleetTeam {
 /// The fleet page (`GET /api/v1/gpus`): every GPU the exporters report, and the clusters the
 /// requester may see.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Fleet {
     /// The server's clock, Unix seconds.

@@ -24,7 +24,7 @@ use std::time::Instant;
 use platform::gpu::history::{History, Retention};
 use platform::gpu::{parse_dcgm, prometheus, ClusterKey, GpuId, GpuReading, PodRef};
 use platform::utilization::{Chart, Window};
-use raydar_server::charts::{self, ChartData, Line, Theme};
+use raydar_server::gpus::charts::{self, ChartData, Line, Theme};
 
 /// Counts live heap bytes.
 struct Counting;

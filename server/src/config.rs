@@ -1,36 +1,33 @@
-//! Settings, from flags or the environment (flags win).
+//! Settings, from flags or `RAYDAR_…` environment variables (flags win), with clap: each flag is
+//! written once, with its variable, default and help; `--help` groups them by concern. A wrong
+//! value is refused naming the flag, its variable and what is allowed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::http::HeaderName;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::auth::{Authn, Cidr, ProxyHeaders, User};
 use crate::ray::Reach;
+use crate::security::{Authn, Cidr, ProxyHeaders, User};
 
 /// How raydar-server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where to listen (`--addr`, `RAYDAR_ADDR`; default 127.0.0.1:3000).
+    /// Where to listen.
     pub addr: SocketAddr,
-    /// Folder of the built site: `pkg/` with the wasm, JS and CSS (`--site-root`,
-    /// `LEPTOS_SITE_ROOT`; default `target/site`, where tools/site.sh puts it).
+    /// Folder of the built site: `pkg/` with the wasm, JS and CSS.
     pub site_root: PathBuf,
-    /// Where identities come from (`--auth`, `RAYDAR_AUTH`): `proxy` (the default) believes the
-    /// identity headers of an authenticating proxy at `--trusted-proxies`; `dev` makes everyone
-    /// `--dev-user` (in `--dev-groups`) and listens on loopback only.
+    /// Where identities come from.
     pub authn: Authn,
-    /// Launches, changes and teardowns one user may make per minute (`--action-rate`,
-    /// `RAYDAR_ACTION_RATE`; default 30).
+    /// Launches, changes and teardowns one user may make per minute.
     pub action_rate: u32,
-    /// How Ray dashboards are reached (`--ray-dashboard`, `RAYDAR_RAY_DASHBOARD`: `proxy`, the
-    /// default, through the apiserver; `service`, in the cluster; or a URL template).
+    /// How Ray dashboards are reached.
     pub ray_dashboard: Reach,
-    /// Most logs followed live at once, each one upstream stream shared by its viewers
-    /// (`--log-streams`, `RAYDAR_LOG_STREAMS`; default 64).
+    /// Most logs followed live at once, each one upstream stream shared by its viewers.
     pub log_streams: usize,
-    /// Lines kept of each followed log for viewers that join late or fall behind
-    /// (`--log-buffer-lines`, `RAYDAR_LOG_BUFFER_LINES`; default 10000).
+    /// Lines kept of each followed log for viewers that join late or fall behind.
     pub log_buffer_lines: usize,
     /// Where GPU metrics come from and what counts as idle ([`GpuSettings`]).
     pub gpus: GpuSettings,
@@ -40,42 +37,38 @@ pub struct Config {
 /// idle rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuSettings {
-    /// A Prometheus server that scrapes the dcgm-exporters (`--prometheus`, `RAYDAR_PROMETHEUS`,
-    /// its base URL like `http://prometheus.monitoring:9090`). When set, raydar asks it instead
-    /// of scraping the exporters itself, and fills its history from it at start.
+    /// A Prometheus server that scrapes the dcgm-exporters, by its base URL. When set, raydar
+    /// asks it instead of scraping the exporters itself, and fills its history from it at start.
     pub prometheus: Option<String>,
-    /// Namespace of the dcgm-exporter pods (`--dcgm-namespace`, `RAYDAR_DCGM_NAMESPACE`; default
-    /// `gpu-operator`, where NVIDIA's GPU Operator runs them).
+    /// Namespace of the dcgm-exporter pods.
     pub namespace: String,
-    /// Their label selector (`--dcgm-selector`, `RAYDAR_DCGM_SELECTOR`; default
-    /// `app=nvidia-dcgm-exporter`, the GPU Operator's).
+    /// Their label selector.
     pub selector: String,
-    /// Their metrics port (`--dcgm-port`, `RAYDAR_DCGM_PORT`; default 9400).
+    /// Their metrics port.
     pub port: u16,
-    /// How they are reached (`--dcgm-reach`, `RAYDAR_DCGM_REACH`): `proxy` (the default) through
-    /// the apiserver's pod proxy, `pod` straight to the pod IP from inside the cluster.
+    /// How they are reached.
     pub reach: ExporterReach,
-    /// Seconds between scrapes, or queries of Prometheus (`--gpu-interval`,
-    /// `RAYDAR_GPU_INTERVAL`; default 15).
+    /// Seconds between scrapes, or queries of Prometheus.
     pub interval_s: u32,
-    /// A GPU under this utilization, percent, is idle (`--gpu-idle-below`,
-    /// `RAYDAR_GPU_IDLE_BELOW`; default 10).
+    /// A GPU under this utilization, percent, is idle.
     pub idle_below: f64,
-    /// A cluster whose GPUs have all been idle this long is flagged (`--gpu-idle-after`,
-    /// `RAYDAR_GPU_IDLE_AFTER`, like `30m`, `2h` or `90s`; default 30m).
+    /// A cluster whose GPUs have all been idle this long, seconds, is flagged.
     pub idle_after_s: u32,
 }
 
 /// How raydar reaches a dcgm-exporter pod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExporterReach {
     /// `/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/metrics` on the apiserver.
+    #[value(name = "proxy")]
     ApiserverProxy,
-    /// `http://{pod IP}:{port}/metrics`.
+    /// `http://{pod IP}:{port}/metrics`, from inside the cluster.
+    #[value(name = "pod")]
     PodIp,
 }
 
 impl Default for GpuSettings {
+    /// The flags' defaults.
     fn default() -> Self {
         GpuSettings {
             prometheus: None,
@@ -90,248 +83,342 @@ impl Default for GpuSettings {
     }
 }
 
-/// Reads `--prometheus`: empty for none, else an http(s) base URL without query or fragment,
-/// kept without its trailing slash so API paths can follow it.
-fn prometheus_url(text: &str) -> Result<Option<String>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let wrong = |why: &str| Err(format!("--prometheus/RAYDAR_PROMETHEUS: {text:?} {why}"));
-    let Ok(url) = reqwest::Url::parse(text) else {
-        return wrong("is not a URL such as http://prometheus.monitoring:9090");
-    };
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return wrong("is not an http or https URL with a host");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return wrong("has a query or fragment; give the server's base URL");
-    }
-    Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+/// Where identities come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AuthMode {
+    /// An authenticating proxy (oauth2-proxy) in front sends who is asking in headers, believed
+    /// only from --trusted-proxies.
+    Proxy,
+    /// Everyone who connects is --dev-user; loopback addresses only.
+    Dev,
 }
 
-/// Reads a duration written `90s`, `30m`, `2h` or in plain seconds.
-pub fn parse_duration(flag: &str, text: &str) -> Result<u32, String> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().last() {
-        Some((i, 's')) => (&text[..i], 1),
-        Some((i, 'm')) => (&text[..i], 60),
-        Some((i, 'h')) => (&text[..i], 3600),
-        _ => (text, 1),
-    };
-    match number.trim().parse::<u32>() {
-        Ok(n) if n > 0 => {
-            n.checked_mul(unit).ok_or_else(|| format!("{flag}: {text:?} is too long"))
-        }
-        _ => Err(format!("{flag}: {text:?} is not a duration above 0 such as 90s, 30m or 2h")),
-    }
+/// The command line. Every flag has a `RAYDAR_…` variable (the site root also reads Leptos'
+/// own `LEPTOS_SITE_ROOT`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "raydar-server",
+    version,
+    about = "The console of a shared Ray-on-Kubernetes platform.",
+    long_about = "Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by \
+        the current kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar \
+        on --addr. Every flag can be set by the environment variable named beside it; a flag wins."
+)]
+struct Flags {
+    /// Where to listen.
+    #[arg(long, env = "RAYDAR_ADDR", default_value = "127.0.0.1:3000", value_name = "HOST:PORT",
+        help_heading = "Serving", value_parser = socket_addr)]
+    addr: SocketAddr,
+    /// The built site, with pkg/ (tools/site.sh writes it to target/site).
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ROOT",
+        default_value = "target/site",
+        value_name = "DIR",
+        help_heading = "Serving"
+    )]
+    site_root: PathBuf,
+
+    /// Where identities come from.
+    #[arg(
+        long,
+        env = "RAYDAR_AUTH",
+        value_enum,
+        default_value = "proxy",
+        help_heading = "Identity"
+    )]
+    auth: AuthMode,
+    /// The authenticating proxy's addresses, whose identity headers raydar believes.
+    #[arg(long, env = "RAYDAR_TRUSTED_PROXIES", value_name = "CIDR,..", value_delimiter = ',',
+        value_parser = cidr, help_heading = "Identity")]
+    trusted_proxies: Vec<Cidr>,
+    /// The proxy's header naming the user.
+    #[arg(long, env = "RAYDAR_USER_HEADER", default_value = "X-Forwarded-User", value_name = "NAME",
+        value_parser = header_name, help_heading = "Identity")]
+    user_header: HeaderName,
+    /// The proxy's header with the user's email.
+    #[arg(long, env = "RAYDAR_EMAIL_HEADER", default_value = "X-Forwarded-Email", value_name = "NAME",
+        value_parser = header_name, help_heading = "Identity")]
+    email_header: HeaderName,
+    /// The proxy's header with the user's groups, comma-separated.
+    #[arg(long, env = "RAYDAR_GROUPS_HEADER", default_value = "X-Forwarded-Groups", value_name = "NAME",
+        value_parser = header_name, help_heading = "Identity")]
+    groups_header: HeaderName,
+    /// Dev mode's user.
+    #[arg(long, env = "RAYDAR_DEV_USER", default_value = "developer", value_name = "USER",
+        value_parser = not_empty, help_heading = "Identity")]
+    dev_user: String,
+    /// Dev mode's groups; the first is the team.
+    #[arg(
+        long,
+        env = "RAYDAR_DEV_GROUPS",
+        default_value = "dev",
+        value_name = "G,..",
+        value_delimiter = ',',
+        help_heading = "Identity"
+    )]
+    dev_groups: Vec<String>,
+
+    /// Launches, changes and teardowns per user per minute.
+    #[arg(long, env = "RAYDAR_ACTION_RATE", default_value = "30", value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    action_rate: u32,
+    /// Most logs followed live at once, each shared by all its viewers; a new one beyond is
+    /// refused.
+    #[arg(long, env = "RAYDAR_LOG_STREAMS", default_value = "64", value_name = "N",
+        value_parser = count, help_heading = "Limits")]
+    log_streams: usize,
+    /// Lines kept of each followed log for late or slow viewers.
+    #[arg(long, env = "RAYDAR_LOG_BUFFER_LINES", default_value = "10000", value_name = "N",
+        value_parser = count, help_heading = "Limits")]
+    log_buffer_lines: usize,
+
+    /// How Ray dashboards are reached, read-only: proxy (through the apiserver's service proxy),
+    /// service (KubeRay's head service, from inside the cluster) or a URL template with
+    /// {namespace} and {name}.
+    #[arg(long, env = "RAYDAR_RAY_DASHBOARD", default_value = "proxy", value_name = "HOW",
+        value_parser = reach, help_heading = "Ray")]
+    ray_dashboard: Reach,
+
+    /// Ask this Prometheus server, which scrapes the dcgm-exporters, instead of scraping them
+    /// (e.g. http://prometheus.monitoring:9090).
+    #[arg(long, env = "RAYDAR_PROMETHEUS", value_name = "URL", value_parser = prometheus_url,
+        help_heading = "GPU metrics")]
+    prometheus: Option<String>,
+    /// Namespace of the dcgm-exporter pods (NVIDIA's GPU Operator's).
+    #[arg(long, env = "RAYDAR_DCGM_NAMESPACE", default_value = "gpu-operator", value_name = "NS",
+        value_parser = namespace, help_heading = "GPU metrics")]
+    dcgm_namespace: String,
+    /// Label selector of the dcgm-exporter pods.
+    #[arg(long, env = "RAYDAR_DCGM_SELECTOR", default_value = "app=nvidia-dcgm-exporter",
+        value_name = "LABELS", value_parser = not_empty, help_heading = "GPU metrics")]
+    dcgm_selector: String,
+    /// Metrics port of the dcgm-exporters.
+    #[arg(long, env = "RAYDAR_DCGM_PORT", default_value = "9400", value_name = "PORT",
+        value_parser = clap::value_parser!(u16).range(1..), help_heading = "GPU metrics")]
+    dcgm_port: u16,
+    /// Reach the dcgm-exporters through the apiserver's pod proxy, or straight at the pod IP
+    /// from inside the cluster.
+    #[arg(
+        long,
+        env = "RAYDAR_DCGM_REACH",
+        value_enum,
+        default_value = "proxy",
+        help_heading = "GPU metrics"
+    )]
+    dcgm_reach: ExporterReach,
+    /// Between GPU scrapes or queries, like 15s or 1m (plain numbers are seconds).
+    #[arg(long, env = "RAYDAR_GPU_INTERVAL", default_value = "15s", value_name = "DURATION",
+        value_parser = duration, help_heading = "GPU metrics")]
+    gpu_interval: u32,
+    /// A GPU under this utilization is idle.
+    #[arg(long, env = "RAYDAR_GPU_IDLE_BELOW", default_value = "10", value_name = "PERCENT",
+        value_parser = percent, help_heading = "GPU metrics")]
+    gpu_idle_below: f64,
+    /// A cluster whose GPUs have all been idle this long is flagged, like 30m, 2h or 1h30m.
+    #[arg(long, env = "RAYDAR_GPU_IDLE_AFTER", default_value = "30m", value_name = "DURATION",
+        value_parser = duration, help_heading = "GPU metrics")]
+    gpu_idle_after: u32,
 }
 
-const USAGE: &str = "usage: raydar-server [--addr HOST:PORT] [--site-root DIR]
-                     [--auth proxy --trusted-proxies CIDR,.. | --auth dev [--dev-user USER] [--dev-groups G,..]]
-                     [--ray-dashboard proxy|service|URL] [--log-streams N] [--log-buffer-lines N]
-                     [--dcgm-namespace NS] [--dcgm-selector LABELS] [--dcgm-port N] [--dcgm-reach proxy|pod]
-                     [--prometheus URL]
-                     [--gpu-interval SECONDS] [--gpu-idle-below PERCENT] [--gpu-idle-after DURATION]
-
-Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by the current
-kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar on HOST:PORT.
-
-  --addr HOST:PORT   where to listen (env RAYDAR_ADDR; default 127.0.0.1:3000)
-  --site-root DIR    built site with pkg/ (env LEPTOS_SITE_ROOT; default target/site)
-  --auth proxy|dev   where identities come from (env RAYDAR_AUTH; default proxy):
-                     proxy: an authenticating proxy (oauth2-proxy) in front sends who is asking in
-                     headers, believed only from --trusted-proxies;
-                     dev: everyone who connects is --dev-user; loopback addresses only
-  --trusted-proxies CIDR,..  the authenticating proxy's addresses (env RAYDAR_TRUSTED_PROXIES)
-  --user-header NAME, --email-header NAME, --groups-header NAME
-                     the proxy's identity headers (env RAYDAR_USER_HEADER, RAYDAR_EMAIL_HEADER,
-                     RAYDAR_GROUPS_HEADER; default X-Forwarded-User, -Email, -Groups)
-  --dev-user USER    dev mode's user (env RAYDAR_DEV_USER; default developer)
-  --dev-groups G,..  dev mode's groups; the first is the team (env RAYDAR_DEV_GROUPS; default dev)
-  --action-rate N    launches, changes and teardowns per user per minute (env RAYDAR_ACTION_RATE;
-                     default 30)
-  --ray-dashboard HOW  how Ray dashboards are reached, read-only: proxy (through the apiserver's
-                     service proxy, the default), service (KubeRay's head service, from inside the
-                     cluster) or a URL template with {namespace} and {name} (env RAYDAR_RAY_DASHBOARD)
-  --log-streams N    most logs followed live at once, each shared by all its viewers; a new one
-                     beyond is refused (env RAYDAR_LOG_STREAMS; default 64)
-  --log-buffer-lines N  lines kept of each followed log for late or slow viewers (env
-                     RAYDAR_LOG_BUFFER_LINES; default 10000)
-  --dcgm-namespace NS, --dcgm-selector LABELS, --dcgm-port N
-                     where the dcgm-exporter pods are, scraped for GPU metrics (env
-                     RAYDAR_DCGM_NAMESPACE, RAYDAR_DCGM_SELECTOR, RAYDAR_DCGM_PORT; default
-                     gpu-operator, app=nvidia-dcgm-exporter, 9400: NVIDIA's GPU Operator)
-  --dcgm-reach proxy|pod  through the apiserver's pod proxy (default) or straight to the pod IP
-                     from inside the cluster (env RAYDAR_DCGM_REACH)
-  --prometheus URL   ask this Prometheus server, which scrapes the dcgm-exporters, instead of
-                     scraping them (env RAYDAR_PROMETHEUS; e.g. http://prometheus.monitoring:9090)
-  --gpu-interval SECONDS  between GPU scrapes or queries (env RAYDAR_GPU_INTERVAL; default 15)
-  --gpu-idle-below PERCENT  a GPU under this utilization is idle (env RAYDAR_GPU_IDLE_BELOW;
-                     default 10)
-  --gpu-idle-after DURATION  a cluster whose GPUs have all been idle this long is flagged, e.g.
-                     30m, 2h, 90s (env RAYDAR_GPU_IDLE_AFTER; default 30m)";
-
-impl Config {
-    /// Reads flags (`args` without the program name) over environment variables over defaults.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let setting = |k: &str, default: &str| env(k).unwrap_or_else(|| default.into());
-        let mut addr = setting("RAYDAR_ADDR", "127.0.0.1:3000");
-        let mut site_root = setting("LEPTOS_SITE_ROOT", "target/site");
-        let mut auth = setting("RAYDAR_AUTH", "proxy");
-        let mut trusted = setting("RAYDAR_TRUSTED_PROXIES", "");
-        let mut user_header = setting("RAYDAR_USER_HEADER", "X-Forwarded-User");
-        let mut email_header = setting("RAYDAR_EMAIL_HEADER", "X-Forwarded-Email");
-        let mut groups_header = setting("RAYDAR_GROUPS_HEADER", "X-Forwarded-Groups");
-        let mut dev_user = setting("RAYDAR_DEV_USER", "developer");
-        let mut dev_groups = setting("RAYDAR_DEV_GROUPS", "dev");
-        let mut action_rate = setting("RAYDAR_ACTION_RATE", "30");
-        let mut ray_dashboard = setting("RAYDAR_RAY_DASHBOARD", "proxy");
-        let mut log_streams = setting("RAYDAR_LOG_STREAMS", "64");
-        let mut log_buffer_lines = setting("RAYDAR_LOG_BUFFER_LINES", "10000");
-        let defaults = GpuSettings::default();
-        let mut dcgm_namespace = setting("RAYDAR_DCGM_NAMESPACE", &defaults.namespace);
-        let mut dcgm_selector = setting("RAYDAR_DCGM_SELECTOR", &defaults.selector);
-        let mut dcgm_port = setting("RAYDAR_DCGM_PORT", "9400");
-        let mut dcgm_reach = setting("RAYDAR_DCGM_REACH", "proxy");
-        let mut gpu_interval = setting("RAYDAR_GPU_INTERVAL", "15");
-        let mut prometheus = setting("RAYDAR_PROMETHEUS", "");
-        let mut gpu_idle_below = setting("RAYDAR_GPU_IDLE_BELOW", "10");
-        let mut gpu_idle_after = setting("RAYDAR_GPU_IDLE_AFTER", "30m");
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value =
-                |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"));
-            match arg.as_str() {
-                "--addr" => addr = value("--addr")?,
-                "--site-root" => site_root = value("--site-root")?,
-                "--auth" => auth = value("--auth")?,
-                "--trusted-proxies" => trusted = value("--trusted-proxies")?,
-                "--user-header" => user_header = value("--user-header")?,
-                "--email-header" => email_header = value("--email-header")?,
-                "--groups-header" => groups_header = value("--groups-header")?,
-                "--dev-user" => dev_user = value("--dev-user")?,
-                "--dev-groups" => dev_groups = value("--dev-groups")?,
-                "--action-rate" => action_rate = value("--action-rate")?,
-                "--ray-dashboard" => ray_dashboard = value("--ray-dashboard")?,
-                "--log-streams" => log_streams = value("--log-streams")?,
-                "--log-buffer-lines" => log_buffer_lines = value("--log-buffer-lines")?,
-                "--dcgm-namespace" => dcgm_namespace = value("--dcgm-namespace")?,
-                "--dcgm-selector" => dcgm_selector = value("--dcgm-selector")?,
-                "--dcgm-port" => dcgm_port = value("--dcgm-port")?,
-                "--dcgm-reach" => dcgm_reach = value("--dcgm-reach")?,
-                "--gpu-interval" => gpu_interval = value("--gpu-interval")?,
-                "--prometheus" => prometheus = value("--prometheus")?,
-                "--gpu-idle-below" => gpu_idle_below = value("--gpu-idle-below")?,
-                "--gpu-idle-after" => gpu_idle_after = value("--gpu-idle-after")?,
-                "-h" | "--help" => return Err(USAGE.into()),
-                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-            }
+impl Flags {
+    fn gpu_settings(&self) -> GpuSettings {
+        GpuSettings {
+            prometheus: self.prometheus.clone(),
+            namespace: self.dcgm_namespace.clone(),
+            selector: self.dcgm_selector.clone(),
+            port: self.dcgm_port,
+            reach: self.dcgm_reach,
+            interval_s: self.gpu_interval,
+            idle_below: self.gpu_idle_below,
+            idle_after_s: self.gpu_idle_after,
         }
-        let addr: SocketAddr = addr.parse().map_err(|e| {
-            format!("--addr/RAYDAR_ADDR: {addr:?} is not HOST:PORT with a numeric host ({e})")
-        })?;
-        let list = |text: &str| {
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let authn = match auth.as_str() {
-            "dev" => {
-                if !addr.ip().is_loopback() {
+    }
+
+    /// The settings, once the flags that depend on each other agree.
+    fn into_config(self) -> Result<Config, String> {
+        let authn = match self.auth {
+            AuthMode::Dev => {
+                if !self.addr.ip().is_loopback() {
                     return Err(format!(
-                        "--auth dev makes everyone who connects {dev_user:?}, so it listens on loopback only: \
-                         --addr {addr} is not a loopback address (use 127.0.0.1 or [::1], or --auth proxy \
-                         behind an authenticating proxy)"
+                        "--auth dev makes everyone who connects {:?}, so it listens on loopback only: \
+                         --addr {} is not a loopback address (use 127.0.0.1 or [::1], or --auth proxy \
+                         behind an authenticating proxy)",
+                        self.dev_user, self.addr
                     ));
                 }
-                if dev_user.trim().is_empty() {
-                    return Err(format!("--dev-user/RAYDAR_DEV_USER must not be empty\n\n{USAGE}"));
-                }
+                let groups = self.dev_groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty());
                 Authn::Dev(User {
-                    name: dev_user.trim().to_owned(),
+                    name: self.dev_user.trim().to_owned(),
                     email: None,
-                    groups: list(&dev_groups),
+                    groups: groups.map(str::to_owned).collect(),
                 })
             }
-            "proxy" => {
-                let trusted = list(&trusted)
-                    .iter()
-                    .map(|c| Cidr::parse(c))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("--trusted-proxies/RAYDAR_TRUSTED_PROXIES: {e}"))?;
-                if trusted.is_empty() {
-                    return Err(format!(
-                        "--auth proxy needs --trusted-proxies (env RAYDAR_TRUSTED_PROXIES): the addresses of the \
-                         authenticating proxy whose identity headers raydar may believe, such as 127.0.0.1/32 \
-                         for a proxy beside it; for local use without one, --auth dev\n\n{USAGE}"
-                    ));
+            AuthMode::Proxy => {
+                if self.trusted_proxies.is_empty() {
+                    return Err(
+                        "--auth proxy needs --trusted-proxies (env RAYDAR_TRUSTED_PROXIES): the addresses of \
+                         the authenticating proxy whose identity headers raydar may believe, such as \
+                         127.0.0.1/32 for a proxy beside it; for local use without one, --auth dev"
+                            .into(),
+                    );
                 }
-                let header = |flag: &str, name: &str| {
-                    HeaderName::try_from(name.trim().to_ascii_lowercase())
-                        .map_err(|_| format!("{flag}: {name:?} is not an HTTP header name"))
-                };
                 Authn::Proxy(ProxyHeaders {
-                    trusted,
-                    user: header("--user-header", &user_header)?,
-                    email: header("--email-header", &email_header)?,
-                    groups: header("--groups-header", &groups_header)?,
+                    trusted: self.trusted_proxies.clone(),
+                    user: self.user_header.clone(),
+                    email: self.email_header.clone(),
+                    groups: self.groups_header.clone(),
                 })
             }
-            other => {
-                return Err(format!("--auth/RAYDAR_AUTH: {other:?} is not proxy or dev\n\n{USAGE}"))
-            }
         };
-        let ray_dashboard = Reach::parse(&ray_dashboard)?;
-        let count = |flag: &str, text: &str| match text.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{flag}: {text:?} is not a whole number above 0\n\n{USAGE}")),
-        };
-        let log_streams = count("--log-streams/RAYDAR_LOG_STREAMS", &log_streams)?;
-        let log_buffer_lines =
-            count("--log-buffer-lines/RAYDAR_LOG_BUFFER_LINES", &log_buffer_lines)?;
-        let action_rate = u32::try_from(count("--action-rate/RAYDAR_ACTION_RATE", &action_rate)?)
-            .map_err(|_| "--action-rate/RAYDAR_ACTION_RATE: too large".to_owned())?;
-        let gpus = GpuSettings {
-            prometheus: prometheus_url(&prometheus)?,
-            namespace: match platform::template::value::namespace_problem(dcgm_namespace.trim()) {
-                None => dcgm_namespace.trim().to_owned(),
-                Some(problem) => return Err(format!("--dcgm-namespace/RAYDAR_DCGM_NAMESPACE: {problem}")),
-            },
-            selector: dcgm_selector.trim().to_owned(),
-            port: match dcgm_port.trim().parse::<u16>() {
-                Ok(port) if port > 0 => port,
-                _ => return Err(format!("--dcgm-port/RAYDAR_DCGM_PORT: {dcgm_port:?} is not a port (1 to 65535)")),
-            },
-            reach: match dcgm_reach.as_str() {
-                "proxy" => ExporterReach::ApiserverProxy,
-                "pod" => ExporterReach::PodIp,
-                other => return Err(format!("--dcgm-reach/RAYDAR_DCGM_REACH: {other:?} is not proxy or pod")),
-            },
-            interval_s: parse_duration("--gpu-interval/RAYDAR_GPU_INTERVAL", &gpu_interval)?,
-            idle_below: match gpu_idle_below.trim().parse::<f64>() {
-                Ok(p) if (0.0..=100.0).contains(&p) => p,
-                _ => return Err(format!("--gpu-idle-below/RAYDAR_GPU_IDLE_BELOW: {gpu_idle_below:?} is not a percentage (0 to 100)")),
-            },
-            idle_after_s: parse_duration("--gpu-idle-after/RAYDAR_GPU_IDLE_AFTER", &gpu_idle_after)?,
-        };
-        if gpus.selector.is_empty() {
-            return Err("--dcgm-selector/RAYDAR_DCGM_SELECTOR must not be empty: it picks the dcgm-exporter pods".into());
-        }
-        Ok(Self {
-            addr,
-            site_root: site_root.into(),
+        Ok(Config {
+            gpus: self.gpu_settings(),
+            addr: self.addr,
+            site_root: self.site_root,
             authn,
-            action_rate,
-            ray_dashboard,
-            log_streams,
-            log_buffer_lines,
-            gpus,
+            action_rate: self.action_rate,
+            ray_dashboard: self.ray_dashboard,
+            log_streams: self.log_streams,
+            log_buffer_lines: self.log_buffer_lines,
         })
     }
+}
+
+impl Config {
+    /// Reads flags (`args` without the program name) over environment variables over defaults;
+    /// a refusal says which flag (and variable) is wrong and what it allows.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let args = std::iter::once("raydar-server".to_owned()).chain(args);
+        Flags::try_parse_from(args).map_err(refusal)?.into_config()
+    }
+
+    /// [`Config::from_args`] of this process' command line: `--help` and `--version` print and
+    /// exit 0, a refusal is printed and exits 2.
+    pub fn from_command_line() -> Self {
+        let flags = match Flags::try_parse() {
+            Ok(flags) => flags,
+            Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+                e.exit()
+            }
+            Err(e) => {
+                eprintln!("raydar-server: {}\n\nSee raydar-server --help.", refusal(e));
+                std::process::exit(2)
+            }
+        };
+        flags.into_config().unwrap_or_else(|why| {
+            eprintln!("raydar-server: {why}\n\nSee raydar-server --help.");
+            std::process::exit(2)
+        })
+    }
+}
+
+/// A clap error in raydar's words: a wrong value as `--flag/RAYDAR_VAR: why`, anything else as
+/// clap says it.
+fn refusal(error: clap::Error) -> String {
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let flag = context(ContextKind::InvalidArg)
+        .and_then(|arg| arg.split_whitespace().next().map(str::to_owned));
+    let source = std::error::Error::source(&error).map(|s| s.to_string());
+    match (error.kind(), flag, source) {
+        (ErrorKind::ValueValidation, Some(flag), Some(why)) => {
+            let env = Flags::command()
+                .get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+                .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
+            match env {
+                Some(env) => format!("{flag}/{env}: {why}"),
+                None => format!("{flag}: {why}"),
+            }
+        }
+        _ => error.render().to_string().trim_start_matches("error: ").trim().to_owned(),
+    }
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|e| format!("{text:?} is not HOST:PORT with a numeric host ({e})"))
+}
+
+fn cidr(text: &str) -> Result<Cidr, String> {
+    Cidr::parse(text)
+}
+
+fn header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::try_from(text.trim().to_ascii_lowercase())
+        .map_err(|_| format!("{text:?} is not an HTTP header name"))
+}
+
+fn not_empty(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+fn count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number above 0")),
+    }
+}
+
+fn reach(text: &str) -> Result<Reach, String> {
+    Reach::parse(text)
+}
+
+fn namespace(text: &str) -> Result<String, String> {
+    match platform::template::value::namespace_problem(text.trim()) {
+        None => Ok(text.trim().to_owned()),
+        Some(problem) => Err(problem),
+    }
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage (0 to 100)")),
+    }
+}
+
+fn duration(text: &str) -> Result<u32, String> {
+    parse_duration("", text).map_err(|e| e.trim_start_matches(": ").to_owned())
+}
+
+/// Reads a duration the way templates write them (`90s`, `30m`, `2h`, `1h30m`:
+/// [`platform::template::parse_duration`]) or plain seconds, above zero; errors start with
+/// `flag`.
+pub fn parse_duration(flag: &str, text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let seconds = match text.parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => platform::template::parse_duration(text).ok().map(|d| d.as_secs()),
+    };
+    match seconds {
+        Some(0) | None => {
+            Err(format!("{flag}: {text:?} is not a duration above 0 such as 90s, 30m, 2h or 1h30m"))
+        }
+        Some(n) => u32::try_from(n).map_err(|_| format!("{flag}: {text:?} is too long")),
+    }
+}
+
+/// Reads `--prometheus`: empty for none, else an http(s) base URL without query or fragment,
+/// kept without its trailing slash so API paths can follow it.
+fn prometheus_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let Ok(url) = reqwest::Url::parse(text) else {
+        return Err(format!("{text:?} is not a URL such as http://prometheus.monitoring:9090"));
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} is not an http or https URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} has a query or fragment; give the server's base URL"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -415,5 +502,35 @@ mod tests {
             parse(&["--auth", "dev", "--dev-user", "alice", "--dev-groups", "team-a,ml"]).unwrap();
         let Authn::Dev(user) = config.authn else { panic!("dev mode") };
         assert_eq!((user.name.as_str(), user.team()), ("alice", "team-a".to_owned()));
+    }
+
+    #[test]
+    fn durations_are_platforms_or_plain_seconds() {
+        assert_eq!(parse_duration("--gpu-idle-after", "1h30m"), Ok(5400));
+        assert_eq!(parse_duration("--gpu-interval", "15"), Ok(15));
+        let e = parse_duration("--gpu-interval", "0s").unwrap_err();
+        assert!(e.starts_with("--gpu-interval") && e.contains("above 0"), "{e}");
+        let config = parse(&["--auth", "dev", "--gpu-idle-after", "1h30m"]).unwrap();
+        assert_eq!(config.gpus.idle_after_s, 5400);
+    }
+
+    #[test]
+    fn a_wrong_value_names_the_flag_and_its_variable() {
+        let e = parse(&["--auth", "dev", "--log-streams", "none"]).unwrap_err();
+        assert_eq!(e, "--log-streams/RAYDAR_LOG_STREAMS: \"none\" is not a whole number above 0");
+        let e = parse(&["--auth", "sso"]).unwrap_err();
+        assert!(e.contains("--auth") && e.contains("proxy") && e.contains("dev"), "{e}");
+        let e = parse(&["--auth", "dev", "--no-such-flag"]).unwrap_err();
+        assert!(e.contains("--no-such-flag"), "{e}");
+    }
+
+    #[test]
+    fn help_groups_flags_by_concern_with_their_variables() {
+        let help = Flags::command().render_long_help().to_string();
+        for heading in ["Serving:", "Identity:", "Limits:", "Ray:", "GPU metrics:"] {
+            assert!(help.contains(heading), "{heading} in\n{help}");
+        }
+        assert!(help.contains("RAYDAR_GPU_IDLE_AFTER") && help.contains("RAYDAR_TRUSTED_PROXIES"));
+        Flags::command().debug_assert();
     }
 }

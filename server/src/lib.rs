@@ -1,52 +1,69 @@
 //! raydar-server: watches KubeRay RayClusters and serves raydar's web UI, REST API and live
 //! pushes from what it watched.
 //!
-//! Data flows one way: the Kubernetes watch feeds an in-memory store; pages and API handlers read
-//! the store; changes reach browsers by server-sent events, never by the browser polling.
+//! Data flows one way: background sources (Kubernetes watches, GPU scrapes) fill in-memory
+//! stores; pages and API handlers read the stores; changes reach browsers by server-sent events,
+//! never by the browser polling. Actions go the other way, to Kubernetes as the requester.
+//!
+//! [`start`] builds every store and starts every source under a [`Supervisor`]; [`run`] serves
+//! the routes until shutdown, then ends open streams and stops the sources.
 //!
 //! # Layout
 //!
-//! - [`config`]: command-line and environment settings.
-//! - [`auth`]: who is asking (an authenticating proxy's headers, or dev mode), Kubernetes clients
-//!   that act as them, and what they may see (SelfSubjectAccessReview, cached).
-//! - [`guard`]: web hardening: same-origin writes with a CSRF token, security headers, a per-user
-//!   limit on actions.
-//! - [`audit`]: who did what: a log line and an Event on the RayCluster for every action.
-//! - [`clusters`]: the RayCluster watch, the store it fills and the feed of changes it publishes.
-//! - [`gpus`]: GPU metrics: dcgm-exporter scraped into a bounded history and attributed to
-//!   RayClusters, Ray's own metrics, a cluster's GPUs and the fleet's idle ones.
-//! - [`charts`]: a cluster's GPU charts, drawn with plotters as SVG.
-//! - [`templates`]: the RayClusterTemplate watch and the store launches render from.
-//! - [`launch`]: launching (render, dry-run, server-side apply) and deleting RayClusters.
-//! - [`logs`]: live job and pod logs: one upstream per log, shared by its viewers through a ring.
-//! - [`overview`]: what a cluster's page shows below its summary: its pods (a watch), conditions,
-//!   recent events and Ray's nodes and jobs (read in the background, cached briefly).
-//! - [`push`]: the server-sent event stream of cluster changes that open pages follow.
-//! - [`ray`]: reading Ray dashboards: GET only, on an allowlist, with timeouts and per-cluster
-//!   limits.
-//! - [`rest`]: the JSON API under `/api/v1`, health and readiness.
-//! - [`watch`]: what the watches share: sync state, errors in words.
-//! - [`web`]: the router: Leptos pages, server functions, static files, and the pieces above.
+//! - [`config`]: flags and `RAYDAR_…` variables (clap).
+//! - [`state`]: [`AppState`], the handles handlers read, each taken on its own (`FromRef`).
+//! - [`router`]: every route and layer; the OpenAPI description is collected as the API is routed.
+//! - [`error`]: [`ApiError`], the one error answer of the API.
+//! - [`supervisor`]: runs the sources, restarts a failed one with backoff, reports each.
+//! - [`sources`]: the background sources, one module each: clusters, templates, Ray pods,
+//!   dcgm-exporters, Prometheus; and the reflector loop the watches share.
+//! - [`api`]: the handlers, one file per resource: clusters, actions, templates, logs, gpus, ray,
+//!   ops (health, readiness, metrics, session); the pages' context; extractors; the description.
+//! - [`security`]: identity, access (impersonation, access reviews), CSRF, security headers,
+//!   action limits, the audit trail.
+//! - [`logs`]: live logs: one upstream per log shared by its viewers through a bounded ring;
+//!   line splitting; the job and pod upstreams.
+//! - [`ray`]: reading Ray dashboards: how they are reached, with limits; the read allowlist; the
+//!   job log tail; Ray's own metrics.
+//! - [`gpus`]: the GPU history and what pages make of it; its SVG charts.
+//! - [`overview`]: a cluster page's events and Ray view, read in the background and cached.
+//! - [`cache`]: the small keyed cache those reads share.
+//! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
 
-pub mod audit;
-pub mod auth;
-pub mod charts;
-pub mod clusters;
+pub mod api;
+pub mod cache;
 pub mod config;
+pub mod error;
 pub mod gpus;
-pub mod guard;
-pub mod launch;
 pub mod logs;
 pub mod overview;
 pub mod push;
 pub mod ray;
-pub mod rest;
-pub mod templates;
-pub mod watch;
-pub mod web;
+pub mod router;
+pub mod security;
+pub mod sources;
+pub mod state;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kube::Client;
+use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-pub use web::{router, serve, AppState};
+pub use error::ApiError;
+pub use router::{router, serve};
+pub use state::AppState;
+pub use supervisor::Supervisor;
+
+use gpus::GpuMetrics;
+use logs::LogStreams;
+use overview::Overviews;
+use ray::{Dashboards, RayMetrics};
+use security::{Access, ActionLimit, Audit, CsrfKey};
+use sources::{Clusters, Exporters, Prometheus, RayPods, Templates};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -68,3 +85,129 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch by the server's clock.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64
+}
+
+/// Every store for `config`, read from the Kubernetes cluster `kube` talks to (`apiserver` names
+/// it in messages), and every source that fills them, started under a supervisor that stops
+/// them once `shutdown` is cancelled.
+pub fn start(
+    config: &Config,
+    kube: Client,
+    apiserver: &str,
+    shutdown: CancellationToken,
+) -> (AppState, Supervisor) {
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    let clusters = Clusters::new(kube.clone(), apiserver.to_owned());
+    let templates = Templates::new(kube.clone(), apiserver.to_owned());
+    let pods = RayPods::new(kube.clone(), apiserver.to_owned());
+    let gpus = GpuMetrics::new(&config.gpus);
+    supervise(&mut supervisor, "clusters", &clusters, Clusters::run);
+    supervise(&mut supervisor, "templates", &templates, Templates::run);
+    supervise(&mut supervisor, "pods", &pods, RayPods::run);
+    let settings = config.gpus.clone();
+    match settings.prometheus.clone() {
+        Some(base) => {
+            let source = Prometheus::new(
+                base,
+                settings.namespace,
+                settings.interval_s,
+                pods.clone(),
+                gpus.clone(),
+            );
+            supervise(&mut supervisor, "prometheus", &source, Prometheus::run);
+        }
+        None => {
+            let source = Exporters::new(
+                settings,
+                kube.clone(),
+                apiserver.to_owned(),
+                pods.clone(),
+                gpus.clone(),
+            );
+            supervise(&mut supervisor, "exporters", &source, Exporters::run);
+        }
+    }
+    // Ray dashboards are read through raydar's own client when by the apiserver's proxy, each
+    // call within 10 s, 4 at once per cluster.
+    let dashboards =
+        Dashboards::new(config.ray_dashboard.clone(), kube.clone(), Duration::from_secs(10), 4);
+    let state = AppState {
+        leptos: leptos_options(config),
+        overviews: Overviews::new(
+            clusters.clone(),
+            pods,
+            kube.clone(),
+            dashboards.clone(),
+            shutdown.clone(),
+        ),
+        ray_metrics: RayMetrics::new(dashboards.clone()),
+        dashboards,
+        logs: LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER),
+        gpus,
+        authn: Arc::new(config.authn.clone()),
+        access: Access::new(kube.clone()),
+        csrf: CsrfKey::generate(),
+        limit: ActionLimit::new(config.action_rate),
+        audit: Audit::new(kube.clone()),
+        sources: supervisor.status(),
+        shutdown,
+        clusters,
+        templates,
+        kube,
+    };
+    (state, supervisor)
+}
+
+/// Runs `source` (a handle whose `run` fills it) under `supervisor`, as `name`.
+fn supervise<T, F, Fut>(supervisor: &mut Supervisor, name: &'static str, source: &T, run: F)
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let source = source.clone();
+    supervisor.spawn(name, move |shutdown| run(source.clone(), shutdown));
+}
+
+/// Leptos' settings for `config`.
+fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        // tools/site.sh (and the Makefile) set the output name when building the server; tests
+        // built by plain cargo serve pages without the browser bundle, under the same name.
+        .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("raydar"))
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build()
+}
+
+/// How long open requests may take to finish after shutdown begins; event streams end at once.
+pub const GRACE: Duration = Duration::from_millis(4000);
+/// How long the sources may take to stop after the last request.
+const SOURCES_STOP: Duration = Duration::from_millis(500);
+
+/// Serves `state`'s routes on `listener` until `shutdown` is cancelled: then no new connection
+/// is taken, every event stream ends with a `reconnect` event, open requests are answered (for
+/// at most [`GRACE`]), and the sources stop.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    supervisor: Supervisor,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let served = serve(listener, router(state), shutdown.clone().cancelled_owned());
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        served = served => served?,
+        () = deadline => tracing::warn!("requests still open {GRACE:?} after shutdown began; leaving them"),
+    }
+    supervisor.join(SOURCES_STOP).await;
+    Ok(())
+}

@@ -1,9 +1,9 @@
 //! raydar-server: see the crate docs for what it does and how it is laid out.
 
 use anyhow::Context;
-use raydar_server::auth::Authn;
-use raydar_server::launch::Launcher;
-use raydar_server::{clusters, router, serve, templates, AppState, Config};
+use raydar_server::security::Authn;
+use raydar_server::Config;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -14,21 +14,13 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")),
         )
         .init();
-    let config = match Config::from_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(usage) => {
-            eprintln!("{usage}");
-            std::process::exit(2);
-        }
-    };
+    let config = Config::from_command_line();
 
     let kube_config = kube::Config::infer().await.context(
         "cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster",
     )?;
     let apiserver = kube_config.cluster_url.to_string();
     let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
-    let (clusters, watch) = clusters::watch(client.clone(), apiserver.clone());
-    let (templates, template_watch) = templates::watch(client.clone(), apiserver.clone());
     match &config.authn {
         Authn::Dev(user) => {
             tracing::warn!(user = %user.name, groups = ?user.groups, "dev mode: everyone who connects is this user (loopback only)")
@@ -37,32 +29,22 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(trusted = ?proxy.trusted, header = %proxy.user, "identity from the authenticating proxy")
         }
     }
-    let launcher = Launcher::new(client);
-
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| raydar_server::Error::Listen { addr: config.addr, source })?;
     let addr = listener.local_addr().context("listening socket has no address")?;
     tracing::info!(%apiserver, "raydar listening on http://{addr}");
 
-    let shutdown = shutdown_signal();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
-    };
-    let watch_task = tokio::spawn(watch.run(stopped(stop_rx.clone())));
-    let template_task = tokio::spawn(template_watch.run(stopped(stop_rx)));
-    serve(listener, router(AppState::new(&config, clusters, templates, launcher)), shutdown)
-        .await
-        .context("serving HTTP")?;
-    drop(stop_tx);
-    let _ = watch_task.await;
-    let _ = template_task.await;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let (state, supervisor) = raydar_server::start(&config, client, &apiserver, shutdown.clone());
+    raydar_server::run(listener, state, supervisor, shutdown).await.context("serving HTTP")?;
+    tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -76,5 +58,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: closing event streams, finishing open requests");
+    shutdown.cancel();
 }

@@ -1,85 +1,65 @@
-//! The push stream open pages follow: server-sent events of cluster changes.
-//!
-//! Each connection starts with a snapshot, then gets every change as it happens. A follower that
-//! falls more than [`crate::clusters::FEED_CAPACITY`] changes behind gets a fresh snapshot
-//! instead of the changes it missed, so a slow browser never makes the server buffer without bound.
+//! Server-sent event streams, as every live page gets them: JSON events, a keep-alive comment,
+//! and on shutdown a last `reconnect` event before the stream ends, so pages come back to the
+//! next raydar instead of waiting out a dead connection.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use app::api::push;
-use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use futures::stream::{self, Stream, StreamExt};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Access, Ask, User};
-use crate::clusters::{ClusterChange, Clusters};
-use crate::web::AppState;
+/// A comment on every event stream this often, so proxies keep it open and a closed page is
+/// noticed.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The last event of every stream when raydar shuts down.
+pub const RECONNECT: &str = "reconnect";
+/// How soon a page reconnects after [`RECONNECT`] (the `retry` field, milliseconds).
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-/// `GET /api/v1/clusters/events`: the clusters the requester may see, then their changes, as
-/// server-sent events. (A cross-origin request never gets here: [`crate::guard`].)
-pub async fn cluster_events(
-    State(state): State<AppState>,
-    Extension(user): Extension<User>,
-) -> Response {
-    Sse::new(cluster_stream(state.clusters, state.access, user))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+/// One server-sent event, as a client reads it off the stream (the OpenAPI description of every
+/// `text/event-stream` answer).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // read by the derive only
+pub struct ServerSentEvent {
+    /// The event's name: which kind of message `data` is.
+    #[schema(value_type = String, required = false)]
+    event: Option<String>,
+    /// The message, JSON.
+    data: String,
+    /// The event's id (a log stream's last line), sent back as `Last-Event-ID` on reconnect.
+    #[schema(value_type = String, required = false)]
+    id: Option<String>,
+    /// Milliseconds to wait before reconnecting.
+    #[schema(value_type = u64, required = false)]
+    retry: Option<u64>,
 }
 
-/// The events for one follower: snapshot first, then changes, each kept to what `user` may see
-/// (asked of Kubernetes as they come, answers cached briefly).
-pub fn cluster_stream(
-    clusters: Clusters,
-    access: Access,
-    user: User,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let changes = BroadcastStream::new(clusters.subscribe());
-    let (c, a, u) = (clusters.clone(), access.clone(), user.clone());
-    let first = async move { Some(snapshot(&c, &a, &u).await) };
-    stream::once(first)
-        .chain(changes.then(move |change| {
-            let (clusters, access, user) = (clusters.clone(), access.clone(), user.clone());
-            async move {
-                let may = |verb: &'static str, namespace: &str| {
-                    let (access, user, ask) =
-                        (access.clone(), user.clone(), Ask::rayclusters(verb, namespace));
-                    async move { access.may(&user, &ask).await }
-                };
-                match change {
-                    Ok(ClusterChange::Upsert(mut row)) => {
-                        if !may("list", &row.namespace).await {
-                            return None;
-                        }
-                        row.may_delete = may("delete", &row.namespace).await;
-                        Some(json_event(push::UPSERT, &row))
-                    }
-                    Ok(ClusterChange::Delete(gone)) => {
-                        may("list", &gone.namespace).await.then(|| json_event(push::DELETE, &gone))
-                    }
-                    Ok(ClusterChange::Resync) | Err(BroadcastStreamRecvError::Lagged(_)) => {
-                        Some(snapshot(&clusters, &access, &user).await)
-                    }
-                }
-            }
-        }))
-        .filter_map(|event| async move { event })
-}
-
-async fn snapshot(clusters: &Clusters, access: &Access, user: &User) -> Result<Event, Infallible> {
-    let mut list = clusters.snapshot();
-    access
-        .grants(user, list.clusters.iter().map(|c| c.namespace.clone()))
-        .await
-        .apply(&mut list.clusters);
-    json_event(push::SNAPSHOT, &list)
-}
-
-fn json_event(name: &str, data: &impl serde::Serialize) -> Result<Event, Infallible> {
+/// An event named `name` whose data is `data` as JSON.
+pub fn json_event(name: &str, data: &impl serde::Serialize) -> Result<Event, Infallible> {
     // Serializing these plain structs cannot fail; an empty event would be ignored by the page.
     Ok(Event::default().event(name).data(serde_json::to_string(data).unwrap_or_default()))
+}
+
+/// `events` as a server-sent event response that ends, after a [`RECONNECT`] event, once
+/// `shutdown` is cancelled.
+pub fn stream<S>(events: S, shutdown: &CancellationToken) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let token = shutdown.clone();
+    // A stream that ended by itself (a log that finished) ends without the goodbye.
+    let goodbye = futures::stream::once(async move { token.is_cancelled() }).filter_map(
+        |stopping| async move {
+            stopping.then(|| {
+                Ok(Event::default()
+                    .event(RECONNECT)
+                    .retry(RECONNECT_AFTER)
+                    .data(r#"{"reason":"raydar is restarting"}"#))
+            })
+        },
+    );
+    let body = events.take_until(shutdown.clone().cancelled_owned()).chain(goodbye);
+    Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }

@@ -1,10 +1,11 @@
 //! GPUs: a cluster's GPU section (charts over a chosen window, each GPU now, Ray's own view) and
 //! the fleet page (requested, held, busy and idle GPUs by team and cluster).
 //!
-//! Both read the server's latest scrape every [`POLL_MS`]: GPU numbers change inside the GPUs,
-//! which tell nobody, and the server scrapes them on its own clock anyway. Charts are SVG images
-//! drawn by the server; their URL carries the scrape's time, so a new scrape redraws them and an
-//! unchanged one costs nothing. Each chart comes in the page's light and dark colours; the
+//! Both are pushed by the server after every scrape that changed them (and the fleet after a
+//! cluster change): GPU numbers change inside the GPUs, which tell nobody, so the server scrapes
+//! them on its own clock and the browser makes no requests of its own. Charts are SVG images
+//! drawn by the server; their URL carries the scrape's time, so a pushed scrape redraws them and
+//! an unchanged one costs nothing. Each chart comes in the page's light and dark colours; the
 //! browser picks with `prefers-color-scheme`.
 
 use leptos::prelude::*;
@@ -13,44 +14,29 @@ use platform::status::format_age;
 use platform::utilization::{gib, percent, watts, Chart, ClusterGpus, Fleet, GpuNow, Window};
 
 use crate::api::read_fleet;
+use crate::routes::clusters::StreamState;
 
-/// How often the GPU section and the fleet page ask again.
-pub const POLL_MS: i32 = 5000;
-
-/// One read of a cluster's GPUs (its own split point, like the overview's).
-#[leptos::lazy]
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-async fn fetch(url: String) -> Result<ClusterGpus, String> {
-    #[cfg(feature = "hydrate")]
-    {
-        crate::http::get_json(&url).await
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        Err(format!("{url} is read by the browser"))
+/// Said while a GPU stream reconnects.
+#[component]
+fn Reconnecting(stream: RwSignal<StreamState>) -> impl IntoView {
+    move || {
+        (stream.get() == StreamState::Reconnecting).then(|| {
+            view! { <p class="error" role="alert">"Reconnecting: what is shown may be out of date."</p> }
+        })
     }
 }
 
-/// A cluster's GPUs, kept current.
+/// A cluster's GPUs, kept current by the server's pushes.
 #[component]
 pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
     let panel = RwSignal::new(None::<ClusterGpus>);
-    let failed = RwSignal::new(None::<String>);
+    let stream = RwSignal::new(StreamState::Connecting);
     let window = RwSignal::new(Window::Minutes15);
     #[cfg(feature = "hydrate")]
     {
-        let url = format!("/api/v1/clusters/{namespace}/{name}/gpus");
-        crate::http::repeat(
-            POLL_MS,
-            move || fetch(url.clone()),
-            move |read| match read {
-                Ok(fresh) => {
-                    panel.set(Some(fresh));
-                    failed.set(None);
-                }
-                Err(why) => failed.set(Some(why)),
-            },
-        );
+        let url = crate::api::push::gpus_path(&namespace, &name);
+        let apply = move |fresh: ClusterGpus| panel.set(Some(fresh));
+        crate::live::follow_json(&url, crate::api::push::GPUS, apply, stream);
     }
     let base = format!("/api/v1/clusters/{namespace}/{name}/gpus");
     let buttons = Window::ALL
@@ -66,7 +52,7 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
     view! {
         <section class="gpus">
             <h2>"GPUs"</h2>
-            {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh the GPUs: " {why}</p> })}
+            <Reconnecting stream/>
             {move || match panel.get() {
                 None => view! { <p class="empty">"Reading GPU metrics…"</p> }.into_any(),
                 Some(p) if p.gpus.is_empty() && p.requested == 0 => {
@@ -209,18 +195,20 @@ impl LazyRoute for FleetPage {
 #[component]
 fn FleetView(fleet: Fleet) -> impl IntoView {
     let fleet = RwSignal::new(fleet);
-    let failed = RwSignal::new(None::<String>);
+    let stream = RwSignal::new(StreamState::Connecting);
     #[cfg(feature = "hydrate")]
-    crate::http::repeat(POLL_MS, read_fleet, move |read| match read {
-        Ok(fresh) => {
-            fleet.set(fresh);
-            failed.set(None);
-        }
-        Err(e) => failed.set(Some(e.to_string())),
-    });
+    {
+        let apply = move |fresh: Fleet| fleet.set(fresh);
+        crate::live::follow_json(
+            crate::api::push::FLEET_PATH,
+            crate::api::push::FLEET,
+            apply,
+            stream,
+        );
+    }
     view! {
-        {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh: " {why}</p> })}
-        {move || fleet.with(|f| fleet_tables(f))}
+        <Reconnecting stream/>
+        {move || fleet.with(fleet_tables)}
     }
 }
 

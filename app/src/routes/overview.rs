@@ -1,73 +1,55 @@
 //! The lower half of a cluster's page: its pods, Ray's nodes and jobs, the RayCluster's conditions
-//! and recent events, read from `GET /api/v1/clusters/{namespace}/{name}/overview` every
-//! [`POLL_MS`] while the page is open.
-//!
-//! Polled, not pushed: Ray's jobs and nodes change inside Ray, which tells nobody, so the server
-//! has to ask it anyway; it asks once per cluster however many pages poll (see the server's
-//! `overview` module). Ray's part is shown apart from the rest: an unreachable dashboard says so
-//! there and hides nothing else.
+//! and recent events, pushed by the server (`/api/v1/clusters/{namespace}/{name}/overview/events`)
+//! whenever they change: pods and conditions as Kubernetes' watches see them, Ray's view and the
+//! events as the server reads them (once per cluster, however many pages follow it; see the
+//! server's `overview` module). The browser makes no requests of its own while the page is open;
+//! only its clock ticks, for the ages. Ray's part is shown apart from the rest: an unreachable
+//! dashboard says so there and hides nothing else.
 
 use leptos::prelude::*;
 use platform::overview::{ClusterOverview, EventRow, PodRow, RayJob, RayNode, RayView};
 use platform::status::format_age;
 use platform::ClusterCondition;
 
-/// How often the page asks again.
-pub const POLL_MS: i32 = 2000;
+use crate::routes::clusters::StreamState;
 
-/// One read of the overview (its own split point, like the actions: the fetch plumbing arrives on
-/// first use).
-#[leptos::lazy]
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-async fn fetch(url: String) -> Result<ClusterOverview, String> {
-    #[cfg(feature = "hydrate")]
-    {
-        crate::http::get_json(&url).await
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        Err(format!("{url} is read by the browser"))
-    }
-}
-
-/// Pods, Ray, conditions and events of `namespace/name`, kept current.
+/// Pods, Ray, conditions and events of `namespace/name`, kept current by the server's pushes.
 #[component]
 pub fn Overview(namespace: String, name: String) -> impl IntoView {
     let overview = RwSignal::new(None::<ClusterOverview>);
-    let failed = RwSignal::new(None::<String>);
+    let stream = RwSignal::new(StreamState::Connecting);
+    // The server's clock at the last push, advanced by the browser's between pushes.
+    let now = RwSignal::new(0_i64);
     #[cfg(feature = "hydrate")]
     {
-        let url = format!("/api/v1/clusters/{namespace}/{name}/overview");
-        crate::http::repeat(
-            POLL_MS,
-            move || fetch(url.clone()),
-            move |read| match read {
-                Ok(fresh) => {
-                    overview.set(Some(fresh));
-                    failed.set(None);
-                }
-                Err(why) => failed.set(Some(why)),
-            },
-        );
+        let url = crate::api::push::overview_path(&namespace, &name);
+        let apply = move |fresh: ClusterOverview| {
+            now.set(fresh.now);
+            overview.set(Some(fresh));
+        };
+        crate::live::follow_json(&url, crate::api::push::OVERVIEW, apply, stream);
+        crate::http::repeat(1000, || std::future::ready(()), move |()| now.update(|t| *t += 1));
     }
     let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));
-    let now = move || overview.with(|o| o.as_ref().map_or(0, |o| o.now));
+    let now = Signal::from(now);
     view! {
-        {move || failed.get().map(|why| view! { <p class="error" role="alert">"Could not refresh: " {why}</p> })}
+        {move || (stream.get() == StreamState::Reconnecting).then(|| view! {
+            <p class="error" role="alert">"Reconnecting: what is shown may be out of date."</p>
+        })}
         {move || match overview.get() {
             None => view! { <p class="empty">"Loading pods, Ray and events…"</p> }.into_any(),
             Some(o) => view! {
-                <Pods pods=o.pods now=o.now namespace=ns.get_value() name=cluster.get_value()/>
-                <Ray ray=o.ray now=now() namespace=ns.get_value() name=cluster.get_value()/>
+                <Pods pods=o.pods now namespace=ns.get_value() name=cluster.get_value()/>
+                <Ray ray=o.ray now namespace=ns.get_value() name=cluster.get_value()/>
                 <Conditions conditions=o.conditions/>
-                <Events events=o.events now=o.now/>
+                <Events events=o.events now/>
             }.into_any(),
         }}
     }
 }
 
 #[component]
-fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl IntoView {
+fn Pods(pods: Vec<PodRow>, now: Signal<i64>, namespace: String, name: String) -> impl IntoView {
     let empty = pods.is_empty();
     let rows = pods
         .into_iter()
@@ -84,7 +66,7 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
                     <td>{pod.node.unwrap_or_else(|| "—".into())}</td>
                     <td class="mono">{pod.ip.unwrap_or_else(|| "—".into())}</td>
                     <td class="num">{pod.restarts}</td>
-                    <td class="num">{format_age(now - pod.created)}</td>
+                    <td class="num">{move || format_age(now.get() - pod.created)}</td>
                     <td><a href=viewer>"Follow"</a> " · " <a href=logs download>"Download"</a></td>
                 </tr>
             }
@@ -105,7 +87,7 @@ fn Pods(pods: Vec<PodRow>, now: i64, namespace: String, name: String) -> impl In
 }
 
 #[component]
-fn Ray(ray: RayView, now: i64, namespace: String, name: String) -> impl IntoView {
+fn Ray(ray: RayView, now: Signal<i64>, namespace: String, name: String) -> impl IntoView {
     let RayView { checked, error, nodes, jobs } = ray;
     let state = match (&error, checked) {
         (Some(_), _) => "unreachable",
@@ -115,7 +97,7 @@ fn Ray(ray: RayView, now: i64, namespace: String, name: String) -> impl IntoView
     let notice = match (error, checked) {
         (Some(error), Some(at)) => Some(format!(
             "Ray's dashboard is not answering: {error}. Shown: its answer of {} ago.",
-            format_age(now - at)
+            format_age(now.get_untracked() - at)
         )),
         (Some(error), None) => Some(format!("Ray's dashboard is not answering: {error}")),
         (None, None) => Some("Asking Ray…".to_owned()),
@@ -168,14 +150,22 @@ fn node_row(node: RayNode) -> impl IntoView {
     }
 }
 
-fn job_row(job: RayJob, now: i64, namespace: &str, name: &str) -> impl IntoView {
+fn job_row(job: RayJob, now: Signal<i64>, namespace: &str, name: &str) -> impl IntoView {
     let viewer = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
     let href = format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id);
-    let started = job
-        .start_time
-        .map_or_else(|| "—".to_owned(), |ms| format!("{} ago", format_age(now - ms / 1000)));
-    let duration =
-        job.duration_ms(now * 1000).map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000));
+    let start_time = job.start_time;
+    let started = move || {
+        start_time.map_or_else(
+            || "—".to_owned(),
+            |ms| format!("{} ago", format_age(now.get() - ms / 1000)),
+        )
+    };
+    let running = job.clone();
+    let duration = move || {
+        running
+            .duration_ms(now.get() * 1000)
+            .map_or_else(|| "—".to_owned(), |ms| format_age(ms / 1000))
+    };
     let (id, status) = (job.id.clone(), job.status.clone());
     let class = format!("job-{}", job.status.to_ascii_lowercase());
     view! {
@@ -220,7 +210,7 @@ fn Conditions(conditions: Vec<ClusterCondition>) -> impl IntoView {
 }
 
 #[component]
-fn Events(events: Vec<EventRow>, now: i64) -> impl IntoView {
+fn Events(events: Vec<EventRow>, now: Signal<i64>) -> impl IntoView {
     let empty = events.is_empty();
     let rows = events
         .into_iter()
@@ -234,7 +224,7 @@ fn Events(events: Vec<EventRow>, now: i64) -> impl IntoView {
                 <td class="mono">{e.object}</td>
                 <td>{e.message}</td>
                 <td class="num">{e.count}</td>
-                <td class="num">{format_age(now - e.last_seen)}</td>
+                <td class="num">{move || format_age(now.get() - e.last_seen)}</td>
             </tr>
             }
         })

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// One typed value a launcher may set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateParameter {
@@ -41,6 +42,7 @@ pub struct TemplateParameter {
 
 /// The type of a parameter; it decides how the value is parsed and what it becomes in the spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ParameterKind {
@@ -59,6 +61,7 @@ pub enum ParameterKind {
 
 /// A default or bound as written in the template: an integer or a text (`8Gi`, `2h`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Scalar {
     /// Written as a number.
@@ -69,6 +72,7 @@ pub enum Scalar {
 
 /// The platform's rules for every cluster launched from a template.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TemplatePolicy {
@@ -88,6 +92,7 @@ pub struct TemplatePolicy {
 
 /// What a launch form (and `GET /api/v1/templates`) shows for one template.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateForm {
     /// Name of the template.
@@ -102,6 +107,7 @@ pub struct TemplateForm {
 
 /// One problem with a template or a launch request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The parameter (or `name`, `namespace`) of a request, or the path in a template.
     pub field: String,

@@ -20,6 +20,7 @@ use super::{Error, RayClusterTemplate, Result};
 
 /// What a launcher asks for: where the cluster goes and the parameter values they set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LaunchRequest {
     /// Name of the RayCluster.
     pub name: String,

@@ -7,8 +7,7 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
-use raydar_server::launch::Launcher;
-use raydar_server::{clusters, router, serve, templates, AppState, Config};
+use raydar_server::{AppState, Config, Supervisor};
 use serde_json::Value;
 
 /// How long one step of a test may take.
@@ -20,7 +19,9 @@ pub struct Raydar {
     pub base: String,
     /// Talks to raydar as its pages do: same Origin, the signed-in user's CSRF token.
     pub http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// Its handles, as handlers see them.
+    pub state: AppState,
+    _stop: tokio_util::sync::DropGuard,
 }
 
 /// The dev user test servers act as: the local control plane's `developer`
@@ -37,26 +38,29 @@ pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
 /// as [`DEV_USER`] unless they say `--auth`. In proxy mode [`Raydar::http`] carries no identity:
 /// make clients with [`as_user`].
 pub async fn start_raydar_with(client: Client, apiserver: &str, flags: &[&str]) -> Raydar {
+    start_raydar_and(client, apiserver, flags, |_| {}).await
+}
+
+/// [`start_raydar_with`], after `more` has added its own sources to the supervisor.
+pub async fn start_raydar_and(
+    client: Client,
+    apiserver: &str,
+    flags: &[&str],
+    more: impl FnOnce(&mut Supervisor),
+) -> Raydar {
     let dev: &[&str] =
         if flags.contains(&"--auth") { &[] } else { &["--auth", "dev", "--dev-user", DEV_USER] };
     let args = ["--addr", "127.0.0.1:0"].iter().chain(dev).chain(flags).map(|s| s.to_string());
     let config = Config::from_args(args).unwrap();
-    let (clusters, watch) = clusters::watch(client.clone(), apiserver.into());
-    let (templates, template_watch) = templates::watch(client.clone(), apiserver.into());
-    let launcher = Launcher::new(client);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (state, mut supervisor) =
+        raydar_server::start(&config, client, apiserver, shutdown.clone());
+    more(&mut supervisor);
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(&config, clusters, templates, launcher));
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = serve(listener, app, std::future::pending()) => {},
-            _ = watch.run(async { let _ = stopped.await; }) => {},
-            _ = template_watch.run(std::future::pending()) => {},
-        }
-    });
+    tokio::spawn(raydar_server::run(listener, state.clone(), supervisor, shutdown.clone()));
     let http = page_client(&base, &[]).await;
-    Raydar { base, http, _stop: stop }
+    Raydar { base, http, state, _stop: shutdown.drop_guard() }
 }
 
 /// A client that talks to raydar at `base` as its pages do, with `identity` headers (what an

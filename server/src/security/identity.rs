@@ -1,35 +1,27 @@
-//! Who is asking, and what Kubernetes lets them do.
+//! Who is asking: an authenticating proxy's identity headers, believed from its addresses only,
+//! or dev mode's one user.
 //!
 //! raydar has no accounts of its own. Identity comes from an authenticating proxy in front of it
 //! (oauth2-proxy style headers: user, email, groups; names configurable), and is believed only
 //! when the request comes from one of the configured proxy addresses. For local use, dev mode
 //! gives every request one configured identity, and serves loopback only.
 //!
-//! What a user may do is never decided here: every action goes to Kubernetes as that user
-//! (impersonation, [`Access::client_for`]), so RBAC decides and the apiserver's audit log names
-//! the person, and what a user may see is asked of Kubernetes (SelfSubjectAccessReview, made as
-//! the user, cached for [`Access::TTL`]). raydar's own credentials read, and impersonate.
+//! What a user may do is never decided here but by Kubernetes, asked as the user
+//! ([`super::access`]).
 //!
 //! Identity headers sent by a client that is not a trusted proxy are ignored (the request is
 //! unauthenticated), and `Impersonate-*` headers of any request are dropped before a handler
 //! sees them.
 
-use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
-use kube::api::{Api, PostParams};
-use kube::Client;
-use serde_json::json;
+
+use crate::error::ApiError;
 
 /// The person behind a request, as the authenticating proxy (or dev mode) says.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -217,241 +209,11 @@ fn unauthenticated(headers: &HeaderMap) -> Response {
         )
             .into_response();
     }
-    (
+    ApiError::new(
         StatusCode::UNAUTHORIZED,
-        Json(json!({ "error": "sign-in required: the request carries no identity from raydar's authenticating proxy", "reason": "Unauthorized" })),
+        "sign-in required: the request carries no identity from raydar's authenticating proxy",
     )
-        .into_response()
-}
-
-/// One question to Kubernetes' authorizer: may the user `verb` `resource` in `namespace`?
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Ask {
-    /// `list`, `get`, `create`, `patch`, `update`, `delete`.
-    pub verb: &'static str,
-    /// API group: `ray.io`, or empty for the core group.
-    pub group: &'static str,
-    /// `rayclusters`, `pods`.
-    pub resource: &'static str,
-    /// `log`, or empty.
-    pub subresource: &'static str,
-    /// The namespace; empty asks about every namespace.
-    pub namespace: String,
-}
-
-impl Ask {
-    /// `verb` on RayClusters in `namespace`.
-    pub fn rayclusters(verb: &'static str, namespace: &str) -> Ask {
-        Ask {
-            verb,
-            group: "ray.io",
-            resource: "rayclusters",
-            subresource: "",
-            namespace: namespace.to_owned(),
-        }
-    }
-
-    /// Reading pods' logs in `namespace`.
-    pub fn pod_logs(namespace: &str) -> Ask {
-        Ask {
-            verb: "get",
-            group: "",
-            resource: "pods",
-            subresource: "log",
-            namespace: namespace.to_owned(),
-        }
-    }
-}
-
-/// Kubernetes clients acting as users, and their answers about what they may do, cached briefly.
-#[derive(Clone)]
-pub struct Access {
-    /// raydar's own client; requests made as a user go through it with impersonation headers.
-    client: Client,
-    answers: Arc<Mutex<HashMap<(User, Ask), (bool, Instant)>>>,
-    timeout: Duration,
-}
-
-impl Access {
-    /// How long an answer is reused: a revoked permission stops showing within this time.
-    pub const TTL: Duration = Duration::from_secs(10);
-    /// Most answers kept; beyond, expired ones are dropped first, then all.
-    pub const MAX_ANSWERS: usize = 50_000;
-
-    /// Access through `client` (raydar's own), each question answered within 10 s.
-    pub fn new(client: Client) -> Self {
-        Access { client, answers: Arc::default(), timeout: Duration::from_secs(10) }
-    }
-
-    /// A client that acts as `user`: the apiserver authorizes each request for them and its
-    /// audit log names them. Fails for a name or group Kubernetes headers cannot carry.
-    pub fn client_for(&self, user: &User) -> Result<Client, String> {
-        let mut headers = Vec::with_capacity(1 + user.groups.len());
-        let value = |v: &str, what: &str| {
-            HeaderValue::from_str(v).map_err(|_| {
-                format!("the {what} {v:?} cannot be passed to Kubernetes (not plain ASCII)")
-            })
-        };
-        headers
-            .push((HeaderName::from_static("impersonate-user"), value(&user.name, "user name")?));
-        for group in &user.groups {
-            headers.push((HeaderName::from_static("impersonate-group"), value(group, "group")?));
-        }
-        let base = self.client.clone();
-        let headers = Arc::new(headers);
-        let service =
-            tower::service_fn(move |mut request: axum::http::Request<kube::client::Body>| {
-                let (base, headers) = (base.clone(), headers.clone());
-                async move {
-                    for (name, value) in headers.iter() {
-                        request.headers_mut().append(name.clone(), value.clone());
-                    }
-                    base.send(request).await
-                }
-            });
-        Ok(Client::new(service, self.client.default_namespace().to_owned()))
-    }
-
-    /// Whether `user` may do what `ask` says. A user Kubernetes cannot be asked about (the
-    /// apiserver unreachable, a name it cannot carry) may not: access fails closed.
-    pub async fn may(&self, user: &User, ask: &Ask) -> bool {
-        let key = (user.clone(), ask.clone());
-        if let Some((allowed, at)) =
-            self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten()
-        {
-            if at.elapsed() < Self::TTL {
-                return allowed;
-            }
-        }
-        let allowed = match self.review(user, ask).await {
-            Ok(allowed) => allowed,
-            Err(error) => {
-                tracing::warn!(user = %user.name, ?ask, "cannot ask Kubernetes whether the user may: {error}");
-                return false; // not cached: the next request asks again
-            }
-        };
-        if let Ok(mut answers) = self.answers.lock() {
-            if answers.len() >= Self::MAX_ANSWERS {
-                answers.retain(|_, (_, at)| at.elapsed() < Self::TTL);
-                if answers.len() >= Self::MAX_ANSWERS {
-                    answers.clear();
-                }
-            }
-            answers.insert(key, (allowed, Instant::now()));
-        }
-        allowed
-    }
-
-    /// Asks the apiserver, as the user (SelfSubjectAccessReview: any signed-in user may ask about
-    /// themselves, so raydar needs no permission to review others).
-    async fn review(&self, user: &User, ask: &Ask) -> Result<bool, String> {
-        let client = self.client_for(user)?;
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(ask.verb.to_owned()),
-                    group: Some(ask.group.to_owned()),
-                    resource: Some(ask.resource.to_owned()),
-                    subresource: (!ask.subresource.is_empty()).then(|| ask.subresource.to_owned()),
-                    namespace: (!ask.namespace.is_empty()).then(|| ask.namespace.clone()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let api: Api<SelfSubjectAccessReview> = Api::all(client);
-        let answer =
-            tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
-                .await
-                .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
-                .map_err(|e| e.to_string())?;
-        Ok(answer.status.is_some_and(|s| s.allowed))
-    }
-}
-
-/// What one user may read and do, for the namespaces of the clusters raydar watches: what pages
-/// render from (they cannot wait on Kubernetes while rendering, so it is worked out before).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// Namespaces whose RayClusters (and their pods, events, logs) the user may see.
-    pub read: BTreeSet<String>,
-    /// Namespaces where the user may delete RayClusters (tear down).
-    pub delete: BTreeSet<String>,
-    /// Namespaces where the user may update RayClusters (suspend, resume, scale).
-    pub change: BTreeSet<String>,
-}
-
-impl Grants {
-    /// Keeps the rows the user may see, each saying whether they may tear it down.
-    pub fn apply(&self, rows: &mut Vec<platform::ClusterSummary>) {
-        rows.retain(|c| self.read.contains(&c.namespace));
-        for row in rows {
-            row.may_delete = self.delete.contains(&row.namespace);
-        }
-    }
-}
-
-impl Access {
-    /// Most questions in flight at once for one request.
-    const PARALLEL: usize = 16;
-
-    /// The namespaces among `namespaces` where `user` may list RayClusters: all of them when
-    /// they may list everywhere, else each asked (cached).
-    pub async fn readable(
-        &self,
-        user: &User,
-        namespaces: impl IntoIterator<Item = String>,
-    ) -> BTreeSet<String> {
-        let namespaces: BTreeSet<String> = namespaces.into_iter().collect();
-        if self.may(user, &Ask::rayclusters("list", "")).await {
-            return namespaces;
-        }
-        self.each(user, namespaces, |ns| Ask::rayclusters("list", ns)).await
-    }
-
-    /// Among `namespaces`, those where `ask(namespace)` is allowed.
-    async fn each(
-        &self,
-        user: &User,
-        namespaces: BTreeSet<String>,
-        ask: impl Fn(&str) -> Ask,
-    ) -> BTreeSet<String> {
-        use futures::StreamExt;
-        futures::stream::iter(namespaces)
-            .map(|ns| {
-                let question = ask(&ns);
-                async move { self.may(user, &question).await.then_some(ns) }
-            })
-            .buffer_unordered(Self::PARALLEL)
-            .filter_map(|ns| async move { ns })
-            .collect()
-            .await
-    }
-
-    /// Everything [`Grants`] holds, for `namespaces`.
-    pub async fn grants(
-        &self,
-        user: &User,
-        namespaces: impl IntoIterator<Item = String>,
-    ) -> Grants {
-        let read = self.readable(user, namespaces).await;
-        let delete = self.each(user, read.clone(), |ns| Ask::rayclusters("delete", ns)).await;
-        let change = self.each(user, read.clone(), |ns| Ask::rayclusters("update", ns)).await;
-        Grants { read, delete, change }
-    }
-}
-
-/// A refusal to read: who may not read what, as Kubernetes decided.
-pub fn may_not_read(user: &User, what: &str, namespace: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({
-            "error": format!("{} may not read {what} in namespace {namespace} (Kubernetes RBAC)", user.name),
-            "reason": "Forbidden",
-        })),
-    )
-        .into_response()
+    .into_response()
 }
 
 #[cfg(test)]

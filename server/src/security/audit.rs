@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::Client;
 
-use crate::auth::User;
+use super::identity::User;
 
 /// What was done to a cluster.
 #[derive(Clone, Debug)]

@@ -1,0 +1,135 @@
+//! The API's OpenAPI description: its root (title, tags, the error schema) and the path
+//! parameters its routes share. The operations come from the handlers' own `#[utoipa::path]`
+//! attributes, collected by the router as it routes them, so a route cannot go undescribed.
+
+use utoipa::{IntoParams, OpenApi};
+
+use crate::error::ApiError;
+
+/// The description's root; the router adds every operation it routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "raydar",
+        description = "The console of a shared Ray-on-Kubernetes platform: RayClusters watched \
+            live, launched from vetted templates, changed and torn down as the requester \
+            (Kubernetes impersonation, so RBAC decides), their logs and GPU use.\n\n\
+            Every request needs an identity (an authenticating proxy's headers, or dev mode). \
+            Writes need an `Origin` naming raydar and the requester's CSRF token in \
+            `X-CSRF-Token` (`GET /api/v1/session`). Every error is an `ApiError`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    components(schemas(ApiError)),
+    tags(
+        (name = "clusters", description = "RayClusters: the list, one cluster, its page, live changes"),
+        (name = "actions", description = "Launch, suspend, resume, scale, tear down: made as the requester"),
+        (name = "templates", description = "The vetted RayClusterTemplates clusters are launched from"),
+        (name = "logs", description = "Job and pod logs, live or as a download"),
+        (name = "gpus", description = "GPU use by cluster and fleet"),
+        (name = "ray", description = "Read-only, allowlisted reads of a cluster's Ray dashboard"),
+        (name = "session", description = "Who raydar takes the requester to be")
+    )
+)]
+pub struct ApiDoc;
+
+/// A RayCluster's namespace and name.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the derive only
+pub struct ClusterParams {
+    /// The cluster's namespace (a DNS-1123 label).
+    #[param(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    namespace: String,
+    /// The cluster's name.
+    #[param(pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 53)]
+    name: String,
+}
+
+/// A Ray job of a cluster.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the derive only
+pub struct JobParams {
+    /// The cluster's namespace (a DNS-1123 label).
+    #[param(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    namespace: String,
+    /// The cluster's name.
+    #[param(pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 53)]
+    name: String,
+    /// The job's submission id (or job id).
+    #[param(pattern = "^[A-Za-z0-9_-]+$", max_length = 128)]
+    job_id: String,
+}
+
+/// A Ray pod of a cluster.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the derive only
+pub struct PodParams {
+    /// The cluster's namespace (a DNS-1123 label).
+    #[param(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    namespace: String,
+    /// The cluster's name.
+    #[param(pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 53)]
+    name: String,
+    /// The pod's name (a DNS-1123 subdomain).
+    #[param(
+        pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$",
+        max_length = 253
+    )]
+    pod: String,
+}
+
+/// What any read of a cluster's routes may answer besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum ReadErrors {
+    /// A path segment or parameter is malformed (a namespace or name that cannot be a
+    /// Kubernetes name, a resume point that is not a line number).
+    #[response(status = 400)]
+    Malformed(ApiError),
+    /// The requester may not read this (Kubernetes RBAC), or the request is cross-origin.
+    #[response(status = 403)]
+    Forbidden(ApiError),
+    /// raydar knows no such cluster, or it has no such pod, container or job.
+    #[response(status = 404)]
+    NotFound(ApiError),
+}
+
+/// What any action may answer besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum ActionErrors {
+    /// The body or path is malformed.
+    #[response(status = 400)]
+    Malformed(ApiError),
+    /// Kubernetes RBAC refused (its own message), or the request lacks a same-origin `Origin`
+    /// or the requester's CSRF token.
+    #[response(status = 403)]
+    Forbidden(ApiError),
+    /// Too many actions of this requester; `Retry-After` says when to come back.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    TooMany(ApiError),
+    /// Kubernetes could not be reached.
+    #[response(status = 502)]
+    Unreachable(ApiError),
+    /// Kubernetes did not answer in time.
+    #[response(status = 504)]
+    Timeout(ApiError),
+}
+
+/// What a read that goes to a Ray dashboard or Kubernetes may answer besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum UpstreamErrors {
+    /// The Ray dashboard or Kubernetes cannot be reached, or answered with something else.
+    #[response(status = 502)]
+    Unreachable(ApiError),
+    /// The cluster's dashboard calls are all taken, or `--log-streams` logs are followed
+    /// already.
+    #[response(status = 503)]
+    Busy(ApiError),
+    /// No answer in time.
+    #[response(status = 504)]
+    Timeout(ApiError),
+}

@@ -1,0 +1,246 @@
+//! GPU routes: a cluster's GPUs now and its charts, and the fleet.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use app::api::push;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::StreamExt;
+use platform::utilization::{Chart, ClusterGpus, Fleet, Window};
+use serde::Deserialize;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+
+use super::extract::{check_cluster, Path, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::gpus::charts::{self, Theme};
+use crate::gpus::GpuMetrics;
+use crate::push::json_event;
+use crate::ray::RayMetrics;
+use crate::security::access::MayReadCluster;
+use crate::security::{Access, User};
+use crate::sources::Clusters;
+
+/// What the GPU routes use: cheap to clone.
+#[derive(Clone)]
+pub struct Gpus {
+    /// The GPU history.
+    pub metrics: GpuMetrics,
+    /// Ray's own metrics of a head.
+    pub ray: RayMetrics,
+    /// The watched clusters.
+    pub clusters: Clusters,
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/gpus`: the cluster's GPUs now and what Ray says.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/gpus", tag = "gpus",
+    params(super::doc::ClusterParams),
+    responses(
+        (status = 200, description = "The cluster's GPUs now, and Ray's own view", body = ClusterGpus),
+        super::doc::ReadErrors))]
+pub async fn cluster(
+    _: MayReadCluster,
+    State(gpus): State<Gpus>,
+    path: super::extract::ClusterPath,
+) -> ApiResult<Json<ClusterGpus>> {
+    Ok(Json(panel(&gpus, &path.namespace, &path.name).await?))
+}
+
+/// A cluster's GPU panel: its GPUs now, and Ray's metrics (or why there are none).
+pub async fn panel(gpus: &Gpus, namespace: &str, name: &str) -> ApiResult<ClusterGpus> {
+    let summary =
+        gpus.clusters.get(namespace, name).ok_or_else(|| ApiError::no_cluster(namespace, name))?;
+    let mut panel = gpus.metrics.cluster(namespace, name, summary.gpus_desired);
+    match gpus.ray.usage(namespace, name).await {
+        Ok(usage) => panel.ray = Some(usage),
+        Err(why) => panel.ray_error = Some(why),
+    }
+    Ok(panel)
+}
+
+/// The chart's query: `?window=15m|1h|6h&theme=light|dark`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChartQuery {
+    /// How far back: `15m` (the default), `1h` or `6h`.
+    #[param(pattern = "^(15m|1h|6h)$")]
+    window: Option<String>,
+    /// `light` (the default) or `dark`.
+    #[param(pattern = "^(light|dark)$")]
+    theme: Option<String>,
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/gpus/{chart}`: one chart (`util.svg`, `memory.svg`,
+/// `power.svg`) as SVG.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/gpus/{chart}", tag = "gpus",
+    params(super::doc::ClusterParams,
+        ("chart" = String, Path, pattern = "^(util|memory|power)(\\.svg)?$",
+            description = "`util.svg`, `memory.svg` or `power.svg`"),
+        ChartQuery),
+    responses(
+        (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
+        (status = 422, description = "No such chart, window or theme", body = ApiError),
+        super::doc::ReadErrors))]
+pub async fn chart(
+    _: MayReadCluster,
+    State(gpus): State<Gpus>,
+    Path((namespace, name, file)): Path<(String, String, String)>,
+    Query(query): Query<ChartQuery>,
+) -> ApiResult<Response> {
+    check_cluster(&namespace, &name)?;
+    let parsed = (|| {
+        let chart = Chart::parse(file.strip_suffix(".svg").unwrap_or(&file))?;
+        let window = query.window.as_deref().map(Window::parse).transpose()?.unwrap_or_default();
+        let theme = query.theme.as_deref().map(Theme::parse).transpose()?.unwrap_or(Theme::Light);
+        Ok::<_, String>((chart, window, theme))
+    })();
+    let (chart, window, theme) =
+        parsed.map_err(|why| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, why))?;
+    if gpus.clusters.get(&namespace, &name).is_none() {
+        return Err(ApiError::no_cluster(&namespace, &name));
+    }
+    let data = gpus.metrics.chart(&namespace, &name, chart, window);
+    let svg = charts::render(&data, theme)
+        .map_err(|why| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, why))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+            // An image never runs script; this says so to anyone who opens it on its own.
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/gpus`: the fleet, over the clusters the requester may see.
+#[utoipa::path(get, path = "/gpus", tag = "gpus",
+    responses((status = 200, description = "GPUs requested, held, busy and idle by cluster and team", body = Fleet)))]
+pub async fn fleet(
+    State(gpus): State<Gpus>,
+    State(access): State<Access>,
+    Extension(user): Extension<User>,
+) -> Json<Fleet> {
+    let grants = access.grants(&user, gpus.clusters.namespaces()).await;
+    Json(fleet_for(&gpus, &grants.read))
+}
+
+/// The fleet over the clusters in namespaces `readable`.
+pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
+    let clusters = gpus
+        .clusters
+        .with_owners()
+        .into_iter()
+        .filter(|(c, _, _)| readable.contains(&c.namespace))
+        .collect();
+    gpus.metrics.fleet(clusters)
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/gpus/events`: the cluster's GPUs now, then after
+/// every scrape (or Prometheus query) that changed them, as server-sent events.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/gpus/events", tag = "gpus",
+    params(super::doc::ClusterParams),
+    responses(
+        (status = 200, description = "Server-sent events: `gpus` (the cluster's GPUs now, and \
+            Ray's own view) first and after every scrape that changed them, `gone` when the \
+            cluster is deleted; `reconnect` when raydar shuts down",
+            content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        super::doc::ReadErrors))]
+pub async fn cluster_events(
+    _: MayReadCluster,
+    State(gpus): State<Gpus>,
+    State(shutdown): State<CancellationToken>,
+    path: super::extract::ClusterPath,
+) -> ApiResult<Response> {
+    let first = panel(&gpus, &path.namespace, &path.name).await?;
+    let rounds = WatchStream::from_changes(gpus.metrics.rounds());
+    let later = rounds.then(move |_| {
+        let (gpus, ns, name) = (gpus.clone(), path.namespace.clone(), path.name.clone());
+        async move { panel(&gpus, &ns, &name).await.ok() }
+    });
+    let panels = futures::stream::once(async { Some(first) }).chain(later);
+    let events =
+        changes_only(panels, |p| ClusterGpus { now: 0, ..p.clone() }).map(|panel| match panel {
+            Some(panel) => json_event(push::GPUS, &panel),
+            None => json_event(push::GONE, &serde_json::json!({})),
+        });
+    Ok(crate::push::stream(events, &shutdown))
+}
+
+/// `GET /api/v1/gpus/events`: the fleet over the clusters the requester may see, then whenever a
+/// scrape or a cluster changed it, as server-sent events.
+#[utoipa::path(get, path = "/gpus/events", tag = "gpus",
+    responses((status = 200, description = "Server-sent events: `fleet` first and whenever a \
+        scrape or a cluster changed it; `reconnect` when raydar shuts down",
+        content_type = "text/event-stream", body = crate::push::ServerSentEvent)))]
+pub async fn fleet_events(
+    State(gpus): State<Gpus>,
+    State(access): State<Access>,
+    State(shutdown): State<CancellationToken>,
+    Extension(user): Extension<User>,
+) -> Response {
+    let rounds = WatchStream::from_changes(gpus.metrics.rounds()).map(|_| ());
+    let clusters = BroadcastStream::new(gpus.clusters.subscribe()).map(|_| ());
+    // A burst of changes (a relist, a launch's pods) is one new fleet, at most one a second.
+    let triggers = futures::stream::select(rounds, clusters)
+        .ready_chunks(1024)
+        .then(|_| async { tokio::time::sleep(Duration::from_millis(FLEET_SETTLE_MS)).await });
+    let fleets = futures::stream::once(async {}).chain(triggers).then(move |()| {
+        let (gpus, access, user) = (gpus.clone(), access.clone(), user.clone());
+        async move {
+            let grants = access.grants(&user, gpus.clusters.namespaces()).await;
+            Some(fleet_for(&gpus, &grants.read))
+        }
+    });
+    let events = changes_only(fleets, |f| Fleet { now: 0, ..f.clone() })
+        .filter_map(|fleet| std::future::ready(fleet.map(|f| json_event(push::FLEET, &f))));
+    crate::push::stream(events, &shutdown)
+}
+
+/// How long the fleet's stream waits after a change for the rest of its burst.
+const FLEET_SETTLE_MS: u64 = 250;
+
+/// The items of `items` that differ from the one before by `key` (the clock left out), ending
+/// after the first `None` (the cluster is gone).
+fn changes_only<T, K: PartialEq>(
+    items: impl futures::Stream<Item = Option<T>>,
+    key: impl Fn(&T) -> K,
+) -> impl futures::Stream<Item = Option<T>> {
+    enum Step<T> {
+        Send(T),
+        Same,
+        Gone,
+    }
+    items
+        .scan((None::<K>, false), move |(last, ended), item| {
+            let step = match item {
+                _ if *ended => return std::future::ready(None),
+                None => {
+                    *ended = true;
+                    Step::Gone
+                }
+                Some(item) => {
+                    let k = key(&item);
+                    if last.as_ref() == Some(&k) {
+                        Step::Same
+                    } else {
+                        *last = Some(k);
+                        Step::Send(item)
+                    }
+                }
+            };
+            std::future::ready(Some(step))
+        })
+        .filter_map(|step| {
+            std::future::ready(match step {
+                Step::Send(item) => Some(Some(item)),
+                Step::Gone => Some(None),
+                Step::Same => None,
+            })
+        })
+}

@@ -1,0 +1,310 @@
+//! The log routes: a job's or a Ray pod's log live as server-sent events, or so far as a download.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::LogParams;
+use kube::{Api, Client};
+use platform::template::value::namespace_problem;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+
+use super::extract::{check_cluster, check_pod, Path, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::logs::{events, job::follow_job, pod::follow_pod, LogStreams, CALL_TIMEOUT};
+use crate::push;
+use crate::ray::{DashboardError, Dashboards, Read};
+use crate::security::access::{MayReadCluster, MayReadPodLogs};
+
+/// A download of a pod log ends within this.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most bytes of a pod log downloaded (the kubelet keeps 10 MiB per log file by default).
+const DOWNLOAD_LIMIT: i64 = 64 << 20;
+
+/// What the log routes use: cheap to clone.
+#[derive(Clone)]
+pub struct Logs {
+    /// Followed logs, shared by their viewers.
+    pub streams: LogStreams,
+    /// Ray dashboards, for job logs.
+    pub dashboards: Dashboards,
+    /// raydar's own client, for pod logs (the route checked the requester may read them).
+    pub kube: Client,
+    /// Ends open streams when raydar shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// `?container=` and `?after=` of the log routes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// A pod's container; default: its first. (Pod logs only.)
+    #[param(value_type = String, required = false, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    pub container: Option<String>,
+    /// Resume after this line (as `Last-Event-ID` does).
+    #[param(value_type = u64, required = false, minimum = 0)]
+    pub after: Option<u64>,
+}
+
+/// `?after=` of a job's log stream.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResumeQuery {
+    /// Resume after this line (as `Last-Event-ID` does).
+    #[param(value_type = u64, required = false, minimum = 0)]
+    pub after: Option<u64>,
+}
+
+/// `Last-Event-ID`: what an `EventSource` sends when it reconnects.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by the derive only
+pub struct ResumeHeader {
+    /// Resume after this line (wins over `?after=`).
+    #[param(rename = "Last-Event-ID", value_type = u64, required = false, minimum = 0)]
+    last_event_id: Option<u64>,
+}
+
+/// The line a viewer resumes after: `Last-Event-ID` (an `EventSource` reconnecting), else
+/// `?after=`, else 0.
+fn resume_after(headers: &HeaderMap, after: Option<u64>) -> ApiResult<u64> {
+    match headers.get("last-event-id") {
+        Some(id) => id
+            .to_str()
+            .ok()
+            .and_then(|id| id.trim().parse().ok())
+            .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be the number of a line")),
+        None => Ok(after.unwrap_or(0)),
+    }
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream`: the job's log as
+/// server-sent events (`lines`, `skipped`, `problem`, `end`), live until the job is done.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream", tag = "logs",
+    params(super::doc::JobParams, ResumeQuery, ResumeHeader),
+    responses(
+        (status = 200, description = "Server-sent events: `lines` ({first, lines}), `skipped`, \
+            `problem`, `end`; `reconnect` when raydar shuts down",
+            content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors))]
+pub async fn job_stream(
+    _: MayReadCluster,
+    State(logs): State<Logs>,
+    Path((namespace, name, job)): Path<(String, String, String)>,
+    Query(query): Query<ResumeQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = resume_after(&headers, query.after)?;
+    check_cluster(&namespace, &name)?;
+    let read = Read::parse(&format!("api/jobs/{job}"), None).map_err(ApiError::bad_request)?;
+    let key = format!("job/{namespace}/{name}/{job}");
+    // Only a log not followed yet is checked with Ray: viewers of a followed one cost no call.
+    // A job Ray does not know is refused; an unreachable dashboard is not: the stream opens and
+    // says so, and starts when the dashboard answers.
+    if !logs.streams.is_followed(&key) {
+        match logs.dashboards.read(&namespace, &name, &read).await {
+            Ok(body) => {
+                if let Some(kind) = platform::dashboard::unsubmitted_kind(&body) {
+                    return Err(ApiError::not_found(format!(
+                        "Ray keeps logs of submitted jobs only, and {job} is a {kind} job"
+                    )));
+                }
+            }
+            Err(e @ (DashboardError::NotFound(..) | DashboardError::NotACluster(_))) => {
+                return Err(e.into())
+            }
+            Err(_) => {}
+        }
+    }
+    let dashboards = logs.dashboards.clone();
+    let viewer = logs
+        .streams
+        .follow(&key, after, move |feed| follow_job(feed, dashboards, namespace, name, job))?;
+    Ok(push::stream(events(viewer), &logs.shutdown))
+}
+
+/// The pod `pod` of RayCluster `namespace/name` and the container asked for (default: the
+/// first); 404 unless the pod exists there and carries `ray.io/cluster={name}`: raydar shows the
+/// logs of Ray pods only.
+async fn ray_pod(
+    kube: &Client,
+    (namespace, name, pod): (&str, &str, &str),
+    container: Option<String>,
+) -> ApiResult<(Api<Pod>, String)> {
+    check_cluster(namespace, name)?;
+    check_pod(pod)?;
+    if let Some(problem) = container.as_deref().and_then(namespace_problem) {
+        return Err(ApiError::bad_request(format!("container {problem}")));
+    }
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), namespace);
+    let found = match tokio::time::timeout(CALL_TIMEOUT, pods.get_opt(pod)).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_gateway(format!("cannot read pod {namespace}/{pod}: {e}")))
+        }
+        Err(_) => {
+            return Err(ApiError::timeout(format!(
+                "the apiserver did not answer for pod {namespace}/{pod} within {} s",
+                CALL_TIMEOUT.as_secs()
+            )))
+        }
+    };
+    let ray_pod = found.filter(|p| {
+        p.metadata.labels.as_ref().and_then(|l| l.get("ray.io/cluster")).is_some_and(|c| c == name)
+    });
+    let Some(found) = ray_pod else {
+        return Err(ApiError::not_found(format!("RayCluster {namespace}/{name} has no pod {pod}")));
+    };
+    let names: Vec<&str> =
+        found.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.as_str()).collect();
+    let container = match container {
+        Some(c) if names.contains(&c.as_str()) => c,
+        Some(c) => {
+            return Err(ApiError::not_found(format!(
+                "pod {pod} has no container {c} (it has {})",
+                names.join(", ")
+            )))
+        }
+        None => match names.first() {
+            Some(first) => (*first).to_owned(),
+            None => return Err(ApiError::not_found(format!("pod {pod} has no containers"))),
+        },
+    };
+    Ok((pods, container))
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/pods/{pod}/logs/stream?container=`: a Ray pod's log
+/// as server-sent events, live until the container stops.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/pods/{pod}/logs/stream", tag = "logs",
+    params(super::doc::PodParams, LogQuery, ResumeHeader),
+    responses(
+        (status = 200, description = "Server-sent events: `lines` ({first, lines}), `skipped`, \
+            `problem`, `end`; `reconnect` when raydar shuts down",
+            content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors))]
+pub async fn pod_stream(
+    _: MayReadPodLogs,
+    State(logs): State<Logs>,
+    Path((namespace, name, pod)): Path<(String, String, String)>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = resume_after(&headers, query.after)?;
+    // Checked for every viewer (one GET): the container may be left to default, and the label
+    // check stays with each request.
+    let (pods, container) = ray_pod(&logs.kube, (&namespace, &name, &pod), query.container).await?;
+    let key = format!("pod/{namespace}/{name}/{pod}/{container}");
+    let viewer =
+        logs.streams.follow(&key, after, move |feed| follow_pod(feed, pods, pod, container))?;
+    Ok(push::stream(events(viewer), &logs.shutdown))
+}
+
+/// A log to download.
+fn attachment(file: &str, text: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.log\"")),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/jobs/{job_id}/logs`: the job's log so far, as a
+/// download.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs", tag = "logs",
+    params(super::doc::JobParams),
+    responses(
+        (status = 200, description = "The log so far", content_type = "text/plain", body = String),
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors))]
+pub async fn job_log(
+    _: MayReadCluster,
+    State(dashboards): State<Dashboards>,
+    Path((namespace, name, job)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    check_cluster(&namespace, &name)?;
+    let read = Read::parse(&format!("api/jobs/{job}/logs"), None).map_err(ApiError::bad_request)?;
+    let body = dashboards.read(&namespace, &name, &read).await?;
+    #[derive(Deserialize)]
+    struct JobLogs {
+        logs: String,
+    }
+    let answer = serde_json::from_str::<JobLogs>(&body)
+        .map_err(|e| ApiError::bad_gateway(format!("Ray's answer is not a job log: {e}")))?;
+    // Names and ids were checked: they cannot break out of the quoted file name.
+    Ok(attachment(&format!("{name}-{job}"), answer.logs))
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}/pods/{pod}/logs?container=`: a Ray pod's log so far
+/// (at most 64 MiB), as a download.
+#[utoipa::path(get, path = "/clusters/{namespace}/{name}/pods/{pod}/logs", tag = "logs",
+    params(super::doc::PodParams, LogQuery),
+    responses(
+        (status = 200, description = "The log so far, at most 64 MiB", content_type = "text/plain", body = String),
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors))]
+pub async fn pod_log(
+    _: MayReadPodLogs,
+    State(logs): State<Logs>,
+    Path((namespace, name, pod)): Path<(String, String, String)>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let (pods, container) = ray_pod(&logs.kube, (&namespace, &name, &pod), query.container).await?;
+    let params = LogParams {
+        container: Some(container.clone()),
+        limit_bytes: Some(DOWNLOAD_LIMIT),
+        ..LogParams::default()
+    };
+    let read = async {
+        let mut reader = Box::pin(pods.log_stream(&pod, &params).await?);
+        let mut bytes = Vec::new();
+        futures::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(kube::Error::ReadEvents)?;
+        Ok::<_, kube::Error>(bytes)
+    };
+    match tokio::time::timeout(DOWNLOAD_TIMEOUT, read).await {
+        Ok(Ok(bytes)) => Ok(attachment(
+            &format!("{pod}-{container}"),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )),
+        Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
+            Err(ApiError::not_found(status.message))
+        }
+        Ok(Err(e)) => Err(ApiError::bad_gateway(format!("cannot read the log of pod {pod}: {e}"))),
+        Err(_) => Err(ApiError::timeout(format!(
+            "the log of pod {pod} did not arrive within {} s",
+            DOWNLOAD_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn last_event_id_wins_over_after() {
+        let mut headers = HeaderMap::new();
+        let query = LogQuery { container: None, after: Some(3) };
+        assert_eq!(resume_after(&headers, query.after).unwrap(), 3);
+        assert_eq!(resume_after(&headers, LogQuery::default().after).unwrap(), 0);
+        headers.insert("last-event-id", "7".parse().unwrap());
+        assert_eq!(resume_after(&headers, query.after).unwrap(), 7);
+        headers.insert("last-event-id", "x".parse().unwrap());
+        assert_eq!(
+            resume_after(&headers, query.after).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

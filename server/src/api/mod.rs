@@ -1,0 +1,24 @@
+//! The routes' handlers, one file per resource; each asks only for the state it uses.
+//!
+//! # Layout
+//! - [`clusters`]: the list, one cluster, its page's overview, the push stream of changes.
+//! - [`actions`]: launch, suspend, resume, scale, tear down, as the requester.
+//! - [`templates`]: the templates clusters are launched from.
+//! - [`logs`]: job and pod logs, live or as a download.
+//! - [`gpus`]: a cluster's GPUs and charts, the fleet.
+//! - [`ray`]: allowlisted reads of a Ray dashboard.
+//! - [`ops`]: health, readiness, metrics, the session.
+//! - [`pages`]: what Leptos pages and server functions find in context.
+//! - [`extract`]: extractors whose rejections are the API's errors; path checks.
+//! - [`doc`]: the OpenAPI description's root and shared parameters.
+
+pub mod actions;
+pub mod clusters;
+pub mod doc;
+pub mod extract;
+pub mod gpus;
+pub mod logs;
+pub mod ops;
+pub mod pages;
+pub mod ray;
+pub mod templates;

@@ -1,0 +1,193 @@
+//! What operators and scripts ask of raydar itself: health, readiness, its own metrics, who it
+//! takes the requester to be, and the API's description.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::logs::LogStreams;
+use crate::security::{CsrfKey, User};
+use crate::sources::{Clusters, Templates};
+use crate::supervisor::SourceStatus;
+
+/// Who raydar takes the requester to be.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The user name Kubernetes knows them by.
+    pub user: String,
+    /// Their email, when the authenticating proxy sends one.
+    pub email: Option<String>,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// Their team: the first group that is not one of Kubernetes' own.
+    pub team: String,
+    /// What their writes carry in `X-CSRF-Token`.
+    pub csrf_token: String,
+}
+
+/// `GET /api/v1/session`: who raydar takes the requester to be, and the CSRF token their writes
+/// carry (for scripts; pages have it in a meta tag).
+#[utoipa::path(get, path = "/session", tag = "session",
+    responses((status = 200, description = "The requester", body = Session)))]
+pub async fn session(
+    State(csrf): State<CsrfKey>,
+    Extension(user): Extension<User>,
+) -> Json<Session> {
+    Json(Session {
+        csrf_token: csrf.token(&user),
+        team: user.team(),
+        user: user.name,
+        email: user.email,
+        groups: user.groups,
+    })
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// What `/readyz` reads: the RayCluster watch and every supervised source.
+#[derive(Clone)]
+pub struct Readiness {
+    /// The RayCluster watch, which every page needs.
+    pub clusters: Clusters,
+    /// The supervised sources.
+    pub sources: SourceStatus,
+}
+
+/// `GET /readyz`: ready once the RayCluster watch has listed every cluster and no source is
+/// down; until then 503 naming what is wrong: an unreachable apiserver, a missing CRD, a source
+/// that failed and is waiting to start again.
+pub async fn readyz(State(ready): State<Readiness>) -> Response {
+    let mut problems = ready.sources.down();
+    if !ready.clusters.health().synced() {
+        let why = ready.clusters.health().last_error();
+        problems.insert(0, why.unwrap_or_else(|| "RayCluster watch has not synced yet".into()));
+    }
+    if problems.is_empty() {
+        return "ready\n".into_response();
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("; ")))
+        .into_response()
+}
+
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct Metered {
+    /// The RayCluster watch and its followers.
+    pub clusters: Clusters,
+    /// The template watch.
+    pub templates: Templates,
+    /// Followed logs.
+    pub logs: LogStreams,
+    /// The supervised sources.
+    pub sources: SourceStatus,
+}
+
+/// Prometheus text: one metric with its help and type lines.
+struct Exposition(String);
+
+impl Exposition {
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.0, "{name}{labels} {value}");
+        }
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl Into<f64>) {
+        self.metric(name, kind, help, &[("", value.into())]);
+    }
+}
+
+/// `GET /metrics`: raydar's own metrics in the Prometheus text format.
+pub async fn metrics(State(m): State<Metered>) -> Response {
+    let mut out = Exposition(String::new());
+    let (c, logs) = (&m.clusters, m.logs.metrics());
+    out.one("raydar_rayclusters", "gauge", "RayClusters in the watch's store.", c.len() as f64);
+    out.one(
+        "raydar_raycluster_watch_synced",
+        "gauge",
+        "1 once the RayCluster watch has listed everything.",
+        u8::from(c.health().synced()),
+    );
+    out.one(
+        "raydar_raycluster_watch_errors_total",
+        "counter",
+        "Errors of the RayCluster watch (it retries).",
+        c.health().error_count() as f64,
+    );
+    out.one(
+        "raydar_push_followers",
+        "gauge",
+        "Open pages following the cluster push stream.",
+        c.followers() as f64,
+    );
+    out.one(
+        "raydar_template_watch_errors_total",
+        "counter",
+        "Errors of the RayClusterTemplate watch (it retries).",
+        m.templates.health().error_count() as f64,
+    );
+    out.one(
+        "raydar_log_streams",
+        "gauge",
+        "Logs followed live, each one upstream stream shared by its viewers.",
+        logs.streams as f64,
+    );
+    out.one(
+        "raydar_log_viewers",
+        "gauge",
+        "Open event streams following a log.",
+        logs.viewers as f64,
+    );
+    out.one(
+        "raydar_log_streams_refused_total",
+        "counter",
+        "New logs refused because --log-streams were followed.",
+        logs.refused as f64,
+    );
+    out.one(
+        "raydar_log_lines_skipped_total",
+        "counter",
+        "Log lines viewers never got: they fell behind the lines kept.",
+        logs.skipped as f64,
+    );
+    out.one(
+        "raydar_log_upstream_errors_total",
+        "counter",
+        "Failures of log upstreams (each retried).",
+        logs.upstream_errors as f64,
+    );
+    let sources = m.sources.all();
+    let labels: Vec<String> = sources.keys().map(|name| format!("{{source=\"{name}\"}}")).collect();
+    let each = |value: &dyn Fn(&crate::supervisor::Health) -> f64| -> Vec<(&str, f64)> {
+        labels.iter().zip(sources.values()).map(|(l, h)| (l.as_str(), value(h))).collect()
+    };
+    out.metric(
+        "raydar_source_up",
+        "gauge",
+        "1 while a background source runs, 0 while it waits to start again after a failure.",
+        &each(&|h| if h.down.is_some() { 0.0 } else { 1.0 }),
+    );
+    out.metric(
+        "raydar_source_failures_total",
+        "counter",
+        "Times a background source failed or panicked (it is started again with backoff).",
+        &each(&|h| h.failures as f64),
+    );
+    out.metric(
+        "raydar_source_restarts_total",
+        "counter",
+        "Times a background source was started again.",
+        &each(&|h| h.restarts as f64),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0).into_response()
+}

@@ -1,0 +1,114 @@
+//! The pages' side of the server: what Leptos pages and server functions find in context (the
+//! directory of clusters and templates, who is asking, the page's script policy), worked out
+//! from the requester's grants.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use app::api::ssr::{ClusterDirectory, Directory};
+use app::api::{ClusterList, LaunchForms, Session};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::IntoResponse;
+use kube::Client;
+use leptos::prelude::{provide_context, use_context};
+use leptos_axum::{handle_server_fns_with_context, ResponseOptions};
+use platform::ClusterDetail;
+
+use super::gpus::{fleet_for, Gpus};
+use crate::security::headers::page_policy;
+use crate::security::{CsrfKey, Grants, User};
+use crate::sources::{Clusters, Templates};
+
+/// What pages read: cheap to clone.
+#[derive(Clone)]
+pub struct Pages {
+    /// The watched clusters.
+    pub clusters: Clusters,
+    /// The watched templates.
+    pub templates: Templates,
+    /// GPU use, for the fleet page.
+    pub gpus: Gpus,
+    /// Signs the CSRF token each page carries.
+    pub csrf: CsrfKey,
+    /// raydar's own client: the launch form's default namespace is its context's.
+    pub kube: Client,
+}
+
+impl Pages {
+    /// What pages and server functions find in context: the directory, who is asking (and
+    /// their CSRF token), and the page's Content-Security-Policy with this response's script
+    /// nonce.
+    pub fn provide(&self) -> impl Fn() + Clone + Send + 'static {
+        let directory = Directory(Arc::new(self.clone()));
+        let csrf = self.csrf.clone();
+        move || {
+            provide_context(directory.clone());
+            let parts = use_context::<axum::http::request::Parts>();
+            if let Some(user) = parts.as_ref().and_then(|p| p.extensions.get::<User>()) {
+                provide_context(Session {
+                    user: user.name.clone(),
+                    team: user.team(),
+                    csrf: csrf.token(user),
+                });
+            }
+            if let (Some(nonce), Some(response)) =
+                (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+            {
+                if let Ok(policy) = axum::http::HeaderValue::from_str(&page_policy(&nonce)) {
+                    response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+                }
+            }
+        }
+    }
+}
+
+/// The grants of the request being rendered: none when the grants layer did not run.
+fn grants() -> Grants {
+    use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Grants>().cloned())
+        .unwrap_or_default()
+}
+
+/// What pages read: the watched clusters and templates, as far as the requester may see them.
+impl ClusterDirectory for Pages {
+    fn cluster_list(&self) -> ClusterList {
+        let grants = grants();
+        let mut list = self.clusters.snapshot();
+        grants.apply(&mut list.clusters);
+        list
+    }
+
+    fn cluster_detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail> {
+        let grants = grants();
+        if !grants.read.contains(namespace) {
+            return None;
+        }
+        let mut detail = self.clusters.detail(namespace, name)?;
+        detail.may_change = grants.change.contains(namespace);
+        detail.summary.may_delete = grants.delete.contains(namespace);
+        Some(detail)
+    }
+
+    fn fleet(&self) -> platform::utilization::Fleet {
+        let readable: BTreeSet<String> = grants().read;
+        fleet_for(&self.gpus, &readable)
+    }
+
+    fn launch_forms(&self) -> LaunchForms {
+        let session = use_context::<Session>();
+        LaunchForms {
+            templates: self.templates.forms(),
+            owner: session.as_ref().map(|s| s.user.clone()).unwrap_or_default(),
+            team: session.map(|s| s.team).unwrap_or_default(),
+            // The kubeconfig context's namespace, as kubectl would use it.
+            namespace: self.kube.default_namespace().to_owned(),
+        }
+    }
+}
+
+/// `/_sfn/{fn}`: the server functions pages load their data with.
+pub async fn server_fn(State(pages): State<Pages>, request: Request<Body>) -> impl IntoResponse {
+    handle_server_fns_with_context(pages.provide(), request).await
+}

@@ -1,0 +1,284 @@
+//! GPU metrics as pages and the API read them: a bounded history of every GPU's readings, each
+//! attributed to the RayCluster whose pod holds it, and what is made of it: a cluster's GPUs now
+//! and its charts, the fleet's requested, busy and idle GPUs.
+//!
+//! Two sources fill the history, whichever `--prometheus` picks: dcgm-exporter scraped
+//! (`crate::sources::exporters`) or a Prometheus server asked (`crate::sources::prometheus`);
+//! both hand [`GpuMetrics::record`] readings already parsed, with the errors of that round.
+//! Ray's own metrics (its head's metrics port) are read by [`crate::ray`].
+//!
+//! # Layout
+//! - [`GpuMetrics`] (here): the history, the idle rule, the last round's errors; its readers
+//!   [`GpuMetrics::cluster`], [`GpuMetrics::chart`] and [`GpuMetrics::fleet`].
+//! - [`charts`]: a cluster's charts, drawn with plotters as SVG.
+
+pub mod charts;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use platform::gpu::history::{History, Holder, Retention, Series};
+use platform::gpu::{ClusterKey, GpuId, GpuReading, PodRef};
+use platform::utilization::{Chart, ClusterGpus, Fleet, FleetCluster, GpuNow, Window};
+use platform::ClusterSummary;
+use tokio::sync::watch;
+
+use crate::config::GpuSettings;
+use crate::unix_now;
+use charts::{ChartData, Line};
+
+/// Scrapes a GPU may miss and still count as held (an exporter restarting, one timeout).
+const MISSED_SCRAPES: u32 = 3;
+
+/// What counts as idle, and how often readings come.
+#[derive(Clone, Debug)]
+struct IdleRule {
+    interval_s: u32,
+    idle_below: f64,
+    idle_after_s: u32,
+}
+
+/// The GPU history and what pages make of it: cheap to clone.
+#[derive(Clone)]
+pub struct GpuMetrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rule: IdleRule,
+    /// Locks are held to record a round or read a page's worth, never across an await.
+    history: RwLock<History>,
+    /// What the last round could not read, in words.
+    errors: Mutex<Vec<String>>,
+    /// The time of the last round recorded, for followers of GPU pages.
+    recorded: watch::Sender<u32>,
+}
+
+/// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name.
+pub type PodClusters = HashMap<(String, String), String>;
+
+impl GpuMetrics {
+    /// An empty history under `settings`' idle rule.
+    pub fn new(settings: &GpuSettings) -> Self {
+        let rule = IdleRule {
+            interval_s: settings.interval_s,
+            idle_below: settings.idle_below,
+            idle_after_s: settings.idle_after_s,
+        };
+        let history = History::new(Retention::default(), settings.idle_below);
+        let inner = Inner {
+            rule,
+            history: RwLock::new(history),
+            errors: Mutex::default(),
+            recorded: watch::channel(0).0,
+        };
+        GpuMetrics { inner: Arc::new(inner) }
+    }
+
+    /// Records one round of readings taken at `t`, each GPU attributed through `pods`, and what
+    /// could not be read (replacing the last round's errors). Tens of milliseconds for a large
+    /// fleet: sources call it off the async workers.
+    pub fn record(
+        &self,
+        t: u32,
+        readings: &BTreeMap<GpuId, GpuReading>,
+        pods: &PodClusters,
+        mut errors: Vec<String>,
+    ) {
+        errors.sort();
+        self.write().record(t, readings, |pod| cluster_of(pods, pod));
+        *self.inner.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
+        self.inner.recorded.send_replace(t);
+    }
+
+    /// Records readings from before now (a Prometheus history), without touching the errors.
+    pub fn record_past(
+        &self,
+        steps: &BTreeMap<u32, BTreeMap<GpuId, GpuReading>>,
+        pods: &PodClusters,
+    ) {
+        let mut history = self.write();
+        for (t, readings) in steps {
+            history.record(*t, readings, |pod| cluster_of(pods, pod));
+        }
+    }
+
+    /// Follows the time of the last round recorded.
+    pub fn rounds(&self) -> watch::Receiver<u32> {
+        self.inner.recorded.subscribe()
+    }
+
+    /// A cluster's GPUs now, for its page; `requested` is what its spec asks for.
+    pub fn cluster(&self, namespace: &str, name: &str, requested: u32) -> ClusterGpus {
+        let settings = &self.inner.rule;
+        let now = unix_now();
+        let history = self.read();
+        let held = history.held_by(&key(namespace, name), self.seen_since(&history));
+        let gpus: Vec<GpuNow> = held.iter().map(|s| gpu_now(s)).collect();
+        ClusterGpus {
+            now,
+            scraped_at: history.last_scrape().map(i64::from),
+            interval_s: settings.interval_s,
+            requested,
+            avg_util: average(gpus.iter().filter_map(|g| g.util)),
+            idle: History::idle(&held, now as u32, settings.idle_after_s),
+            idle_below: settings.idle_below,
+            idle_after_s: u64::from(settings.idle_after_s),
+            gpus,
+            ray: None,
+            ray_error: None,
+            errors: self.errors(),
+        }
+    }
+
+    /// What one of a cluster's charts shows over `window`.
+    pub fn chart(&self, namespace: &str, name: &str, chart: Chart, window: Window) -> ChartData {
+        let now = unix_now();
+        let from = (now as u32).saturating_sub(window.seconds());
+        let history = self.read();
+        let held = history.held_by(&key(namespace, name), self.seen_since(&history));
+        let nodes: BTreeSet<&str> = held.iter().map(|s| s.gpu.host.as_str()).collect();
+        let value = |s: &platform::gpu::history::Sample| -> f32 {
+            match chart {
+                Chart::Utilization => s.util,
+                Chart::Memory => s.mem_used_mib / 1024.0,
+                Chart::Power => s.power_w,
+            }
+        };
+        let gpus: Vec<Line> = held
+            .iter()
+            .map(|series| Line {
+                label: gpu_now(series).label(nodes.len() > 1),
+                points: series
+                    .since(from)
+                    .filter(|s| !value(s).is_nan())
+                    .map(|s| (f64::from(s.t) - now as f64, f64::from(value(s))))
+                    .collect(),
+            })
+            .collect();
+        let average = (chart == Chart::Utilization && !gpus.is_empty()).then(|| {
+            let mut at: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
+            for (x, y) in gpus.iter().flat_map(|l| l.points.iter()) {
+                let slot = at.entry(*x as i64).or_default();
+                slot.0 += y;
+                slot.1 += 1;
+            }
+            Line {
+                label: "average".into(),
+                points: at
+                    .into_iter()
+                    .map(|(x, (sum, n))| (x as f64, sum / f64::from(n)))
+                    .collect(),
+            }
+        });
+        let highest = gpus.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
+        let y_max = match chart {
+            Chart::Utilization => 100.0,
+            Chart::Memory => {
+                let total =
+                    held.iter().filter_map(|s| s.last.mem_total_mib()).fold(0.0, f64::max) / 1024.0;
+                total.max(highest).max(1.0).ceil()
+            }
+            // Rounded up to the next 50 W above the highest draw, at least 100 W.
+            Chart::Power => ((highest * 1.1 / 50.0).ceil() * 50.0).max(100.0),
+        };
+        ChartData { chart, window, gpus, average, y_max }
+    }
+
+    /// The fleet page for `clusters` (with their team and owner): the requested, held, busy and
+    /// idle GPUs of each that asks for or holds any; GPUs in all, free and held by other pods.
+    pub fn fleet(&self, clusters: Vec<(ClusterSummary, String, String)>) -> Fleet {
+        let settings = &self.inner.rule;
+        let now = unix_now();
+        let history = self.read();
+        let seen = self.seen_since(&history);
+        let current: Vec<&Series> = history.all().filter(|s| s.last_t >= seen).collect();
+        let count = |holder: &Holder| current.iter().filter(|s| &s.holder == holder).count() as u32;
+        let rows = clusters
+            .into_iter()
+            .filter_map(|(summary, team, owner)| {
+                let held = history.held_by(&key(&summary.namespace, &summary.name), seen);
+                // A cluster that neither asks for nor holds a GPU is not part of the GPU fleet.
+                if held.is_empty() && summary.gpus_desired == 0 {
+                    return None;
+                }
+                let utils: Vec<f64> = held.iter().filter_map(|s| s.last.util).collect();
+                Some(FleetCluster {
+                    held: held.len() as u32,
+                    busy: utils.iter().filter(|u| **u >= settings.idle_below).count() as u32,
+                    avg_util: average(utils.iter().copied()),
+                    idle: History::idle(&held, now as u32, settings.idle_after_s),
+                    requested: summary.gpus_desired,
+                    namespace: summary.namespace,
+                    name: summary.name,
+                    team,
+                    owner,
+                })
+            })
+            .collect();
+        Fleet {
+            now,
+            scraped_at: history.last_scrape().map(i64::from),
+            idle_below: settings.idle_below,
+            idle_after_s: u64::from(settings.idle_after_s),
+            total: current.len() as u32,
+            free: count(&Holder::Free),
+            other: count(&Holder::Other),
+            clusters: rows,
+            teams: Vec::new(),
+            errors: self.errors(),
+        }
+        .group()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.inner.errors.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// GPUs last reported at or after this still count as present.
+    fn seen_since(&self, history: &History) -> u32 {
+        let last = history.last_scrape().unwrap_or(0);
+        last.saturating_sub(MISSED_SCRAPES * self.inner.rule.interval_s)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, History> {
+        self.inner.history.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, History> {
+        self.inner.history.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The RayCluster a pod belongs to.
+fn cluster_of(pods: &PodClusters, pod: &PodRef) -> Option<ClusterKey> {
+    pods.get(&(pod.namespace.clone(), pod.pod.clone()))
+        .map(|cluster| (pod.namespace.clone(), cluster.clone()))
+}
+
+fn key(namespace: &str, name: &str) -> ClusterKey {
+    (namespace.to_owned(), name.to_owned())
+}
+
+fn average(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+/// A series' GPU as the page lists it.
+fn gpu_now(series: &Series) -> GpuNow {
+    let last = &series.last;
+    GpuNow {
+        node: series.gpu.host.clone(),
+        index: series.gpu.index,
+        mig: series.gpu.mig.as_ref().map(|(profile, id)| format!("{profile}/{id}")),
+        model: series.model.clone(),
+        pod: series.pod.as_ref().map(|p| p.pod.clone()).unwrap_or_default(),
+        util: last.util,
+        mem_used_mib: last.mem_used_mib,
+        mem_total_mib: last.mem_total_mib(),
+        power_w: last.power_w,
+        temp_c: last.temp_c,
+        below_since: series.below_since.map(i64::from),
+    }
+}

@@ -1,0 +1,133 @@
+//! Every route raydar serves and the layers around them: the JSON API under `/api/v1` (with its
+//! OpenAPI description, collected from the handlers as they are routed), the Leptos pages and
+//! server functions, the browser bundle, health, readiness and metrics.
+//!
+//! Every route but `/healthz` and `/readyz` needs an identity ([`identity::authenticate`]);
+//! writes need the page's origin and CSRF token ([`csrf`]).
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::pages::{self, Pages};
+use crate::api::{actions, clusters, doc, gpus, logs, ops, ray, templates};
+use crate::error::{self, ApiError};
+use crate::security::{access, csrf, headers, identity};
+use crate::state::AppState;
+
+/// Largest request body raydar accepts: a launch request is a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The API under `/api/v1` and its OpenAPI description, made from the same list of handlers.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::<AppState>::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(clusters::list, actions::launch))
+        .routes(routes!(clusters::events))
+        .routes(routes!(clusters::get, actions::tear_down, actions::change))
+        .routes(routes!(clusters::overview))
+        .routes(routes!(clusters::overview_events))
+        .routes(routes!(logs::job_log))
+        .routes(routes!(logs::job_stream))
+        .routes(routes!(logs::pod_log))
+        .routes(routes!(logs::pod_stream))
+        .routes(routes!(gpus::cluster))
+        .routes(routes!(gpus::cluster_events))
+        .routes(routes!(gpus::chart))
+        .routes(routes!(gpus::fleet))
+        .routes(routes!(gpus::fleet_events))
+        .routes(routes!(templates::list))
+        .routes(routes!(ops::session))
+        .split_for_parts();
+    // A dashboard path has slashes of its own: routed as a wildcard, described as one parameter.
+    // GET only: every other method is 405 here, before anything could reach Ray.
+    let router = router.route("/clusters/{namespace}/{name}/ray/{*path}", get(ray::read));
+    doc.merge(RayDoc::openapi());
+    let doc = with_api_prefix(doc);
+    let served = Arc::new(doc.clone());
+    let router = router
+        .route("/openapi.json", get(move || async move { Json(served.as_ref().clone()) }))
+        .fallback(|| async {
+            ApiError::not_found("no such API route; GET /api/v1/openapi.json lists them")
+        });
+    (router, doc)
+}
+
+/// The Ray read's description, from its handler's attribute.
+#[derive(OpenApi)]
+#[openapi(paths(ray::read))]
+struct RayDoc;
+
+/// The description with every path under `/api/v1`, where the API is served.
+fn with_api_prefix(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths =
+        paths.into_iter().map(|(path, item)| (format!("/api/v1{path}"), item)).collect();
+    doc
+}
+
+/// Every route raydar serves, with `state`.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api();
+    let api = api.layer(middleware::from_fn(error::json_errors));
+    // The browser bundle: served from the .br/.gz files the build wrote (tools/precompress.mjs),
+    // smaller than compressing on the fly. Names carry no hash, so browsers revalidate.
+    let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);
+    let pkg = Router::new()
+        .fallback_service(ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
+    // Pages and server functions render from the requester's grants, worked out first.
+    let page_context = <Pages as axum::extract::FromRef<AppState>>::from_ref(&state).provide();
+    let grants = (state.access.clone(), state.clusters.clone());
+    let page_routes = generate_route_list(app::App);
+    let pages = Router::new()
+        .route("/_sfn/{*fn_name}", post(pages::server_fn).get(pages::server_fn))
+        .leptos_routes_with_context(&state, page_routes, page_context, {
+            let options = state.leptos.clone();
+            move || app::shell(options.clone())
+        })
+        .route_layer(middleware::from_fn_with_state(grants, access::with_grants));
+    Router::new()
+        .nest("/api/v1", api)
+        .nest("/pkg", pkg)
+        .merge(pages)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // Innermost first: writes are checked for origin and token once the requester is known;
+        // every answer, a 401 too, carries the security headers.
+        .layer(middleware::from_fn_with_state(state.csrf.clone(), csrf::same_origin_writes))
+        .layer(middleware::from_fn_with_state(state.authn.clone(), identity::authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(headers::security_headers))
+        // Compresses pages, wasm, JS and JSON; never the event stream, which would then be held
+        // back until a compression block fills.
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` with each connection's peer address, which identity from an
+/// authenticating proxy is checked against, until `shutdown` completes and every open request
+/// has been answered.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

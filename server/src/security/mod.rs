@@ -1,0 +1,23 @@
+//! Who is asking and what they may do, and what a browser may be tricked into.
+//!
+//! # Layout
+//! - [`identity`]: the requester, from an authenticating proxy's headers (or dev mode).
+//! - [`access`]: what Kubernetes lets them see and do: impersonating clients, access reviews,
+//!   grants, the read checks of routes.
+//! - [`csrf`]: same-origin writes with a per-user token.
+//! - [`headers`]: security headers and pages' Content-Security-Policy.
+//! - [`limit`]: actions per user per minute.
+//! - [`audit`]: who did what: a log line and an Event on the RayCluster for every action.
+
+pub mod access;
+pub mod audit;
+pub mod csrf;
+pub mod headers;
+pub mod identity;
+pub mod limit;
+
+pub use access::{Access, Ask, Grants};
+pub use audit::{Action, Audit};
+pub use csrf::CsrfKey;
+pub use identity::{Authn, Cidr, ProxyHeaders, User};
+pub use limit::ActionLimit;

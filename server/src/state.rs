@@ -1,0 +1,120 @@
+//! What handlers can reach, as one cheap-to-clone [`AppState`] from which each handler takes
+//! only the part it uses (`State<Clusters>`, `State<Actions>`, ...: axum's `FromRef`).
+//!
+//! Every field is a handle on something owned elsewhere: the sources fill theirs in the
+//! background ([`crate::sources`], started by [`crate::start`]); nothing here starts a task.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use kube::Client;
+use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::actions::Actions;
+use crate::api::gpus::Gpus;
+use crate::api::logs::Logs;
+use crate::api::ops::{Metered, Readiness};
+use crate::api::pages::Pages;
+use crate::gpus::GpuMetrics;
+use crate::logs::LogStreams;
+use crate::overview::Overviews;
+use crate::ray::{Dashboards, RayMetrics};
+use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey};
+use crate::sources::{Clusters, Templates};
+use crate::supervisor::SourceStatus;
+
+/// Everything a handler may ask for.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos settings: site root and output names.
+    pub leptos: LeptosOptions,
+    /// raydar's own Kubernetes client: it reads, and impersonates users.
+    pub kube: Client,
+    /// The watched RayClusters and the feed of their changes.
+    pub clusters: Clusters,
+    /// The watched RayClusterTemplates.
+    pub templates: Templates,
+    /// Pods, events and Ray's view, for cluster pages.
+    pub overviews: Overviews,
+    /// Reads Ray dashboards: GET only, on an allowlist.
+    pub dashboards: Dashboards,
+    /// Ray's own metrics of each head.
+    pub ray_metrics: RayMetrics,
+    /// Live job and pod logs, one upstream per log shared by its viewers.
+    pub logs: LogStreams,
+    /// GPU history and what pages make of it.
+    pub gpus: GpuMetrics,
+    /// Where identities come from.
+    pub authn: Arc<Authn>,
+    /// Kubernetes as each user: their clients and what they may do.
+    pub access: Access,
+    /// Signs the CSRF tokens of pages.
+    pub csrf: CsrfKey,
+    /// Actions per user per minute.
+    pub limit: ActionLimit,
+    /// Records who did what.
+    pub audit: Audit,
+    /// How every background source is.
+    pub sources: SourceStatus,
+    /// Cancelled when raydar shuts down: open event streams end with a `reconnect` event.
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for Actions {
+    fn from_ref(s: &AppState) -> Self {
+        Actions {
+            templates: s.templates.clone(),
+            clusters: s.clusters.clone(),
+            access: s.access.clone(),
+            limit: s.limit.clone(),
+            audit: s.audit.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Logs {
+    fn from_ref(s: &AppState) -> Self {
+        Logs {
+            streams: s.logs.clone(),
+            dashboards: s.dashboards.clone(),
+            kube: s.kube.clone(),
+            shutdown: s.shutdown.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Gpus {
+    fn from_ref(s: &AppState) -> Self {
+        Gpus { metrics: s.gpus.clone(), ray: s.ray_metrics.clone(), clusters: s.clusters.clone() }
+    }
+}
+
+impl FromRef<AppState> for Pages {
+    fn from_ref(s: &AppState) -> Self {
+        Pages {
+            clusters: s.clusters.clone(),
+            templates: s.templates.clone(),
+            gpus: Gpus::from_ref(s),
+            csrf: s.csrf.clone(),
+            kube: s.kube.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Readiness {
+    fn from_ref(s: &AppState) -> Self {
+        Readiness { clusters: s.clusters.clone(), sources: s.sources.clone() }
+    }
+}
+
+impl FromRef<AppState> for Metered {
+    fn from_ref(s: &AppState) -> Self {
+        Metered {
+            clusters: s.clusters.clone(),
+            templates: s.templates.clone(),
+            logs: s.logs.clone(),
+            sources: s.sources.clone(),
+        }
+    }
+}

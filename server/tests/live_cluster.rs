@@ -94,24 +94,12 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     assert_eq!(phases.first().map(String::as_str), Some("Provisioning"), "phases seen: {phases:?}");
     assert_eq!(phases.last().map(String::as_str), Some("Ready"));
 
-    let row: Value = http
-        .get(format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let row: Value =
+        common::get_json(&http, format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base))
+            .await;
     assert_eq!(row["phase"], "Ready");
     assert_eq!(row["workersDesired"], 1);
-    let list: Value = http
-        .get(format!("{}/api/v1/clusters", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
     assert!(list["items"]
         .as_array()
         .unwrap()
@@ -134,14 +122,7 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
-    let list: Value = http
-        .get(format!("{}/api/v1/clusters", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
     assert!(list["items"].as_array().unwrap().iter().all(|c| c["name"] != name.as_str()));
 }
 

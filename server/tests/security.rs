@@ -100,14 +100,8 @@ async fn identity_headers_count_only_from_the_trusted_proxy() {
 
     let raydar = behind_proxy(&[]).await;
     let alice = as_user(&raydar.base, "alice", "team-a, ml").await;
-    let session: serde_json::Value = alice
-        .get(format!("{}/api/v1/session", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session: serde_json::Value =
+        common::get_json(&alice, format!("{}/api/v1/session", raydar.base)).await;
     assert_eq!(session["user"], "alice");
     assert_eq!(session["groups"], json!(["team-a", "ml"]));
     assert_eq!(session["team"], "team-a");

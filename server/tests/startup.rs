@@ -35,14 +35,7 @@ async fn an_unreachable_apiserver_is_named_and_readiness_waits() {
     );
 
     // Pages and the API still answer, with nothing in them.
-    let list: Value = http
-        .get(format!("{}/api/v1/clusters", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
     assert_eq!(list["items"], serde_json::json!([]));
     let page = http.get(&raydar.base).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -59,14 +52,7 @@ async fn every_documented_operation_is_served() {
     let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
     let raydar = start_raydar(kube::Client::try_from(config).unwrap(), "https://127.0.0.1:1").await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-    let doc: Value = http
-        .get(format!("{}/api/v1/openapi.json", raydar.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = common::get_json(&http, format!("{}/api/v1/openapi.json", raydar.base)).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for route in [

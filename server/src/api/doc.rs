@@ -80,6 +80,16 @@ pub struct PodParams {
     pod: String,
 }
 
+/// A followed log.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum LogStream {
+    /// Server-sent events: `lines` (`{first, lines}`: the numbered lines), `skipped` (lines
+    /// this viewer fell behind on), `problem`, `end`; `reconnect` when raydar shuts down.
+    #[response(status = 200, content_type = "text/event-stream")]
+    Events(crate::push::ServerSentEvent),
+}
+
 /// What any read of a cluster's routes may answer besides its own.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the derive only

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Pod;
@@ -38,19 +40,21 @@ pub struct Logs {
     pub shutdown: CancellationToken,
 }
 
-/// `?container=` and `?after=` of the log routes.
+/// `?container=` of a pod's log routes.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct LogQuery {
-    /// A pod's container; default: its first. (Pod logs only.)
-    #[param(value_type = String, required = false, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+pub struct ContainerQuery {
+    /// The pod's container; default: its first.
+    #[param(
+        value_type = String,
+        required = false,
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length = 63
+    )]
     pub container: Option<String>,
-    /// Resume after this line (as `Last-Event-ID` does).
-    #[param(value_type = u64, required = false, minimum = 0)]
-    pub after: Option<u64>,
 }
 
-/// `?after=` of a job's log stream.
+/// `?after=` of a log stream.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
@@ -82,24 +86,33 @@ fn resume_after(headers: &HeaderMap, after: Option<u64>) -> ApiResult<u64> {
     }
 }
 
+/// Where a viewer of a log stream starts: after the line [`resume_after`] says.
+pub struct Resume(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Resume {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let Query(query) = Query::<ResumeQuery>::from_request_parts(parts, state).await?;
+        resume_after(&parts.headers, query.after).map(Resume)
+    }
+}
+
 /// `GET /api/v1/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream`: the job's log as
 /// server-sent events (`lines`, `skipped`, `problem`, `end`), live until the job is done.
-#[utoipa::path(get, path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream", tag = "logs",
+#[utoipa::path(
+    get,
+    path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream",
+    tag = "logs",
     params(super::doc::JobParams, ResumeQuery, ResumeHeader),
-    responses(
-        (status = 200, description = "Server-sent events: `lines` ({first, lines}), `skipped`, \
-            `problem`, `end`; `reconnect` when raydar shuts down",
-            content_type = "text/event-stream", body = crate::push::ServerSentEvent),
-        super::doc::ReadErrors,
-        super::doc::UpstreamErrors))]
+    responses(super::doc::LogStream, super::doc::ReadErrors, super::doc::UpstreamErrors)
+)]
 pub async fn job_stream(
     _: MayReadCluster,
     State(logs): State<Logs>,
     Path((namespace, name, job)): Path<(String, String, String)>,
-    Query(query): Query<ResumeQuery>,
-    headers: HeaderMap,
+    Resume(after): Resume,
 ) -> ApiResult<Response> {
-    let after = resume_after(&headers, query.after)?;
     check_cluster(&namespace, &name)?;
     let read = Read::parse(&format!("api/jobs/{job}"), None).map_err(ApiError::bad_request)?;
     let key = format!("job/{namespace}/{name}/{job}");
@@ -180,22 +193,20 @@ async fn ray_pod(
 
 /// `GET /api/v1/clusters/{namespace}/{name}/pods/{pod}/logs/stream?container=`: a Ray pod's log
 /// as server-sent events, live until the container stops.
-#[utoipa::path(get, path = "/clusters/{namespace}/{name}/pods/{pod}/logs/stream", tag = "logs",
-    params(super::doc::PodParams, LogQuery, ResumeHeader),
-    responses(
-        (status = 200, description = "Server-sent events: `lines` ({first, lines}), `skipped`, \
-            `problem`, `end`; `reconnect` when raydar shuts down",
-            content_type = "text/event-stream", body = crate::push::ServerSentEvent),
-        super::doc::ReadErrors,
-        super::doc::UpstreamErrors))]
+#[utoipa::path(
+    get,
+    path = "/clusters/{namespace}/{name}/pods/{pod}/logs/stream",
+    tag = "logs",
+    params(super::doc::PodParams, ContainerQuery, ResumeQuery, ResumeHeader),
+    responses(super::doc::LogStream, super::doc::ReadErrors, super::doc::UpstreamErrors)
+)]
 pub async fn pod_stream(
     _: MayReadPodLogs,
     State(logs): State<Logs>,
     Path((namespace, name, pod)): Path<(String, String, String)>,
-    Query(query): Query<LogQuery>,
-    headers: HeaderMap,
+    Query(query): Query<ContainerQuery>,
+    Resume(after): Resume,
 ) -> ApiResult<Response> {
-    let after = resume_after(&headers, query.after)?;
     // Checked for every viewer (one GET): the container may be left to default, and the label
     // check stays with each request.
     let (pods, container) = ray_pod(&logs.kube, (&namespace, &name, &pod), query.container).await?;
@@ -246,7 +257,7 @@ pub async fn job_log(
 /// `GET /api/v1/clusters/{namespace}/{name}/pods/{pod}/logs?container=`: a Ray pod's log so far
 /// (at most 64 MiB), as a download.
 #[utoipa::path(get, path = "/clusters/{namespace}/{name}/pods/{pod}/logs", tag = "logs",
-    params(super::doc::PodParams, LogQuery),
+    params(super::doc::PodParams, ContainerQuery),
     responses(
         (status = 200, description = "The log so far, at most 64 MiB", content_type = "text/plain", body = String),
         super::doc::ReadErrors,
@@ -255,7 +266,7 @@ pub async fn pod_log(
     _: MayReadPodLogs,
     State(logs): State<Logs>,
     Path((namespace, name, pod)): Path<(String, String, String)>,
-    Query(query): Query<LogQuery>,
+    Query(query): Query<ContainerQuery>,
 ) -> ApiResult<Response> {
     let (pods, container) = ray_pod(&logs.kube, (&namespace, &name, &pod), query.container).await?;
     let params = LogParams {
@@ -296,15 +307,11 @@ mod tests {
     #[test]
     fn last_event_id_wins_over_after() {
         let mut headers = HeaderMap::new();
-        let query = LogQuery { container: None, after: Some(3) };
-        assert_eq!(resume_after(&headers, query.after).unwrap(), 3);
-        assert_eq!(resume_after(&headers, LogQuery::default().after).unwrap(), 0);
+        assert_eq!(resume_after(&headers, Some(3)).unwrap(), 3);
+        assert_eq!(resume_after(&headers, None).unwrap(), 0);
         headers.insert("last-event-id", "7".parse().unwrap());
-        assert_eq!(resume_after(&headers, query.after).unwrap(), 7);
+        assert_eq!(resume_after(&headers, Some(3)).unwrap(), 7);
         headers.insert("last-event-id", "x".parse().unwrap());
-        assert_eq!(
-            resume_after(&headers, query.after).unwrap_err().status,
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(resume_after(&headers, Some(3)).unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

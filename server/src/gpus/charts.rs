@@ -44,40 +44,32 @@ struct Palette {
     lines: [RGBColor; 8],
 }
 
+/// Colours as the stylesheet writes them (`#rrggbb`, as numbers): background, text, grid, axis,
+/// then the eight lines.
+const LIGHT: [u32; 12] = [
+    0xffffff, 0x1b1f24, 0xdde1e6, 0x5c6670, //
+    0x0072b2, 0xe69f00, 0x009e73, 0xcc79a7, 0x56b4e9, 0xd55e00, 0x8a8a00, 0x8c564b,
+];
+const DARK: [u32; 12] = [
+    0x161b22, 0xe6edf3, 0x2d333b, 0x8d96a0, //
+    0x58a6ff, 0xf0b443, 0x2bc49a, 0xe08fc3, 0x8fd3ff, 0xff7a33, 0xc8c83c, 0xc49a8a,
+];
+
 fn palette(theme: Theme) -> Palette {
-    match theme {
-        Theme::Light => Palette {
-            background: RGBColor(0xff, 0xff, 0xff),
-            text: RGBColor(0x1b, 0x1f, 0x24),
-            grid: RGBColor(0xdd, 0xe1, 0xe6),
-            axis: RGBColor(0x5c, 0x66, 0x70),
-            lines: [
-                RGBColor(0x00, 0x72, 0xb2),
-                RGBColor(0xe6, 0x9f, 0x00),
-                RGBColor(0x00, 0x9e, 0x73),
-                RGBColor(0xcc, 0x79, 0xa7),
-                RGBColor(0x56, 0xb4, 0xe9),
-                RGBColor(0xd5, 0x5e, 0x00),
-                RGBColor(0x8a, 0x8a, 0x00),
-                RGBColor(0x8c, 0x56, 0x4b),
-            ],
-        },
-        Theme::Dark => Palette {
-            background: RGBColor(0x16, 0x1b, 0x22),
-            text: RGBColor(0xe6, 0xed, 0xf3),
-            grid: RGBColor(0x2d, 0x33, 0x3b),
-            axis: RGBColor(0x8d, 0x96, 0xa0),
-            lines: [
-                RGBColor(0x58, 0xa6, 0xff),
-                RGBColor(0xf0, 0xb4, 0x43),
-                RGBColor(0x2b, 0xc4, 0x9a),
-                RGBColor(0xe0, 0x8f, 0xc3),
-                RGBColor(0x8f, 0xd3, 0xff),
-                RGBColor(0xff, 0x7a, 0x33),
-                RGBColor(0xc8, 0xc8, 0x3c),
-                RGBColor(0xc4, 0x9a, 0x8a),
-            ],
-        },
+    let hex = match theme {
+        Theme::Light => LIGHT,
+        Theme::Dark => DARK,
+    };
+    let rgb = |i: usize| {
+        let [_, r, g, b] = hex[i].to_be_bytes();
+        RGBColor(r, g, b)
+    };
+    Palette {
+        background: rgb(0),
+        text: rgb(1),
+        grid: rgb(2),
+        axis: rgb(3),
+        lines: std::array::from_fn(|i| rgb(4 + i)),
     }
 }
 

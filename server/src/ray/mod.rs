@@ -175,16 +175,7 @@ impl Dashboards {
         }
         let id = cluster_id(namespace, name)?;
         let inner = &self.inner;
-        let seconds = inner.timeout.as_secs();
-        let gate = self.gate(&id);
-        // Whether the time ran out waiting for a slot (busy) or for Ray (timeout).
-        let acquired = AtomicBool::new(false);
         let call = async {
-            let _slot = gate
-                .acquire()
-                .await
-                .map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
-            acquired.store(true, Ordering::Relaxed);
             match &inner.reach {
                 Reach::ApiserverProxy => {
                     let request = axum::http::Request::get(proxy_uri(namespace, name, read))
@@ -217,12 +208,35 @@ impl Dashboards {
                 }
             }
         };
-        match tokio::time::timeout(inner.timeout, call).await {
+        self.in_slot(&id, call).await
+    }
+
+    /// Runs `call` in one of cluster `id`'s call slots, all of it (the wait for a slot too)
+    /// within the timeout: busy when no slot came free in time, a timeout when Ray did not
+    /// answer. The slot is freed when `call` is done.
+    async fn in_slot<T>(
+        &self,
+        id: &str,
+        call: impl std::future::Future<Output = Result<T, DashboardError>>,
+    ) -> Result<T, DashboardError> {
+        let inner = &self.inner;
+        let gate = self.gate(id);
+        // Whether the time ran out waiting for a slot (busy) or for Ray (timeout).
+        let acquired = AtomicBool::new(false);
+        let in_slot = async {
+            let _slot = gate
+                .acquire()
+                .await
+                .map_err(|_| DashboardError::Busy(id.to_owned(), inner.per_cluster))?;
+            acquired.store(true, Ordering::Relaxed);
+            call.await
+        };
+        match tokio::time::timeout(inner.timeout, in_slot).await {
             Ok(answer) => answer,
             Err(_) if !acquired.load(Ordering::Relaxed) => {
-                Err(DashboardError::Busy(id, inner.per_cluster))
+                Err(DashboardError::Busy(id.to_owned(), inner.per_cluster))
             }
-            Err(_) => Err(DashboardError::Timeout(id, seconds)),
+            Err(_) => Err(DashboardError::Timeout(id.to_owned(), inner.timeout.as_secs())),
         }
     }
 

@@ -1,7 +1,5 @@
 //! Ray's WebSocket log tail of a job, opened through the apiserver's proxy or straight.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use axum::http::{header, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -49,8 +47,6 @@ impl Dashboards {
         }
         let id = cluster_id(namespace, name)?;
         let inner = &self.inner;
-        let gate = self.gate(&id);
-        let acquired = AtomicBool::new(false);
         let key = generate_key();
         let upgrade = [
             (header::CONNECTION, "Upgrade"),
@@ -58,12 +54,7 @@ impl Dashboards {
             (header::SEC_WEBSOCKET_VERSION, "13"),
             (header::SEC_WEBSOCKET_KEY, key.as_str()),
         ];
-        let call = async {
-            let _slot = gate
-                .acquire()
-                .await
-                .map_err(|_| DashboardError::Busy(id.clone(), inner.per_cluster))?;
-            acquired.store(true, Ordering::Relaxed);
+        let handshake = async {
             let io: Box<dyn TailIo> = match &inner.reach {
                 Reach::ApiserverProxy => {
                     let request = upgrade
@@ -105,13 +96,7 @@ impl Dashboards {
             };
             Ok(io)
         };
-        let io = match tokio::time::timeout(inner.timeout, call).await {
-            Ok(io) => io?,
-            Err(_) if !acquired.load(Ordering::Relaxed) => {
-                return Err(DashboardError::Busy(id, inner.per_cluster))
-            }
-            Err(_) => return Err(DashboardError::Timeout(id, inner.timeout.as_secs())),
-        };
+        let io = self.in_slot(&id, handshake).await?;
         // Ray sends frames of at most 10 lines or 20,000 characters; anything far larger is not Ray.
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_TAIL_MESSAGE))

@@ -6,6 +6,7 @@
 //! so RBAC decides and the apiserver's audit log names the person.
 
 use std::collections::{BTreeSet, HashMap};
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -266,12 +267,19 @@ async fn asker<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<(String, 
     Ok((params.get("namespace").cloned().unwrap_or_default(), user))
 }
 
-/// Proof that the requester may read what a cluster route shows (its summary, pods, events,
-/// Ray's view, job logs): they may list RayClusters in its namespace. Asked for first by those
+/// What a route reads, as Kubernetes' authorizer is asked about it.
+pub trait Readable: Send + Sync + 'static {
+    /// What a refusal says may not be read.
+    const WHAT: &'static str;
+    /// The question, for `namespace`.
+    fn ask(namespace: &str) -> Ask;
+}
+
+/// Proof that the requester may read `R` in the route's `{namespace}`. Asked for first by
 /// handlers, so a refusal comes before anything is read.
-pub struct MayReadCluster;
+pub struct MayRead<R>(PhantomData<R>);
 
-impl<S: Send + Sync> FromRequestParts<S> for MayReadCluster
+impl<S: Send + Sync, R: Readable> FromRequestParts<S> for MayRead<R>
 where
     Access: FromRef<S>,
 {
@@ -279,32 +287,39 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let (namespace, user) = asker(parts, state).await?;
-        if Access::from_ref(state).may(&user, &Ask::rayclusters("list", &namespace)).await {
-            Ok(MayReadCluster)
+        if Access::from_ref(state).may(&user, &R::ask(&namespace)).await {
+            Ok(MayRead(PhantomData))
         } else {
-            Err(may_not_read(&user, "RayClusters", &namespace))
+            Err(may_not_read(&user, R::WHAT, &namespace))
         }
     }
 }
 
-/// Proof that the requester may read pods' logs in the route's namespace.
-pub struct MayReadPodLogs;
+/// A cluster's routes (its summary, pods, events, Ray's view, job logs, GPUs): readable by who
+/// may list RayClusters in its namespace.
+pub enum ClusterReads {}
 
-impl<S: Send + Sync> FromRequestParts<S> for MayReadPodLogs
-where
-    Access: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let (namespace, user) = asker(parts, state).await?;
-        if Access::from_ref(state).may(&user, &Ask::pod_logs(&namespace)).await {
-            Ok(MayReadPodLogs)
-        } else {
-            Err(may_not_read(&user, "pod logs", &namespace))
-        }
+impl Readable for ClusterReads {
+    const WHAT: &'static str = "RayClusters";
+    fn ask(namespace: &str) -> Ask {
+        Ask::rayclusters("list", namespace)
     }
 }
+
+/// A Ray pod's log: readable by who may read pods' logs in its namespace.
+pub enum PodLogs {}
+
+impl Readable for PodLogs {
+    const WHAT: &'static str = "pod logs";
+    fn ask(namespace: &str) -> Ask {
+        Ask::pod_logs(namespace)
+    }
+}
+
+/// May read what a cluster's routes show.
+pub type MayReadCluster = MayRead<ClusterReads>;
+/// May read a Ray pod's log.
+pub type MayReadPodLogs = MayRead<PodLogs>;
 
 /// Route layer of pages: the requester's [`Grants`], worked out before a page renders
 /// (rendering cannot wait on Kubernetes); pages read them from the request.

@@ -13,6 +13,22 @@ use kube::Client;
 
 use super::identity::User;
 
+/// One line of the audit log (target `raydar::audit`) at `level` (a `tracing` macro's name):
+/// who, their email, the action, the cluster, the result, and `message`.
+macro_rules! audit_line {
+    ($level:ident, $user:expr, $action:expr, $result:literal, $($message:tt)+) => {
+        tracing::$level!(
+            target: "raydar::audit",
+            user = %$user.name,
+            email = $user.email.as_deref().unwrap_or(""),
+            action = $action.reason,
+            cluster = %format!("{}/{}", $action.namespace, $action.name),
+            result = $result,
+            $($message)+
+        )
+    };
+}
+
 /// What was done to a cluster.
 #[derive(Clone, Debug)]
 pub struct Action {
@@ -45,15 +61,7 @@ impl Audit {
     /// Logs an action that changed the cluster `uid`, and records an Event on it in the
     /// background.
     pub fn done(&self, user: &User, action: &Action, uid: Option<String>) {
-        tracing::info!(
-            target: "raydar::audit",
-            user = %user.name,
-            email = user.email.as_deref().unwrap_or(""),
-            action = action.reason,
-            cluster = %format!("{}/{}", action.namespace, action.name),
-            result = "done",
-            "{} {}", user.name, action.what
-        );
+        audit_line!(info, user, action, "done", "{} {}", user.name, action.what);
         let (api, event) = (
             Api::<Event>::namespaced(self.client.clone(), &action.namespace),
             event(user, action, uid),
@@ -74,14 +82,14 @@ impl Audit {
 
     /// Logs an action that did not happen, with why (Kubernetes' refusal, a bad request).
     pub fn refused(&self, user: &User, action: &Action, why: &str) {
-        tracing::warn!(
-            target: "raydar::audit",
-            user = %user.name,
-            email = user.email.as_deref().unwrap_or(""),
-            action = action.reason,
-            cluster = %format!("{}/{}", action.namespace, action.name),
-            result = "refused",
-            "{} was refused: {} ({why})", user.name, action.what
+        audit_line!(
+            warn,
+            user,
+            action,
+            "refused",
+            "{} was refused: {} ({why})",
+            user.name,
+            action.what
         );
     }
 }

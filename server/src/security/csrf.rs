@@ -103,19 +103,15 @@ mod tests {
 
     use super::*;
 
-    fn user(name: &str) -> User {
-        User { name: name.into(), email: None, groups: vec![] }
-    }
-
     #[test]
     fn a_csrf_token_is_good_for_its_user_only() {
         let key = CsrfKey::generate();
-        let token = key.token(&user("alice"));
-        assert!(key.verify(&user("alice"), &token));
-        assert!(!key.verify(&user("bob"), &token));
-        assert!(!key.verify(&user("alice"), ""));
-        assert!(!key.verify(&user("alice"), &token[1..]));
-        assert!(!CsrfKey::generate().verify(&user("alice"), &token), "another server's key");
+        let token = key.token(&User::named("alice"));
+        assert!(key.verify(&User::named("alice"), &token));
+        assert!(!key.verify(&User::named("bob"), &token));
+        assert!(!key.verify(&User::named("alice"), ""));
+        assert!(!key.verify(&User::named("alice"), &token[1..]));
+        assert!(!CsrfKey::generate().verify(&User::named("alice"), &token), "another server's key");
     }
 
     #[test]

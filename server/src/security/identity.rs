@@ -41,6 +41,12 @@ impl User {
         self.groups.iter().find(|g| !g.starts_with("system:")).cloned().unwrap_or_default()
     }
 
+    /// A user of that name, in no group (tests).
+    #[cfg(test)]
+    pub fn named(name: &str) -> User {
+        User { name: name.into(), email: None, groups: vec![] }
+    }
+
     /// The identity templates render owner and team labels from.
     pub fn identity(&self) -> platform::template::Identity {
         platform::template::Identity { user: self.name.clone(), team: self.team() }

@@ -57,18 +57,14 @@ impl ActionLimit {
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> User {
-        User { name: name.into(), email: None, groups: vec![] }
-    }
-
     #[test]
     fn actions_are_limited_per_user() {
         let limit = ActionLimit::new(3);
         for _ in 0..3 {
-            assert_eq!(limit.take(&user("alice")), Ok(()));
+            assert_eq!(limit.take(&User::named("alice")), Ok(()));
         }
-        let wait = limit.take(&user("alice")).unwrap_err();
+        let wait = limit.take(&User::named("alice")).unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
-        assert_eq!(limit.take(&user("bob")), Ok(()), "bob has his own allowance");
+        assert_eq!(limit.take(&User::named("bob")), Ok(()), "bob has his own allowance");
     }
 }

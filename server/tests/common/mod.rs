@@ -100,6 +100,11 @@ pub async fn as_user(base: &str, user: &str, groups: &str) -> reqwest::Client {
     page_client(base, &[("x-forwarded-user", user), ("x-forwarded-groups", groups)]).await
 }
 
+/// `GET url` as JSON, whatever the status.
+pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Reads server-sent events as (event, data) pairs.
 pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (String, Value)> {
     let mut buffer = String::new();

@@ -9,6 +9,8 @@
 //!   small.
 //! - [`api`]: server functions that pages load their data with, and the REST paths the browser
 //!   writes to; server-only code in `api::ssr`.
+//! - [`components`]: widgets more than one page shows: the push stream's state and notice, the
+//!   one error a page shows ([`components::failure::AppError`]) through an error boundary.
 //! - [`actions`]: tear down, suspend/resume and scale, shared by the pages; lazy-loaded.
 //! - `live`: the browser's subscription to the server's push stream (hydrate only).
 //! - `logview`: the log viewer's stream and lines, written straight into the page (hydrate only).
@@ -19,6 +21,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod components;
 #[cfg(feature = "hydrate")]
 mod http;
 #[cfg(feature = "hydrate")]

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Event, EventSource, EventTarget, MessageEvent};
 
 use crate::api::{push, ClusterList, ClusterRef};
-use crate::routes::clusters::StreamState;
+use crate::components::stream::StreamState;
 
 /// One message of the push stream.
 pub enum Change {

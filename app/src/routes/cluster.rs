@@ -13,7 +13,9 @@ use platform::{ClusterDetail, ClusterPhase, WorkerGroupSummary};
 
 use crate::actions::change;
 use crate::api::read_cluster;
-use crate::routes::clusters::{StreamState, TearDownButton};
+use crate::components::failure::{self, AppError};
+use crate::components::stream::StreamState;
+use crate::routes::clusters::TearDownButton;
 use crate::routes::gpus::ClusterGpuSection;
 use crate::routes::overview::Overview;
 
@@ -41,15 +43,14 @@ impl LazyRoute for ClusterPage {
             <section class="cluster">
                 <p class="crumbs"><a href="/">"Ray clusters"</a> " / " {namespace} " / " {name}</p>
                 <Suspense fallback=|| view! { <p class="empty">"Loading the cluster…"</p> }>
-                    {move || Suspend::new(async move {
-                        match detail.await {
-                            Ok(Some(detail)) => view! { <ClusterView detail/> }.into_any(),
-                            Ok(None) => view! { <Gone namespace=namespace.get_untracked() name=name.get_untracked()/> }.into_any(),
-                            Err(e) => view! {
-                                <p class="error" role="alert">"Could not load the cluster: " {e.to_string()}</p>
-                            }.into_any(),
-                        }
-                    })}
+                    <ErrorBoundary fallback=failure::notice>
+                        {move || Suspend::new(async move {
+                            detail.await.map_err(AppError::load("the cluster")).map(|detail| match detail {
+                                Some(detail) => view! { <ClusterView detail/> }.into_any(),
+                                None => view! { <Gone namespace=namespace.get_untracked() name=name.get_untracked()/> }.into_any(),
+                            })
+                        })}
+                    </ErrorBoundary>
                 </Suspense>
             </section>
         }

@@ -6,6 +6,7 @@ use platform::{ClusterPhase, ClusterSummary};
 
 use crate::actions::tear_down;
 use crate::api::{rest, ClusterList};
+use crate::components::stream::StreamState;
 
 /// Lists every RayCluster with its phase, workers, GPUs and age; rows change as the cluster does.
 #[component]
@@ -97,29 +98,6 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
                 </For>
             </tbody>
         </table>
-    }
-}
-
-/// Whether the page is receiving changes. Server and browser both start at `Connecting`, so the
-/// server-rendered text matches the hydrated one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamState {
-    /// Rendered, not yet subscribed.
-    Connecting,
-    /// Changes arrive as they happen.
-    Live,
-    /// The stream dropped; the browser is reconnecting and the list may be stale.
-    Reconnecting,
-}
-
-impl StreamState {
-    /// What the page says about the stream.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Connecting => "connecting…",
-            Self::Live => "live",
-            Self::Reconnecting => "reconnecting…",
-        }
     }
 }
 

@@ -14,17 +14,8 @@ use platform::status::format_age;
 use platform::utilization::{gib, percent, watts, Chart, ClusterGpus, Fleet, GpuNow, Window};
 
 use crate::api::read_fleet;
-use crate::routes::clusters::StreamState;
-
-/// Said while a GPU stream reconnects.
-#[component]
-fn Reconnecting(stream: RwSignal<StreamState>) -> impl IntoView {
-    move || {
-        (stream.get() == StreamState::Reconnecting).then(|| {
-            view! { <p class="error" role="alert">"Reconnecting: what is shown may be out of date."</p> }
-        })
-    }
-}
+use crate::components::failure::{self, AppError};
+use crate::components::stream::{Reconnecting, StreamState};
 
 /// A cluster's GPUs, kept current by the server's pushes.
 #[component]
@@ -179,12 +170,11 @@ impl LazyRoute for FleetPage {
             <section class="fleet">
                 <h1>"GPUs"</h1>
                 <Suspense fallback=|| view! { <p class="empty">"Loading the fleet…"</p> }>
-                    {move || Suspend::new(async move {
-                        match first.await {
-                            Ok(fleet) => view! { <FleetView fleet/> }.into_any(),
-                            Err(e) => view! { <p class="error" role="alert">"Could not load the fleet: " {e.to_string()}</p> }.into_any(),
-                        }
-                    })}
+                    <ErrorBoundary fallback=failure::notice>
+                        {move || Suspend::new(async move {
+                            first.await.map_err(AppError::load("the fleet")).map(|fleet| view! { <FleetView fleet/> })
+                        })}
+                    </ErrorBoundary>
                 </Suspense>
             </section>
         }

@@ -21,6 +21,7 @@ use platform::{TemplateForm, TemplateParameter};
 use serde_json::{json, Map, Value};
 
 use crate::api::{launch_templates, LaunchForms};
+use crate::components::failure::{self, AppError};
 
 /// How long typing must pause before the form is sent for a dry-run.
 #[cfg(feature = "hydrate")]
@@ -45,14 +46,11 @@ impl LazyRoute for LaunchPage {
                 <p class="crumbs"><a href="/">"Ray clusters"</a> " / launch"</p>
                 <h1>"Launch a Ray cluster"</h1>
                 <Suspense fallback=|| view! { <p class="empty">"Loading templates…"</p> }>
-                    {move || Suspend::new(async move {
-                        match forms.await {
-                            Ok(forms) => view! { <Launch forms/> }.into_any(),
-                            Err(e) => view! {
-                                <p class="error" role="alert">"Could not load templates: " {e.to_string()}</p>
-                            }.into_any(),
-                        }
-                    })}
+                    <ErrorBoundary fallback=failure::notice>
+                        {move || Suspend::new(async move {
+                            forms.await.map_err(AppError::load("templates")).map(|forms| view! { <Launch forms/> })
+                        })}
+                    </ErrorBoundary>
                 </Suspense>
             </section>
         }

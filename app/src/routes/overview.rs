@@ -11,7 +11,7 @@ use platform::overview::{ClusterOverview, EventRow, PodRow, RayJob, RayNode, Ray
 use platform::status::format_age;
 use platform::ClusterCondition;
 
-use crate::routes::clusters::StreamState;
+use crate::components::stream::{Reconnecting, StreamState};
 
 /// Pods, Ray, conditions and events of `namespace/name`, kept current by the server's pushes.
 #[component]
@@ -33,9 +33,7 @@ pub fn Overview(namespace: String, name: String) -> impl IntoView {
     let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));
     let now = Signal::from(now);
     view! {
-        {move || (stream.get() == StreamState::Reconnecting).then(|| view! {
-            <p class="error" role="alert">"Reconnecting: what is shown may be out of date."</p>
-        })}
+        <Reconnecting stream/>
         {move || match overview.get() {
             None => view! { <p class="empty">"Loading pods, Ray and events…"</p> }.into_any(),
             Some(o) => view! {

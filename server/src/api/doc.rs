@@ -90,6 +90,15 @@ pub enum LogStream {
     Events(crate::push::ServerSentEvent),
 }
 
+/// A log so far, as a file.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum LogDownload {
+    /// The log so far (a pod's: at most 64 MiB), as an attachment.
+    #[response(status = 200, content_type = "text/plain")]
+    Text(String),
+}
+
 /// What any read of a cluster's routes may answer besides its own.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the derive only

@@ -230,12 +230,13 @@ fn attachment(file: &str, text: String) -> Response {
 
 /// `GET /api/v1/clusters/{namespace}/{name}/jobs/{job_id}/logs`: the job's log so far, as a
 /// download.
-#[utoipa::path(get, path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs", tag = "logs",
+#[utoipa::path(
+    get,
+    path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs",
+    tag = "logs",
     params(super::doc::JobParams),
-    responses(
-        (status = 200, description = "The log so far", content_type = "text/plain", body = String),
-        super::doc::ReadErrors,
-        super::doc::UpstreamErrors))]
+    responses(super::doc::LogDownload, super::doc::ReadErrors, super::doc::UpstreamErrors)
+)]
 pub async fn job_log(
     _: MayReadCluster,
     State(dashboards): State<Dashboards>,
@@ -256,12 +257,13 @@ pub async fn job_log(
 
 /// `GET /api/v1/clusters/{namespace}/{name}/pods/{pod}/logs?container=`: a Ray pod's log so far
 /// (at most 64 MiB), as a download.
-#[utoipa::path(get, path = "/clusters/{namespace}/{name}/pods/{pod}/logs", tag = "logs",
+#[utoipa::path(
+    get,
+    path = "/clusters/{namespace}/{name}/pods/{pod}/logs",
+    tag = "logs",
     params(super::doc::PodParams, ContainerQuery),
-    responses(
-        (status = 200, description = "The log so far, at most 64 MiB", content_type = "text/plain", body = String),
-        super::doc::ReadErrors,
-        super::doc::UpstreamErrors))]
+    responses(super::doc::LogDownload, super::doc::ReadErrors, super::doc::UpstreamErrors)
+)]
 pub async fn pod_log(
     _: MayReadPodLogs,
     State(logs): State<Logs>,

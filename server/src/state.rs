@@ -86,7 +86,12 @@ impl FromRef<AppState> for Logs {
 
 impl FromRef<AppState> for Gpus {
     fn from_ref(s: &AppState) -> Self {
-        Gpus { metrics: s.gpus.clone(), ray: s.ray_metrics.clone(), clusters: s.clusters.clone() }
+        Gpus {
+            metrics: s.gpus.clone(),
+            ray: s.ray_metrics.clone(),
+            clusters: s.clusters.clone(),
+            sources: s.sources.clone(),
+        }
     }
 }
 

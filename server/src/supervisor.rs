@@ -57,8 +57,15 @@ impl SourceStatus {
 
     /// The sources that are down, each as `name: why`.
     pub fn down(&self) -> Vec<String> {
+        self.down_of(|_| true)
+    }
+
+    /// The sources among those `of` picks that are down, each as `source name is down: why`:
+    /// what a page that shows their data says, so that it never shows frozen data as current.
+    pub fn down_of(&self, of: impl Fn(&str) -> bool) -> Vec<String> {
         self.all()
             .into_iter()
+            .filter(|(name, _)| of(name))
             .filter_map(|(name, health)| health.down.map(|why| format!("{name}: {why}")))
             .collect()
     }
@@ -186,6 +193,9 @@ mod tests {
         tokio::time::sleep(ms(100)).await;
         let down = status.get("flaky").unwrap();
         assert_eq!(down.failures, 1);
+        // Pages that show a source's data say it is down; others do not.
+        assert_eq!(status.down_of(|name| name == "flaky").len(), 1);
+        assert!(status.down_of(|name| name == "clusters").is_empty());
         assert!(
             down.down.as_deref().unwrap().contains("panicked: the first run panics"),
             "{down:?}"

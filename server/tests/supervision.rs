@@ -72,6 +72,31 @@ async fn a_panicking_source_is_started_again_and_reported_meanwhile() {
     assert!(!ready.contains("flaky"), "{ready}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_source_that_is_down_is_said_on_the_gpu_pages() {
+    // GPU readings come from a Prometheus that is not there; the exporter source is this test's
+    // stand-in, which breaks on every run: the fleet's numbers are then the last ones read, and
+    // the page must say why.
+    let flags = ["--prometheus", "http://127.0.0.1:1"];
+    let raydar = common::start_raydar_and(unreachable(), "https://127.0.0.1:1", &flags, |s| {
+        s.spawn("exporters", |_| async { panic!("every scrape broke") })
+    })
+    .await;
+    let started = Instant::now();
+    loop {
+        let fleet = common::get_json(&raydar.http, format!("{}/api/v1/gpus", raydar.base)).await;
+        let errors = fleet["errors"].as_array().unwrap();
+        if errors
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("exporters: panicked: every scrape broke"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the fleet does not say it: {fleet}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A kubeconfig whose apiserver is never there.
 fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("kubeconfig");

@@ -24,6 +24,7 @@ use crate::ray::RayMetrics;
 use crate::security::access::MayReadCluster;
 use crate::security::{Access, User};
 use crate::sources::Clusters;
+use crate::supervisor::SourceStatus;
 
 /// What the GPU routes use: cheap to clone.
 #[derive(Clone)]
@@ -34,6 +35,20 @@ pub struct Gpus {
     pub ray: RayMetrics,
     /// The watched clusters.
     pub clusters: Clusters,
+    /// How the sources are: GPU pages say when theirs is down.
+    pub sources: SourceStatus,
+}
+
+/// The sources GPU pages show the data of: the GPU readings (one of the two) and the Ray pods
+/// they are attributed through.
+const GPU_SOURCES: [&str; 3] = ["exporters", "prometheus", "pods"];
+
+impl Gpus {
+    /// What the GPU pages say is wrong besides the last round's errors: their sources that are
+    /// down (the numbers shown are then the last ones read).
+    fn sources_down(&self) -> Vec<String> {
+        self.sources.down_of(|name| GPU_SOURCES.contains(&name))
+    }
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/gpus`: the cluster's GPUs now and what Ray says.
@@ -55,6 +70,7 @@ pub async fn panel(gpus: &Gpus, namespace: &str, name: &str) -> ApiResult<Cluste
     let summary =
         gpus.clusters.get(namespace, name).ok_or_else(|| ApiError::no_cluster(namespace, name))?;
     let mut panel = gpus.metrics.cluster(namespace, name, summary.gpus_desired);
+    panel.errors.extend(gpus.sources_down());
     match gpus.ray.usage(namespace, name).await {
         Ok(usage) => panel.ray = Some(usage),
         Err(why) => panel.ray_error = Some(why),
@@ -138,7 +154,9 @@ pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
         .into_iter()
         .filter(|(c, _, _)| readable.contains(&c.namespace))
         .collect();
-    gpus.metrics.fleet(clusters)
+    let mut fleet = gpus.metrics.fleet(clusters);
+    fleet.errors.extend(gpus.sources_down());
+    fleet
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/gpus/events`: the cluster's GPUs now, then after

@@ -277,8 +277,8 @@ pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
             // lets go of the end: the log growing or shrinking around the view moves it too, and
             // that is not the reader leaving.
             let top = scrolled.scroll_top();
-            let at_end = top + scrolled.client_height() + 40 >= scrolled.scroll_height();
             let mut pane = p.borrow_mut();
+            let at_end = pane.at_end();
             if at_end || top < pane.last_top {
                 pane.pinned = at_end;
             }
@@ -328,8 +328,19 @@ impl Pane {
         }
     }
 
+    /// Whether the view shows the end of the log (within two lines).
+    fn at_end(&self) -> bool {
+        self.log.scroll_top() + self.log.client_height() + 40 >= self.log.scroll_height()
+    }
+
     /// A batch from the server, numbered from `first`: shown, or held while paused.
     fn receive(&mut self, batch: Lines) {
+        // A reader who went back to the end holds it even if these lines come before the browser
+        // tells of that scroll (its event waits for the next frame, and would then measure the
+        // log grown by this batch and take the reader for one who scrolled up).
+        if !self.pinned && self.at_end() {
+            self.pinned = true;
+        }
         for (i, text) in batch.lines.into_iter().enumerate() {
             let n = batch.first + i as u64;
             if n <= self.last {

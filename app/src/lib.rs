@@ -34,6 +34,18 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, Lazy, SsrMode};
 
+/// Loads the app's module again when Leptos' loader fails to (its import rejects, unhandled):
+/// browsers drop requests in flight when the machine's network changes (tools/wasm-retry.js
+/// retries the wasm; this, the module that loads it), and the page would stay server-rendered.
+/// Three more tries, 0.2, 0.4 and 0.8 s apart, each under a new URL: a module whose fetch failed
+/// stays failed under its own. Names come from Leptos' preload links.
+const RETRY_IMPORT: &str = "addEventListener('unhandledrejection',function(e){\
+var m=e.reason&&e.reason.message||'',q=function(s){return document.querySelector(s).href},i=0;\
+if(m.indexOf('dynamically imported module')<0||window.__retried)return;window.__retried=1;\
+(function t(){setTimeout(function(){import(q('link[rel=modulepreload]')+'?try='+(++i))\
+.then(function(a){return a.default({module_or_path:q('link[as=fetch]')}).then(a.hydrate)},\
+function(){if(i<3)t()})},200<<i)})()})";
+
 /// The HTML document around the app, rendered by the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -53,6 +65,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     <meta name="csrf-token" content=s.csrf/>
                 })}
                 <title>"raydar"</title>
+                // Before Leptos' loader, which gives up if the app's module fails to load.
+                <script nonce=leptos::nonce::use_nonce()>{RETRY_IMPORT}</script>
                 <HydrationScripts options/>
             </head>
             <body>

@@ -76,21 +76,23 @@ test('a page whose code fails to load once (the network changed) still opens', a
   await page.close();
 });
 
-test('a page whose main code fails to load twice (the network changed) still goes live', async () => {
-  const page = await browser().newPage();
-  // The app's module is fetched by the page's preload and by its loader: both fail, as Chromium
-  // fails requests in flight when the machine's network changes. Only a loader that tries again
-  // fetches it a third time.
-  let fetched = 0;
-  await page.route('**/pkg/raydar.wasm', async (route) => {
-    if (fetched++ < 2) return route.abort('internetdisconnected');
-    return route.continue();
+// The app's wasm is fetched by the page's preload and by its loader; the module that loads it,
+// by a preload and by Leptos' loader. Both fail, as Chromium fails requests in flight when the
+// machine's network changes; only a loader that tries again fetches it a third time.
+for (const [what, files] of [['main code', '**/pkg/raydar.wasm'], ['loader module', '**/pkg/raydar.js*']]) {
+  test(`a page whose ${what} fails to load twice (the network changed) still goes live`, async () => {
+    const page = await browser().newPage();
+    let fetched = 0;
+    await page.route(files, async (route) => {
+      if (fetched++ < 2) return route.abort('internetdisconnected');
+      return route.continue();
+    });
+    await page.goto(base);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    assert.ok(fetched >= 3, `fetched again after the failures (${fetched} fetches)`);
+    await page.close();
   });
-  await page.goto(base);
-  await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
-  assert.ok(fetched >= 3, `fetched again after the failures (${fetched} fetches)`);
-  await page.close();
-});
+}
 
 test("a cluster's page is kept current by push: a pod comes and goes, and the browser asks nothing", async () => {
   // Left alone by KubeRay: the pods are this test's own, made with kubectl.

@@ -162,7 +162,8 @@ pub struct RayClusterStatus {
 
 impl WorkerGroupSpec {
     /// Worker pods this group wants: replicas (clamped to min/max, as KubeRay does) times hosts.
-    pub fn desired_pods(&self) -> u32 {
+    /// Both are 32-bit, so their product always fits.
+    pub fn desired_pods(&self) -> u64 {
         if self.suspend == Some(true) {
             return 0;
         }
@@ -170,7 +171,8 @@ impl WorkerGroupSpec {
         let max = self.max_replicas.unwrap_or(i32::MAX).max(min);
         let replicas = self.replicas.unwrap_or(min).clamp(min, max);
         let hosts = self.num_of_hosts.unwrap_or(1).max(1);
-        u32::try_from(i64::from(replicas) * i64::from(hosts)).unwrap_or(u32::MAX)
+        // Both are non-negative here.
+        replicas.unsigned_abs() as u64 * hosts.unsigned_abs() as u64
     }
 }
 
@@ -203,17 +205,22 @@ impl RayCluster {
     pub fn summary(&self) -> ClusterSummary {
         let status = self.status.clone().unwrap_or_default();
         let spec = &self.spec;
-        let workers_desired =
-            status.desired_worker_replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or_else(
-                || spec.worker_group_specs.iter().map(WorkerGroupSpec::desired_pods).sum(),
-            );
-        let head_gpus =
-            if spec.suspend == Some(true) { 0 } else { spec.head_group_spec.template.gpus() };
-        let gpus_desired = spec
+        // Counted here rather than taken from KubeRay's status, whose 32-bit sum of groups can
+        // wrap; saturating, as a u64 of pods cannot be reached by any real spec.
+        let workers_desired = spec
             .worker_group_specs
             .iter()
-            .map(|g| g.desired_pods().saturating_mul(g.template.gpus()))
-            .fold(head_gpus, u32::saturating_add);
+            .map(WorkerGroupSpec::desired_pods)
+            .fold(0, u64::saturating_add);
+        // A suspended cluster has no pods, so holds no GPU, whatever its groups would ask.
+        let gpus_desired = if spec.suspend == Some(true) {
+            0
+        } else {
+            spec.worker_group_specs
+                .iter()
+                .map(|g| g.desired_pods().saturating_mul(u64::from(g.template.gpus())))
+                .fold(u64::from(spec.head_group_spec.template.gpus()), u64::saturating_add)
+        };
         let meta = &self.metadata;
         ClusterSummary {
             namespace: meta.namespace.clone().unwrap_or_default(),

@@ -119,10 +119,11 @@ pub struct ClusterSummary {
     pub phase: ClusterPhase,
     /// Worker pods that are ready.
     pub workers_ready: u32,
-    /// Worker pods the cluster wants (replicas times hosts, over all worker groups).
-    pub workers_desired: u32,
-    /// GPUs the cluster asks for, head and workers together.
-    pub gpus_desired: u32,
+    /// Worker pods the cluster wants (replicas times hosts, over all worker groups). 64 bits:
+    /// three groups of 2^31 - 1 replicas are a number, not an overflow.
+    pub workers_desired: u64,
+    /// GPUs the cluster holds or asks for now, head and workers together: none while suspended.
+    pub gpus_desired: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: i64,
     /// Whether the requester may tear it down (Kubernetes RBAC, asked by raydar for them);
@@ -206,8 +207,8 @@ mod wire {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         workers_ready: u32,
-        workers_desired: u32,
-        gpus_desired: u32,
+        workers_desired: u64,
+        gpus_desired: u64,
         created_at: i64,
         #[serde(default)]
         may_delete: bool,

@@ -189,7 +189,7 @@ pub struct ClusterGpus {
     /// Seconds between scrapes.
     pub interval_s: u32,
     /// GPUs its spec asks for.
-    pub requested: u32,
+    pub requested: u64,
     /// Its GPUs, by node and index.
     pub gpus: Vec<GpuNow>,
     /// Average utilization over its GPUs now, percent.
@@ -219,7 +219,7 @@ pub struct FleetCluster {
     /// Its `raydar.dev/owner` label, or `""`.
     pub owner: String,
     /// GPUs its spec asks for.
-    pub requested: u32,
+    pub requested: u64,
     /// GPUs its pods hold now (the exporters' view).
     pub held: u32,
     /// Of those, at or above the idle threshold now.
@@ -238,7 +238,7 @@ pub struct FleetTeam {
     /// The `raydar.dev/team` label; `""` for clusters without one.
     pub team: String,
     pub clusters: u32,
-    pub requested: u32,
+    pub requested: u64,
     pub held: u32,
     pub busy: u32,
     /// Clusters flagged idle.
@@ -281,7 +281,7 @@ impl Fleet {
                 .entry(c.team.clone())
                 .or_insert_with(|| FleetTeam { team: c.team.clone(), ..FleetTeam::default() });
             team.clusters += 1;
-            team.requested += c.requested;
+            team.requested = team.requested.saturating_add(c.requested);
             team.held += c.held;
             team.busy += c.busy;
             if let Some(idle) = c.idle {
@@ -336,12 +336,12 @@ mod tests {
 
     #[test]
     fn the_fleet_adds_up_by_team_and_puts_idle_clusters_first() {
-        let row = |name: &str, team: &str, held, busy, idle: Option<f64>| FleetCluster {
+        let row = |name: &str, team: &str, held: u32, busy, idle: Option<f64>| FleetCluster {
             namespace: "ml".into(),
             name: name.into(),
             team: team.into(),
             owner: String::new(),
-            requested: held,
+            requested: u64::from(held),
             held,
             busy,
             avg_util: None,

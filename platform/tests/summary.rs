@@ -60,9 +60,26 @@ fn before_kuberay_writes_status_the_spec_says_what_is_wanted() {
 fn a_suspended_cluster_holds_no_gpus() {
     let mut cluster: RayCluster = serde_json::from_str(GPU_CLUSTER).unwrap();
     cluster.spec.suspend = Some(true);
-    cluster.spec.worker_group_specs[0].suspend = Some(true);
     cluster.status = None;
+    // Its groups still ask for GPUs, but a suspended cluster has no pods: the fleet's total
+    // counts none for it.
     assert_eq!(cluster.summary().gpus_desired, 0);
+    cluster.spec.suspend = None;
+    cluster.spec.worker_group_specs[0].suspend = Some(true);
+    assert_eq!(cluster.summary().gpus_desired, 0, "a suspended group holds none either");
+}
+
+#[test]
+fn worker_counts_past_32_bits_are_counted_not_wrapped() {
+    let mut cluster: RayCluster = serde_json::from_str(GPU_CLUSTER).unwrap();
+    let mut group = cluster.spec.worker_group_specs[0].clone();
+    (group.replicas, group.min_replicas, group.max_replicas) = (Some(i32::MAX), None, None);
+    cluster.spec.worker_group_specs = vec![group.clone(), group.clone(), group];
+    // KubeRay's own 32-bit sum wraps negative; the row counts the spec.
+    cluster.status.as_mut().unwrap().desired_worker_replicas = Some(-3);
+    let row = cluster.summary();
+    assert_eq!(row.workers_desired, 3 * i32::MAX as u64);
+    assert_eq!(row.gpus_desired, 3 * 8 * i32::MAX as u64);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::ray::Reach;
-use crate::security::{Authn, Cidr, ProxyHeaders, User};
+use crate::security::{Authn, Cidr, ProxyHeaders, ServedAs, User};
 
 /// How raydar-server runs.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct Config {
     pub site_root: PathBuf,
     /// Where identities come from.
     pub authn: Authn,
+    /// The names browsers may reach raydar under.
+    pub served_as: ServedAs,
     /// Launches, changes and teardowns one user may make per minute.
     pub action_rate: u32,
     /// How Ray dashboards are reached.
@@ -118,6 +120,12 @@ struct Flags {
         help_heading = "Serving"
     )]
     site_root: PathBuf,
+    /// The address people open raydar at, like https://raydar.example.com: requests naming
+    /// another host are refused. Without it, dev mode answers to loopback names only, and proxy
+    /// mode to whatever host the proxy forwards.
+    #[arg(long, env = "RAYDAR_PUBLIC_URL", value_name = "URL", value_parser = public_url,
+        help_heading = "Serving")]
+    public_url: Option<reqwest::Url>,
 
     /// Where identities come from.
     #[arg(
@@ -144,6 +152,17 @@ struct Flags {
     #[arg(long, env = "RAYDAR_GROUPS_HEADER", default_value = "X-Forwarded-Groups", value_name = "NAME",
         value_parser = header_name, help_heading = "Identity")]
     groups_header: HeaderName,
+    /// Put before each of the proxy's groups when raydar acts as the user in Kubernetes, like
+    /// oidc: (as the apiserver's --oidc-groups-prefix), so RBAC bindings name them apart from
+    /// other groups. A user or group system:… from the proxy is refused either way.
+    #[arg(
+        long,
+        env = "RAYDAR_PROXY_GROUPS_PREFIX",
+        default_value = "",
+        value_name = "PREFIX",
+        help_heading = "Identity"
+    )]
+    proxy_groups_prefix: String,
     /// Dev mode's user.
     #[arg(long, env = "RAYDAR_DEV_USER", default_value = "developer", value_name = "USER",
         value_parser = not_empty, help_heading = "Identity")]
@@ -248,11 +267,12 @@ impl Flags {
                     ));
                 }
                 let groups = self.dev_groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty());
-                Authn::Dev(User {
-                    name: self.dev_user.trim().to_owned(),
-                    email: None,
-                    groups: groups.map(str::to_owned).collect(),
-                })
+                Authn::Dev(User::new(
+                    self.dev_user.trim().to_owned(),
+                    None,
+                    groups.map(str::to_owned).collect(),
+                    "",
+                ))
             }
             AuthMode::Proxy => {
                 if self.trusted_proxies.is_empty() {
@@ -268,10 +288,13 @@ impl Flags {
                     user: self.user_header.clone(),
                     email: self.email_header.clone(),
                     groups: self.groups_header.clone(),
+                    groups_prefix: self.proxy_groups_prefix.clone(),
                 })
             }
         };
+        let loopback = self.auth == AuthMode::Dev;
         Ok(Config {
+            served_as: ServedAs::new(loopback, self.public_url.clone()),
             gpus: self.gpu_settings(),
             addr: self.addr,
             site_root: self.site_root,
@@ -421,6 +444,23 @@ fn prometheus_url(text: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Reads `--public-url`: an http(s) origin (no path, query or fragment), such as
+/// https://raydar.example.com.
+fn public_url(text: &str) -> Result<reqwest::Url, String> {
+    let text = text.trim();
+    let url = reqwest::Url::parse(text)
+        .map_err(|_| format!("{text:?} is not a URL such as https://raydar.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} is not an http or https URL with a host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} has a path, query or fragment; raydar is served at the root of its address"
+        ));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +495,23 @@ mod tests {
         let Authn::Proxy(proxy) = config.authn else { panic!("proxy mode") };
         assert_eq!(proxy.trusted.len(), 2);
         assert_eq!(proxy.user.as_str(), "x-auth-request-user");
+        assert_eq!(proxy.groups_prefix, "", "groups as sent unless a prefix is asked for");
+        assert!(config.served_as.anywhere(), "the proxy chooses the host");
+    }
+
+    #[test]
+    fn a_public_url_is_an_origin() {
+        let proxy = ["--auth", "proxy", "--trusted-proxies", "10.0.0.0/8"];
+        let with = |url: &str| parse(&[&proxy[..], &["--public-url", url]].concat());
+        assert!(!with("https://raydar.example.com").unwrap().served_as.anywhere());
+        let e = with("https://raydar.example.com/console").unwrap_err();
+        assert!(e.contains("--public-url") && e.contains("path"), "{e}");
+        let e = with("raydar.example.com").unwrap_err();
+        assert!(e.contains("--public-url") && e.contains("https://raydar.example.com"), "{e}");
+        let prefixed = parse(&[&proxy[..], &["--proxy-groups-prefix", "oidc:"]].concat()).unwrap();
+        let Authn::Proxy(proxy) = prefixed.authn else { panic!("proxy mode") };
+        assert_eq!(proxy.groups_prefix, "oidc:");
+        assert!(!parse(&["--auth", "dev"]).unwrap().served_as.anywhere(), "dev: loopback names");
     }
 
     #[test]

@@ -16,9 +16,12 @@
 //! - [`error`]: [`ApiError`], the one error answer of the API.
 //! - [`supervisor`]: runs the sources, restarts a failed one with backoff, reports each.
 //! - [`sources`]: the background sources, one module each: clusters, templates, Ray pods,
-//!   dcgm-exporters, Prometheus; and the reflector loop the watches share.
+//!   dcgm-exporters, Prometheus; and the watch loop they share, which keeps a projection of each
+//!   object rather than the object.
 //! - [`api`]: the handlers, one file per resource: clusters, actions, templates, logs, gpus, ray,
-//!   ops (health, readiness, metrics, session); the pages' context; extractors; the description.
+//!   ops (health, readiness, metrics, session); the pages' context; the description.
+//! - [`extract`]: extractors that answer with an [`ApiError`], and the check that keeps a path
+//!   segment that cannot be a Kubernetes name from reaching Kubernetes (access reviews included).
 //! - [`security`]: identity, access (impersonation, access reviews), CSRF, security headers,
 //!   action limits, the audit trail.
 //! - [`logs`]: live logs: one upstream per log shared by its viewers through a bounded ring;
@@ -34,6 +37,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod gpus;
 pub mod logs;
 pub mod overview;
@@ -149,6 +153,7 @@ pub fn start(
         logs: LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER),
         gpus,
         authn: Arc::new(config.authn.clone()),
+        served_as: Arc::new(config.served_as.clone()),
         access: Access::new(kube.clone()),
         csrf: CsrfKey::generate(),
         limit: ActionLimit::new(config.action_rate),

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use crate::api::pages::{self, Pages};
 use crate::api::{actions, clusters, doc, gpus, logs, ops, ray, templates};
 use crate::error::{self, ApiError};
-use crate::security::{access, csrf, headers, identity};
+use crate::security::{access, csrf, headers, host, identity};
 use crate::state::AppState;
 
 /// Largest request body raydar accepts: a launch request is a few hundred bytes.
@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         // every answer, a 401 too, carries the security headers.
         .layer(middleware::from_fn_with_state(state.csrf.clone(), csrf::same_origin_writes))
         .layer(middleware::from_fn_with_state(state.authn.clone(), identity::authenticate))
+        .layer(middleware::from_fn_with_state(state.served_as.clone(), host::served_host))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(headers::security_headers))
         // Compresses pages, wasm, JS and JSON; never the event stream, which would then be held

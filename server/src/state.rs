@@ -20,7 +20,7 @@ use crate::gpus::GpuMetrics;
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
-use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey};
+use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey, ServedAs};
 use crate::sources::{Clusters, Templates};
 use crate::supervisor::SourceStatus;
 
@@ -47,6 +47,8 @@ pub struct AppState {
     pub gpus: GpuMetrics,
     /// Where identities come from.
     pub authn: Arc<Authn>,
+    /// The names browsers may reach raydar under.
+    pub served_as: Arc<ServedAs>,
     /// Kubernetes as each user: their clients and what they may do.
     pub access: Access,
     /// Signs the CSRF tokens of pages.

@@ -6,7 +6,7 @@
 //! failure: it is logged and counted, the source is reported down (naming why) and it is started
 //! again after a backoff that doubles from [`BACKOFF`]'s first to its last wait, and starts over
 //! once a run has lasted a minute. Nothing it had filled is lost: a source's store belongs to its
-//! handle, not to the run (see `sources::watch::Reflected`).
+//! handle, not to the run (see `sources::watch::Projected`).
 
 use std::collections::BTreeMap;
 use std::future::Future;

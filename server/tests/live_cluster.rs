@@ -443,3 +443,89 @@ async fn api_scales_within_bounds_and_suspends_and_resumes() {
     assert_eq!(foreign.status(), 403);
     assert_eq!(http.delete(&url).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn malformed_clusters_neither_break_the_watch_nor_hide_others_nor_show_a_wrapped_number() {
+    let namespace = "raydar-it-malformed";
+    let client = kube_client().await;
+    ensure_namespace(&client, namespace).await;
+    let api = ray_clusters(&client, namespace);
+    let group = |name: &str, replicas: Value| {
+        json!({"groupName": name, "replicas": replicas, "minReplicas": 0, "maxReplicas": replicas,
+               "rayStartParams": {}, "template": {"spec": {"containers": [{"name": "w", "image": "x",
+               "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}})
+    };
+    // Left to another controller (KubeRay skips these) and suspended: KubeRay must not try to
+    // make six billion pods (it runs out of memory trying).
+    let cluster = |name: &str, groups: Vec<Value>| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": name},
+            "spec": {"managedBy": "kueue.x-k8s.io/multikueue", "suspend": true,
+                "workerGroupSpecs": groups, "headGroupSpec": {"rayStartParams": {},
+                "template": {"spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.46.0"}]}}}}
+        }))
+        .unwrap()
+    };
+    let max = json!(i32::MAX);
+    // The apiserver's schema takes an integer past 32 bits, which KubeRay's types cannot hold
+    // (its own watch fails on it, and relists once it is gone: it is deleted as soon as seen).
+    let made = [
+        (
+            "huge",
+            cluster(
+                "huge",
+                vec![group("a", max.clone()), group("b", max.clone()), group("c", max)],
+            ),
+        ),
+        ("beyond", cluster("beyond", vec![group("a", json!(3_000_000_000u64))])),
+    ];
+    for (name, object) in &made {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+        tokio::time::timeout(STEP, async {
+            while api.get_opt(name).await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .unwrap();
+        api.create(&PostParams::default(), object).await.unwrap();
+    }
+    // Listed from the start, and the watch still sees a cluster made afterwards.
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = raydar.http.clone();
+    wait_ready(&http, &raydar.base).await;
+    let fine = unique_name("fine");
+    api.create(&PostParams::default(), &small_cluster(&fine)).await.unwrap();
+    let url = format!("{}/api/v1/clusters", raydar.base);
+    let mut rows = Value::Null;
+    let seen = tokio::time::timeout(STEP, async {
+        loop {
+            rows = common::get_json(&http, &url).await;
+            let names: Vec<&str> = rows["items"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|c| c["name"].as_str()).collect())
+                .unwrap_or_default();
+            if ["huge", "beyond", fine.as_str()].iter().all(|n| names.contains(n)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    // Gone before anything is asserted: the bad one holds up KubeRay's watch while it exists.
+    for name in ["beyond", "huge", fine.as_str()] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    let row = |name: &str| {
+        rows["items"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap()
+    };
+    assert!(seen.is_ok(), "all three listed: {rows}");
+    let huge = row("huge");
+    assert_eq!(huge["workersDesired"], json!(3 * i32::MAX as u64), "{huge}");
+    assert_eq!(huge["gpusDesired"], 0, "suspended: holds no GPU");
+    let beyond = row("beyond");
+    assert_eq!(beyond["phase"], "Failed", "{beyond}");
+    assert!(beyond["reason"].as_str().unwrap().contains("malformed RayCluster"), "{beyond}");
+    assert_eq!(row(&fine)["namespace"], namespace);
+}

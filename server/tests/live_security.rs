@@ -41,7 +41,10 @@ struct Teams {
 
 impl Teams {
     async fn create(admin: &Client) -> Teams {
-        let id = std::process::id();
+        // One pair per test: a namespace being deleted by the last test cannot be made again yet.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{made}", std::process::id());
         let teams =
             Teams { admin: admin.clone(), a: format!("sec-a-{id}"), b: format!("sec-b-{id}") };
         let namespaces: Api<Namespace> = Api::all(admin.clone());
@@ -309,4 +312,67 @@ async fn each_person_sees_and_does_exactly_what_rbac_allows() {
     let gone = alice.delete(format!("{base}/api/v1/clusters/{a}/alices")).send().await.unwrap();
     assert_eq!(gone.status(), 200);
     drop(teams);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn proxy_groups_reach_rbac_behind_their_prefix_and_system_masters_reaches_nothing() {
+    let admin = kube_client().await;
+    let teams = Teams::create(&admin).await;
+    let a = teams.a.clone();
+    // team A's viewers, as RBAC names the sign-in provider's group: behind the prefix.
+    let binding = json!({
+        "metadata": {"name": "readers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oidc:readers"}]
+    });
+    Api::<RoleBinding>::namespaced(admin.clone(), &a)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+    let raydar = start_raydar_with(
+        raydar_client().await,
+        "local control plane",
+        &["--auth", "proxy", "--trusted-proxies", "127.0.0.1/32", "--proxy-groups-prefix", "oidc:"],
+    )
+    .await;
+    wait_ready(&reqwest::Client::new(), &raydar.base).await;
+    let base = raydar.base.clone();
+    let demo = format!("{a}/demo");
+
+    let carol = as_user(&base, "carol", "readers").await;
+    assert!(listed(&carol, &base, &demo).await.contains(&(demo.clone(), false)));
+    // Sending the prefixed name does not help: it is prefixed again.
+    let dave = reqwest::Client::new();
+    let (status, body) = get_as(&dave, &base, "dave", "oidc:readers").await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains(&a), "{body}");
+
+    // A proxy that names system:masters (which the apiserver would let do anything) gets nothing,
+    // and deletes nothing.
+    let (status, body) = get_as(&dave, &base, "mallory", "system:masters").await;
+    assert_eq!(status, 403, "{body}");
+    let delete = dave
+        .delete(format!("{base}/api/v1/clusters/{demo}"))
+        .header("x-forwarded-user", "mallory")
+        .header("x-forwarded-groups", "system:masters")
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 403);
+    assert!(ray_clusters(&admin, &a).get_opt("demo").await.unwrap().is_some());
+    drop(teams);
+}
+
+/// The cluster list as `user` in `groups`, as the proxy would send them.
+async fn get_as(http: &reqwest::Client, base: &str, user: &str, groups: &str) -> (u16, Value) {
+    let answer = http
+        .get(format!("{base}/api/v1/clusters"))
+        .header("x-forwarded-user", user)
+        .header("x-forwarded-groups", groups)
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
 }

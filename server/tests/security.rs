@@ -242,3 +242,136 @@ async fn answers_carry_security_headers_and_pages_a_nonce_policy() {
     let again = alice.get(format!("{}/", raydar.base)).send().await.unwrap();
     assert!(!again.headers()["content-security-policy"].to_str().unwrap().contains(nonce));
 }
+
+/// `GET path` with these headers, as the raw client an attacker would use: status and body.
+async fn raw(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut request = plain().get(format!("{base}{path}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_answers_only_under_loopback_names() {
+    // A page on evil.example that rebinds its name to 127.0.0.1 talks to raydar "same-origin":
+    // Host and Origin both name evil.example. Dev mode, where everyone is the developer, must
+    // not answer it, or that page could read the CSRF token and launch as the developer.
+    let unreachable =
+        kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap();
+    let raydar = start_raydar_with(unreachable, "https://127.0.0.1:1", &[]).await;
+    let port = raydar.base.rsplit(':').next().unwrap().to_owned();
+    let rebound = format!("evil.example:{port}");
+    let origin = format!("http://{rebound}");
+    let (status, body) =
+        raw(&raydar.base, "/api/v1/session", &[("host", &rebound), ("origin", &origin)]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not served as"), "{body}");
+    assert!(body.get("csrfToken").is_none());
+    let launch = plain()
+        .post(format!("{}/api/v1/clusters?dryRun=true", raydar.base))
+        .header("host", &rebound)
+        .header("origin", &origin)
+        .json(&json!({"template": "cpu-small", "namespace": "team-a", "name": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(launch.status(), 403);
+    let (status, _) = raw(&raydar.base, "/", &[("host", &rebound)]).await;
+    assert_eq!(status, 403, "pages too");
+    // A loopback name with another site's Origin: refused as well.
+    let loopback = format!("localhost:{port}");
+    let (status, _) =
+        raw(&raydar.base, "/api/v1/session", &[("host", &loopback), ("origin", &origin)]).await;
+    assert_eq!(status, 403);
+    // Under its own loopback names, the developer is served; probes answer whatever the Host.
+    for host in [loopback.as_str(), &format!("127.0.0.1:{port}")] {
+        let (status, body) = raw(&raydar.base, "/api/v1/session", &[("host", host)]).await;
+        assert_eq!((status, body["user"].as_str()), (200, Some(common::DEV_USER)), "{host}");
+    }
+    assert_ne!(raw(&raydar.base, "/healthz", &[("host", &rebound)]).await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_url_only_its_host_and_origin_are_served() {
+    let raydar = behind_proxy(&["--public-url", "https://raydar.example.com"]).await;
+    let alice = [("x-forwarded-user", "alice"), ("x-forwarded-groups", "team-a")];
+    let with = |host: &'static str, origin: Option<&'static str>| {
+        let mut headers = alice.to_vec();
+        headers.push(("host", host));
+        headers.extend(origin.map(|o| ("origin", o)));
+        headers
+    };
+    let own = with("raydar.example.com", Some("https://raydar.example.com"));
+    assert_eq!(raw(&raydar.base, "/api/v1/session", &own).await.0, 200);
+    for (host, origin) in [
+        ("evil.example", Some("https://evil.example")),
+        ("raydar.example.com", Some("http://raydar.example.com")),
+        ("127.0.0.1", None),
+    ] {
+        let (status, body) = raw(&raydar.base, "/api/v1/session", &with(host, origin)).await;
+        assert_eq!(status, 403, "{host} {origin:?}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_cannot_name_kubernetes_own_users_or_groups() {
+    let raydar = behind_proxy(&["--proxy-groups-prefix", "oidc:"]).await;
+    // Groups go to Kubernetes behind the prefix; the team label is the group as sent.
+    let alice = as_user(&raydar.base, "alice", "team-a, ml").await;
+    let session = common::get_json(&alice, format!("{}/api/v1/session", raydar.base)).await;
+    assert_eq!(session["groups"], json!(["oidc:team-a", "oidc:ml"]));
+    assert_eq!(session["team"], "team-a");
+    // system:masters would see and delete everything: refused before Kubernetes is asked.
+    for (user, groups) in [
+        ("mallory", "team-a,system:masters"),
+        ("system:admin", ""),
+        ("system:serviceaccount:kube-system:default", "team-a"),
+    ] {
+        for (method, path) in [("GET", "/api/v1/clusters"), ("DELETE", "/api/v1/clusters/a/b")] {
+            let answer = plain()
+                .request(method.parse().unwrap(), format!("{}{path}", raydar.base))
+                .header("x-forwarded-user", user)
+                .header("x-forwarded-groups", groups)
+                .header("origin", &raydar.base)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 403, "{user} {groups} {method} {path}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("system:"), "{body}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_in_paths_are_checked_before_kubernetes_is_asked() {
+    // The apiserver is unreachable: an answer that is not the 400 below went looking for it.
+    let raydar = behind_proxy(&[]).await;
+    let alice = as_user(&raydar.base, "alice", "team-a").await;
+    let cases = [
+        ("GET", "/api/v1/clusters/Team_A/demo", "namespace"),
+        ("GET", "/api/v1/clusters/team-a/de%20mo/overview", "name"),
+        ("DELETE", "/api/v1/clusters/team-a/x.y", "name"),
+        ("PATCH", "/api/v1/clusters/team-a/x%3Fwatch=1", "name"),
+        ("GET", "/api/v1/clusters/a%2Fb/demo/gpus", "namespace"),
+        ("GET", "/api/v1/clusters/team-a/demo/pods/..%2F..%2Fsecrets/logs", "pod"),
+        ("GET", "/api/v1/clusters/team-a/demo/pods/Head/logs/stream", "pod"),
+        ("GET", "/api/v1/clusters/team-a/-demo/jobs/raysubmit_1/logs", "name"),
+        ("GET", "/api/v1/clusters/%E2%9C%93/demo/ray/api/version", "namespace"),
+    ];
+    for (method, path, field) in cases {
+        let answer = alice
+            .request(method.parse().unwrap(), format!("{}{path}", raydar.base))
+            .json(&json!({"suspend": true}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with(field), "{method} {path}: {error}");
+    }
+}

@@ -53,7 +53,8 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
     );
 
     let count = move || clusters.with(Vec::len);
-    let gpus = move || clusters.with(|c| c.iter().map(|c| u64::from(c.gpus_desired)).sum::<u64>());
+    let gpus =
+        move || clusters.with(|c| c.iter().map(|c| c.gpus_desired).fold(0, u64::saturating_add));
     view! {
         <div class="list-header">
             <h1>"Ray clusters"</h1>

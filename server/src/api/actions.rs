@@ -28,8 +28,8 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use platform::template::FIELD_MANAGER;
 
-use super::extract::{body, ClusterPath, Query};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{body, ClusterPath, Query};
 use crate::security::{Access, Action, ActionLimit, Audit, User};
 use crate::sources::{Clusters, Templates};
 

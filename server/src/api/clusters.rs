@@ -22,8 +22,8 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::extract::ClusterPath;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ClusterPath;
 use crate::overview::Overviews;
 use crate::push::{self as sse, json_event};
 use crate::security::access::MayReadCluster;

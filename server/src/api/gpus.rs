@@ -15,8 +15,8 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
-use super::extract::{check_cluster, Path, Query};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_cluster, Path, Query};
 use crate::gpus::charts::{self, Theme};
 use crate::gpus::GpuMetrics;
 use crate::push::json_event;
@@ -60,7 +60,7 @@ impl Gpus {
 pub async fn cluster(
     _: MayReadCluster,
     State(gpus): State<Gpus>,
-    path: super::extract::ClusterPath,
+    path: crate::extract::ClusterPath,
 ) -> ApiResult<Json<ClusterGpus>> {
     Ok(Json(panel(&gpus, &path.namespace, &path.name).await?))
 }
@@ -173,7 +173,7 @@ pub async fn cluster_events(
     _: MayReadCluster,
     State(gpus): State<Gpus>,
     State(shutdown): State<CancellationToken>,
-    path: super::extract::ClusterPath,
+    path: crate::extract::ClusterPath,
 ) -> ApiResult<Response> {
     let first = panel(&gpus, &path.namespace, &path.name).await?;
     let rounds = WatchStream::from_changes(gpus.metrics.rounds());

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
-use super::extract::{check_cluster, check_pod, Path, Query};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_cluster, check_pod, Path, Query};
 use crate::logs::{events, job::follow_job, pod::follow_pod, LogStreams, CALL_TIMEOUT};
 use crate::push;
 use crate::ray::{DashboardError, Dashboards, Read};

@@ -9,13 +9,11 @@
 //! - [`ray`]: allowlisted reads of a Ray dashboard.
 //! - [`ops`]: health, readiness, metrics, the session.
 //! - [`pages`]: what Leptos pages and server functions find in context.
-//! - [`extract`]: extractors whose rejections are the API's errors; path checks.
 //! - [`doc`]: the OpenAPI description's root and shared parameters.
 
 pub mod actions;
 pub mod clusters;
 pub mod doc;
-pub mod extract;
 pub mod gpus;
 pub mod logs;
 pub mod ops;

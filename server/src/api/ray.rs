@@ -5,8 +5,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{check_cluster, Path};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_cluster, Path};
 use crate::ray::{Dashboards, Read};
 use crate::security::access::MayReadCluster;
 

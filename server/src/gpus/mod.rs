@@ -109,7 +109,7 @@ impl GpuMetrics {
     }
 
     /// A cluster's GPUs now, for its page; `requested` is what its spec asks for.
-    pub fn cluster(&self, namespace: &str, name: &str, requested: u32) -> ClusterGpus {
+    pub fn cluster(&self, namespace: &str, name: &str, requested: u64) -> ClusterGpus {
         let settings = &self.inner.rule;
         let now = unix_now();
         let history = self.read();

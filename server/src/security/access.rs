@@ -81,6 +81,9 @@ pub struct Access {
 impl Access {
     /// How long an answer is reused: a revoked permission stops showing within this time.
     pub const TTL: Duration = Duration::from_secs(10);
+    /// How long an answer stands in when Kubernetes cannot be asked again (an apiserver
+    /// restarting): people keep seeing what they saw, rather than nothing, for this long.
+    pub const KEPT_WHEN_UNREACHABLE: Duration = Duration::from_secs(5 * 60);
     /// Most answers kept; beyond, expired ones are dropped first, then all.
     pub const MAX_ANSWERS: usize = 50_000;
 
@@ -118,13 +121,14 @@ impl Access {
         Ok(Client::new(service, self.client.default_namespace().to_owned()))
     }
 
-    /// Whether `user` may do what `ask` says. A user Kubernetes cannot be asked about (the
-    /// apiserver unreachable, a name it cannot carry) may not: access fails closed.
+    /// Whether `user` may do what `ask` says. When Kubernetes cannot be asked (the apiserver
+    /// unreachable), its last answer stands for [`Self::KEPT_WHEN_UNREACHABLE`]; past that, or
+    /// for a user it never answered about (or a name it cannot carry), the answer is no: access
+    /// fails closed.
     pub async fn may(&self, user: &User, ask: &Ask) -> bool {
         let key = (user.clone(), ask.clone());
-        if let Some((allowed, at)) =
-            self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten()
-        {
+        let last = self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten();
+        if let Some((allowed, at)) = last {
             if at.elapsed() < Self::TTL {
                 return allowed;
             }
@@ -133,12 +137,15 @@ impl Access {
             Ok(allowed) => allowed,
             Err(error) => {
                 tracing::warn!(user = %user.name, ?ask, "cannot ask Kubernetes whether the user may: {error}");
-                return false; // not cached: the next request asks again
+                // Not renewed: the next request asks again.
+                return last.is_some_and(|(allowed, at)| {
+                    allowed && at.elapsed() < Self::KEPT_WHEN_UNREACHABLE
+                });
             }
         };
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() >= Self::MAX_ANSWERS {
-                answers.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+                answers.retain(|_, (_, at)| at.elapsed() < Self::KEPT_WHEN_UNREACHABLE);
                 if answers.len() >= Self::MAX_ANSWERS {
                     answers.clear();
                 }
@@ -261,6 +268,7 @@ async fn asker<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<(String, 
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
         .await
         .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    crate::extract::check_params(&params)?;
     let user = parts.extensions.get::<User>().cloned().ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "sign-in required: the request carries no identity")
     })?;
@@ -332,4 +340,29 @@ pub async fn with_grants(
     let grants = access.grants(&user, clusters.namespaces()).await;
     request.extensions_mut().insert(grants);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_that_cannot_be_renewed_stands_for_a_bounded_time() {
+        let unreachable =
+            Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap();
+        let access = Access::new(unreachable);
+        let alice = User::named("alice");
+        let ask = |ns: &str| Ask::rayclusters("list", ns);
+        let ago = |s: u64| Instant::now().checked_sub(Duration::from_secs(s)).unwrap();
+        {
+            let mut answers = access.answers.lock().unwrap();
+            answers.insert((alice.clone(), ask("recent")), (true, ago(60)));
+            answers.insert((alice.clone(), ask("old")), (true, ago(600)));
+            answers.insert((alice.clone(), ask("refused")), (false, ago(60)));
+        }
+        assert!(access.may(&alice, &ask("recent")).await, "kept while the apiserver is away");
+        assert!(!access.may(&alice, &ask("old")).await, "not past the bound");
+        assert!(!access.may(&alice, &ask("refused")).await);
+        assert!(!access.may(&alice, &ask("never-asked")).await, "fails closed");
+    }
 }

@@ -135,11 +135,8 @@ mod tests {
 
     #[test]
     fn the_event_names_the_person_and_the_cluster() {
-        let alice = User {
-            name: "alice".into(),
-            email: Some("alice@example.com".into()),
-            groups: vec!["team-a".into()],
-        };
+        let alice =
+            User::new("alice".into(), Some("alice@example.com".into()), vec!["team-a".into()], "");
         let action = Action {
             reason: "TornDown",
             what: "tore it down".into(),

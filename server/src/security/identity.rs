@@ -11,7 +11,10 @@
 //!
 //! Identity headers sent by a client that is not a trusted proxy are ignored (the request is
 //! unauthenticated), and `Impersonate-*` headers of any request are dropped before a handler
-//! sees them.
+//! sees them. The proxy's groups get a configurable prefix before raydar acts as them (as the
+//! apiserver's `--oidc-groups-prefix` does), so a group of the sign-in provider cannot be taken
+//! for one that RBAC bindings name; and a proxy that names one of Kubernetes' own users or groups
+//! (`system:…`, such as `system:masters`) is refused outright, prefix or not.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,21 +33,30 @@ pub struct User {
     pub name: String,
     /// Their email, when the proxy sends one.
     pub email: Option<String>,
-    /// Their groups, as the proxy sends them.
+    /// The groups Kubernetes is asked as: the proxy's, behind the configured prefix.
     pub groups: Vec<String>,
+    /// The team raydar labels what they launch with: their first group as the proxy sends it
+    /// (no prefix: a label value cannot hold one), and not one of Kubernetes' own; or empty.
+    team: String,
 }
 
 impl User {
-    /// The team raydar labels what they launch with: their first group that is not one of
-    /// Kubernetes' own (`system:…`); empty when there is none.
+    /// A user in `groups` as sent; Kubernetes is asked as them in the same groups with `prefix`.
+    pub fn new(name: String, email: Option<String>, groups: Vec<String>, prefix: &str) -> User {
+        let team = groups.iter().find(|g| !g.starts_with(SYSTEM)).cloned().unwrap_or_default();
+        let groups = groups.into_iter().map(|g| format!("{prefix}{g}")).collect();
+        User { name, email, groups, team }
+    }
+
+    /// The team raydar labels what they launch with (see the field).
     pub fn team(&self) -> String {
-        self.groups.iter().find(|g| !g.starts_with("system:")).cloned().unwrap_or_default()
+        self.team.clone()
     }
 
     /// A user of that name, in no group (tests).
     #[cfg(test)]
     pub fn named(name: &str) -> User {
-        User { name: name.into(), email: None, groups: vec![] }
+        User::new(name.into(), None, vec![], "")
     }
 
     /// The identity templates render owner and team labels from.
@@ -74,6 +86,21 @@ pub struct ProxyHeaders {
     pub email: HeaderName,
     /// The groups, comma-separated (default `X-Forwarded-Groups`).
     pub groups: HeaderName,
+    /// Put before each group from the proxy (`oidc:`; default none).
+    pub groups_prefix: String,
+}
+
+/// Kubernetes' own users and groups (`system:masters`, `system:serviceaccount:…`): never from a
+/// proxy.
+const SYSTEM: &str = "system:";
+
+/// Why a request has no user.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    /// No identity, or identity from a peer that is not the proxy.
+    Unauthenticated,
+    /// The proxy names a user or group raydar never acts as.
+    System(String),
 }
 
 impl ProxyHeaders {
@@ -84,21 +111,23 @@ impl ProxyHeaders {
             user: HeaderName::from_static("x-forwarded-user"),
             email: HeaderName::from_static("x-forwarded-email"),
             groups: HeaderName::from_static("x-forwarded-groups"),
+            groups_prefix: String::new(),
         }
     }
 
-    /// The user the headers name, if the peer is trusted and a user is named.
-    fn user(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<User> {
-        let peer = peer?;
-        if !self.trusted.iter().any(|c| c.contains(peer)) {
-            return None;
+    /// The user the headers name, if the peer is trusted, a user is named, and neither they nor
+    /// their groups are Kubernetes' own.
+    fn user(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<User, Refused> {
+        let trusted = peer.is_some_and(|peer| self.trusted.iter().any(|c| c.contains(peer)));
+        if !trusted {
+            return Err(Refused::Unauthenticated);
         }
         let text = |name: &HeaderName| {
             headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
         };
-        let name = text(&self.user)?.to_owned();
+        let name = text(&self.user).ok_or(Refused::Unauthenticated)?.to_owned();
         let email = text(&self.email).map(str::to_owned);
-        let groups = headers
+        let groups: Vec<String> = headers
             .get_all(&self.groups)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -107,7 +136,13 @@ impl ProxyHeaders {
             .filter(|g| !g.is_empty())
             .map(str::to_owned)
             .collect();
-        Some(User { name, email, groups })
+        if name.starts_with(SYSTEM) {
+            return Err(Refused::System(format!("the user {name:?}")));
+        }
+        if let Some(group) = groups.iter().find(|g| g.starts_with(SYSTEM)) {
+            return Err(Refused::System(format!("the group {group:?}")));
+        }
+        Ok(User::new(name, email, groups, &self.groups_prefix))
     }
 }
 
@@ -160,7 +195,7 @@ impl Cidr {
 }
 
 /// Paths anyone may ask for: a load balancer's and kubelet's probes carry no identity.
-const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+pub(super) const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// Middleware: puts the requester's [`User`] into the request, or answers 401.
 ///
@@ -181,20 +216,29 @@ pub async fn authenticate(
     for name in forged {
         request.headers_mut().remove(name);
     }
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path().to_owned();
+    if OPEN_PATHS.contains(&path.as_str()) {
         return next.run(request).await;
     }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let user = match &*authn {
-        Authn::Dev(user) => Some(user.clone()),
+        Authn::Dev(user) => Ok(user.clone()),
         Authn::Proxy(proxy) => proxy.user(peer, request.headers()),
     };
     match user {
-        Some(user) => {
+        Ok(user) => {
             request.extensions_mut().insert(user);
             next.run(request).await
         }
-        None => unauthenticated(request.headers()),
+        Err(Refused::Unauthenticated) => unauthenticated(request.headers()),
+        Err(Refused::System(who)) => {
+            tracing::warn!(%who, %path, "refused: the proxy named one of Kubernetes' own users or groups");
+            ApiError::forbidden(format!(
+                "raydar never acts as Kubernetes' own users and groups (system:…), and the \
+                 authenticating proxy named {who}"
+            ))
+            .into_response()
+        }
     }
 }
 
@@ -268,23 +312,48 @@ mod tests {
         assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
         assert_eq!(alice.groups, ["team-a", "ml"]);
         assert_eq!(alice.team(), "team-a");
-        assert_eq!(proxy().user(Some("192.168.1.5".parse().unwrap()), &h), None, "untrusted peer");
-        assert_eq!(proxy().user(None, &h), None, "unknown peer");
+        let unauthenticated = Err(Refused::Unauthenticated);
+        assert_eq!(
+            proxy().user(Some("192.168.1.5".parse().unwrap()), &h),
+            unauthenticated,
+            "untrusted peer"
+        );
+        assert_eq!(proxy().user(None, &h), unauthenticated, "unknown peer");
         assert_eq!(
             proxy().user(Some("::1".parse().unwrap()), &headers(&[("x-forwarded-email", "a@b")])),
-            None,
+            unauthenticated,
             "no user"
         );
     }
 
     #[test]
+    fn groups_get_the_prefix_and_kubernetes_own_names_are_refused() {
+        let prefixed = ProxyHeaders { groups_prefix: "oidc:".into(), ..proxy() };
+        let peer = Some("10.0.0.1".parse().unwrap());
+        let alice = prefixed
+            .user(peer, &headers(&[("x-forwarded-user", "alice"), ("x-forwarded-groups", "ml,b")]))
+            .unwrap();
+        assert_eq!(alice.groups, ["oidc:ml", "oidc:b"]);
+        assert_eq!(alice.team(), "ml", "a label value, without the prefix");
+        for (user, groups, named) in [
+            ("mallory", "team-a,system:masters", r#"the group "system:masters""#),
+            ("system:admin", "", r#"the user "system:admin""#),
+            ("system:serviceaccount:kube-system:default", "", "the user"),
+        ] {
+            let h = headers(&[("x-forwarded-user", user), ("x-forwarded-groups", groups)]);
+            for proxy in [proxy(), prefixed.clone()] {
+                match proxy.user(peer, &h) {
+                    Err(Refused::System(who)) => assert!(who.starts_with(named), "{who}"),
+                    other => panic!("{user} {groups}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_team_is_the_first_group_not_of_kubernetes() {
-        let u = User {
-            name: "bob".into(),
-            email: None,
-            groups: vec!["system:authenticated".into(), "team-b".into()],
-        };
-        assert_eq!(u.team(), "team-b");
-        assert_eq!(User { groups: vec![], ..u }.team(), "");
+        let groups = vec!["system:authenticated".into(), "team-b".into()];
+        assert_eq!(User::new("bob".into(), None, groups, "").team(), "team-b");
+        assert_eq!(User::named("bob").team(), "");
     }
 }

@@ -1,6 +1,7 @@
 //! Who is asking and what they may do, and what a browser may be tricked into.
 //!
 //! # Layout
+//! - [`host`]: the names raydar answers under (DNS rebinding).
 //! - [`identity`]: the requester, from an authenticating proxy's headers (or dev mode).
 //! - [`access`]: what Kubernetes lets them see and do: impersonating clients, access reviews,
 //!   grants, the read checks of routes.
@@ -13,11 +14,13 @@ pub mod access;
 pub mod audit;
 pub mod csrf;
 pub mod headers;
+pub mod host;
 pub mod identity;
 pub mod limit;
 
 pub use access::{Access, Ask, Grants};
 pub use audit::{Action, Audit};
 pub use csrf::CsrfKey;
+pub use host::ServedAs;
 pub use identity::{Authn, Cidr, ProxyHeaders, User};
 pub use limit::ActionLimit;

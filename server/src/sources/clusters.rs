@@ -1,18 +1,23 @@
-//! The RayCluster watch: a kube-rs reflector over every namespace, the store it fills, and the
-//! feed of changes that open pages follow.
+//! The RayCluster watch over every namespace, what raydar keeps of each cluster, and the feed of
+//! changes that open pages follow.
+//!
+//! The watch reads RayClusters as plain JSON and makes each into a [`RayCluster`] only to take
+//! what raydar shows of it. One that does not fit KubeRay's types (a worker count past 32 bits,
+//! a string where a number goes: the apiserver's schema does not catch every such case) is kept
+//! as a failed row saying so, instead of breaking the watch for every other cluster.
 
 use std::sync::Arc;
 
 use app::api::{ClusterList, ClusterRef};
-use kube::runtime::reflector;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::kuberay::RayCluster;
-use platform::{ClusterCondition, ClusterDetail, ClusterSummary};
+use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Reflected, WatchHealth, Watched};
+use super::watch::{Change, Projected, WatchHealth, Watched};
 use crate::unix_now;
 
 const WATCHED: Watched = Watched {
@@ -47,8 +52,8 @@ struct Shared {
     client: Client,
     /// Names the Kubernetes cluster in error messages.
     apiserver: String,
-    /// Every RayCluster, as the reflector last saw it; synced, errors.
-    reflected: Reflected<RayCluster>,
+    /// What is kept of every RayCluster; synced, errors.
+    kept: Projected<Kept>,
     /// Changes, in the order the watch saw them.
     feed: broadcast::Sender<ClusterChange>,
 }
@@ -58,47 +63,49 @@ impl Clusters {
     /// error messages.
     pub fn new(client: Client, apiserver: String) -> Self {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        Clusters {
-            inner: Arc::new(Shared { client, apiserver, reflected: Reflected::default(), feed }),
-        }
+        Clusters { inner: Arc::new(Shared { client, apiserver, kept: Projected::default(), feed }) }
     }
 
     /// The source: watches RayClusters in every namespace until `shutdown`. Errors are reported
     /// and retried with backoff; they never end the watch.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
-        let api = Api::<RayCluster>::all(shared.client.clone());
+        let resource = ApiResource::erase::<RayCluster>(&());
+        let api = Api::<DynamicObject>::all_with(shared.client.clone(), &resource);
         let config = watcher::Config::default().any_semantic();
-        let publish = |event: &watcher::Event<RayCluster>| shared.publish(event);
+        let publish = |change: Change<'_, Kept>| shared.publish(change);
         shared
-            .reflected
-            .run(api, config, WATCHED, &shared.apiserver, publish, shutdown.cancelled())
+            .kept
+            .run(
+                watcher(api, config),
+                WATCHED,
+                &shared.apiserver,
+                Kept::of,
+                publish,
+                shutdown.cancelled(),
+            )
             .await;
         Ok(())
     }
 
-    fn store(&self) -> reflector::Store<RayCluster> {
-        self.inner.reflected.store()
+    /// What is kept of one cluster, through `f`.
+    fn with<T>(&self, namespace: &str, name: &str, f: impl FnOnce(&Kept) -> T) -> Option<T> {
+        self.inner.kept.read().get(&(namespace.to_owned(), name.to_owned())).map(f)
     }
 
     /// Every cluster, sorted by namespace and name.
     pub fn list(&self) -> Vec<ClusterSummary> {
-        let mut rows: Vec<ClusterSummary> =
-            self.store().state().iter().map(|c| c.summary()).collect();
-        rows.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
-        rows
+        self.inner.kept.read().values().map(|c| c.detail.summary.clone()).collect()
     }
 
     /// One cluster by namespace and name.
     pub fn get(&self, namespace: &str, name: &str) -> Option<ClusterSummary> {
-        let key = reflector::ObjectRef::new(name).within(namespace);
-        self.store().get(&key).map(|c| c.summary())
+        self.with(namespace, name, |c| c.detail.summary.clone())
     }
 
     /// One cluster as its page shows it.
     pub fn detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail> {
-        let key = reflector::ObjectRef::new(name).within(namespace);
-        self.store().get(&key).map(|c| c.detail())
+        self.with(namespace, name, |c| c.detail.clone())
     }
 
     /// The uid and `status.conditions` of one cluster, or `None` when it is not stored.
@@ -107,41 +114,31 @@ impl Clusters {
         namespace: &str,
         name: &str,
     ) -> Option<(String, Vec<ClusterCondition>)> {
-        let key = reflector::ObjectRef::new(name).within(namespace);
-        self.store().get(&key).map(|c| {
-            let conditions = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-            (c.metadata.uid.clone().unwrap_or_default(), conditions)
-        })
+        self.with(namespace, name, |c| (c.detail.summary.uid.clone(), c.conditions.clone()))
     }
 
     /// The uid of one cluster, when it is stored.
     pub fn uid(&self, namespace: &str, name: &str) -> Option<String> {
-        let key = reflector::ObjectRef::new(name).within(namespace);
-        self.store().get(&key).and_then(|c| c.metadata.uid.clone())
+        self.with(namespace, name, |c| c.detail.summary.uid.clone()).filter(|uid| !uid.is_empty())
     }
 
     /// Every cluster with its team and owner (the `raydar.dev/team` and `raydar.dev/owner`
     /// labels raydar's launches set; empty when absent).
     pub fn with_owners(&self) -> Vec<(ClusterSummary, String, String)> {
-        self.store()
-            .state()
-            .iter()
+        self.inner
+            .kept
+            .read()
+            .values()
             .map(|c| {
-                let label = |key: &str| {
-                    c.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default()
-                };
-                (
-                    c.summary(),
-                    label(platform::template::LABEL_TEAM),
-                    label(platform::template::LABEL_OWNER),
-                )
+                let owner = c.detail.owner.clone().unwrap_or_default();
+                (c.detail.summary.clone(), c.team.clone(), owner)
             })
             .collect()
     }
 
     /// The namespaces that have clusters.
     pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
-        self.store().state().iter().filter_map(|c| c.metadata.namespace.clone()).collect()
+        self.inner.kept.read().keys().map(|(namespace, _)| namespace.clone()).collect()
     }
 
     /// The list with the server's clock, as pages render it (every cluster: callers keep what
@@ -157,7 +154,7 @@ impl Clusters {
 
     /// Whether the watch has synced, and its errors.
     pub fn health(&self) -> &WatchHealth {
-        &self.inner.reflected.health
+        &self.inner.kept.health
     }
 
     /// Pages following the feed right now.
@@ -167,28 +164,79 @@ impl Clusters {
 
     /// Clusters in the store.
     pub fn len(&self) -> usize {
-        self.store().len()
+        self.inner.kept.read().len()
     }
 
     /// True when no cluster is stored.
     pub fn is_empty(&self) -> bool {
-        self.store().is_empty()
+        self.inner.kept.read().is_empty()
     }
 }
 
 impl Shared {
-    fn publish(&self, event: &watcher::Event<RayCluster>) {
-        let change = match event {
-            watcher::Event::Apply(c) => ClusterChange::Upsert(c.summary()),
-            watcher::Event::Delete(c) => ClusterChange::Delete(ClusterRef {
-                namespace: c.metadata.namespace.clone().unwrap_or_default(),
-                name: c.metadata.name.clone().unwrap_or_default(),
+    fn publish(&self, change: Change<'_, Kept>) {
+        let change = match change {
+            Change::Applied(c) => ClusterChange::Upsert(c.detail.summary.clone()),
+            Change::Deleted(c) => ClusterChange::Delete(ClusterRef {
+                namespace: c.detail.summary.namespace.clone(),
+                name: c.detail.summary.name.clone(),
             }),
-            watcher::Event::InitDone => ClusterChange::Resync,
-            // The store swaps in the relisted objects at InitDone; nothing to publish before.
-            watcher::Event::Init | watcher::Event::InitApply(_) => return,
+            Change::Relisted => ClusterChange::Resync,
         };
         // No receivers is fine: nobody has the page open.
         let _ = self.feed.send(change);
+    }
+}
+
+/// What raydar keeps of a RayCluster: what its page shows (the list's row within), its team, and
+/// its conditions (the page's events). A few hundred bytes, where the object is kilobytes.
+struct Kept {
+    detail: ClusterDetail,
+    /// The `raydar.dev/team` label; empty when absent.
+    team: String,
+    conditions: Vec<ClusterCondition>,
+}
+
+impl Kept {
+    fn of(object: &DynamicObject) -> Kept {
+        let label = |key: &str| object.metadata.labels.as_ref()?.get(key).cloned();
+        let team = label(platform::template::LABEL_TEAM).unwrap_or_default();
+        let typed = serde_json::to_value(object).and_then(serde_json::from_value::<RayCluster>);
+        match typed {
+            Ok(cluster) => Kept {
+                detail: cluster.detail(),
+                team,
+                conditions: cluster.status.map(|s| s.conditions).unwrap_or_default(),
+            },
+            Err(e) => {
+                let meta = &object.metadata;
+                tracing::warn!(
+                    namespace = meta.namespace.as_deref().unwrap_or_default(),
+                    name = meta.name.as_deref().unwrap_or_default(),
+                    "a RayCluster does not fit KubeRay's types, shown as failed: {e}"
+                );
+                let summary = ClusterSummary {
+                    namespace: meta.namespace.clone().unwrap_or_default(),
+                    name: meta.name.clone().unwrap_or_default(),
+                    uid: meta.uid.clone().unwrap_or_default(),
+                    resource_version: meta.resource_version.clone().unwrap_or_default(),
+                    phase: ClusterPhase::Failed(format!("malformed RayCluster: {e}")),
+                    workers_ready: 0,
+                    workers_desired: 0,
+                    gpus_desired: 0,
+                    created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+                    may_delete: false,
+                };
+                let detail = ClusterDetail {
+                    summary,
+                    suspend: false,
+                    owner: label(platform::template::LABEL_OWNER),
+                    template: label(platform::template::LABEL_TEMPLATE),
+                    groups: Vec::new(),
+                    may_change: false,
+                };
+                Kept { detail, team, conditions: Vec::new() }
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use platform::gpu::{parse_dcgm, GpuId, GpuReading};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Reflected, Watched};
+use super::watch::{Projected, Watched};
 use super::RayPods;
 use crate::config::{ExporterReach, GpuSettings};
 use crate::gpus::GpuMetrics;
@@ -40,7 +40,8 @@ struct Shared {
     kube: Client,
     apiserver: String,
     http: reqwest::Client,
-    exporters: Reflected<Pod>,
+    /// The exporter pods that can be scraped now (`None`: not running).
+    exporters: Projected<Option<Exporter>>,
     pods: RayPods,
     gpus: GpuMetrics,
 }
@@ -62,7 +63,7 @@ impl Exporters {
             .build()
             .unwrap_or_default();
         let shared =
-            Shared { settings, kube, apiserver, http, exporters: Reflected::default(), pods, gpus };
+            Shared { settings, kube, apiserver, http, exporters: Projected::default(), pods, gpus };
         Exporters { inner: Arc::new(shared) }
     }
 
@@ -73,10 +74,10 @@ impl Exporters {
         let api = Api::<Pod>::namespaced(shared.kube.clone(), &settings.namespace);
         let config = watcher::Config::default().labels(&settings.selector).any_semantic();
         let watch = shared.exporters.run(
-            api,
-            config,
+            watcher(api, config),
             WATCHED,
             &shared.apiserver,
+            Exporter::of,
             |_| {},
             shutdown.cancelled(),
         );
@@ -100,7 +101,7 @@ impl Exporters {
     async fn round(&self) {
         let shared = self.inner.clone();
         let exporters: Vec<Exporter> =
-            shared.exporters.store().state().iter().filter_map(|pod| Exporter::of(pod)).collect();
+            shared.exporters.read().values().flatten().cloned().collect();
         let texts = scrape_all(&shared, exporters).await;
         let pods = shared.pods.clusters();
         let t = unix_now() as u32;
@@ -132,6 +133,7 @@ fn scrape_timeout(settings: &GpuSettings) -> Duration {
 }
 
 /// One dcgm-exporter pod that can be scraped.
+#[derive(Clone)]
 struct Exporter {
     pod: String,
     node: String,

@@ -4,8 +4,8 @@
 //! route or a page.
 //!
 //! # Layout
-//! - [`watch`]: the reflector loop the watches share: a store that outlives a failed run, the
-//!   watch's health, its errors in words.
+//! - [`watch`]: the watch loop the watches share: a store of what raydar keeps of each object
+//!   (not the object) that outlives a failed run, the watch's health, its errors in words.
 //! - [`clusters`]: every RayCluster, and the feed of their changes that open pages follow.
 //! - [`templates`]: the RayClusterTemplates launches render from.
 //! - [`pods`]: every Ray pod: cluster pages' pods, GPU attribution.

@@ -1,5 +1,6 @@
 //! The Ray pod watch: every pod KubeRay made for a RayCluster (label `ray.io/is-ray-node=yes`),
-//! what cluster pages list of them, and which cluster each belongs to (GPU attribution).
+//! kept as the row cluster pages list and the cluster it belongs to (GPU attribution): a few
+//! hundred bytes a pod, where the Pod object is about 18 KB.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use platform::overview::PodRow;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Reflected, WatchHealth, Watched};
+use super::watch::{Change, Projected, WatchHealth, Watched};
 
 const WATCHED: Watched = Watched { kind: "Pod", resource: "pods", install: "" };
 
@@ -32,7 +33,8 @@ pub struct RayPods {
 struct Shared {
     client: Client,
     apiserver: String,
-    reflected: Reflected<Pod>,
+    /// What is kept of every Ray pod; synced, errors.
+    kept: Projected<RayPod>,
     /// The cluster of every pod that changed, as the watch saw it; `None` after a relist.
     changes: broadcast::Sender<Option<ClusterKey>>,
 }
@@ -41,7 +43,7 @@ impl RayPods {
     /// An empty store, filled once [`RayPods::run`] runs.
     pub fn new(client: Client, apiserver: String) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
-        let shared = Shared { client, apiserver, reflected: Reflected::default(), changes };
+        let shared = Shared { client, apiserver, kept: Projected::default(), changes };
         RayPods { inner: Arc::new(shared) }
     }
 
@@ -50,23 +52,26 @@ impl RayPods {
         let shared = &self.inner;
         let api = Api::<Pod>::all(shared.client.clone());
         let config = watcher::Config::default().labels(RAY_PODS).any_semantic();
-        let publish = |event: &watcher::Event<Pod>| {
-            let change = match event {
-                watcher::Event::Apply(pod) | watcher::Event::Delete(pod) => {
-                    let cluster = label(pod, "ray.io/cluster").map(str::to_owned);
-                    cluster.zip(pod.metadata.namespace.clone()).map(|(c, ns)| Some((ns, c)))
+        let publish = |change: Change<'_, RayPod>| {
+            let change = match change {
+                Change::Applied(pod) | Change::Deleted(pod) => {
+                    Some((pod.namespace.clone(), pod.cluster.clone()))
                 }
-                watcher::Event::InitDone => Some(None),
-                watcher::Event::Init | watcher::Event::InitApply(_) => None,
+                Change::Relisted => None,
             };
-            if let Some(change) = change {
-                // Nobody following is fine.
-                let _ = shared.changes.send(change);
-            }
+            // Nobody following is fine.
+            let _ = shared.changes.send(change);
         };
         shared
-            .reflected
-            .run(api, config, WATCHED, &shared.apiserver, publish, shutdown.cancelled())
+            .kept
+            .run(
+                watcher(api, config),
+                WATCHED,
+                &shared.apiserver,
+                RayPod::of,
+                publish,
+                shutdown.cancelled(),
+            )
             .await;
         Ok(())
     }
@@ -79,17 +84,16 @@ impl RayPods {
 
     /// The pods of RayCluster `namespace/name`: head first, then workers by group and name.
     pub fn of_cluster(&self, namespace: &str, name: &str) -> Vec<PodRow> {
+        // The namespace's pods only: they are kept in order of namespace and name.
+        let from = (namespace.to_owned(), String::new());
         let mut rows: Vec<PodRow> = self
             .inner
-            .reflected
-            .store()
-            .state()
-            .iter()
-            .filter(|pod| {
-                pod.metadata.namespace.as_deref() == Some(namespace)
-                    && label(pod, "ray.io/cluster") == Some(name)
-            })
-            .map(|pod| pod_row(pod))
+            .kept
+            .read()
+            .range(from..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter(|(_, pod)| pod.cluster == name)
+            .map(|(_, pod)| pod.row.clone())
             .collect();
         rows.sort_by(|a, b| {
             (a.role != "head", &a.group, &a.name).cmp(&(b.role != "head", &b.group, &b.name))
@@ -100,24 +104,31 @@ impl RayPods {
     /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name
     /// (KubeRay's `ray.io/cluster` label).
     pub fn clusters(&self) -> HashMap<(String, String), String> {
-        self.inner
-            .reflected
-            .store()
-            .state()
-            .iter()
-            .filter_map(|pod| {
-                let cluster = label(pod, "ray.io/cluster")?;
-                Some((
-                    (pod.metadata.namespace.clone()?, pod.metadata.name.clone()?),
-                    cluster.to_owned(),
-                ))
-            })
-            .collect()
+        self.inner.kept.read().iter().map(|(key, pod)| (key.clone(), pod.cluster.clone())).collect()
     }
 
     /// Whether the watch has synced, and its errors.
     pub fn health(&self) -> &WatchHealth {
-        &self.inner.reflected.health
+        &self.inner.kept.health
+    }
+}
+
+/// What is kept of a Ray pod.
+struct RayPod {
+    namespace: String,
+    /// Its RayCluster's name (KubeRay's `ray.io/cluster` label); empty when it has none.
+    cluster: String,
+    /// The row its cluster's page shows.
+    row: PodRow,
+}
+
+impl RayPod {
+    fn of(pod: &Pod) -> RayPod {
+        RayPod {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            cluster: label(pod, "ray.io/cluster").unwrap_or_default().to_owned(),
+            row: pod_row(pod),
+        }
     }
 }
 

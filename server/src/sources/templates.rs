@@ -1,15 +1,16 @@
-//! The RayClusterTemplate watch: a kube-rs reflector over the cluster-scoped templates that
-//! launches are rendered from, and what `GET /api/v1/templates` shows of them.
+//! The RayClusterTemplate watch: the cluster-scoped templates that launches are rendered from
+//! (kept whole: they are few, and launches read all of them), and what `GET /api/v1/templates`
+//! shows of them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::{reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::template::{RayClusterTemplate, TemplateForm};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Reflected, WatchHealth, Watched};
+use super::watch::{Projected, WatchHealth, Watched};
 
 const WATCHED: Watched = Watched {
     kind: "RayClusterTemplate",
@@ -27,15 +28,15 @@ pub struct Templates {
 struct Shared {
     client: Client,
     apiserver: String,
-    /// Every RayClusterTemplate, as the reflector last saw it; synced, errors.
-    reflected: Reflected<RayClusterTemplate>,
+    /// Every RayClusterTemplate, as the watch last saw it; synced, errors.
+    kept: Projected<Arc<RayClusterTemplate>>,
 }
 
 impl Templates {
     /// An empty store, filled once [`Templates::run`] runs; `apiserver` names the cluster in
     /// error messages.
     pub fn new(client: Client, apiserver: String) -> Self {
-        Templates { inner: Arc::new(Shared { client, apiserver, reflected: Reflected::default() }) }
+        Templates { inner: Arc::new(Shared { client, apiserver, kept: Projected::default() }) }
     }
 
     /// The source: watches RayClusterTemplates until `shutdown`; errors are reported and
@@ -44,9 +45,17 @@ impl Templates {
         let shared = &self.inner;
         let api = Api::<RayClusterTemplate>::all(shared.client.clone());
         let config = watcher::Config::default().any_semantic();
+        let keep = |t: &RayClusterTemplate| Arc::new(t.clone());
         shared
-            .reflected
-            .run(api, config, WATCHED, &shared.apiserver, |_| {}, shutdown.cancelled())
+            .kept
+            .run(
+                watcher(api, config),
+                WATCHED,
+                &shared.apiserver,
+                keep,
+                |_| {},
+                shutdown.cancelled(),
+            )
             .await;
         Ok(())
     }
@@ -58,19 +67,17 @@ impl Templates {
 
     /// Every template as a launch form shows it, sorted by name.
     pub fn forms(&self) -> Vec<TemplateForm> {
-        let mut forms: Vec<TemplateForm> =
-            self.inner.reflected.store().state().iter().map(|t| t.form()).collect();
-        forms.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        forms
+        // Kept in order of name.
+        self.inner.kept.read().values().map(|t| t.form()).collect()
     }
 
     /// One template by name.
     pub fn get(&self, name: &str) -> Option<Arc<RayClusterTemplate>> {
-        self.inner.reflected.store().get(&reflector::ObjectRef::new(name))
+        self.inner.kept.read().get(&(String::new(), name.to_owned())).cloned()
     }
 
     /// Whether the watch has synced, and its errors.
     pub fn health(&self) -> &WatchHealth {
-        &self.inner.reflected.health
+        &self.inner.kept.health
     }
 }

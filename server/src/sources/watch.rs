@@ -1,16 +1,17 @@
-//! The one reflector loop every watched kind runs: a store that survives a restart of its source,
-//! the watch's health, and its errors in words for whoever runs raydar.
+//! The one watch loop every watched kind runs: a store of what raydar keeps of each object (a
+//! projection, not the object) that survives a restart of its source, the watch's health, and its
+//! errors in words for whoever runs raydar.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::runtime::reflector::{self, Store};
+use futures::{Stream, StreamExt};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Resource};
+use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -98,76 +99,71 @@ impl WatchHealth {
     }
 }
 
-/// Objects of one kind as a watch last saw them, with the watch's health: shared by the source
-/// that fills it and the handles that read it.
+/// An object's namespace (empty for cluster-scoped kinds) and name.
+pub type Key = (String, String);
+
+/// What changed in a [`Projected`] store, told to its source as it happens.
+pub enum Change<'a, P> {
+    /// An object was created or changed; this is what is kept of it now.
+    Applied(&'a P),
+    /// An object was deleted; this is what was kept of it.
+    Deleted(&'a P),
+    /// The watch listed everything again: any object may have changed.
+    Relisted,
+}
+
+/// What raydar keeps of each object of one kind, as a watch last saw it, with the watch's health:
+/// shared by the source that fills it and the handles that read it.
 ///
-/// A kube-rs reflector's store belongs to the stream that writes it, and a source that fails is
-/// started again with a new stream. So the store readers see is swapped for the new one only
-/// once the new stream has listed everything: until then pages keep showing what was last known.
-pub struct Reflected<K: Resource + 'static>
-where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    store: RwLock<Store<K>>,
-    /// Whether the current store has been filled by a list once.
-    filled: AtomicBool,
+/// Only a projection of each object is kept (what raydar shows and decides on), never the object:
+/// a Pod is about 18 KB as the apiserver sends it and tens of thousands of them are a fleet. The
+/// map outlives the source's runs: a run that relists (after a restart of the source, or a
+/// watch that could not resume) builds its map aside and swaps it in only once the list is
+/// complete, so readers keep the last known objects meanwhile, never an empty or half list.
+pub struct Projected<P> {
+    objects: RwLock<BTreeMap<Key, P>>,
     /// Synced, errors.
     pub health: WatchHealth,
 }
 
-impl<K> Default for Reflected<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
-{
+impl<P> Default for Projected<P> {
     fn default() -> Self {
-        Reflected {
-            store: RwLock::new(reflector::store().0),
-            filled: AtomicBool::new(false),
-            health: WatchHealth::default(),
-        }
+        Projected { objects: RwLock::default(), health: WatchHealth::default() }
     }
 }
 
-impl<K> Reflected<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
-{
-    /// The objects as last listed and watched (cheap: a handle on the store).
-    pub fn store(&self) -> Store<K> {
-        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+impl<P> Projected<P> {
+    /// The objects, by namespace and name; held briefly (the watch waits to write meanwhile).
+    pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Key, P>> {
+        self.objects.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps the store current with `api`'s objects that `config` selects until `shutdown`,
-    /// calling `on_event` with each event once the store has it. Errors are recorded in
-    /// [`Self::health`] (in words, as `explain` says) and retried with backoff (0.8 s growing to
-    /// 30 s); they never end the watch. Managed fields and the last-applied annotation are
-    /// dropped: often larger than the rest of the object together, and nothing here reads them.
-    pub async fn run(
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Key, P>> {
+        self.objects.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the store current with the objects `events` (a kube-rs `watcher`) tells of until
+    /// `shutdown`, keeping what `project` makes of each, and telling `on_change` of each change
+    /// once the store has it. Errors are recorded in [`Self::health`] (in words, as `explain`
+    /// says) and retried with backoff (0.8 s growing to 30 s); they never end the watch.
+    pub async fn run<K>(
         &self,
-        api: Api<K>,
-        config: watcher::Config,
+        events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
         what: Watched,
         apiserver: &str,
-        mut on_event: impl FnMut(&watcher::Event<K>),
+        project: impl Fn(&K) -> P,
+        mut on_change: impl FnMut(Change<'_, P>),
         shutdown: impl Future<Output = ()>,
-    ) {
-        let (store, writer) = reflector::store();
-        if !self.filled.load(Ordering::Acquire) {
-            *self.store.write().unwrap_or_else(|e| e.into_inner()) = store.clone();
-        }
-        let mut pending = Some(store);
-        let stream = watcher(api, config)
-            .default_backoff()
-            .modify(|o: &mut K| {
-                let meta = o.meta_mut();
-                meta.managed_fields = None;
-                if let Some(a) = meta.annotations.as_mut() {
-                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
-                }
-            })
-            .reflect(writer);
+    ) where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let key = |o: &K| {
+            let meta = o.meta();
+            (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+        };
+        // The list in progress, swapped in whole when it is complete.
+        let mut relist: Option<BTreeMap<Key, P>> = None;
+        let stream = events.default_backoff();
         tokio::pin!(stream);
         tokio::pin!(shutdown);
         loop {
@@ -175,26 +171,43 @@ where
                 _ = &mut shutdown => break,
                 event = stream.next() => event,
             };
-            match event {
+            let event = match event {
                 None => break,
-                Some(Ok(event)) => {
-                    if matches!(event, watcher::Event::InitDone) {
-                        if let Some(store) = pending.take() {
-                            *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
-                            self.filled.store(true, Ordering::Release);
-                        }
-                        if self.health.mark_synced() {
-                            tracing::info!(
-                                objects = self.store().len(),
-                                "{} watch synced",
-                                what.kind
-                            );
-                        }
-                    }
-                    self.health.recovered();
-                    on_event(&event);
+                Some(Err(e)) => {
+                    self.health.failed(explain(&e, what, apiserver));
+                    continue;
                 }
-                Some(Err(e)) => self.health.failed(explain(&e, what, apiserver)),
+                Some(Ok(event)) => event,
+            };
+            self.health.recovered();
+            match event {
+                watcher::Event::Init => relist = Some(BTreeMap::new()),
+                watcher::Event::InitApply(o) => {
+                    relist.get_or_insert_default().insert(key(&o), project(&o));
+                }
+                watcher::Event::InitDone => {
+                    let listed = relist.take().unwrap_or_default();
+                    let count = listed.len();
+                    // The old map is freed after the lock is let go.
+                    let old = std::mem::replace(&mut *self.write(), listed);
+                    drop(old);
+                    if self.health.mark_synced() {
+                        tracing::info!(objects = count, "{} watch synced", what.kind);
+                    }
+                    on_change(Change::Relisted);
+                }
+                watcher::Event::Apply(o) => {
+                    let (key, kept) = (key(&o), project(&o));
+                    let mut objects = self.write();
+                    objects.insert(key.clone(), kept);
+                    on_change(Change::Applied(&objects[&key]));
+                }
+                watcher::Event::Delete(o) => {
+                    let removed = self.write().remove(&key(&o));
+                    if let Some(removed) = removed {
+                        on_change(Change::Deleted(&removed));
+                    }
+                }
             }
         }
     }

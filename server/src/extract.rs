@@ -39,6 +39,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClusterPath {
     }
 }
 
+/// 400 unless each of a route's `{namespace}`, `{name}` and `{pod}` that `params` holds can be
+/// what it names: checked before anything (an access review too) is asked of Kubernetes.
+pub fn check_params(params: &HashMap<String, String>) -> ApiResult<()> {
+    if let Some(namespace) = params.get("namespace") {
+        let name = params.get("name").map_or("x", String::as_str);
+        check_cluster(namespace, name)?;
+    }
+    params.get("pod").map_or(Ok(()), |pod| check_pod(pod))
+}
+
 /// 400 unless `namespace` and `name` can be a RayCluster's.
 pub fn check_cluster(namespace: &str, name: &str) -> ApiResult<()> {
     if let Some(problem) = namespace_problem(namespace) {

@@ -513,6 +513,17 @@ async fn malformed_clusters_neither_break_the_watch_nor_hide_others_nor_show_a_w
         }
     })
     .await;
+    // The list's filters and paging, on these three.
+    let only = format!("{url}?namespace={namespace}");
+    let failed = common::get_json(&http, format!("{only}&phase=Failed")).await;
+    let by_gpus = common::get_json(&http, format!("{only}&sort=gpus&limit=2")).await;
+    let rest = common::get_json(
+        &http,
+        format!("{only}&sort=gpus&limit=2&cursor={}", by_gpus["next"].as_str().unwrap_or("")),
+    )
+    .await;
+    let wrong = http.get(format!("{url}?phase=broken")).send().await.unwrap();
+    let wrong = (wrong.status().as_u16(), wrong.json::<Value>().await.unwrap());
     // Gone before anything is asserted: the bad one holds up KubeRay's watch while it exists.
     for name in ["beyond", "huge", fine.as_str()] {
         api.delete(name, &DeleteParams::default()).await.unwrap();
@@ -528,4 +539,21 @@ async fn malformed_clusters_neither_break_the_watch_nor_hide_others_nor_show_a_w
     assert_eq!(beyond["phase"], "Failed", "{beyond}");
     assert!(beyond["reason"].as_str().unwrap().contains("malformed RayCluster"), "{beyond}");
     assert_eq!(row(&fine)["namespace"], namespace);
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().into())
+            .collect()
+    };
+    assert_eq!((names(&failed), &failed["total"]), (vec!["beyond".to_owned()], &json!(1)));
+    assert_eq!(failed["phases"]["Failed"], 1, "{failed}");
+    // A suspended cluster and a malformed one hold no GPU; the one that runs comes first.
+    assert_eq!(by_gpus["total"], 3, "{by_gpus}");
+    assert_eq!(names(&by_gpus).len() + names(&rest).len(), 3, "{by_gpus} {rest}");
+    assert!(rest.get("next").is_none(), "{rest}");
+    assert_eq!(wrong.0, 400);
+    let why = wrong.1["error"].as_str().unwrap();
+    assert!(why.contains("phase") && why.contains("Suspended"), "{why}");
 }

@@ -6,6 +6,7 @@
 //! snapshot instead of the changes it missed, so a slow browser never makes the server buffer
 //! without bound.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use app::api::push;
@@ -16,40 +17,146 @@ use axum::{Extension, Json};
 use futures::stream::{self, Stream, StreamExt};
 use platform::overview::ClusterOverview;
 use platform::ClusterSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClusterPath;
+use crate::extract::{ClusterPath, Query};
 use crate::overview::Overviews;
 use crate::push::{self as sse, json_event};
 use crate::security::access::MayReadCluster;
 use crate::security::{Access, Ask, User};
+use crate::sources::clusters::{Filter, Order};
 use crate::sources::{ClusterChange, Clusters};
 use crate::unix_now;
 
-/// The clusters the requester may see.
+/// A page of the clusters the requester may see.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterItems {
-    /// Sorted by namespace and name.
+    /// In the order asked for (by namespace and name unless `sort` says otherwise).
     pub items: Vec<ClusterSummary>,
+    /// The `cursor` of the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Clusters that match the filters, over all pages.
+    pub total: usize,
+    /// Clusters that match in each phase, the `phase` filter aside.
+    pub phases: BTreeMap<String, usize>,
 }
 
-/// `GET /api/v1/clusters`: every RayCluster the requester may see (they may list RayClusters in
-/// its namespace), sorted by namespace and name.
-#[utoipa::path(get, path = "/clusters", tag = "clusters",
-    responses((status = 200, description = "The clusters the requester may see", body = ClusterItems)))]
+/// Filters (each one given must match), order and paging of `GET /api/v1/clusters`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only clusters in this namespace.
+    namespace: Option<String>,
+    /// Only clusters of this team (their `raydar.dev/team` label).
+    team: Option<String>,
+    /// Only clusters of this person (their `raydar.dev/owner` label).
+    owner: Option<String>,
+    /// Only clusters launched from this template (their `raydar.dev/template` label).
+    template: Option<String>,
+    /// Only clusters in this phase.
+    #[param(inline)]
+    phase: Option<Phase>,
+    /// Only clusters whose namespace, name, team, owner or template contains this text, in any
+    /// case.
+    q: Option<String>,
+    /// `name` (by namespace, then name: the default), `newest` (newest first) or `gpus` (most
+    /// GPUs first).
+    #[param(inline)]
+    sort: Option<Sort>,
+    /// Most clusters on a page (default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Where to go on: the `next` of the page before, with the same filters and sort.
+    #[param(pattern = r"^-?[0-9]{1,20}:[^:]*:[^:]*$")]
+    cursor: Option<String>,
+}
+
+/// A phase as rows show it.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+pub enum Phase {
+    Provisioning,
+    Ready,
+    Suspending,
+    Suspended,
+    Failed,
+}
+
+/// The order of a list.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    Name,
+    Newest,
+    Gpus,
+}
+
+/// Clusters on a page when `limit` is not given, and at most.
+const PAGE: (u32, u32) = (500, 1000);
+
+impl ListQuery {
+    /// The filter, order and page size asked for, or 400 naming the parameter that is wrong.
+    fn parse(self) -> ApiResult<(Filter, Order, usize, Option<String>)> {
+        // Named as rows show them (what `ClusterPhase::label` says).
+        let phase = self.phase.map(|p| match p {
+            Phase::Provisioning => "Provisioning",
+            Phase::Ready => "Ready",
+            Phase::Suspending => "Suspending",
+            Phase::Suspended => "Suspended",
+            Phase::Failed => "Failed",
+        });
+        let order = match self.sort {
+            None | Some(Sort::Name) => Order::Name,
+            Some(Sort::Newest) => Order::Newest,
+            Some(Sort::Gpus) => Order::Gpus,
+        };
+        let limit = self.limit.unwrap_or(PAGE.0);
+        if !(1..=PAGE.1).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit {limit} is not from 1 to {}",
+                PAGE.1
+            )));
+        }
+        let filter = Filter {
+            namespace: self.namespace,
+            team: self.team,
+            owner: self.owner,
+            template: self.template,
+            phase,
+            text: self.q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty()),
+        };
+        Ok((filter, order, limit as usize, self.cursor))
+    }
+}
+
+/// `GET /api/v1/clusters`: the RayClusters the requester may see (they may list RayClusters in
+/// its namespace), filtered, sorted and a page at a time.
+#[utoipa::path(get, path = "/clusters", tag = "clusters", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the clusters the requester may see", body = ClusterItems),
+        (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError)))]
 pub async fn list(
     State(clusters): State<Clusters>,
     State(access): State<Access>,
     Extension(user): Extension<User>,
-) -> Json<ClusterItems> {
-    let mut items = clusters.list();
-    access.grants(&user, items.iter().map(|c| c.namespace.clone())).await.apply(&mut items);
-    Json(ClusterItems { items })
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<ClusterItems>> {
+    let (filter, order, limit, cursor) = query.parse()?;
+    let grants = access.grants(&user, clusters.namespaces()).await;
+    let page = clusters
+        .page(&filter, order, limit, cursor.as_deref(), &grants.read)
+        .map_err(ApiError::bad_request)?;
+    let mut items = page.items;
+    for row in &mut items {
+        row.may_delete = grants.delete.contains(&row.namespace);
+    }
+    Ok(Json(ClusterItems { items, next: page.next, total: page.total, phases: page.phases }))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.

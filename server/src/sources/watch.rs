@@ -142,6 +142,12 @@ impl<P> Projected<P> {
         self.objects.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The map to fill by hand (tests of what reads it).
+    #[cfg(test)]
+    pub fn write_for_tests(&self) -> RwLockWriteGuard<'_, BTreeMap<Key, P>> {
+        self.write()
+    }
+
     /// Keeps the store current with the objects `events` (a kube-rs `watcher`) tells of until
     /// `shutdown`, keeping what `project` makes of each, and telling `on_change` of each change
     /// once the store has it. Errors are recorded in [`Self::health`] (in words, as `explain`

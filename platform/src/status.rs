@@ -175,6 +175,9 @@ pub struct WorkerGroupSummary {
     pub gpus_per_worker: u32,
 }
 
+/// A phase without its reason, as lists are filtered by it.
+pub use wire::Phase as PhaseName;
+
 /// The JSON shape of [`ClusterSummary`]. Written out rather than `#[serde(flatten)]` of the phase:
 /// flattening makes serde buffer every field through its generic `Content` tree, code the
 /// browser would download with every first load.
@@ -184,7 +187,7 @@ mod wire {
     use super::{ClusterPhase, ClusterSummary};
 
     /// The phase users see (the reason is beside it when Failed).
-    #[derive(Clone, Copy, Serialize, Deserialize)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ClusterPhase))]
     pub enum Phase {
         Provisioning,
@@ -192,6 +195,19 @@ mod wire {
         Suspending,
         Suspended,
         Failed,
+    }
+
+    impl Phase {
+        /// As rows show it ([`ClusterPhase::label`]).
+        pub fn label(self) -> &'static str {
+            match self {
+                Phase::Provisioning => "Provisioning",
+                Phase::Ready => "Ready",
+                Phase::Suspending => "Suspending",
+                Phase::Suspended => "Suspended",
+                Phase::Failed => "Failed",
+            }
+        }
     }
 
     /// One row of the cluster list.

@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use futures::stream::{self, Stream, StreamExt};
 use platform::overview::ClusterOverview;
+use platform::status::PhaseName;
 use platform::ClusterSummary;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -62,7 +63,7 @@ pub struct ListQuery {
     template: Option<String>,
     /// Only clusters in this phase.
     #[param(inline)]
-    phase: Option<Phase>,
+    phase: Option<PhaseName>,
     /// Only clusters whose namespace, name, team, owner or template contains this text, in any
     /// case.
     q: Option<String>,
@@ -76,16 +77,6 @@ pub struct ListQuery {
     /// Where to go on: the `next` of the page before, with the same filters and sort.
     #[param(pattern = r"^-?[0-9]{1,20}:[^:]*:[^:]*$")]
     cursor: Option<String>,
-}
-
-/// A phase as rows show it.
-#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
-pub enum Phase {
-    Provisioning,
-    Ready,
-    Suspending,
-    Suspended,
-    Failed,
 }
 
 /// The order of a list.
@@ -103,14 +94,7 @@ const PAGE: (u32, u32) = (500, 1000);
 impl ListQuery {
     /// The filter, order and page size asked for, or 400 naming the parameter that is wrong.
     fn parse(self) -> ApiResult<(Filter, Order, usize, Option<String>)> {
-        // Named as rows show them (what `ClusterPhase::label` says).
-        let phase = self.phase.map(|p| match p {
-            Phase::Provisioning => "Provisioning",
-            Phase::Ready => "Ready",
-            Phase::Suspending => "Suspending",
-            Phase::Suspended => "Suspended",
-            Phase::Failed => "Failed",
-        });
+        let phase = self.phase.map(PhaseName::label);
         let order = match self.sort {
             None | Some(Sort::Name) => Order::Name,
             Some(Sort::Newest) => Order::Newest,

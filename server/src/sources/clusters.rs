@@ -257,11 +257,10 @@ impl Filter {
             && is(&self.team, &cluster.team)
             && is(&self.owner, owner)
             && is(&self.template, template)
-            && self.text.as_deref().is_none_or(|text| {
-                [summary.namespace.as_str(), &summary.name, &cluster.team, owner, template]
-                    .iter()
-                    .any(|field| field.to_lowercase().contains(text))
-            })
+            && self
+                .text
+                .as_deref()
+                .is_none_or(|text| !text.contains(SEARCH_APART) && cluster.search.contains(text))
     }
 }
 
@@ -330,19 +329,40 @@ struct Kept {
     /// The `raydar.dev/team` label; empty when absent.
     team: String,
     conditions: Vec<ClusterCondition>,
+    /// Namespace, name, team, owner and template in lower case, apart by [`SEARCH_APART`]: what
+    /// a list's free text is looked for in, made once here rather than for every row of every
+    /// list.
+    search: String,
 }
 
+/// Between the fields of [`Kept::search`]: no name or label holds it, so a text without it
+/// never matches across two fields.
+const SEARCH_APART: char = '\n';
+
 impl Kept {
+    fn new(detail: ClusterDetail, team: String, conditions: Vec<ClusterCondition>) -> Kept {
+        let summary = &detail.summary;
+        let fields = [
+            summary.namespace.as_str(),
+            &summary.name,
+            &team,
+            detail.owner.as_deref().unwrap_or_default(),
+            detail.template.as_deref().unwrap_or_default(),
+        ];
+        let search = fields.join(&SEARCH_APART.to_string()).to_lowercase();
+        Kept { detail, team, conditions, search }
+    }
+
     fn of(object: &DynamicObject) -> Kept {
         let label = |key: &str| object.metadata.labels.as_ref()?.get(key).cloned();
         let team = label(platform::template::LABEL_TEAM).unwrap_or_default();
         let typed = serde_json::to_value(object).and_then(serde_json::from_value::<RayCluster>);
         match typed {
-            Ok(cluster) => Kept {
-                detail: cluster.detail(),
+            Ok(cluster) => Kept::new(
+                cluster.detail(),
                 team,
-                conditions: cluster.status.map(|s| s.conditions).unwrap_or_default(),
-            },
+                cluster.status.map(|s| s.conditions).unwrap_or_default(),
+            ),
             Err(e) => {
                 let meta = &object.metadata;
                 tracing::warn!(
@@ -370,7 +390,7 @@ impl Kept {
                     groups: Vec::new(),
                     may_change: false,
                 };
-                Kept { detail, team, conditions: Vec::new() }
+                Kept::new(detail, team, Vec::new())
             }
         }
     }

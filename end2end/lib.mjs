@@ -55,14 +55,14 @@ export const PROXY_MODE = ['--auth', 'proxy', '--trusted-proxies', '127.0.0.1/32
 
 /**
  * Starts another raydar-server (the one under test, RAYDAR_SERVER) on a free loopback port with
- * `flags`, as its own ServiceAccount like the main one; resolves once /readyz answers with its
- * `url` and `stop()`.
+ * `flags`, as its own ServiceAccount like the main one (or as `kubeconfig` says); resolves once
+ * /readyz answers with its `url` and `stop()`.
  */
-export async function startRaydar(flags = PROXY_MODE) {
+export async function startRaydar(flags = PROXY_MODE, kubeconfig = process.env.RAYDAR_SERVER_KUBECONFIG) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, ...flags],
-    { env: { ...process.env, KUBECONFIG: process.env.RAYDAR_SERVER_KUBECONFIG }, stdio: ['ignore', 'ignore', 'inherit'] });
+    { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'ignore', 'inherit'] });
   const stop = () => server.kill();
   for (let i = 0; ; i++) {
     try { if ((await fetch(`${url}/readyz`)).ok) break; } catch {}

@@ -13,6 +13,28 @@ pub struct ClusterList {
     /// The server's clock when the list was taken, seconds since the Unix epoch; ages are
     /// computed against it so that server and browser render the same text.
     pub now: i64,
+    /// Set while the apiserver does not answer: since when (Unix seconds) the list is what it
+    /// last said. (Two plain fields rather than a [`platform::Stale`]: one struct type fewer
+    /// for the browser to read, on a page whose every byte counts.)
+    #[serde(default, rename = "staleSince", skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<i64>,
+    /// And why.
+    #[serde(default, rename = "staleReason", skip_serializing_if = "Option::is_none")]
+    pub stale_reason: Option<String>,
+}
+
+impl ClusterList {
+    /// Every cluster in `clusters`, as of `now`, stale if `stale` says so.
+    pub fn new(clusters: Vec<ClusterSummary>, now: i64, stale: Option<platform::Stale>) -> Self {
+        let (stale_since, stale_reason) = stale.map(|s| (s.since, s.reason)).unzip();
+        ClusterList { clusters, now, stale_since, stale_reason }
+    }
+
+    /// Since when and why the list is not current, if it is not.
+    pub fn stale(&self) -> Option<platform::Stale> {
+        let (since, reason) = (self.stale_since?, self.stale_reason.clone()?);
+        Some(platform::Stale { since, reason })
+    }
 }
 
 /// Names a RayCluster that was deleted.
@@ -27,7 +49,8 @@ pub struct ClusterRef {
 /// Names of the events on the cluster push stream (`/api/v1/clusters/events`).
 pub mod push {
     /// The whole list ([`super::ClusterList`]): sent first, and again whenever the stream may
-    /// have missed changes (a relist upstream, or the browser falling behind).
+    /// have missed changes (a relist upstream, or the browser falling behind), and when the
+    /// apiserver stops answering (marked stale until the next one).
     pub const SNAPSHOT: &str = "snapshot";
     /// A cluster was created or changed ([`platform::ClusterSummary`]).
     pub const UPSERT: &str = "upsert";

@@ -35,7 +35,7 @@ pub mod template;
 pub mod utilization;
 
 pub use status::{
-    ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, WorkerGroupSummary,
+    ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, Stale, WorkerGroupSummary,
 };
 #[cfg(feature = "kube")]
 pub use template::{

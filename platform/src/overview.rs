@@ -2,12 +2,12 @@
 //! conditions and recent events, and Ray's own view (its nodes and jobs, from the dashboard).
 //!
 //! The server assembles a [`ClusterOverview`] from its pod watch, the apiserver's events and a
-//! cached read of the Ray dashboard; the page polls it. Ray's part can be missing or stale on its
+//! cached read of the Ray dashboard, and pushes it to the page. Ray's part can be missing or stale on its
 //! own ([`RayView::error`]): a dashboard that does not answer never hides the Kubernetes part.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ClusterCondition;
+use crate::{ClusterCondition, Stale};
 
 /// Everything below the summary on a cluster's page.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +24,10 @@ pub struct ClusterOverview {
     pub ray: RayView,
     /// The server's clock (Unix seconds), so ages are computed against it, not the browser's.
     pub now: i64,
+    /// Set while the Kubernetes API does not answer: the pods, conditions and events are what
+    /// it last said. (Ray's part has its own, [`RayView::error`].)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
 }
 
 /// A pod of the cluster.

@@ -301,6 +301,26 @@ impl utoipa::ToSchema for ClusterSummary {
     }
 }
 
+/// What is shown is the last thing a source said, not what is true now: the source (the
+/// Kubernetes API, for the cluster list) has not answered since `since`. Pages keep showing it,
+/// marked, rather than showing nothing; it goes away the moment the source answers again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stale {
+    /// When the source stopped answering, Unix seconds.
+    pub since: i64,
+    /// Why, in words: the source's last error.
+    pub reason: String,
+}
+
+impl Stale {
+    /// What a page says about it at `now` (Unix seconds), e.g. `Not updated for 45s: cannot
+    /// reach the Kubernetes apiserver at https://…`
+    pub fn describe(&self, now: i64) -> String {
+        format!("Not updated for {}: {}", format_age(now - self.since), self.reason)
+    }
+}
+
 /// Age as `kubectl get` prints it: the largest one or two units, e.g. `45s`, `3m12s`, `5h4m`, `12d`.
 pub fn format_age(seconds: i64) -> String {
     let s = seconds.max(0);

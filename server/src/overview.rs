@@ -188,7 +188,11 @@ impl Overviews {
         let events = self.inner.events.get(
             &key,
             async move { read_events(kube, &ns, &uid, &pod_names).await },
-            |_, new| new,
+            // A failed read keeps the events last read: the page is marked stale instead.
+            |old, new| match (old, new) {
+                (Some(Ok(events)), Err(_)) => Ok(events),
+                (_, new) => new,
+            },
         );
         let (dashboards, ns, cluster) =
             (self.inner.dashboards.clone(), namespace.to_owned(), name.to_owned());
@@ -213,6 +217,8 @@ impl Overviews {
             events,
             ray: ray.unwrap_or_default(),
             now: unix_now(),
+            // The cluster's watch first: it is the one the summary above comes from.
+            stale: self.inner.clusters.stale().or_else(|| self.inner.pods.health().stale()),
         })
     }
 }
@@ -238,7 +244,8 @@ async fn changed(
             change = clusters.recv() => match change {
                 Ok(ClusterChange::Upsert(row)) => is_key(&row.namespace, &row.name),
                 Ok(ClusterChange::Delete(gone)) => is_key(&gone.namespace, &gone.name),
-                Ok(ClusterChange::Resync) | Err(RecvError::Lagged(_)) => true,
+                Ok(ClusterChange::Resync | ClusterChange::Unanswered(_))
+                | Err(RecvError::Lagged(_)) => true,
                 Err(RecvError::Closed) => std::future::pending().await,
             },
         };

@@ -111,7 +111,11 @@ impl FromRef<AppState> for Pages {
 
 impl FromRef<AppState> for Readiness {
     fn from_ref(s: &AppState) -> Self {
-        Readiness { clusters: s.clusters.clone(), sources: s.sources.clone() }
+        Readiness {
+            clusters: s.clusters.clone(),
+            templates: s.templates.clone(),
+            sources: s.sources.clone(),
+        }
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::{kube_client, ray_clusters, sse_events, start_raydar, wait_ready, STEP};
+use common::{
+    ensure_namespace, kube_client, ray_clusters, sse_events, start_raydar, unique_name, wait_ready,
+    STEP,
+};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::Client;
@@ -32,16 +35,6 @@ fn small_cluster(name: &str) -> DynamicObject {
         }
     }))
     .unwrap()
-}
-
-async fn ensure_namespace(client: &Client, name: &str) {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("creating namespace {name}: {e}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,13 +135,6 @@ async fn a_cross_origin_page_cannot_follow_the_stream() {
 
 /// Namespace of the launch API tests.
 const API_NAMESPACE: &str = "raydar-api-it";
-
-/// A name no other run uses.
-fn unique_name(prefix: &str) -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000)
-}
 
 /// A kube client, a ready raydar on it, an HTTP client, and `namespace` created.
 async fn api_test(namespace: &str) -> (Client, common::Raydar, reqwest::Client) {

@@ -34,12 +34,16 @@ async fn an_unreachable_apiserver_is_named_and_readiness_waits() {
         "{body}"
     );
 
-    // Pages and the API still answer, with nothing in them.
+    // Pages and the API still answer, with nothing in them, saying why rather than that there
+    // are no clusters.
     let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
     assert_eq!(list["items"], serde_json::json!([]));
+    assert!(list["stale"]["reason"].as_str().unwrap().contains("cannot reach"), "{list}");
     let page = http.get(&raydar.base).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("No Ray clusters yet."));
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("No Ray clusters yet."));
+    assert!(page.contains("cannot reach the Kubernetes apiserver at https://127.0.0.1:1"));
     let metrics =
         http.get(format!("{}/metrics", raydar.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("raydar_raycluster_watch_synced 0"), "{metrics}");

@@ -30,19 +30,23 @@ fn initial_list() -> ClusterList {
         Ok(directory) => return directory.cluster_list(),
         Err(e) => leptos::logging::error!("{e}"),
     }
-    ClusterList { clusters: Vec::new(), now: 0 }
+    ClusterList::new(Vec::new(), 0, None)
 }
 
 /// The table itself, seeded from the server-rendered list and then kept current by push.
 #[component]
 fn ClusterTable(list: ClusterList) -> impl IntoView {
+    let stale = RwSignal::new(list.stale());
     let clusters = RwSignal::new(list.clusters);
     let now = RwSignal::new(list.now);
     let stream = RwSignal::new(StreamState::Connecting);
     #[cfg(feature = "hydrate")]
     crate::live::follow(
         move |change| match change {
-            crate::live::Change::Snapshot(list) => clusters.set(list.clusters),
+            crate::live::Change::Snapshot(list) => {
+                stale.set(list.stale());
+                clusters.set(list.clusters);
+            }
             crate::live::Change::Upsert(row) => clusters.update(|rows| upsert(rows, row)),
             crate::live::Change::Delete(gone) => clusters.update(|rows| {
                 rows.retain(|r| r.key() != (gone.namespace.as_str(), gone.name.as_str()))
@@ -53,6 +57,10 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
     );
 
     let count = move || clusters.with(Vec::len);
+    let label = move || match stale.with(Option::is_some) {
+        true => "stale",
+        false => stream.get().label(),
+    };
     let gpus =
         move || clusters.with(|c| c.iter().map(|c| c.gpus_desired).fold(0, u64::saturating_add));
     view! {
@@ -62,13 +70,18 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
             <span class="counts">
                 {count} " clusters · " {gpus} " GPUs requested"
             </span>
+            // While the apiserver does not answer, the indicator says so, for how long and why:
+            // the same element, so that this costs the first load no new one.
             <span
                 class="live"
-                class:offline=move || stream.get() != StreamState::Live
-                data-stream=move || stream.get().label()
+                class:offline=move || label() != "live"
+                data-stream=label
                 title="Changes arrive by push from the server"
             >
-                {move || stream.get().label()}
+                {move || stale.with(|s| match s {
+                    Some(s) => s.describe(now.get()),
+                    None => stream.get().label().to_owned(),
+                })}
             </span>
         </div>
         <table class="cluster-list">
@@ -84,7 +97,8 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
                 </tr>
             </thead>
             <tbody>
-                <Show when=move || clusters.with(Vec::is_empty)>
+                // Nothing listed while the apiserver does not answer is not "no clusters".
+                <Show when=move || clusters.with(Vec::is_empty) && stale.with(Option::is_none)>
                     <tr class="empty-row">
                         <td colspan="7">"No Ray clusters yet. " <a href="/launch">"Launch one"</a> "."</td>
                     </tr>

@@ -37,6 +37,7 @@ pub fn Overview(namespace: String, name: String) -> impl IntoView {
         {move || match overview.get() {
             None => view! { <p class="empty">"Loading pods, Ray and events…"</p> }.into_any(),
             Some(o) => view! {
+                {o.stale.map(|s| view! { <p class="error" role="alert" data-stale>{move || s.describe(now.get())}</p> })}
                 <Pods pods=o.pods now namespace=ns.get_value() name=cluster.get_value()/>
                 <Ray ray=o.ray now namespace=ns.get_value() name=cluster.get_value()/>
                 <Conditions conditions=o.conditions/>

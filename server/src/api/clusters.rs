@@ -17,7 +17,7 @@ use axum::{Extension, Json};
 use futures::stream::{self, Stream, StreamExt};
 use platform::overview::ClusterOverview;
 use platform::status::PhaseName;
-use platform::ClusterSummary;
+use platform::{ClusterSummary, Stale};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -47,6 +47,9 @@ pub struct ClusterItems {
     pub total: usize,
     /// Clusters that match in each phase, the `phase` filter aside.
     pub phases: BTreeMap<String, usize>,
+    /// Set while the Kubernetes API does not answer: the page is what it last said, not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
 }
 
 /// Filters (each one given must match), order and paging of `GET /api/v1/clusters`.
@@ -140,7 +143,8 @@ pub async fn list(
     for row in &mut items {
         row.may_delete = grants.delete.contains(&row.namespace);
     }
-    Ok(Json(ClusterItems { items, next: page.next, total: page.total, phases: page.phases }))
+    let stale = clusters.stale();
+    Ok(Json(ClusterItems { items, next: page.next, total: page.total, phases: page.phases, stale }))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.
@@ -183,7 +187,9 @@ pub async fn overview(
 /// server-sent events. (A cross-origin request never gets here: [`crate::security::csrf`].)
 #[utoipa::path(get, path = "/clusters/events", tag = "clusters",
     responses((status = 200, description = "Server-sent events: `snapshot` (the list), then \
-        `upsert` (a cluster) and `delete` (its namespace and name) as they happen; \
+        `upsert` (a cluster) and `delete` (its namespace and name) as they happen; a `snapshot` \
+        again when the Kubernetes API stops answering (with `staleSince` and `staleReason`) and \
+        when it answers again (without); \
         `reconnect` when raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent)))]
 pub async fn events(
     State(clusters): State<Clusters>,
@@ -224,7 +230,9 @@ pub fn changes(
                     Ok(ClusterChange::Delete(gone)) => {
                         may("list", &gone.namespace).await.then(|| json_event(push::DELETE, &gone))
                     }
-                    Ok(ClusterChange::Resync) | Err(BroadcastStreamRecvError::Lagged(_)) => {
+                    // A snapshot says the list is stale, and a later one that it is live again.
+                    Ok(ClusterChange::Resync | ClusterChange::Unanswered(_))
+                    | Err(BroadcastStreamRecvError::Lagged(_)) => {
                         Some(snapshot(&clusters, &access, &user).await)
                     }
                 }

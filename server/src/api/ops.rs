@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use platform::status::format_age;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -14,6 +15,7 @@ use crate::logs::LogStreams;
 use crate::security::{CsrfKey, User};
 use crate::sources::{Clusters, Templates};
 use crate::supervisor::SourceStatus;
+use crate::unix_now;
 
 /// Who raydar takes the requester to be.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,24 +55,38 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// What `/readyz` reads: the RayCluster watch and every supervised source.
+/// What `/readyz` reads: the watches and every supervised source.
 #[derive(Clone)]
 pub struct Readiness {
     /// The RayCluster watch, which every page needs.
     pub clusters: Clusters,
+    /// The template watch, which the launch form needs.
+    pub templates: Templates,
     /// The supervised sources.
     pub sources: SourceStatus,
 }
 
-/// `GET /readyz`: ready once the RayCluster watch has listed every cluster and no source is
-/// down; until then 503 naming what is wrong: an unreachable apiserver, a missing CRD, a source
-/// that failed and is waiting to start again.
+/// `GET /readyz`: ready once the RayCluster watch has listed every cluster, while the watches
+/// are answered and no source is down; otherwise 503 naming each thing that is wrong: an
+/// unreachable apiserver (and for how long), a missing CRD, a source that failed and is waiting
+/// to start again. Pages keep serving what was last seen meanwhile, marked stale; a replica
+/// that cannot see the apiserver is not ready for traffic another replica can serve better.
 pub async fn readyz(State(ready): State<Readiness>) -> Response {
-    let mut problems = ready.sources.down();
-    if !ready.clusters.health().synced() {
-        let why = ready.clusters.health().last_error();
-        problems.insert(0, why.unwrap_or_else(|| "RayCluster watch has not synced yet".into()));
+    let mut problems = Vec::new();
+    let clusters = ready.clusters.health();
+    if !clusters.synced() {
+        let why = clusters.last_error();
+        problems.push(why.unwrap_or_else(|| "RayCluster watch has not synced yet".into()));
     }
+    for (watch, health) in
+        [("RayCluster", clusters), ("RayClusterTemplate", ready.templates.health())]
+    {
+        if let Some(stale) = health.stale().filter(|_| health.synced()) {
+            let age = format_age(unix_now() - stale.since);
+            problems.push(format!("{watch} watch not answered for {age}: {}", stale.reason));
+        }
+    }
+    problems.extend(ready.sources.down());
     if problems.is_empty() {
         return "ready\n".into_response();
     }

@@ -14,7 +14,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::kuberay::RayCluster;
-use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary};
+use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, Stale};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -37,8 +37,11 @@ pub enum ClusterChange {
     Upsert(ClusterSummary),
     /// A cluster was deleted.
     Delete(ClusterRef),
-    /// The watch relisted: changes may have been folded together, take a snapshot.
+    /// The watch relisted: changes may have been folded together, take a snapshot (which also
+    /// ends a [`ClusterChange::Unanswered`]).
     Resync,
+    /// The apiserver does not answer: the list is what it last said, from `since`.
+    Unanswered(Stale),
 }
 
 /// The watched RayClusters and the feed of their changes: cheap to clone. Handlers read it;
@@ -68,7 +71,7 @@ impl Clusters {
     }
 
     /// The source: watches RayClusters in every namespace until `shutdown`. Errors are reported
-    /// and retried with backoff; they never end the watch.
+    /// and retried; they never end the watch.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let resource = ApiResource::erase::<RayCluster>(&());
@@ -78,7 +81,7 @@ impl Clusters {
         shared
             .kept
             .run(
-                watcher(api, config),
+                || watcher(api.clone(), config.clone()),
                 WATCHED,
                 &shared.apiserver,
                 Kept::of,
@@ -185,12 +188,17 @@ impl Clusters {
     /// The list with the server's clock, as pages render it (every cluster: callers keep what
     /// the requester may see).
     pub fn snapshot(&self) -> ClusterList {
-        ClusterList { clusters: self.list(), now: unix_now() }
+        ClusterList::new(self.list(), unix_now(), self.stale())
     }
 
     /// Follows changes from now on. Subscribe before taking a snapshot so nothing falls between.
     pub fn subscribe(&self) -> broadcast::Receiver<ClusterChange> {
         self.inner.feed.subscribe()
+    }
+
+    /// Since when and why the list is not current (the apiserver does not answer), if it is not.
+    pub fn stale(&self) -> Option<Stale> {
+        self.inner.kept.health.stale()
     }
 
     /// Whether the watch has synced, and its errors.
@@ -223,6 +231,7 @@ impl Shared {
                 name: c.detail.summary.name.clone(),
             }),
             Change::Relisted => ClusterChange::Resync,
+            Change::Unanswered(stale) => ClusterChange::Unanswered(stale),
         };
         // No receivers is fine: nobody has the page open.
         let _ = self.feed.send(change);

@@ -74,7 +74,7 @@ impl Exporters {
         let api = Api::<Pod>::namespaced(shared.kube.clone(), &settings.namespace);
         let config = watcher::Config::default().labels(&settings.selector).any_semantic();
         let watch = shared.exporters.run(
-            watcher(api, config),
+            || watcher(api.clone(), config.clone()),
             WATCHED,
             &shared.apiserver,
             Exporter::of,

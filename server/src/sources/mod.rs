@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`watch`]: the watch loop the watches share: a store of what raydar keeps of each object
-//!   (not the object) that outlives a failed run, the watch's health, its errors in words.
+//!   (not the object) that outlives a failed run and an unreachable apiserver, the watch's
+//!   health (since when it has not been answered, and why), its errors in words.
 //! - [`clusters`]: every RayCluster, and the feed of their changes that open pages follow.
 //! - [`templates`]: the RayClusterTemplates launches render from.
 //! - [`pods`]: every Ray pod: cluster pages' pods, GPU attribution.

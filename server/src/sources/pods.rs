@@ -57,7 +57,7 @@ impl RayPods {
                 Change::Applied(pod) | Change::Deleted(pod) => {
                     Some((pod.namespace.clone(), pod.cluster.clone()))
                 }
-                Change::Relisted => None,
+                Change::Relisted | Change::Unanswered(_) => None,
             };
             // Nobody following is fine.
             let _ = shared.changes.send(change);
@@ -65,7 +65,7 @@ impl RayPods {
         shared
             .kept
             .run(
-                watcher(api, config),
+                || watcher(api.clone(), config.clone()),
                 WATCHED,
                 &shared.apiserver,
                 RayPod::of,

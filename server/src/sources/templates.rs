@@ -40,7 +40,7 @@ impl Templates {
     }
 
     /// The source: watches RayClusterTemplates until `shutdown`; errors are reported and
-    /// retried with backoff, they never end the watch.
+    /// retried, they never end the watch.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let api = Api::<RayClusterTemplate>::all(shared.client.clone());
@@ -49,7 +49,7 @@ impl Templates {
         shared
             .kept
             .run(
-                watcher(api, config),
+                || watcher(api.clone(), config.clone()),
                 WATCHED,
                 &shared.apiserver,
                 keep,

@@ -10,8 +10,9 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::Resource;
+use platform::Stale;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -33,9 +34,9 @@ pub struct WatchHealth {
     synced: watch::Sender<bool>,
     /// Errors since start, for /metrics.
     errors: AtomicU64,
-    /// The last error in words, cleared when the watch recovers. The lock is never held across
-    /// an await, so a std mutex is enough.
-    last_error: Mutex<Option<String>>,
+    /// Since when and why the watch has not been answered, cleared once it has listed everything
+    /// again. The lock is never held across an await, so a std mutex is enough.
+    outage: Mutex<Option<Stale>>,
 }
 
 impl Default for WatchHealth {
@@ -43,7 +44,7 @@ impl Default for WatchHealth {
         WatchHealth {
             synced: watch::channel(false).0,
             errors: AtomicU64::new(0),
-            last_error: Mutex::default(),
+            outage: Mutex::default(),
         }
     }
 }
@@ -72,21 +73,42 @@ impl WatchHealth {
         }
     }
 
-    /// Records that the watch delivered an event, so the last error no longer holds.
-    pub fn recovered(&self) {
-        self.lock().take();
+    /// Records that the watch listed everything again: what it keeps is current. True when it
+    /// had not been answered until now.
+    pub fn recovered(&self) -> bool {
+        self.lock().take().is_some()
     }
 
-    /// Records and logs an error the watch will retry after.
-    pub fn failed(&self, message: String) {
+    /// Records an error the watch will retry after. Logged when it starts an outage or says
+    /// something new (a retry every few seconds must not fill the log); the outage's start is
+    /// kept. Returns the outage when it starts with this error.
+    pub fn failed(&self, message: String) -> Option<Stale> {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("{message}; retrying");
-        *self.lock() = Some(message);
+        let mut outage = self.lock();
+        match outage.as_mut() {
+            Some(o) if o.reason == message => tracing::debug!("{message}; retrying"),
+            Some(o) => {
+                tracing::warn!("{message}; retrying");
+                o.reason = message;
+            }
+            None => {
+                tracing::warn!("{message}; retrying");
+                *outage = Some(Stale { since: crate::unix_now(), reason: message });
+                return outage.clone();
+            }
+        }
+        None
+    }
+
+    /// Since when and why the watch has not been answered, if it has not listed everything
+    /// since its last error.
+    pub fn stale(&self) -> Option<Stale> {
+        self.lock().clone()
     }
 
     /// The last error, if the watch has not recovered since.
     pub fn last_error(&self) -> Option<String> {
-        self.lock().clone()
+        self.lock().as_ref().map(|o| o.reason.clone())
     }
 
     /// Errors since start.
@@ -94,8 +116,39 @@ impl WatchHealth {
         self.errors.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Stale>> {
+        self.outage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How long a watch waits before trying again after an error: from [`Retry::FIRST`], doubling
+/// up to [`Retry::LAST`], each wait a quarter longer or shorter at random so that replicas do not
+/// retry in step. Short, unlike client-go's 30 s: a restarted apiserver must show in the pages
+/// within seconds, and one list every two seconds is nothing to an apiserver that answers.
+#[derive(Debug)]
+struct Retry {
+    next: Duration,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_millis(500);
+    const LAST: Duration = Duration::from_secs(2);
+    /// How long a list may go without an answer during an outage before it is asked again (the
+    /// first time; doubled each time).
+    const LIST_PATIENCE: Duration = Duration::from_secs(2);
+
+    fn new() -> Self {
+        Retry { next: Self::FIRST }
+    }
+
+    fn wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (wait * 2).min(Self::LAST);
+        // Jitter from the clock's nanoseconds: no random number generator for this.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos());
+        wait.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
     }
 }
 
@@ -108,8 +161,12 @@ pub enum Change<'a, P> {
     Applied(&'a P),
     /// An object was deleted; this is what was kept of it.
     Deleted(&'a P),
-    /// The watch listed everything again: any object may have changed.
+    /// The watch listed everything again: any object may have changed, and the store is
+    /// current (again, after [`Change::Unanswered`]).
     Relisted,
+    /// The watch is not answered: the store is what it last said, until the next
+    /// [`Change::Relisted`].
+    Unanswered(Stale),
 }
 
 /// What raydar keeps of each object of one kind, as a watch last saw it, with the watch's health:
@@ -148,13 +205,19 @@ impl<P> Projected<P> {
         self.write()
     }
 
-    /// Keeps the store current with the objects `events` (a kube-rs `watcher`) tells of until
-    /// `shutdown`, keeping what `project` makes of each, and telling `on_change` of each change
-    /// once the store has it. Errors are recorded in [`Self::health`] (in words, as `explain`
-    /// says) and retried with backoff (0.8 s growing to 30 s); they never end the watch.
-    pub async fn run<K>(
+    /// Keeps the store current with the objects a kube-rs `watcher` (made by `watch`) tells of
+    /// until `shutdown`, keeping what `project` makes of each, and telling `on_change` of each
+    /// change once the store has it.
+    ///
+    /// An error never ends the run: it is recorded in [`Self::health`] (in words, as `explain`
+    /// says), told once as [`Change::Unanswered`] when it starts an outage, and followed after a
+    /// short [`Retry`] by a new watcher, which lists everything again. A resumed watch would
+    /// say nothing when nothing changed, so only a complete list proves the store current:
+    /// the outage ends at that list's [`Change::Relisted`]. A watch whose resume point is gone
+    /// (410, after etcd compacted) lists again at once, without an outage.
+    pub async fn run<K, S>(
         &self,
-        events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
+        watch: impl Fn() -> S,
         what: Watched,
         apiserver: &str,
         project: impl Fn(&K) -> P,
@@ -162,60 +225,113 @@ impl<P> Projected<P> {
         shutdown: impl Future<Output = ()>,
     ) where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
     {
         let key = |o: &K| {
             let meta = o.meta();
             (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
         };
-        // The list in progress, swapped in whole when it is complete.
-        let mut relist: Option<BTreeMap<Key, P>> = None;
-        let stream = events.default_backoff();
-        tokio::pin!(stream);
         tokio::pin!(shutdown);
-        loop {
-            let event = tokio::select! {
-                _ = &mut shutdown => break,
-                event = stream.next() => event,
+        let mut retry = Retry::new();
+        let mut patience = Retry::LIST_PATIENCE;
+        'watch: loop {
+            // The list in progress, swapped in whole when it is complete.
+            let mut relist: Option<BTreeMap<Key, P>> = None;
+            let stream = watch();
+            tokio::pin!(stream);
+            let error = loop {
+                // During an outage, a list the apiserver sits on is asked again: it may have
+                // reached the apiserver while it was starting, and a new one is answered sooner.
+                // The patience doubles each time, so a list that is merely long gets its time.
+                let listing_in_outage = relist.is_some() && self.health.stale().is_some();
+                let stall = async {
+                    match listing_in_outage {
+                        true => tokio::time::sleep(patience).await,
+                        false => std::future::pending().await,
+                    }
+                };
+                let event = tokio::select! {
+                    _ = &mut shutdown => break 'watch,
+                    () = stall => {
+                        self.health.failed(format!(
+                            "the Kubernetes apiserver at {apiserver} did not answer a list of {}s \
+                             within {patience:?}", what.kind));
+                        patience *= 2;
+                        break None;
+                    }
+                    event = stream.next() => event,
+                };
+                let event = match event {
+                    // A watcher's stream does not end; were it to, list again.
+                    None => break None,
+                    Some(Err(e)) => break Some(e),
+                    Some(Ok(event)) => event,
+                };
+                match event {
+                    watcher::Event::Init => relist = Some(BTreeMap::new()),
+                    watcher::Event::InitApply(o) => {
+                        relist.get_or_insert_default().insert(key(&o), project(&o));
+                    }
+                    watcher::Event::InitDone => {
+                        let listed = relist.take().unwrap_or_default();
+                        let count = listed.len();
+                        // The old map is freed after the lock is let go.
+                        let old = std::mem::replace(&mut *self.write(), listed);
+                        drop(old);
+                        (retry, patience) = (Retry::new(), Retry::LIST_PATIENCE);
+                        if self.health.mark_synced() {
+                            tracing::info!(objects = count, "{} watch synced", what.kind);
+                        }
+                        if self.health.recovered() {
+                            tracing::info!(objects = count, "{} watch answered again", what.kind);
+                        }
+                        on_change(Change::Relisted);
+                    }
+                    watcher::Event::Apply(o) => {
+                        let (key, kept) = (key(&o), project(&o));
+                        let mut objects = self.write();
+                        objects.insert(key.clone(), kept);
+                        on_change(Change::Applied(&objects[&key]));
+                    }
+                    watcher::Event::Delete(o) => {
+                        let removed = self.write().remove(&key(&o));
+                        if let Some(removed) = removed {
+                            on_change(Change::Deleted(&removed));
+                        }
+                    }
+                }
             };
-            let event = match event {
-                None => break,
-                Some(Err(e)) => {
-                    self.health.failed(explain(&e, what, apiserver));
+            match error {
+                Some(e) if is_gone(&e) => {
+                    tracing::info!(
+                        "{} watch resumed too late (410 Gone): listing again",
+                        what.kind
+                    );
                     continue;
                 }
-                Some(Ok(event)) => event,
-            };
-            self.health.recovered();
-            match event {
-                watcher::Event::Init => relist = Some(BTreeMap::new()),
-                watcher::Event::InitApply(o) => {
-                    relist.get_or_insert_default().insert(key(&o), project(&o));
-                }
-                watcher::Event::InitDone => {
-                    let listed = relist.take().unwrap_or_default();
-                    let count = listed.len();
-                    // The old map is freed after the lock is let go.
-                    let old = std::mem::replace(&mut *self.write(), listed);
-                    drop(old);
-                    if self.health.mark_synced() {
-                        tracing::info!(objects = count, "{} watch synced", what.kind);
-                    }
-                    on_change(Change::Relisted);
-                }
-                watcher::Event::Apply(o) => {
-                    let (key, kept) = (key(&o), project(&o));
-                    let mut objects = self.write();
-                    objects.insert(key.clone(), kept);
-                    on_change(Change::Applied(&objects[&key]));
-                }
-                watcher::Event::Delete(o) => {
-                    let removed = self.write().remove(&key(&o));
-                    if let Some(removed) = removed {
-                        on_change(Change::Deleted(&removed));
+                Some(e) => {
+                    if let Some(outage) = self.health.failed(explain(&e, what, apiserver)) {
+                        on_change(Change::Unanswered(outage));
                     }
                 }
+                None => {}
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                () = tokio::time::sleep(retry.wait()) => {}
             }
         }
+    }
+}
+
+/// The watch's resume point is older than what the apiserver keeps (410 Gone).
+fn is_gone(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::WatchError(status) => status.code == 410,
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => matches!(e, kube::Error::Api(s) if s.code == 410),
+        watcher::Error::NoResourceVersion => false,
     }
 }
 
@@ -245,6 +361,7 @@ pub fn explain(error: &watcher::Error, what: Watched, apiserver: &str) -> String
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
     use kube::core::Status;
 
     use super::*;
@@ -300,8 +417,108 @@ mod tests {
             (2, Some("still cannot reach"))
         );
         assert!(health.mark_synced() && !health.mark_synced());
-        health.recovered();
+        assert!(health.recovered() && !health.recovered());
         assert_eq!((health.synced(), health.last_error()), (true, None));
+    }
+
+    #[test]
+    fn an_outage_starts_once_and_keeps_its_start() {
+        let health = WatchHealth::default();
+        let started = health.failed("cannot reach".into()).expect("the first error starts it");
+        assert_eq!(health.failed("still cannot reach".into()), None, "told once");
+        let stale = health.stale().unwrap();
+        assert_eq!((stale.since, stale.reason.as_str()), (started.since, "still cannot reach"));
+    }
+
+    #[test]
+    fn retries_come_soon_and_stay_short() {
+        let mut retry = Retry::new();
+        let waits: Vec<Duration> = (0..8).map(|_| retry.wait()).collect();
+        assert!(waits[0] < Duration::from_millis(700), "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= Retry::LAST.mul_f64(1.25)), "{waits:?}");
+        assert!(waits[7] >= Retry::LAST.mul_f64(0.75), "{waits:?}");
+    }
+
+    /// A scripted watcher stream, one script per watcher the run makes.
+    type Script = Vec<watcher::Result<watcher::Event<ConfigMap>>>;
+
+    fn map(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A whole list of `names`, then `then`.
+    fn listed(names: &[&str], then: Option<watcher::Result<watcher::Event<ConfigMap>>>) -> Script {
+        let applies = names.iter().map(|n| Ok(watcher::Event::InitApply(map(n))));
+        std::iter::once(Ok(watcher::Event::Init))
+            .chain(applies)
+            .chain([Ok(watcher::Event::InitDone)])
+            .chain(then)
+            .collect()
+    }
+
+    fn refused() -> watcher::Result<watcher::Event<ConfigMap>> {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        Err(watcher::Error::WatchFailed(kube::Error::Service(Box::new(io))))
+    }
+
+    fn gone() -> watcher::Result<watcher::Event<ConfigMap>> {
+        Err(watcher::Error::WatchError(
+            Status::failure("too old", "Expired").with_code(410).boxed(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn an_outage_keeps_the_last_list_until_a_whole_new_one_is_in() {
+        let scripts = Mutex::new(std::collections::VecDeque::from([
+            // Etcd compacted past the watch's resume point: listed again at once, no outage.
+            listed(&["a", "b"], Some(gone())),
+            listed(&["a", "b"], Some(refused())),
+            vec![refused()],
+            // Back: b was deleted and c created meanwhile.
+            listed(&["a", "c"], None),
+        ]));
+        let watch = || {
+            let script = scripts.lock().unwrap().pop_front().unwrap_or_default();
+            futures::stream::iter(script).chain(futures::stream::pending())
+        };
+        let store: Projected<String> = Projected::default();
+        let keys = |store: &Projected<String>| store.read().values().cloned().collect::<Vec<_>>();
+        let done = tokio_util::sync::CancellationToken::new();
+        let mut changes = Vec::new();
+        let on_change = |change: Change<'_, String>| {
+            changes.push(match change {
+                Change::Relisted => format!("relisted {:?}", keys(&store)),
+                Change::Unanswered(stale) => {
+                    format!("unanswered: {} {:?}", stale.reason, keys(&store))
+                }
+                Change::Applied(_) | Change::Deleted(_) => "change".into(),
+            });
+            if changes.len() == 4 {
+                done.cancel();
+            }
+        };
+        let name = |m: &ConfigMap| m.metadata.name.clone().unwrap();
+        let run = store.run(watch, RAYCLUSTER, "https://k8s", name, on_change, done.cancelled());
+        tokio::time::timeout(Duration::from_secs(10), run).await.expect("the run ends when told");
+        let unanswered = "unanswered: cannot reach the Kubernetes apiserver at https://k8s: \
+                          ServiceError: refused [\"a\", \"b\"]";
+        assert_eq!(
+            changes,
+            [
+                r#"relisted ["a", "b"]"#,
+                r#"relisted ["a", "b"]"#,
+                unanswered,
+                r#"relisted ["a", "c"]"#
+            ]
+        );
+        assert_eq!((store.health.stale(), store.health.error_count()), (None, 2));
     }
 
     #[tokio::test]

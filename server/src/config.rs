@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::http::HeaderName;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -31,6 +32,12 @@ pub struct Config {
     pub log_streams: usize,
     /// Lines kept of each followed log for viewers that join late or fall behind.
     pub log_buffer_lines: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Most event streams open at once.
+    pub event_streams: usize,
+    /// Most event streams of one person open at once.
+    pub event_streams_per_person: usize,
     /// Where GPU metrics come from and what counts as idle ([`GpuSettings`]).
     pub gpus: GpuSettings,
 }
@@ -191,6 +198,21 @@ struct Flags {
     #[arg(long, env = "RAYDAR_LOG_BUFFER_LINES", default_value = "10000", value_name = "N",
         value_parser = count, help_heading = "Limits")]
     log_buffer_lines: usize,
+    /// Most live pages' event streams open at once, everyone's together; one more is refused
+    /// (503).
+    #[arg(long, env = "RAYDAR_EVENT_STREAMS", default_value = "4096", value_name = "N",
+        value_parser = count, help_heading = "Limits")]
+    event_streams: usize,
+    /// Most event streams one person may have open (a page open is one or two); one more is
+    /// refused (429).
+    #[arg(long, env = "RAYDAR_EVENT_STREAMS_PER_PERSON", default_value = "32", value_name = "N",
+        value_parser = count, help_heading = "Limits")]
+    event_streams_per_person: usize,
+    /// How long a client may take to send a request's headers before its connection is closed:
+    /// connections that trickle them (slowloris) hold a socket each for this long, no more.
+    #[arg(long, env = "RAYDAR_HEADER_TIMEOUT", default_value = "10s", value_name = "DURATION",
+        value_parser = duration, help_heading = "Limits")]
+    header_timeout: u32,
 
     /// How Ray dashboards are reached, read-only: proxy (through the apiserver's service proxy),
     /// service (KubeRay's head service, from inside the cluster) or a URL template with
@@ -303,6 +325,9 @@ impl Flags {
             ray_dashboard: self.ray_dashboard,
             log_streams: self.log_streams,
             log_buffer_lines: self.log_buffer_lines,
+            header_timeout: Duration::from_secs(u64::from(self.header_timeout)),
+            event_streams: self.event_streams,
+            event_streams_per_person: self.event_streams_per_person,
         })
     }
 }

@@ -66,7 +66,7 @@ use gpus::GpuMetrics;
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
-use security::{Access, ActionLimit, Audit, CsrfKey};
+use security::{Access, ActionLimit, Audit, CsrfKey, StreamLimit};
 use sources::{Clusters, Exporters, Prometheus, RayPods, Templates};
 
 /// Errors that stop the server from starting.
@@ -160,6 +160,8 @@ pub fn start(
         audit: Audit::new(kube.clone()),
         sources: supervisor.status(),
         shutdown,
+        header_timeout: config.header_timeout,
+        streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
         clusters,
         templates,
         kube,
@@ -204,7 +206,8 @@ pub async fn run(
     supervisor: Supervisor,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let served = serve(listener, router(state), shutdown.clone().cancelled_owned());
+    let header_timeout = state.header_timeout;
+    let served = serve(listener, router(state), header_timeout, shutdown.clone().cancelled_owned());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(GRACE).await;

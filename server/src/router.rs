@@ -5,9 +5,18 @@
 //! Every route but `/healthz` and `/readyz` needs an identity ([`identity::authenticate`]);
 //! writes need the page's origin and CSRF token ([`csrf`]).
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue};
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::{header, HeaderValue, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tower::ServiceExt;
 
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -22,7 +31,7 @@ use utoipa_axum::routes;
 use crate::api::pages::{self, Pages};
 use crate::api::{actions, clusters, doc, gpus, logs, ops, ray, templates};
 use crate::error::{self, ApiError};
-use crate::security::{access, csrf, headers, host, identity};
+use crate::security::{access, csrf, headers, host, identity, streams};
 use crate::state::AppState;
 
 /// Largest request body raydar accepts: a launch request is a few hundred bytes.
@@ -107,8 +116,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        // Innermost first: writes are checked for origin and token once the requester is known;
-        // every answer, a 401 too, carries the security headers.
+        // Innermost first: event streams are counted and writes checked for origin and token
+        // once the requester is known; every answer, a 401 too, carries the security headers.
+        .layer(middleware::from_fn_with_state(state.streams.clone(), streams::count_streams))
         .layer(middleware::from_fn_with_state(state.csrf.clone(), csrf::same_origin_writes))
         .layer(middleware::from_fn_with_state(state.authn.clone(), identity::authenticate))
         .layer(middleware::from_fn_with_state(state.served_as.clone(), host::served_host))
@@ -120,15 +130,60 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` with each connection's peer address, which identity from an
-/// authenticating proxy is checked against, until `shutdown` completes and every open request
-/// has been answered.
+/// Serves `router` on `listener` until `shutdown`: then no new connection is taken, each open one
+/// ends after the request it is answering, and this returns once every connection has closed.
+///
+/// axum's own `serve`, but for one setting it does not expose: hyper's limit on how long a
+/// client may take to send a request's headers (`header_timeout`; without a timer set, hyper has
+/// none). A client that trickles its headers holds one socket for that long and nothing else.
+/// Requests carry the client's address as [`ConnectInfo`], as with axum's.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    header_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // Closing tells every connection to finish; `done` is closed once every connection has.
+    let (closing, closed) = watch::channel(());
+    let (done, running) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, or a connection reset before it was taken: wait a
+                // moment rather than spin.
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(client));
+            request.map(Body::new)
+        });
+        let (http, mut closed, running) = (http.clone(), closed.clone(), running.clone());
+        tokio::spawn(async move {
+            let service = TowerToHyperService::new(service);
+            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(running);
+        });
+    }
+    drop((listener, closing, running));
+    done.closed().await;
+    Ok(())
 }

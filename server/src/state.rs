@@ -20,7 +20,7 @@ use crate::gpus::GpuMetrics;
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
-use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey, ServedAs};
+use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey, ServedAs, StreamLimit};
 use crate::sources::{Clusters, Templates};
 use crate::supervisor::SourceStatus;
 
@@ -61,6 +61,11 @@ pub struct AppState {
     pub sources: SourceStatus,
     /// Cancelled when raydar shuts down: open event streams end with a `reconnect` event.
     pub shutdown: CancellationToken,
+    /// Open event streams, in all and per person.
+    pub streams: StreamLimit,
+    /// How long a client may take to send a request's headers (the listener's limit, not a
+    /// handler's).
+    pub header_timeout: std::time::Duration,
 }
 
 impl FromRef<AppState> for Actions {
@@ -126,6 +131,7 @@ impl FromRef<AppState> for Metered {
             templates: s.templates.clone(),
             logs: s.logs.clone(),
             sources: s.sources.clone(),
+            streams: s.streams.clone(),
         }
     }
 }

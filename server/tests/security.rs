@@ -375,3 +375,70 @@ async fn names_in_paths_are_checked_before_kubernetes_is_asked() {
         assert!(error.starts_with(field), "{method} {path}: {error}");
     }
 }
+
+/// Slowloris: clients that send a request's first lines and then nothing. Each is closed once
+/// `--header-timeout` is up, and while they wait nobody else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_trickle_their_headers_are_closed_and_hold_up_no_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let raydar = behind_proxy(&["--header-timeout", "2s"]).await;
+    let address = raydar.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+        connection.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+        slow.push(connection);
+    }
+    let health = plain().get(format!("{}/healthz", raydar.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "answered while 500 connections trickle their headers");
+    let page = as_user(&raydar.base, "alice", "").await.get(&raydar.base).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the page too");
+    for mut connection in slow {
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(STEP_CLOSE, connection.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "a connection that never finished its headers was left open");
+    }
+}
+
+/// Far longer than the 2 s allowed for headers; without the limit they are never closed.
+const STEP_CLOSE: Duration = Duration::from_secs(20);
+
+/// Live pages' event streams, at most so many per person and in all; a closed page frees its
+/// place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_limited_per_person_and_in_all() {
+    let raydar = behind_proxy(&["--event-streams-per-person", "2", "--event-streams", "3"]).await;
+    let events = format!("{}/api/v1/clusters/events", raydar.base);
+    let (alice, bob, carol) = (
+        as_user(&raydar.base, "alice", "").await,
+        as_user(&raydar.base, "bob", "").await,
+        as_user(&raydar.base, "carol", "").await,
+    );
+    let first = alice.get(&events).send().await.unwrap();
+    let second = alice.get(&events).send().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = alice.get(&events).send().await.unwrap();
+    assert_eq!(third.status(), 429, "a person's third stream");
+    let said: serde_json::Value = third.json().await.unwrap();
+    assert!(said["error"].as_str().unwrap().contains("alice has 2 live pages open"), "{said}");
+    let bobs = bob.get(&events).send().await.unwrap();
+    assert_eq!(bobs.status(), 200);
+    assert_eq!(carol.get(&events).send().await.unwrap().status(), 503, "everyone's at the limit");
+    // Plain requests are not streams: not counted, not refused.
+    assert_eq!(
+        alice.get(format!("{}/api/v1/session", raydar.base)).send().await.unwrap().status(),
+        200
+    );
+    drop(first);
+    let freed = tokio::time::timeout(STEP_CLOSE, async {
+        loop {
+            let tried = carol.get(&events).send().await.unwrap();
+            if tried.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(freed.await.is_ok(), "a closed page's stream frees its place");
+    drop((second, bobs));
+}

@@ -190,7 +190,8 @@ pub async fn overview(
         `upsert` (a cluster) and `delete` (its namespace and name) as they happen; a `snapshot` \
         again when the Kubernetes API stops answering (with `staleSince` and `staleReason`) and \
         when it answers again (without); \
-        `reconnect` when raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent)))]
+        `reconnect` when raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        super::doc::StreamErrors))]
 pub async fn events(
     State(clusters): State<Clusters>,
     State(access): State<Access>,
@@ -261,7 +262,7 @@ async fn snapshot(clusters: &Clusters, access: &Access, user: &User) -> Result<E
             `reconnect` when raydar shuts down",
             content_type = "text/event-stream", body = crate::push::ServerSentEvent),
         super::doc::ReadErrors,
-        (status = 503, description = "Too many clusters' pages are followed", body = ApiError)))]
+        super::doc::StreamErrors))]
 pub async fn overview_events(
     _: MayReadCluster,
     State(overviews): State<Overviews>,

@@ -90,6 +90,28 @@ pub enum LogStream {
     Events(crate::push::ServerSentEvent),
 }
 
+/// What an event stream may answer besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum StreamErrors {
+    /// The requester has `--event-streams-per-person` event streams open already.
+    #[response(status = 429)]
+    TooMany(ApiError),
+    /// raydar serves `--event-streams` event streams already, or follows as many clusters'
+    /// pages as it may.
+    #[response(status = 503)]
+    Busy(ApiError),
+}
+
+/// An event stream refused because the requester has `--event-streams-per-person` open already.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum PersonStreams {
+    /// Too many of this requester's event streams are open.
+    #[response(status = 429)]
+    TooMany(ApiError),
+}
+
 /// A log so far, as a file.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the derive only
@@ -144,8 +166,8 @@ pub enum UpstreamErrors {
     /// The Ray dashboard or Kubernetes cannot be reached, or answered with something else.
     #[response(status = 502)]
     Unreachable(ApiError),
-    /// The cluster's dashboard calls are all taken, or `--log-streams` logs are followed
-    /// already.
+    /// The cluster's dashboard calls are all taken, `--log-streams` logs are followed already,
+    /// or raydar serves `--event-streams` event streams already.
     #[response(status = 503)]
     Busy(ApiError),
     /// No answer in time.

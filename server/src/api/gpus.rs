@@ -168,7 +168,8 @@ pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
             Ray's own view) first and after every scrape that changed them, `gone` when the \
             cluster is deleted; `reconnect` when raydar shuts down",
             content_type = "text/event-stream", body = crate::push::ServerSentEvent),
-        super::doc::ReadErrors))]
+        super::doc::ReadErrors,
+        super::doc::StreamErrors))]
 pub async fn cluster_events(
     _: MayReadCluster,
     State(gpus): State<Gpus>,
@@ -195,7 +196,8 @@ pub async fn cluster_events(
 #[utoipa::path(get, path = "/gpus/events", tag = "gpus",
     responses((status = 200, description = "Server-sent events: `fleet` first and whenever a \
         scrape or a cluster changed it; `reconnect` when raydar shuts down",
-        content_type = "text/event-stream", body = crate::push::ServerSentEvent)))]
+        content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        super::doc::StreamErrors))]
 pub async fn fleet_events(
     State(gpus): State<Gpus>,
     State(access): State<Access>,

@@ -105,7 +105,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Resume {
     path = "/clusters/{namespace}/{name}/jobs/{job_id}/logs/stream",
     tag = "logs",
     params(super::doc::JobParams, ResumeQuery, ResumeHeader),
-    responses(super::doc::LogStream, super::doc::ReadErrors, super::doc::UpstreamErrors)
+    responses(
+        super::doc::LogStream,
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors,
+        super::doc::PersonStreams
+    )
 )]
 pub async fn job_stream(
     _: MayReadCluster,
@@ -198,7 +203,12 @@ async fn ray_pod(
     path = "/clusters/{namespace}/{name}/pods/{pod}/logs/stream",
     tag = "logs",
     params(super::doc::PodParams, ContainerQuery, ResumeQuery, ResumeHeader),
-    responses(super::doc::LogStream, super::doc::ReadErrors, super::doc::UpstreamErrors)
+    responses(
+        super::doc::LogStream,
+        super::doc::ReadErrors,
+        super::doc::UpstreamErrors,
+        super::doc::PersonStreams
+    )
 )]
 pub async fn pod_stream(
     _: MayReadPodLogs,

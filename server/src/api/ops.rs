@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::logs::LogStreams;
-use crate::security::{CsrfKey, User};
+use crate::security::{CsrfKey, StreamLimit, User};
 use crate::sources::{Clusters, Templates};
 use crate::supervisor::SourceStatus;
 use crate::unix_now;
@@ -105,6 +105,8 @@ pub struct Metered {
     pub logs: LogStreams,
     /// The supervised sources.
     pub sources: SourceStatus,
+    /// Open event streams.
+    pub streams: StreamLimit,
 }
 
 /// Prometheus text: one metric with its help and type lines.
@@ -145,6 +147,12 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
         "gauge",
         "Open pages following the cluster push stream.",
         c.followers() as f64,
+    );
+    out.one(
+        "raydar_event_streams",
+        "gauge",
+        "Event streams open (every live page's), counted against --event-streams.",
+        m.streams.count() as f64,
     );
     out.one(
         "raydar_template_watch_errors_total",

@@ -8,6 +8,7 @@
 //! - [`csrf`]: same-origin writes with a per-user token.
 //! - [`headers`]: security headers and pages' Content-Security-Policy.
 //! - [`limit`]: actions per user per minute.
+//! - [`streams`]: open event streams, in all and per person.
 //! - [`audit`]: who did what: a log line and an Event on the RayCluster for every action.
 
 pub mod access;
@@ -17,6 +18,7 @@ pub mod headers;
 pub mod host;
 pub mod identity;
 pub mod limit;
+pub mod streams;
 
 pub use access::{Access, Ask, Grants};
 pub use audit::{Action, Audit};
@@ -24,3 +26,4 @@ pub use csrf::CsrfKey;
 pub use host::ServedAs;
 pub use identity::{Authn, Cidr, ProxyHeaders, User};
 pub use limit::ActionLimit;
+pub use streams::StreamLimit;

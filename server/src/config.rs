@@ -36,6 +36,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Most event streams open at once.
     pub event_streams: usize,
+    /// Most logs read for download at once.
+    pub log_downloads: usize,
     /// Most event streams of one person open at once.
     pub event_streams_per_person: usize,
     /// Where GPU metrics come from and what counts as idle ([`GpuSettings`]).
@@ -198,6 +200,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_LOG_BUFFER_LINES", default_value = "10000", value_name = "N",
         value_parser = count, help_heading = "Limits")]
     log_buffer_lines: usize,
+    /// Most logs read for download at once (each is held whole until sent, a pod's up to 64
+    /// MiB); one more is refused (503).
+    #[arg(long, env = "RAYDAR_LOG_DOWNLOADS", default_value = "4", value_name = "N",
+        value_parser = count, help_heading = "Limits")]
+    log_downloads: usize,
     /// Most live pages' event streams open at once, everyone's together; one more is refused
     /// (503).
     #[arg(long, env = "RAYDAR_EVENT_STREAMS", default_value = "4096", value_name = "N",
@@ -327,6 +334,7 @@ impl Flags {
             log_buffer_lines: self.log_buffer_lines,
             header_timeout: Duration::from_secs(u64::from(self.header_timeout)),
             event_streams: self.event_streams,
+            log_downloads: self.log_downloads,
             event_streams_per_person: self.event_streams_per_person,
         })
     }

@@ -162,6 +162,7 @@ pub fn start(
         shutdown,
         header_timeout: config.header_timeout,
         streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
+        downloads: api::logs::Downloads::new(config.log_downloads),
         clusters,
         templates,
         kube,

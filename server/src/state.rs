@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::actions::Actions;
 use crate::api::gpus::Gpus;
-use crate::api::logs::Logs;
+use crate::api::logs::{Downloads, Logs};
 use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
 use crate::gpus::GpuMetrics;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Open event streams, in all and per person.
     pub streams: StreamLimit,
+    /// Logs being read for download.
+    pub downloads: Downloads,
     /// How long a client may take to send a request's headers (the listener's limit, not a
     /// handler's).
     pub header_timeout: std::time::Duration,
@@ -84,6 +86,7 @@ impl FromRef<AppState> for Logs {
     fn from_ref(s: &AppState) -> Self {
         Logs {
             streams: s.logs.clone(),
+            downloads: s.downloads.clone(),
             dashboards: s.dashboards.clone(),
             kube: s.kube.clone(),
             shutdown: s.shutdown.clone(),

@@ -12,24 +12,43 @@ use std::time::Duration;
 use common::{kube_client, start_raydar_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A listener standing where a dashboard would: counts connections, answers each with `{}`.
-async fn counting_dashboard() -> (String, Arc<AtomicUsize>) {
+/// A listener standing where a dashboard would, on loopback: each connection's request is read
+/// (its first 4 KiB: enough for a GET) and `answer` writes the answer.
+async fn dashboard<F, A>(answer: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> A + Send + Sync + 'static,
+    A: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                let _ = socket.read(&mut head).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
-                    .await;
-            });
+            let mut head = [0u8; 4096];
+            let _ = socket.read(&mut head).await;
+            tokio::spawn(answer(socket));
         }
     });
+    url
+}
+
+/// A 200 answer's head: JSON of `length` bytes, then the connection closes.
+fn json_head(length: usize) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+    )
+}
+
+/// A dashboard that counts connections and answers each with `{}`.
+async fn counting_dashboard() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let url = dashboard(move |mut socket| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let _ = socket.write_all(format!("{}{{}}", json_head(2)).as_bytes()).await;
+        }
+    })
+    .await;
     (url, hits)
 }
 
@@ -118,4 +137,80 @@ async fn an_unreachable_dashboard_is_named_and_answers_within_the_timeout() {
         body["error"].as_str().unwrap().contains("cannot reach the Ray dashboard of team-a/demo"),
         "{body}"
     );
+}
+
+/// A dashboard that answers every read with `length` bytes of JSON string, as fast as it may.
+async fn long_dashboard(length: usize) -> String {
+    dashboard(move |mut socket| async move {
+        let _ = socket.write_all(format!("{}\"", json_head(length)).as_bytes()).await;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = length - 2;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if socket.write_all(&chunk[..n]).await.is_err() {
+                return; // raydar stopped reading: what the cap is for
+            }
+            left -= n;
+        }
+        let _ = socket.write_all(b"\"").await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_dashboard_answer_past_the_cap_is_refused_not_held() {
+    let limit = raydar_server::ray::MAX_ANSWER;
+    for (length, status) in [(limit, 200), (limit + 1024 * 1024, 502)] {
+        let dashboard = long_dashboard(length).await;
+        let raydar = start_raydar_with(
+            kube_client().await,
+            "local control plane",
+            &["--ray-dashboard", &dashboard],
+        )
+        .await;
+        let url = format!("{}/api/v1/clusters/team-a/demo/ray/api/version", raydar.base);
+        let answer = raydar.http.get(url).send().await.unwrap();
+        assert_eq!(answer.status(), status, "an answer of {length} bytes");
+        let body = answer.text().await.unwrap();
+        if status == 502 {
+            assert!(body.contains("answered more than 16 MiB"), "{body}");
+        } else {
+            assert_eq!(body.len(), length, "an answer within the cap is passed on whole");
+        }
+    }
+}
+
+/// A dashboard that answers a job's log after `delay`, as a slow or overloaded one does.
+async fn slow_dashboard(delay: Duration) -> String {
+    dashboard(move |mut socket| async move {
+        tokio::time::sleep(delay).await;
+        let body = r#"{"logs": "step 1\nstep 2\n"}"#;
+        let _ = socket.write_all(format!("{}{body}", json_head(body.len())).as_bytes()).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn log_downloads_are_read_a_few_at_a_time() {
+    let dashboard = slow_dashboard(Duration::from_secs(2)).await;
+    let raydar = start_raydar_with(
+        kube_client().await,
+        "local control plane",
+        &["--ray-dashboard", &dashboard, "--log-downloads", "1"],
+    )
+    .await;
+    let url = format!("{}/api/v1/clusters/team-a/demo/jobs/raysubmit_1/logs", raydar.base);
+    let first = tokio::spawn(raydar.http.get(&url).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = raydar.http.get(&url).send().await.unwrap();
+    assert_eq!(second.status(), 503, "a second download while the first is read");
+    let said: serde_json::Value = second.json().await.unwrap();
+    assert!(said["error"].as_str().unwrap().contains("1 logs for download"), "{said}");
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.text().await.unwrap(), "step 1\nstep 2\n");
+    let third = raydar.http.get(&url).send().await.unwrap();
+    assert_eq!(third.status(), 200, "the slot is free once the first is sent");
 }

@@ -167,7 +167,8 @@ pub enum UpstreamErrors {
     #[response(status = 502)]
     Unreachable(ApiError),
     /// The cluster's dashboard calls are all taken, `--log-streams` logs are followed already,
-    /// or raydar serves `--event-streams` event streams already.
+    /// `--log-downloads` logs are read for download already, or raydar serves
+    /// `--event-streams` event streams already.
     #[response(status = 503)]
     Busy(ApiError),
     /// No answer in time.

@@ -1,5 +1,6 @@
 //! The log routes: a job's or a Ray pod's log live as server-sent events, or so far as a download.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -12,6 +13,7 @@ use kube::api::LogParams;
 use kube::{Api, Client};
 use platform::template::value::namespace_problem;
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
@@ -27,11 +29,40 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most bytes of a pod log downloaded (the kubelet keeps 10 MiB per log file by default).
 const DOWNLOAD_LIMIT: i64 = 64 << 20;
 
+/// Logs being read for a download right now, at most so many: each is held whole in memory
+/// until it is sent (a pod's up to 64 MiB), so a few people clicking Download must not add up
+/// to gigabytes. Cheap to clone.
+#[derive(Clone)]
+pub struct Downloads {
+    slots: Arc<Semaphore>,
+    most: usize,
+}
+
+impl Downloads {
+    /// At most `most` downloads read at once.
+    pub fn new(most: usize) -> Self {
+        Downloads { slots: Arc::new(Semaphore::new(most)), most }
+    }
+
+    /// A slot for one download, or 503 when all are taken.
+    fn start(&self) -> ApiResult<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "raydar is reading {} logs for download already, the most it reads at once; \
+                 try again in a moment",
+                self.most
+            ))
+        })
+    }
+}
+
 /// What the log routes use: cheap to clone.
 #[derive(Clone)]
 pub struct Logs {
     /// Followed logs, shared by their viewers.
     pub streams: LogStreams,
+    /// Logs read for download.
+    pub downloads: Downloads,
     /// Ray dashboards, for job logs.
     pub dashboards: Dashboards,
     /// raydar's own client, for pod logs (the route checked the requester may read them).
@@ -249,12 +280,13 @@ fn attachment(file: &str, text: String) -> Response {
 )]
 pub async fn job_log(
     _: MayReadCluster,
-    State(dashboards): State<Dashboards>,
+    State(logs): State<Logs>,
     Path((namespace, name, job)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     check_cluster(&namespace, &name)?;
     let read = Read::parse(&format!("api/jobs/{job}/logs"), None).map_err(ApiError::bad_request)?;
-    let body = dashboards.read(&namespace, &name, &read).await?;
+    let _reading = logs.downloads.start()?;
+    let body = logs.dashboards.read(&namespace, &name, &read).await?;
     #[derive(Deserialize)]
     struct JobLogs {
         logs: String,
@@ -281,6 +313,7 @@ pub async fn pod_log(
     Query(query): Query<ContainerQuery>,
 ) -> ApiResult<Response> {
     let (pods, container) = ray_pod(&logs.kube, (&namespace, &name, &pod), query.container).await?;
+    let _reading = logs.downloads.start()?;
     let params = LogParams {
         container: Some(container.clone()),
         limit_bytes: Some(DOWNLOAD_LIMIT),
@@ -295,10 +328,12 @@ pub async fn pod_log(
         Ok::<_, kube::Error>(bytes)
     };
     match tokio::time::timeout(DOWNLOAD_TIMEOUT, read).await {
-        Ok(Ok(bytes)) => Ok(attachment(
-            &format!("{pod}-{container}"),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )),
+        Ok(Ok(bytes)) => {
+            // The bytes become the text without a copy unless they are not UTF-8.
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Ok(attachment(&format!("{pod}-{container}"), text))
+        }
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
             Err(ApiError::not_found(status.message))
         }

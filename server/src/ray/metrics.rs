@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use platform::gpu::ray::parse_ray;
 use platform::utilization::RayUsage;
 
-use super::{Dashboards, Reach};
+use super::{read_capped, Dashboards, Reach};
 use crate::cache::Cache;
 
 /// Every read of Ray's metrics ends within this.
@@ -44,6 +45,7 @@ impl RayMetrics {
 /// Reads the metrics port of a cluster's head once, within [`RAY_TIMEOUT`].
 async fn read(dashboards: &Dashboards, namespace: &str, name: &str) -> Result<RayUsage, String> {
     let inner = &dashboards.inner;
+    let id = format!("{namespace}/{name}");
     let call = async {
         let text = match &inner.reach {
             Reach::ApiserverProxy => {
@@ -52,7 +54,8 @@ async fn read(dashboards: &Dashboards, namespace: &str, name: &str) -> Result<Ra
                 );
                 let request =
                     axum::http::Request::get(uri).body(Vec::new()).map_err(|e| e.to_string())?;
-                inner.kube.request_text(request).await.map_err(|e| e.to_string())?
+                let body = inner.kube.request_stream(request).await.map_err(|e| e.to_string())?;
+                read_capped(body, &id).await.map_err(|e| e.to_string())?
             }
             Reach::Direct(template) => {
                 // Only the head service form says where the metrics port is.
@@ -67,7 +70,8 @@ async fn read(dashboards: &Dashboards, namespace: &str, name: &str) -> Result<Ra
                 );
                 let response =
                     inner.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
-                response.text().await.map_err(|e| e.without_url().to_string())?
+                let body = response.bytes_stream().map_err(std::io::Error::other);
+                read_capped(body.into_async_read(), &id).await.map_err(|e| e.to_string())?
             }
         };
         parse_ray(&text).map_err(|e| e.to_string())

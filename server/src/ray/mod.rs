@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use futures::{AsyncRead, AsyncReadExt, TryStreamExt};
 use kube::Client;
 use platform::template::value::{cluster_name_problem, namespace_problem};
 use tokio::sync::Semaphore;
@@ -51,6 +52,10 @@ use crate::error::ApiError;
 
 /// Clusters whose call slots are remembered before idle ones are forgotten.
 const MAX_GATES: usize = 4096;
+/// Longest dashboard answer raydar reads. The job list of a busy cluster is a few MB; beyond
+/// this a dashboard is broken or hostile, and its answer is refused rather than held in memory
+/// (a page's every poll would hold another copy).
+pub const MAX_ANSWER: usize = 16 << 20;
 
 /// How raydar reaches a cluster's dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +110,9 @@ pub enum DashboardError {
     /// not given by `ray job submit`).
     #[error("the Ray dashboard of {0} refused: {1}")]
     Rejected(String, String),
+    /// The answer is longer than [`MAX_ANSWER`]: not read further, nothing of it kept.
+    #[error("the Ray dashboard of {0} answered more than {mib} MiB; raydar reads no more", mib = MAX_ANSWER >> 20)]
+    TooLong(String),
 }
 
 impl From<DashboardError> for ApiError {
@@ -113,7 +121,7 @@ impl From<DashboardError> for ApiError {
             DashboardError::NotACluster(_) => StatusCode::BAD_REQUEST,
             DashboardError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             DashboardError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
-            DashboardError::Unreachable(..) => StatusCode::BAD_GATEWAY,
+            DashboardError::Unreachable(..) | DashboardError::TooLong(_) => StatusCode::BAD_GATEWAY,
             DashboardError::NotFound(..) => StatusCode::NOT_FOUND,
             DashboardError::Refused(_) => StatusCode::FORBIDDEN,
             DashboardError::Rejected(..) => StatusCode::BAD_REQUEST,
@@ -181,12 +189,13 @@ impl Dashboards {
                     let request = axum::http::Request::get(proxy_uri(namespace, name, read))
                         .body(Vec::new())
                         .map_err(|e| DashboardError::Unreachable(id.clone(), e.to_string()))?;
-                    inner.kube.request_text(request).await.map_err(|e| match e {
+                    let body = inner.kube.request_stream(request).await.map_err(|e| match e {
                         kube::Error::Api(status) if status.code == 404 => {
                             DashboardError::NotFound(id.clone(), status.message)
                         }
                         e => DashboardError::Unreachable(id.clone(), e.to_string()),
-                    })
+                    })?;
+                    read_capped(body, &id).await
                 }
                 Reach::Direct(template) => {
                     let base = template.replace("{namespace}", namespace).replace("{name}", name);
@@ -194,7 +203,8 @@ impl Dashboards {
                     let response =
                         inner.http.get(url).send().await.map_err(|e| unreachable(&id, e))?;
                     let status = response.status();
-                    let body = response.text().await.map_err(|e| unreachable(&id, e))?;
+                    let body = response.bytes_stream().map_err(std::io::Error::other);
+                    let body = read_capped(body.into_async_read(), &id).await?;
                     if status.is_success() {
                         Ok(body)
                     } else if status == StatusCode::NOT_FOUND {
@@ -275,6 +285,17 @@ fn proxy_uri(namespace: &str, name: &str, read: &Read) -> String {
 
 fn unreachable(id: &str, error: reqwest::Error) -> DashboardError {
     DashboardError::Unreachable(id.to_owned(), error.without_url().to_string())
+}
+
+/// A dashboard's answer as text, if it is at most [`MAX_ANSWER`] long.
+pub(crate) async fn read_capped(body: impl AsyncRead, id: &str) -> Result<String, DashboardError> {
+    let mut bytes = Vec::new();
+    let read = std::pin::pin!(body.take(MAX_ANSWER as u64 + 1)).read_to_end(&mut bytes).await;
+    read.map_err(|e| DashboardError::Unreachable(id.to_owned(), e.to_string()))?;
+    if bytes.len() > MAX_ANSWER {
+        return Err(DashboardError::TooLong(id.to_owned()));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The start of an error body, enough to say what went wrong.

@@ -91,6 +91,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/launch.mjs
 	scripts/raydar.sh run -- node end2end/bench/logs.mjs
 	scripts/raydar.sh run -- node end2end/bench/authz.mjs
+	scripts/raydar.sh run -- node end2end/bench/abuse.mjs
 	cargo bench -p raydar-server --bench gpus
 
 clean:

@@ -72,7 +72,7 @@ export async function startRaydar(flags = PROXY_MODE, kubeconfig = process.env.R
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, stop };
+  return { url, stop, pid: server.pid };
 }
 
 export function ensureNamespace(name) {

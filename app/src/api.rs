@@ -5,14 +5,25 @@ use leptos::prelude::*;
 use platform::{ClusterDetail, ClusterSummary, TemplateForm};
 use serde::{Deserialize, Serialize};
 
-/// Every RayCluster the server watches, sorted by namespace and name.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A page of the cluster list: the rows a person asked for (filters, order and page in the URL),
+/// how many match, and the view's parameters, from which the page makes its links.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterList {
-    /// The rows of the cluster list.
+    /// The rows of the page, in the view's order.
     pub clusters: Vec<ClusterSummary>,
     /// The server's clock when the list was taken, seconds since the Unix epoch; ages are
     /// computed against it so that server and browser render the same text.
     pub now: i64,
+    /// How many clusters match, over all pages.
+    #[serde(default)]
+    pub counts: ListCounts,
+    /// The view's parameters as the URL gives them (`team`, `q`, `sort`, …), in a fixed order:
+    /// a `key\tvalue` line each (a string rather than a list: less for the browser to decode).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub view: String,
+    /// Why the URL's parameters were refused (the page is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Set while the apiserver does not answer: since when (Unix seconds) the list is what it
     /// last said. (Two plain fields rather than a [`platform::Stale`]: one struct type fewer
     /// for the browser to read, on a page whose every byte counts.)
@@ -24,10 +35,15 @@ pub struct ClusterList {
 }
 
 impl ClusterList {
-    /// Every cluster in `clusters`, as of `now`, stale if `stale` says so.
-    pub fn new(clusters: Vec<ClusterSummary>, now: i64, stale: Option<platform::Stale>) -> Self {
+    /// The rows of a page and what matches, as of `now`, stale if `stale` says so.
+    pub fn new(
+        clusters: Vec<ClusterSummary>,
+        counts: ListCounts,
+        now: i64,
+        stale: Option<platform::Stale>,
+    ) -> Self {
         let (stale_since, stale_reason) = stale.map(|s| (s.since, s.reason)).unzip();
-        ClusterList { clusters, now, stale_since, stale_reason }
+        ClusterList { clusters, now, counts, stale_since, stale_reason, ..ClusterList::default() }
     }
 
     /// Since when and why the list is not current, if it is not.
@@ -37,25 +53,35 @@ impl ClusterList {
     }
 }
 
-/// Names a RayCluster that was deleted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterRef {
-    /// Kubernetes namespace.
-    pub namespace: String,
-    /// RayCluster name.
-    pub name: String,
+/// Phases as the list shows them, in the order [`ListCounts::phases`] counts them.
+pub const PHASES: [&str; 5] = ["Provisioning", "Ready", "Suspending", "Suspended", "Failed"];
+
+/// How many clusters a list's filters match: sent with every page, and alone (`counts` on the
+/// push stream) when only they changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCounts {
+    /// Clusters that match, on every page.
+    pub total: u64,
+    /// The GPUs they request (a suspended cluster requests none).
+    pub gpus: u64,
+    /// Clusters that match in each of [`PHASES`], the phase filter aside.
+    pub phases: [u64; 5],
+    /// The `cursor` of the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Names of the events on the cluster push stream (`/api/v1/clusters/events`).
 pub mod push {
-    /// The whole list ([`super::ClusterList`]): sent first, and again whenever the stream may
-    /// have missed changes (a relist upstream, or the browser falling behind), and when the
-    /// apiserver stops answering (marked stale until the next one).
+    /// The page ([`super::ClusterList`]): sent first, and again whenever which rows it shows
+    /// changed (one came, left or moved) or the stream may have missed changes (a relist
+    /// upstream, or the browser falling behind), and when the apiserver stops answering (marked
+    /// stale until the next one).
     pub const SNAPSHOT: &str = "snapshot";
-    /// A cluster was created or changed ([`platform::ClusterSummary`]).
+    /// A cluster the page shows changed in place ([`platform::ClusterSummary`]).
     pub const UPSERT: &str = "upsert";
-    /// A cluster was deleted ([`super::ClusterRef`]).
-    pub const DELETE: &str = "delete";
+    /// Only the counts changed ([`super::ListCounts`]).
+    pub const COUNTS: &str = "counts";
     /// Where the stream is served.
     pub const PATH: &str = "/api/v1/clusters/events";
     /// A cluster page's lower half ([`platform::overview::ClusterOverview`]), on

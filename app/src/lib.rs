@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`ListApp`]: the cluster list, as `/` is rendered and hydrated (no router: the first load
+//!   carries the list alone); [`App`]: every page, with the router, for every other path.
 //! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
 //!   every RayCluster; [`routes::launch`], [`routes::cluster`] and [`routes::logs`] are lazy routes, whose code the
 //!   browser loads when they are opened (cargo-leptos `--split`), so the list's first load stays
@@ -52,6 +54,16 @@ const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/s
 %3Ccircle cx='8' cy='8' r='7' fill='%232f6fde'/%3E%3Ccircle cx='8' cy='8' r='3' fill='%23fff'/%3E%3C/svg%3E";
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    document(options, App)
+}
+
+/// The HTML document of the cluster list (`/`): [`ListApp`], the list without the router.
+pub fn list_shell(options: LeptosOptions) -> impl IntoView {
+    document(options, ListApp)
+}
+
+/// The HTML document around `body`, rendered by the server only.
+fn document<B: IntoView + 'static>(options: LeptosOptions, body: fn() -> B) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -74,16 +86,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script nonce=leptos::nonce::use_nonce()>{RETRY_IMPORT}</script>
                 <HydrationScripts options/>
             </head>
-            <body>
-                <App/>
-            </body>
+            <body>{body()}</body>
         </html>
     }
 }
 
-/// The application: top bar and page routes.
+/// The top bar of every page.
 #[component]
-pub fn App() -> impl IntoView {
+fn TopBar() -> impl IntoView {
     view! {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
@@ -91,6 +101,27 @@ pub fn App() -> impl IntoView {
             <nav class="nav"><a href="/">"Clusters"</a><a href="/gpus">"GPUs"</a></nav>
             <span class="who" title="Signed in as">{who()}</span>
         </header>
+    }
+}
+
+/// The cluster list as the first page a browser opens (`/`): the list without the router.
+///
+/// Most visits start here, so its first load carries only what the list needs; the router, and
+/// every other page, load when another page is opened (a new document: every link on the list
+/// is one), with [`App`].
+#[component]
+pub fn ListApp() -> impl IntoView {
+    view! {
+        <TopBar/>
+        <main><routes::clusters::ClustersPage/></main>
+    }
+}
+
+/// The application: top bar and page routes.
+#[component]
+pub fn App() -> impl IntoView {
+    view! {
+        <TopBar/>
         <Router>
             <main>
                 // Async: the page's data is in memory on the server, so the whole list goes out
@@ -125,11 +156,24 @@ fn who() -> String {
     }
 }
 
-/// Entry point of the browser build: attaches to the server-rendered page.
+/// Entry point of the browser build: attaches to the server-rendered page. The server renders
+/// `/` as [`ListApp`] and every other page as [`App`], whose code is loaded first.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    let path = web_sys::window().and_then(|w| w.location().pathname().ok());
+    if path.as_deref() == Some("/") {
+        leptos::mount::hydrate_body(ListApp);
+    } else {
+        wasm_bindgen_futures::spawn_local(hydrate_routed());
+    }
+}
+
+/// Hydrates a page of the routed [`App`]: split from the first load, with the router.
+#[cfg(feature = "hydrate")]
+#[leptos::lazy]
+fn hydrate_routed() {
     // Lazy: the page being hydrated may be a lazy route, whose code must arrive first.
     leptos::mount::hydrate_lazy(App);
 }

@@ -10,23 +10,29 @@ use send_wrapper::SendWrapper;
 use wasm_bindgen::prelude::*;
 use web_sys::{Event, EventSource, EventTarget, MessageEvent};
 
-use crate::api::{push, ClusterList, ClusterRef};
+use crate::api::{push, ClusterList, ListCounts};
 use crate::components::stream::StreamState;
 
 /// One message of the push stream.
 pub enum Change {
-    /// The whole list: the page replaces what it shows.
+    /// The page anew: it replaces what is shown.
     Snapshot(ClusterList),
-    /// A cluster was created or changed.
+    /// A cluster shown changed in place.
     Upsert(ClusterSummary),
-    /// A cluster was deleted.
-    Delete(ClusterRef),
+    /// Only how many clusters match changed.
+    Counts(ListCounts),
 }
 
-/// Hands every change to `apply`, keeps `now` ticking with the server's clock, and `stream`
-/// telling whether changes arrive. Stops when the calling component is dropped.
-pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSignal<StreamState>) {
-    let Ok(source) = EventSource::new(push::PATH) else {
+/// Hands every change of the list `query` asks for (`?team=…`, as a URL has it) to `apply`, keeps
+/// `now` ticking with the server's clock, and `stream` telling whether changes arrive. Stops when
+/// the calling component is dropped.
+pub fn follow(
+    apply: impl Fn(Change) + 'static,
+    query: &str,
+    now: RwSignal<i64>,
+    stream: RwSignal<StreamState>,
+) {
+    let Ok(source) = EventSource::new(&format!("{}{query}", push::PATH)) else {
         stream.set(StreamState::Reconnecting);
         return;
     };
@@ -55,10 +61,10 @@ pub fn follow(apply: impl Fn(Change) + 'static, now: RwSignal<i64>, stream: RwSi
         }),
     );
     on(
-        push::DELETE,
+        push::COUNTS,
         Box::new(move |e| {
-            if let Some(gone) = parse(&e) {
-                apply(Change::Delete(gone));
+            if let Some(counts) = parse(&e) {
+                apply(Change::Counts(counts));
             }
         }),
     );

@@ -24,3 +24,44 @@ export function follow(cmd, args, onLine, env) {
   });
   return child;
 }
+
+/** Starts `kubectl proxy` on a free loopback port: writes through it need no certificates of their own. */
+export async function kubectlProxy() {
+  let url;
+  const proxy = follow('kubectl', ['proxy', '--port=0', '--address=127.0.0.1'], (line) => {
+    const m = line.match(/Starting to serve on (\S+)/);
+    if (m) url = `http://${m[1]}`;
+  });
+  for (let i = 0; i < 100 && !url; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!url) { proxy.kill(); throw new Error('kubectl proxy did not start'); }
+  return { url, stop: () => proxy.kill() };
+}
+
+/**
+ * Follows one cluster's `status.readyWorkerReplicas` two ways, by the same clock: `kubectl get -w`
+ * and its row on the open list `page` (the Workers cell). `seen()` resolves with both maps of
+ * value -> when it was first shown; `has(v)` says whether both have shown `v`.
+ */
+export async function followReadyWorkers(page, namespace, name) {
+  const byKubectl = new Map();
+  const watch = follow('kubectl', ['get', 'rayclusters', '-n', namespace, name, '-w', '--no-headers',
+    '-o', 'custom-columns=READY:.status.readyWorkerReplicas'], (line, t) => {
+    const v = line.trim();
+    if (!byKubectl.has(v)) byKubectl.set(v, t);
+  });
+  await page.locator(`tr[data-cluster="${namespace}/${name}"]`).waitFor({ timeout: 10_000 });
+  await page.evaluate((id) => {
+    window.__seen = {};
+    const record = () => {
+      const cell = document.querySelector(`tr[data-cluster="${id}"]`)?.querySelectorAll('td')[2];
+      const v = cell?.textContent?.split('/')[0];
+      if (v !== undefined && !(v in window.__seen)) window.__seen[v] = performance.timeOrigin + performance.now();
+    };
+    new MutationObserver(record).observe(document.querySelector('tbody'), { childList: true, subtree: true, characterData: true });
+  }, `${namespace}/${name}`);
+  return {
+    has: async (v) => byKubectl.has(v) && await page.evaluate((x) => x in window.__seen, v),
+    seen: async () => ({ byPage: await page.evaluate(() => window.__seen), byKubectl }),
+    stop: () => watch.kill(),
+  };
+}

@@ -5,7 +5,7 @@
 // The benchmark cluster sets spec.managedBy to MultiKueue's name, so the real KubeRay operator
 // leaves it alone and the benchmark alone writes its status: each change is one status patch.
 import { base, launch, kubectl, smallCluster, ensureNamespace } from '../lib.mjs';
-import { now, quantile, ms, follow } from './common.mjs';
+import { now, quantile, ms, kubectlProxy, followReadyWorkers } from './common.mjs';
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 120);
 const WARMUP = 5;
@@ -16,37 +16,15 @@ async function freshness(browser) {
   ensureNamespace(namespace);
   kubectl(['create', '-f', '-'], smallCluster(namespace, name, { spec: { managedBy: 'kueue.x-k8s.io/multikueue' } }));
   // Writes go through `kubectl proxy` so the benchmark needs no client certificates of its own.
-  let proxyUrl;
-  const proxy = follow('kubectl', ['proxy', '--port=0', '--address=127.0.0.1'], (line) => {
-    const m = line.match(/Starting to serve on (\S+)/);
-    if (m) proxyUrl = `http://${m[1]}`;
-  });
-  const seenByKubectl = new Map();
-  const watch = follow('kubectl', ['get', 'rayclusters', '-n', namespace, name, '-w', '--no-headers',
-    '-o', 'custom-columns=READY:.status.readyWorkerReplicas'], (line, t) => {
-    const v = line.trim();
-    if (!seenByKubectl.has(v)) seenByKubectl.set(v, t);
-  });
+  const proxy = await kubectlProxy();
   const page = await browser.newPage();
-  await page.goto(base);
+  await page.goto(`${base}/?namespace=${namespace}`);
   await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
-  await page.locator(`tr[data-cluster="${namespace}/${name}"]`).waitFor({ timeout: 10_000 });
   // Records when each "ready/desired" text first appears in the row, by the same clock as here.
-  await page.evaluate((id) => {
-    window.__seen = {};
-    const record = () => {
-      const row = document.querySelector(`tr[data-cluster="${id}"]`);
-      const cell = row?.querySelectorAll('td')[2];
-      const v = cell?.textContent?.split('/')[0];
-      if (v !== undefined && !(v in window.__seen)) window.__seen[v] = performance.timeOrigin + performance.now();
-    };
-    new MutationObserver(record).observe(document.querySelector('tbody'), { childList: true, subtree: true, characterData: true });
-  }, `${namespace}/${name}`);
-  for (let i = 0; i < 100 && !proxyUrl; i++) await new Promise((r) => setTimeout(r, 100));
-  if (!proxyUrl) throw new Error('kubectl proxy did not start');
+  const followed = await followReadyWorkers(page, namespace, name);
 
   const sent = new Map();
-  const url = `${proxyUrl}/apis/ray.io/v1/namespaces/${namespace}/rayclusters/${name}/status`;
+  const url = `${proxy.url}/apis/ray.io/v1/namespaces/${namespace}/rayclusters/${name}/status`;
   for (let i = 1; i <= CHANGES + WARMUP; i++) {
     const v = String(i);
     sent.set(v, now());
@@ -55,14 +33,10 @@ async function freshness(browser) {
     if (!r.ok) throw new Error(`status patch failed: ${r.status} ${await r.text()}`);
     // One change at a time: wait until both observers have it (or give up after 5 s).
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline) {
-      const seenPage = await page.evaluate((x) => x in window.__seen, v);
-      if (seenPage && seenByKubectl.has(v)) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    while (Date.now() < deadline && !(await followed.has(v))) await new Promise((r) => setTimeout(r, 2));
   }
-  const seenByPage = await page.evaluate(() => window.__seen);
-  watch.kill(); proxy.kill();
+  const { byPage: seenByPage, byKubectl: seenByKubectl } = await followed.seen();
+  followed.stop(); proxy.stop();
   await page.close();
   kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
 

@@ -7,9 +7,12 @@ import { base, kubectl, smallCluster, useBrowser } from '../lib.mjs';
 const namespace = 'raydar-e2e';
 const browser = useBrowser(namespace);
 
+// The tests' own namespace: whatever else the plane holds, their rows are on this page.
+const mine = `${base}/?namespace=${namespace}`;
+
 test('a cluster created with kubectl appears without reload, and goes when deleted', async () => {
   const page = await browser().newPage();
-  await page.goto(base);
+  await page.goto(mine);
   await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
   // Marks this document: a reload would lose it.
   await page.evaluate(() => { window.__raydarSameDocument = true; });
@@ -36,16 +39,16 @@ test('the list is in the server-rendered HTML, before any script runs', async ()
   try {
     // The watch sees the new cluster within moments; the API says when.
     for (let i = 0; i < 100; i++) {
-      const list = await (await fetch(`${base}/api/v1/clusters`)).json();
+      const list = await (await fetch(`${base}/api/v1/clusters?namespace=${namespace}`)).json();
       if (list.items.some((c) => c.name === name)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const html = await (await fetch(base)).text();
+    const html = await (await fetch(mine)).text();
     assert.match(html, new RegExp(`data-cluster="${namespace}/${name}"`));
     // And a browser with scripts off shows it as a table row.
     const context = await browser().newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
-    await page.goto(base);
+    await page.goto(mine);
     await page.getByRole('row', { name: new RegExp(`\\b${name}\\b`) }).waitFor({ timeout: 5_000 });
     await context.close();
   } finally {
@@ -65,7 +68,7 @@ test('a page whose code fails to load once (the network changed) still opens', a
     if (refused++ === 0) return route.abort('internetdisconnected');
     return route.continue();
   });
-  await page.goto(base);
+  await page.goto(mine);
   await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
   await page.locator(`tr[data-cluster="${namespace}/${name}"] a`).first().click();
   await page.locator('section.cluster h2', { hasText: 'Worker groups' }).waitFor({ timeout: 15_000 });
@@ -122,5 +125,96 @@ test("a cluster's page is kept current by push: a pod comes and goes, and the br
   const polled = asked.filter((r) => !/^(eventsource|image) /.test(r));
   assert.deepEqual(polled, [], `the page asked by itself: ${polled.join(', ')}`);
   kubectl(['delete', 'raycluster', '-n', namespace, name, '--wait=false']);
+  await page.close();
+});
+
+// A cluster another controller runs (MultiKueue's name in spec.managedBy, which KubeRay leaves
+// alone): labelled as raydar's launches label them, with `gpus` on its head.
+function labelled(ns, name, team, owner, gpus) {
+  return JSON.stringify({
+    apiVersion: 'ray.io/v1', kind: 'RayCluster',
+    metadata: { name, namespace: ns, labels: { 'raydar.dev/team': team, 'raydar.dev/owner': owner, 'raydar.dev/template': 'gpu-small' } },
+    spec: { managedBy: 'kueue.x-k8s.io/multikueue', headGroupSpec: { rayStartParams: {}, template: { spec: { containers: [
+      { name: 'ray-head', image: 'rayproject/ray:2.46.0', resources: { limits: { 'nvidia.com/gpu': String(gpus) } } }] } } } },
+  });
+}
+
+test('the list pages, filters, searches and sorts in its URL, and pushes reach the page shown', async () => {
+  const ns = 'raydar-e2e-list';
+  kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }));
+  kubectl(['delete', 'rayclusters', '--all', '-n', ns, '--wait=true']);
+  const fleet = [['c1', 'vision', 'alice', 1], ['c2', 'vision', 'bob', 4], ['c3', 'vision', 'alice', 2],
+    ['c4', 'vision', 'alice', 0], ['s1', 'speech', 'carol', 8]];
+  for (const [name, team, owner, gpus] of fleet) kubectl(['create', '-f', '-'], labelled(ns, name, team, owner, gpus));
+  const page = await browser().newPage();
+  const rows = async () => page.locator('tr[data-cluster]').evaluateAll((trs) => trs.map((tr) => tr.dataset.cluster.split('/')[1]));
+  try {
+    for (let i = 0; i < 100; i++) {
+      const list = await (await fetch(`${base}/api/v1/clusters?namespace=${ns}`)).json();
+      if (list.total === fleet.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Team vision by GPUs, two a page: the server renders that page, with its counts.
+    await page.goto(`${base}/?namespace=${ns}&team=vision&sort=gpus&limit=2`);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    assert.deepEqual(await rows(), ['c2', 'c3']);
+    assert.equal(await page.locator('.counts').textContent(), '4 clusters · 7 GPUs requested');
+    const c2 = page.locator(`tr[data-cluster="${ns}/c2"]`);
+    assert.equal(await c2.getByRole('link', { name: 'bob' }).count(), 1, 'the owner column');
+    assert.equal(await c2.getByRole('link', { name: 'gpu-small' }).count(), 1, 'the template column');
+    assert.equal(await page.getByRole('link', { name: 'Provisioning 4' }).count(), 1, 'counts per phase');
+    assert.equal(await page.getByRole('table').getByRole('link', { name: 'GPUs' }).getAttribute('aria-current'), 'true');
+
+    // The next page, and back.
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await page.waitForURL(/cursor=/);
+    assert.deepEqual(await rows(), ['c1', 'c4']);
+    assert.equal(await page.getByRole('link', { name: 'Next page' }).count(), 0, 'the last page');
+    await page.getByRole('link', { name: 'First page' }).click();
+    await page.waitForURL((u) => !u.search.includes('cursor'));
+    assert.deepEqual(await rows(), ['c2', 'c3']);
+
+    // Search: the text goes into the URL, the other filters stay; a chip takes one away.
+    await page.getByRole('searchbox', { name: 'Search clusters' }).fill('C3');
+    await page.getByRole('searchbox', { name: 'Search clusters' }).press('Enter');
+    await page.waitForURL(/q=C3/);
+    assert.match(page.url(), /team=vision/);
+    assert.deepEqual(await rows(), ['c3']);
+    await page.getByRole('link', { name: 'team: vision ×' }).click();
+    await page.waitForURL((u) => !u.search.includes('team='));
+    assert.deepEqual(await rows(), ['c3']);
+
+    // A label links to the list filtered by it.
+    await page.goto(`${base}/?namespace=${ns}`);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    await page.locator(`tr[data-cluster="${ns}/s1"]`).getByRole('link', { name: 'carol' }).click();
+    await page.waitForURL(/owner=carol/);
+    assert.deepEqual(await rows(), ['s1']);
+
+    // Pushes reach the page shown: a row changes in place, its count follows, a new one comes.
+    await page.goto(`${base}/?namespace=${ns}&team=vision`);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    await page.evaluate(() => { window.__raydarSameDocument = true; });
+    kubectl(['patch', 'raycluster', '-n', ns, 'c1', '--subresource=status', '--type=merge', '-p', '{"status":{"state":"ready"}}']);
+    await page.locator(`tr[data-cluster="${ns}/c1"][data-phase="Ready"]`).waitFor({ timeout: 10_000 });
+    await page.getByRole('link', { name: 'Ready 1' }).waitFor({ timeout: 10_000 });
+    kubectl(['create', '-f', '-'], labelled(ns, 'c0', 'vision', 'alice', 1));
+    kubectl(['create', '-f', '-'], labelled(ns, 's2', 'speech', 'alice', 1));
+    await page.locator(`tr[data-cluster="${ns}/c0"]`).waitFor({ timeout: 10_000 });
+    await page.getByText('5 clusters · 8 GPUs requested').waitFor({ timeout: 10_000 });
+    assert.deepEqual(await rows(), ['c0', 'c1', 'c2', 'c3', 'c4'], 'not the other team');
+    assert.equal(await page.evaluate(() => window.__raydarSameDocument), true, 'never reloaded');
+  } finally {
+    await page.close();
+    kubectl(['delete', 'rayclusters', '--all', '-n', ns, '--wait=false']);
+  }
+});
+
+test('a URL the list cannot show says why, and nothing else breaks', async () => {
+  const page = await browser().newPage();
+  await page.goto(`${base}/?limit=0`);
+  await page.getByText('limit 0 is not from 1 to 1000').waitFor({ timeout: 15_000 });
+  const escaped = await (await fetch(`${base}/?q=${encodeURIComponent('"><script>window.__x=1</script>')}`)).text();
+  assert.ok(!escaped.includes('<script>window.__x'), 'search text is escaped in the page');
   await page.close();
 });

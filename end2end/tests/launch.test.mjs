@@ -30,7 +30,7 @@ async function openForm(page, template) {
 test('launch from the form: preview, double-click Launch, one cluster, Ready, torn down, gone', async () => {
   const page = await browser().newPage();
   const list = await browser().newPage();
-  await list.goto(base);
+  await list.goto(`${base}/?namespace=${namespace}`);
   await list.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
 
   await openForm(page, 'cpu-small');
@@ -155,7 +155,7 @@ test('tear down from the list: the confirmation names the cluster, and cancellin
   kubectl(['create', '-f', '-'], smallCluster(namespace, name));
   const page = await browser().newPage();
   try {
-    await page.goto(base);
+    await page.goto(`${base}/?namespace=${namespace}`);
     await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
     const row = page.locator(`tr[data-cluster="${namespace}/${name}"]`);
     await row.waitFor({ timeout: 10_000 });

@@ -222,6 +222,7 @@ impl RayCluster {
                 .fold(u64::from(spec.head_group_spec.template.gpus()), u64::saturating_add)
         };
         let meta = &self.metadata;
+        let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key)).cloned();
         ClusterSummary {
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
@@ -235,19 +236,19 @@ impl RayCluster {
             workers_desired,
             gpus_desired,
             created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+            team: label(crate::template::LABEL_TEAM).unwrap_or_default(),
+            owner: label(crate::template::LABEL_OWNER).unwrap_or_default(),
+            template: label(crate::template::LABEL_TEMPLATE).unwrap_or_default(),
             may_delete: false,
         }
     }
 
-    /// The cluster's page: the row plus suspend state, owner, template and worker groups.
+    /// The cluster's page: the row plus suspend state and worker groups.
     pub fn detail(&self) -> ClusterDetail {
-        let label = |key: &str| self.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
         let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
         ClusterDetail {
             summary: self.summary(),
             suspend: self.spec.suspend == Some(true),
-            owner: label(crate::template::LABEL_OWNER),
-            template: label(crate::template::LABEL_TEMPLATE),
             groups: self
                 .spec
                 .worker_group_specs

@@ -126,6 +126,12 @@ pub struct ClusterSummary {
     pub gpus_desired: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: i64,
+    /// The team it belongs to (the `raydar.dev/team` label); empty when absent.
+    pub team: String,
+    /// Who launched it (the `raydar.dev/owner` label); empty when raydar did not.
+    pub owner: String,
+    /// The template it was launched from (the `raydar.dev/template` label); empty when none.
+    pub template: String,
     /// Whether the requester may tear it down (Kubernetes RBAC, asked by raydar for them);
     /// false where nobody asked.
     pub may_delete: bool,
@@ -147,10 +153,6 @@ pub struct ClusterDetail {
     pub summary: ClusterSummary,
     /// `spec.suspend`: whether the cluster is asked to keep no pods.
     pub suspend: bool,
-    /// Who launched it (the `raydar.dev/owner` label), when raydar did.
-    pub owner: Option<String>,
-    /// The template it was launched from (the `raydar.dev/template` label).
-    pub template: Option<String>,
     /// The worker groups, in the spec's order.
     pub groups: Vec<WorkerGroupSummary>,
     /// Whether the requester may suspend, resume or scale it (Kubernetes RBAC).
@@ -226,6 +228,13 @@ mod wire {
         workers_desired: u64,
         gpus_desired: u64,
         created_at: i64,
+        /// Absent when empty, as are owner and template.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        team: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        owner: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        template: String,
         #[serde(default)]
         may_delete: bool,
     }
@@ -249,6 +258,9 @@ mod wire {
                 workers_desired: w.workers_desired,
                 gpus_desired: w.gpus_desired,
                 created_at: w.created_at,
+                team: w.team,
+                owner: w.owner,
+                template: w.template,
                 may_delete: w.may_delete,
             }
         }
@@ -274,6 +286,9 @@ mod wire {
                 workers_desired: c.workers_desired,
                 gpus_desired: c.gpus_desired,
                 created_at: c.created_at,
+                team: c.team,
+                owner: c.owner,
+                template: c.template,
                 may_delete: c.may_delete,
             }
         }

@@ -24,6 +24,8 @@
 //!   segment that cannot be a Kubernetes name from reaching Kubernetes (access reviews included).
 //! - [`security`]: identity, access (impersonation, access reviews), CSRF, security headers,
 //!   action limits, the audit trail.
+//! - [`list`]: lists of clusters as people ask for them (filters, order, pages), and the push
+//!   stream of one open list page.
 //! - [`logs`]: live logs: one upstream per log shared by its viewers through a bounded ring;
 //!   line splitting; the job and pod upstreams.
 //! - [`ray`]: reading Ray dashboards: how they are reached, with limits; the read allowlist; the
@@ -33,12 +35,16 @@
 //! - [`cache`]: the small keyed cache those reads share.
 //! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
 
+// The list page's typed view, rendered here, nests past the default of 128.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod gpus;
+pub mod list;
 pub mod logs;
 pub mod overview;
 pub mod push;

@@ -76,6 +76,11 @@ struct Inner {
 }
 
 impl Overviews {
+    /// The Ray pod watch the pages are assembled from.
+    pub fn pods(&self) -> &RayPods {
+        &self.inner.pods
+    }
+
     /// Pages of the clusters in `clusters`, with pods from `pods`, events read with `kube` and
     /// Ray's view from `dashboards`.
     /// Feeds end when `shutdown` is cancelled.

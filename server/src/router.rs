@@ -18,8 +18,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use futures::future::BoxFuture;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
@@ -84,6 +86,16 @@ fn with_api_prefix(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenAp
     doc
 }
 
+/// The handler of `/`, the list: rendered as leptos_axum renders the routed pages (whole, then
+/// sent), with app::ListApp as the document's body.
+fn list_page(
+    state: &AppState,
+    context: impl Fn() + Clone + Send + Sync + 'static,
+) -> impl Fn(Request<Body>) -> BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
+    let options = state.leptos.clone();
+    leptos_axum::render_app_async_with_context(context, move || app::list_shell(options.clone()))
+}
+
 /// Every route raydar serves, with `state`.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api();
@@ -100,13 +112,17 @@ pub fn router(state: AppState) -> Router {
     // Pages and server functions render from the requester's grants, worked out first.
     let page_context = <Pages as axum::extract::FromRef<AppState>>::from_ref(&state).provide();
     let grants = (state.access.clone(), state.clusters.clone());
-    let page_routes = generate_route_list(app::App);
+    // `/`, the list, is rendered as the app without its router (app::ListApp), so that the
+    // page most visits start at loads the least code; every other page as the routed app.
+    let page_routes: Vec<_> =
+        generate_route_list(app::App).into_iter().filter(|route| route.path() != "/").collect();
     let pages = Router::new()
         .route("/_sfn/{*fn_name}", post(pages::server_fn).get(pages::server_fn))
-        .leptos_routes_with_context(&state, page_routes, page_context, {
+        .leptos_routes_with_context(&state, page_routes, page_context.clone(), {
             let options = state.leptos.clone();
             move || app::shell(options.clone())
         })
+        .route("/", get(list_page(&state, page_context)))
         .route_layer(middleware::from_fn_with_state(grants, access::with_grants));
     Router::new()
         .nest("/api/v1", api)

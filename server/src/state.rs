@@ -132,6 +132,7 @@ impl FromRef<AppState> for Metered {
         Metered {
             clusters: s.clusters.clone(),
             templates: s.templates.clone(),
+            pods: s.overviews.pods().clone(),
             logs: s.logs.clone(),
             sources: s.sources.clone(),
             streams: s.streams.clone(),

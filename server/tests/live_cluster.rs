@@ -51,7 +51,7 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
 
     // Follow the push stream from before the cluster exists, so every phase it passes is seen.
     let stream = reqwest::Client::new()
-        .get(format!("{}/api/v1/clusters/events", raydar.base))
+        .get(format!("{}/api/v1/clusters/events?namespace={namespace}", raydar.base))
         .send()
         .await
         .unwrap();
@@ -67,8 +67,8 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     let mut phases: Vec<String> = Vec::new();
     tokio::time::timeout(STEP, async {
         while let Some((event, data)) = events.next().await {
-            if event == "upsert" && data["name"] == name.as_str() && data["namespace"] == namespace
-            {
+            // It comes onto the page in a page sent anew, then changes in place.
+            if let Some(data) = common::cluster_row(&event, &data, &name) {
                 let phase = data["phase"].as_str().unwrap().to_string();
                 if phases.last() != Some(&phase) {
                     phases.push(phase.clone());
@@ -92,7 +92,9 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
             .await;
     assert_eq!(row["phase"], "Ready");
     assert_eq!(row["workersDesired"], 1);
-    let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
+    let list: Value =
+        common::get_json(&http, format!("{}/api/v1/clusters?namespace={namespace}", raydar.base))
+            .await;
     assert!(list["items"]
         .as_array()
         .unwrap()
@@ -102,21 +104,143 @@ async fn a_raycluster_is_reported_provisioning_then_ready_then_gone() {
     api.delete(&name, &DeleteParams::default()).await.expect("RayCluster deleted");
     tokio::time::timeout(STEP, async {
         while let Some((event, data)) = events.next().await {
-            if event == "delete" && data["name"] == name.as_str() {
+            if event == "snapshot" && common::cluster_row(&event, &data, &name).is_none() {
                 return;
             }
         }
     })
     .await
-    .expect("a delete event reached the page stream");
+    .expect("a page without the deleted cluster reached the stream");
     let gone = http
         .get(format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base))
         .send()
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
-    let list: Value = common::get_json(&http, format!("{}/api/v1/clusters", raydar.base)).await;
+    let list: Value =
+        common::get_json(&http, format!("{}/api/v1/clusters?namespace={namespace}", raydar.base))
+            .await;
     assert!(list["items"].as_array().unwrap().iter().all(|c| c["name"] != name.as_str()));
+}
+
+/// A RayCluster of `team` that another controller runs (MultiKueue's name in `spec.managedBy`,
+/// which KubeRay leaves alone): the test writes its status itself.
+fn managed_elsewhere(name: &str, team: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": name, "labels": {"raydar.dev/team": team, "raydar.dev/owner": "alice"}},
+        "spec": {"managedBy": "kueue.x-k8s.io/multikueue",
+            "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [
+                {"name": "ray-head", "image": "rayproject/ray:2.46.0"}]}}}}
+    }))
+    .unwrap()
+}
+
+/// The next event of `events` that `wanted` accepts, within [`STEP`].
+async fn next_event(
+    events: &mut (impl futures::Stream<Item = (String, Value)> + Unpin),
+    what: &str,
+    wanted: impl Fn(&str, &Value) -> bool,
+) -> (String, Value) {
+    let found = tokio::time::timeout(STEP, async {
+        while let Some((name, data)) = events.next().await {
+            if wanted(&name, &data) {
+                return (name, data);
+            }
+        }
+        panic!("the event stream ended before {what}");
+    });
+    found.await.unwrap_or_else(|_| panic!("no {what} within {STEP:?}"))
+}
+
+fn page_names(snapshot: &Value) -> Vec<&str> {
+    snapshot["clusters"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn an_open_list_page_follows_its_own_rows_and_counts() {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = raydar.http.clone();
+    wait_ready(&http, &raydar.base).await;
+    let namespace = "raydar-it-page";
+    ensure_namespace(&client, namespace).await;
+    let api = ray_clusters(&client, namespace);
+    for name in ["a0", "a1", "b", "c", "d"] {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+    for (name, team) in [("a1", "vision"), ("b", "vision"), ("c", "vision"), ("d", "speech")] {
+        api.create(&PostParams::default(), &managed_elsewhere(name, team)).await.unwrap();
+    }
+    let status = |ready: i32, state: &str| {
+        let patch = json!({"status": {"readyWorkerReplicas": ready, "state": state}});
+        kube::api::Patch::Merge(patch)
+    };
+    let wait_listed = || async {
+        let url = format!("{}/api/v1/clusters?namespace={namespace}", raydar.base);
+        for _ in 0..100 {
+            if common::get_json(&http, &url).await["total"] == 4 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("raydar did not list the four clusters");
+    };
+    wait_listed().await;
+
+    // The page of team vision, two at a time: its rows, how many match, where it goes on.
+    let url =
+        format!("{}/api/v1/clusters/events?namespace={namespace}&team=vision&limit=2", raydar.base);
+    let stream = http.get(&url).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut events = Box::pin(sse_events(stream));
+    let (first, page) = events.next().await.unwrap();
+    assert_eq!(first, "snapshot");
+    assert_eq!(page_names(&page), ["a1", "b"]);
+    assert_eq!(page["counts"]["total"], 3, "d is another team's: {page}");
+    assert_eq!(page["counts"]["phases"], json!([3, 0, 0, 0, 0]), "all provisioning: {page}");
+    assert_eq!(page["counts"]["next"], "0:raydar-it-page:b");
+
+    // A row on the page changes in place: that row alone, at once.
+    let params = kube::api::PatchParams::default();
+    api.patch_status("b", &params, &status(1, "")).await.unwrap();
+    let (_, row) =
+        next_event(&mut events, "b changed", |e, d| e == "upsert" && d["name"] == "b").await;
+    assert_eq!(row["workersReady"], 1);
+
+    // A cluster past the page becomes ready: only the counts change.
+    api.patch_status("c", &params, &status(0, "ready")).await.unwrap();
+    let (_, counts) = next_event(&mut events, "new counts", |e, _| e == "counts").await;
+    assert_eq!(counts["phases"], json!([2, 1, 0, 0, 0]), "{counts}");
+
+    // One that sorts first comes onto the page, one on it leaves: the page is sent anew.
+    api.create(&PostParams::default(), &managed_elsewhere("a0", "vision")).await.unwrap();
+    let (_, page) = next_event(&mut events, "a0 on the page", |e, d| {
+        e == "snapshot" && common::cluster_row(e, d, "a0").is_some()
+    })
+    .await;
+    assert_eq!(page_names(&page), ["a0", "a1"]);
+    assert_eq!(page["counts"]["total"], 4);
+    api.delete("a1", &DeleteParams::default()).await.unwrap();
+    let (_, page) = next_event(&mut events, "a1 gone", |e, d| {
+        e == "snapshot" && common::cluster_row(e, d, "a1").is_none()
+    })
+    .await;
+    assert_eq!(page_names(&page), ["a0", "b"]);
+
+    // The same view through the list API, by GPUs and filtered by phase and text.
+    let list = common::get_json(
+        &http,
+        format!("{}/api/v1/clusters?namespace={namespace}&phase=Ready&q=C", raydar.base),
+    )
+    .await;
+    assert_eq!((list["total"].clone(), list["items"][0]["name"].clone()), (json!(1), json!("c")));
+    assert_eq!(list["items"][0]["team"], "vision");
+    assert_eq!(list["items"][0]["owner"], "alice");
+    for name in ["a0", "b", "c", "d"] {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

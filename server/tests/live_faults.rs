@@ -230,7 +230,11 @@ async fn an_apiserver_restart_with_etcd_compacted_leaves_the_list_stale_then_rig
     let overview_url = format!("{base}/api/v1/clusters/{NAMESPACE}/{kept}/overview");
     let overview = common::get_json(&http, &overview_url).await;
     assert!(overview["pods"].is_array() && overview.get("stale").is_none(), "{overview}");
-    let stream = http.get(format!("{base}/api/v1/clusters/events")).send().await.unwrap();
+    let stream = http
+        .get(format!("{base}/api/v1/clusters/events?namespace={NAMESPACE}"))
+        .send()
+        .await
+        .unwrap();
     let mut events = Box::pin(sse_events(stream));
     let (first, _) = events.next().await.unwrap();
     assert_eq!(first, "snapshot");
@@ -316,7 +320,7 @@ async fn an_apiserver_restart_with_etcd_compacted_leaves_the_list_stale_then_rig
     // And it follows again: a cluster made now shows as it comes.
     let made = Instant::now();
     api.create(&PostParams::default(), &suspended_cluster(&late)).await.unwrap();
-    next_event(&mut events, "the new cluster", |e, d| e == "upsert" && d["name"] == late.as_str())
+    next_event(&mut events, "the new cluster", |e, d| common::cluster_row(e, d, &late).is_some())
         .await;
     let shown = made.elapsed();
     assert!(shown < Duration::from_secs(5), "a cluster made after the restart showed in {shown:?}");

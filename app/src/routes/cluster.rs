@@ -122,9 +122,11 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                     detail.update(|d| d.summary = row);
                     refresh();
                 }
-                Change::Delete(row) if is_this(&row.namespace, &row.name) => gone.set(true),
+                // A deleted cluster leaves the page: the next snapshot says so.
                 _ => {}
             },
+            // The list's stream of this one cluster.
+            &format!("?namespace={namespace}&name={name}"),
             now,
             stream,
         );
@@ -138,7 +140,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
         _ => None,
     };
     let created = detail.with_untracked(|d| d.summary.created_at);
-    let (owner, template) = detail.with_untracked(|d| (d.owner.clone(), d.template.clone()));
+    let (owner, template) =
+        detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
     let failed = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let toggle_suspend = {
@@ -188,8 +191,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 <div><dt>"Workers ready"</dt><dd class="workers">{move || { let s = summary(); format!("{}/{}", s.workers_ready, s.workers_desired) }}</dd></div>
                 <div><dt>"GPUs"</dt><dd>{move || summary().gpus_desired}</dd></div>
                 <div><dt>"Age"</dt><dd>{move || format_age(now.get() - created)}</dd></div>
-                <div><dt>"Owner"</dt><dd>{owner.clone().unwrap_or_else(|| "—".into())}</dd></div>
-                <div><dt>"Template"</dt><dd>{template.clone().unwrap_or_else(|| "—".into())}</dd></div>
+                <div><dt>"Owner"</dt><dd>{or_dash(owner.clone())}</dd></div>
+                <div><dt>"Template"</dt><dd>{or_dash(template.clone())}</dd></div>
             </dl>
             <div class="cluster-actions">
                 {may_change.then(|| view! {
@@ -310,5 +313,14 @@ fn GroupRow(
                 })}
             </td>
         </tr>
+    }
+}
+
+/// A label's value, or a dash when the cluster has none.
+fn or_dash(value: String) -> String {
+    if value.is_empty() {
+        "—".into()
+    } else {
+        value
     }
 }

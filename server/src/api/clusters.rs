@@ -7,31 +7,27 @@
 //! without bound.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 
-use app::api::push;
+use app::api::{push, PHASES};
 use axum::extract::State;
-use axum::response::sse::Event;
 use axum::response::Response;
 use axum::{Extension, Json};
-use futures::stream::{self, Stream, StreamExt};
+use futures::StreamExt;
 use platform::overview::ClusterOverview;
 use platform::status::PhaseName;
 use platform::{ClusterSummary, Stale};
 use serde::{Deserialize, Serialize};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClusterPath, Query};
+use crate::list::{Filter, Order, View};
 use crate::overview::Overviews;
 use crate::push::{self as sse, json_event};
 use crate::security::access::MayReadCluster;
 use crate::security::{Access, Ask, User};
-use crate::sources::clusters::{Filter, Order};
-use crate::sources::{ClusterChange, Clusters};
+use crate::sources::Clusters;
 use crate::unix_now;
 
 /// A page of the clusters the requester may see.
@@ -45,19 +41,24 @@ pub struct ClusterItems {
     pub next: Option<String>,
     /// Clusters that match the filters, over all pages.
     pub total: usize,
-    /// Clusters that match in each phase, the `phase` filter aside.
-    pub phases: BTreeMap<String, usize>,
+    /// Clusters that match in each phase (those with any), the `phase` filter aside.
+    pub phases: BTreeMap<String, u64>,
+    /// The GPUs the matching clusters request (a suspended cluster requests none).
+    pub gpus: u64,
     /// Set while the Kubernetes API does not answer: the page is what it last said, not empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale: Option<Stale>,
 }
 
-/// Filters (each one given must match), order and paging of `GET /api/v1/clusters`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+/// Filters (each one given must match), order and paging of `GET /api/v1/clusters` and of its
+/// push stream.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only clusters in this namespace.
     namespace: Option<String>,
+    /// Only the cluster of this name (one per namespace).
+    name: Option<String>,
     /// Only clusters of this team (their `raydar.dev/team` label).
     team: Option<String>,
     /// Only clusters of this person (their `raydar.dev/owner` label).
@@ -74,7 +75,7 @@ pub struct ListQuery {
     /// GPUs first).
     #[param(inline)]
     sort: Option<Sort>,
-    /// Most clusters on a page (default 500).
+    /// Most clusters on a page (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Where to go on: the `next` of the page before, with the same filters and sort.
@@ -83,7 +84,7 @@ pub struct ListQuery {
 }
 
 /// The order of a list.
-#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sort {
     Name,
@@ -91,12 +92,48 @@ pub enum Sort {
     Gpus,
 }
 
-/// Clusters on a page when `limit` is not given, and at most.
-const PAGE: (u32, u32) = (500, 1000);
+/// Clusters on a page when `limit` is not given (a screenful or two), and at most.
+const PAGE: (u32, u32) = (100, 1000);
 
 impl ListQuery {
-    /// The filter, order and page size asked for, or 400 naming the parameter that is wrong.
-    fn parse(self) -> ApiResult<(Filter, Order, usize, Option<String>)> {
+    /// The query in `uri`, or 400 naming the parameter that is wrong.
+    pub fn of(uri: &axum::http::Uri) -> ApiResult<ListQuery> {
+        axum::extract::Query::try_from_uri(uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+
+    /// The parameters given, as a URL has them, in a fixed order, a `key\tvalue` line each
+    /// ([`app::api::ClusterList::view`]): what a page makes its links from. Tabs and line breaks
+    /// in a value are spaces.
+    pub fn pairs(&self) -> String {
+        let sort = self.sort.filter(|s| *s != Sort::Name).map(|s| match s {
+            Sort::Name => "name",
+            Sort::Newest => "newest",
+            Sort::Gpus => "gpus",
+        });
+        [
+            ("namespace", self.namespace.clone()),
+            ("name", self.name.clone()),
+            ("team", self.team.clone()),
+            ("owner", self.owner.clone()),
+            ("template", self.template.clone()),
+            ("phase", self.phase.map(|p| p.label().to_owned())),
+            ("q", self.q.clone()),
+            ("sort", sort.map(str::to_owned)),
+            ("limit", self.limit.map(|l| l.to_string())),
+            ("cursor", self.cursor.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let v = v.filter(|v| !v.is_empty())?.replace(['\t', '\n', '\r'], " ");
+            Some(format!("{k}\t{v}\n"))
+        })
+        .collect()
+    }
+
+    /// The view asked for, or 400 naming the parameter that is wrong.
+    pub fn view(self) -> ApiResult<View> {
         let phase = self.phase.map(PhaseName::label);
         let order = match self.sort {
             None | Some(Sort::Name) => Order::Name,
@@ -112,13 +149,15 @@ impl ListQuery {
         }
         let filter = Filter {
             namespace: self.namespace,
+            name: self.name,
             team: self.team,
             owner: self.owner,
             template: self.template,
             phase,
             text: self.q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty()),
         };
-        Ok((filter, order, limit as usize, self.cursor))
+        View::new(filter, order, limit as usize, self.cursor.as_deref())
+            .map_err(ApiError::bad_request)
     }
 }
 
@@ -134,17 +173,26 @@ pub async fn list(
     Extension(user): Extension<User>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<ClusterItems>> {
-    let (filter, order, limit, cursor) = query.parse()?;
+    let view = query.view()?;
     let grants = access.grants(&user, clusters.namespaces()).await;
-    let page = clusters
-        .page(&filter, order, limit, cursor.as_deref(), &grants.read)
-        .map_err(ApiError::bad_request)?;
+    let page = clusters.page(&view, &grants.read);
     let mut items = page.items;
-    for row in &mut items {
-        row.may_delete = grants.delete.contains(&row.namespace);
-    }
-    let stale = clusters.stale();
-    Ok(Json(ClusterItems { items, next: page.next, total: page.total, phases: page.phases, stale }))
+    grants.apply(&mut items);
+    let counts = page.counts;
+    let phases = PHASES
+        .iter()
+        .zip(counts.phases)
+        .filter(|(_, n)| *n > 0)
+        .map(|(phase, n)| ((*phase).to_owned(), n))
+        .collect();
+    Ok(Json(ClusterItems {
+        items,
+        next: counts.next,
+        total: counts.total as usize,
+        phases,
+        gpus: counts.gpus,
+        stale: clusters.stale(),
+    }))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.
@@ -183,72 +231,28 @@ pub async fn overview(
         .ok_or_else(|| ApiError::no_cluster(&path.namespace, &path.name))
 }
 
-/// `GET /api/v1/clusters/events`: the clusters the requester may see, then their changes, as
-/// server-sent events. (A cross-origin request never gets here: [`crate::security::csrf`].)
-#[utoipa::path(get, path = "/clusters/events", tag = "clusters",
-    responses((status = 200, description = "Server-sent events: `snapshot` (the list), then \
-        `upsert` (a cluster) and `delete` (its namespace and name) as they happen; a `snapshot` \
-        again when the Kubernetes API stops answering (with `staleSince` and `staleReason`) and \
-        when it answers again (without); \
-        `reconnect` when raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+/// `GET /api/v1/clusters/events`: a page of the clusters the requester may see (the same
+/// filters, order and paging as the list), then its changes, as server-sent events. (A
+/// cross-origin request never gets here: [`crate::security::csrf`].)
+#[utoipa::path(get, path = "/clusters/events", tag = "clusters", params(ListQuery),
+    responses((status = 200, description = "Server-sent events: `snapshot` (the page: `clusters`, \
+        `counts` and the server's clock `now`) first; then `upsert` (a cluster on the page that \
+        changed in place), `counts` (only how many match changed: at most once a second) and \
+        `snapshot` again whenever a cluster comes onto the page, leaves it or moves (at once, then \
+        at most ten times a second); a `snapshot` also when the Kubernetes API stops answering (with \
+        `staleSince` and `staleReason`) and when it answers again (without); `reconnect` when \
+        raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError),
         super::doc::StreamErrors))]
 pub async fn events(
     State(clusters): State<Clusters>,
     State(access): State<Access>,
     State(shutdown): State<CancellationToken>,
     Extension(user): Extension<User>,
-) -> Response {
-    sse::stream(changes(clusters, access, user), &shutdown)
-}
-
-/// The events for one follower: snapshot first, then changes, each kept to what `user` may see
-/// (asked of Kubernetes as they come, answers cached briefly).
-pub fn changes(
-    clusters: Clusters,
-    access: Access,
-    user: User,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let changes = BroadcastStream::new(clusters.subscribe());
-    let (c, a, u) = (clusters.clone(), access.clone(), user.clone());
-    let first = async move { Some(snapshot(&c, &a, &u).await) };
-    stream::once(first)
-        .chain(changes.then(move |change| {
-            let (clusters, access, user) = (clusters.clone(), access.clone(), user.clone());
-            async move {
-                let may = |verb: &'static str, namespace: &str| {
-                    let (access, user, ask) =
-                        (access.clone(), user.clone(), Ask::rayclusters(verb, namespace));
-                    async move { access.may(&user, &ask).await }
-                };
-                match change {
-                    Ok(ClusterChange::Upsert(mut row)) => {
-                        if !may("list", &row.namespace).await {
-                            return None;
-                        }
-                        row.may_delete = may("delete", &row.namespace).await;
-                        Some(json_event(push::UPSERT, &row))
-                    }
-                    Ok(ClusterChange::Delete(gone)) => {
-                        may("list", &gone.namespace).await.then(|| json_event(push::DELETE, &gone))
-                    }
-                    // A snapshot says the list is stale, and a later one that it is live again.
-                    Ok(ClusterChange::Resync | ClusterChange::Unanswered(_))
-                    | Err(BroadcastStreamRecvError::Lagged(_)) => {
-                        Some(snapshot(&clusters, &access, &user).await)
-                    }
-                }
-            }
-        }))
-        .filter_map(|event| async move { event })
-}
-
-async fn snapshot(clusters: &Clusters, access: &Access, user: &User) -> Result<Event, Infallible> {
-    let mut list = clusters.snapshot();
-    access
-        .grants(user, list.clusters.iter().map(|c| c.namespace.clone()))
-        .await
-        .apply(&mut list.clusters);
-    json_event(push::SNAPSHOT, &list)
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let view = query.view()?;
+    Ok(sse::stream(crate::list::feed::follow(clusters, access, user, view), &shutdown))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/overview/events`: the cluster's overview now, then

@@ -148,12 +148,8 @@ pub async fn fleet(
 
 /// The fleet over the clusters in namespaces `readable`.
 pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
-    let clusters = gpus
-        .clusters
-        .with_owners()
-        .into_iter()
-        .filter(|(c, _, _)| readable.contains(&c.namespace))
-        .collect();
+    let clusters =
+        gpus.clusters.list().into_iter().filter(|c| readable.contains(&c.namespace)).collect();
     let mut fleet = gpus.metrics.fleet(clusters);
     fleet.errors.extend(gpus.sources_down());
     fleet

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::logs::LogStreams;
 use crate::security::{CsrfKey, StreamLimit, User};
-use crate::sources::{Clusters, Templates};
+use crate::sources::{Clusters, RayPods, Templates};
 use crate::supervisor::SourceStatus;
 use crate::unix_now;
 
@@ -101,6 +101,8 @@ pub struct Metered {
     pub clusters: Clusters,
     /// The template watch.
     pub templates: Templates,
+    /// The Ray pod watch.
+    pub pods: RayPods,
     /// Followed logs.
     pub logs: LogStreams,
     /// The supervised sources.
@@ -130,6 +132,7 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
     let mut out = Exposition(String::new());
     let (c, logs) = (&m.clusters, m.logs.metrics());
     out.one("raydar_rayclusters", "gauge", "RayClusters in the watch's store.", c.len() as f64);
+    out.one("raydar_ray_pods", "gauge", "Ray pods in the watch's store.", m.pods.len() as f64);
     out.one(
         "raydar_raycluster_watch_synced",
         "gauge",

@@ -16,10 +16,12 @@ use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{handle_server_fns_with_context, ResponseOptions};
 use platform::ClusterDetail;
 
+use super::clusters::ListQuery;
 use super::gpus::{fleet_for, Gpus};
 use crate::security::headers::page_policy;
 use crate::security::{CsrfKey, Grants, User};
 use crate::sources::{Clusters, Templates};
+use crate::unix_now;
 
 /// What pages read: cheap to clone.
 #[derive(Clone)]
@@ -75,8 +77,23 @@ fn grants() -> Grants {
 impl ClusterDirectory for Pages {
     fn cluster_list(&self) -> ClusterList {
         let grants = grants();
-        let mut list = self.clusters.snapshot();
-        grants.apply(&mut list.clusters);
+        let uri = use_context::<axum::http::request::Parts>().map(|p| p.uri).unwrap_or_default();
+        let query = match ListQuery::of(&uri) {
+            Ok(query) => query,
+            Err(e) => return ClusterList { error: Some(e.error), ..ClusterList::default() },
+        };
+        let pairs = query.pairs();
+        let view = match query.view() {
+            Ok(view) => view,
+            Err(e) => {
+                return ClusterList { error: Some(e.error), view: pairs, ..ClusterList::default() }
+            }
+        };
+        let page = self.clusters.page(&view, &grants.read);
+        let mut rows = page.items;
+        grants.apply(&mut rows);
+        let mut list = ClusterList::new(rows, page.counts, unix_now(), self.clusters.stale());
+        list.view = pairs;
         list
     }
 

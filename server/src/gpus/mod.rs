@@ -185,9 +185,9 @@ impl GpuMetrics {
         ChartData { chart, window, gpus, average, y_max }
     }
 
-    /// The fleet page for `clusters` (with their team and owner): the requested, held, busy and
+    /// The fleet page for `clusters`: the requested, held, busy and
     /// idle GPUs of each that asks for or holds any; GPUs in all, free and held by other pods.
-    pub fn fleet(&self, clusters: Vec<(ClusterSummary, String, String)>) -> Fleet {
+    pub fn fleet(&self, clusters: Vec<ClusterSummary>) -> Fleet {
         let settings = &self.inner.rule;
         let now = unix_now();
         let history = self.read();
@@ -196,7 +196,7 @@ impl GpuMetrics {
         let count = |holder: &Holder| current.iter().filter(|s| &s.holder == holder).count() as u32;
         let rows = clusters
             .into_iter()
-            .filter_map(|(summary, team, owner)| {
+            .filter_map(|summary| {
                 let held = history.held_by(&key(&summary.namespace, &summary.name), seen);
                 // A cluster that neither asks for nor holds a GPU is not part of the GPU fleet.
                 if held.is_empty() && summary.gpus_desired == 0 {
@@ -211,8 +211,8 @@ impl GpuMetrics {
                     requested: summary.gpus_desired,
                     namespace: summary.namespace,
                     name: summary.name,
-                    team,
-                    owner,
+                    team: summary.team,
+                    owner: summary.owner,
                 })
             })
             .collect();

@@ -6,10 +6,9 @@
 //! a string where a number goes: the apiserver's schema does not catch every such case) is kept
 //! as a failed row saying so, instead of breaking the watch for every other cluster.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use app::api::{ClusterList, ClusterRef};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -19,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{Change, Projected, WatchHealth, Watched};
-use crate::unix_now;
+use crate::list::{self, Page, View};
 
 const WATCHED: Watched = Watched {
     kind: "RayCluster",
@@ -42,6 +41,13 @@ pub enum ClusterChange {
     Resync,
     /// The apiserver does not answer: the list is what it last said, from `since`.
     Unanswered(Stale),
+}
+
+/// Names a RayCluster that was deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// The watched RayClusters and the feed of their changes: cheap to clone. Handlers read it;
@@ -102,44 +108,16 @@ impl Clusters {
         self.inner.kept.read().values().map(|c| c.detail.summary.clone()).collect()
     }
 
-    /// One page of the clusters in `readable` namespaces that match `filter`, in `order`, after
-    /// `cursor` (a previous page's `next`); with how many match and how many match in each phase
-    /// (the filter's phase aside, so a page can offer the others).
-    pub fn page(
-        &self,
-        filter: &Filter,
-        order: Order,
-        limit: usize,
-        cursor: Option<&str>,
-        readable: &BTreeSet<String>,
-    ) -> Result<Page, String> {
-        let after = cursor.map(Position::parse).transpose()?;
+    /// One page of the clusters in `readable` namespaces that `view` asks for, with how many
+    /// match (in all and in each phase, the filter's phase aside, so a page can offer the others)
+    /// and the GPUs they request.
+    pub fn page(&self, view: &View, readable: &BTreeSet<String>) -> Page {
         let kept = self.inner.kept.read();
-        let mut phases: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut matching: Vec<(Position, &Kept)> = Vec::new();
-        for ((namespace, _), cluster) in kept.iter() {
-            if !readable.contains(namespace) || !filter.matches(cluster) {
-                continue;
-            }
-            let phase = cluster.detail.summary.phase.label();
-            *phases.entry(phase).or_default() += 1;
-            if filter.phase.is_none_or(|p| p == phase) {
-                matching.push((Position::of(&cluster.detail.summary, order), cluster));
-            }
-        }
-        // The store is in name order already; other orders are sorted (a stable sort keeps names
-        // in order among equals).
-        if order != Order::Name {
-            matching.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        let total = matching.len();
-        let start = after.map_or(0, |after| matching.partition_point(|(p, _)| *p <= after));
-        let rows = &matching[start..];
-        let items: Vec<ClusterSummary> =
-            rows.iter().take(limit).map(|(_, c)| c.detail.summary.clone()).collect();
-        let next = (rows.len() > limit).then(|| rows[limit - 1].0.cursor());
-        let phases = phases.into_iter().map(|(p, n)| (p.to_owned(), n)).collect();
-        Ok(Page { items, next, total, phases })
+        let rows = kept
+            .iter()
+            .filter(|((namespace, _), _)| readable.contains(namespace))
+            .map(|(_, cluster)| (&cluster.detail.summary, cluster.search.as_str()));
+        view.page(rows)
     }
 
     /// One cluster by namespace and name.
@@ -166,29 +144,9 @@ impl Clusters {
         self.with(namespace, name, |c| c.detail.summary.uid.clone()).filter(|uid| !uid.is_empty())
     }
 
-    /// Every cluster with its team and owner (the `raydar.dev/team` and `raydar.dev/owner`
-    /// labels raydar's launches set; empty when absent).
-    pub fn with_owners(&self) -> Vec<(ClusterSummary, String, String)> {
-        self.inner
-            .kept
-            .read()
-            .values()
-            .map(|c| {
-                let owner = c.detail.owner.clone().unwrap_or_default();
-                (c.detail.summary.clone(), c.team.clone(), owner)
-            })
-            .collect()
-    }
-
     /// The namespaces that have clusters.
     pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
         self.inner.kept.read().keys().map(|(namespace, _)| namespace.clone()).collect()
-    }
-
-    /// The list with the server's clock, as pages render it (every cluster: callers keep what
-    /// the requester may see).
-    pub fn snapshot(&self) -> ClusterList {
-        ClusterList::new(self.list(), unix_now(), self.stale())
     }
 
     /// Follows changes from now on. Subscribe before taking a snapshot so nothing falls between.
@@ -238,138 +196,30 @@ impl Shared {
     }
 }
 
-/// Which clusters a list asks for: each field that is set must match.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub namespace: Option<String>,
-    /// The `raydar.dev/team` label.
-    pub team: Option<String>,
-    /// The `raydar.dev/owner` label.
-    pub owner: Option<String>,
-    /// The `raydar.dev/template` label.
-    pub template: Option<String>,
-    /// A phase as the list shows it (`Ready`, …).
-    pub phase: Option<&'static str>,
-    /// Lower-case text found in the namespace, name, team, owner or template.
-    pub text: Option<String>,
-}
-
-impl Filter {
-    /// Whether `cluster` matches, its phase aside.
-    fn matches(&self, cluster: &Kept) -> bool {
-        let detail = &cluster.detail;
-        let summary = &detail.summary;
-        let owner = detail.owner.as_deref().unwrap_or_default();
-        let template = detail.template.as_deref().unwrap_or_default();
-        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        is(&self.namespace, &summary.namespace)
-            && is(&self.team, &cluster.team)
-            && is(&self.owner, owner)
-            && is(&self.template, template)
-            && self
-                .text
-                .as_deref()
-                .is_none_or(|text| !text.contains(SEARCH_APART) && cluster.search.contains(text))
-    }
-}
-
-/// The order of a list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
-    /// By namespace, then name.
-    #[default]
-    Name,
-    /// Newest first.
-    Newest,
-    /// Most GPUs first.
-    Gpus,
-}
-
-/// A row's place in an order: its sort value (0 for [`Order::Name`]), then namespace and name,
-/// which no two rows share.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Position(i128, String, String);
-
-impl Position {
-    fn of(row: &ClusterSummary, order: Order) -> Position {
-        // Larger first: the value is negated.
-        let value = match order {
-            Order::Name => 0,
-            Order::Newest => -i128::from(row.created_at),
-            Order::Gpus => -i128::from(row.gpus_desired),
-        };
-        Position(value, row.namespace.clone(), row.name.clone())
-    }
-
-    /// `VALUE:NAMESPACE:NAME` (namespaces and names hold no colon). Any such text is a place in
-    /// any order: one from another order is merely somewhere else in this one.
-    fn cursor(&self) -> String {
-        format!("{}:{}:{}", self.0, self.1, self.2)
-    }
-
-    fn parse(cursor: &str) -> Result<Position, String> {
-        let bad = || format!("cursor {cursor:?} is not a next cursor (VALUE:NAMESPACE:NAME)");
-        let mut parts = cursor.splitn(3, ':');
-        let value = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-        let (namespace, name) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
-        if name.contains(':') {
-            return Err(bad());
-        }
-        Ok(Position(value, namespace.to_owned(), name.to_owned()))
-    }
-}
-
-/// One page of a list.
-#[derive(Clone, Debug, Default)]
-pub struct Page {
-    pub items: Vec<ClusterSummary>,
-    /// Where the next page starts; `None` on the last.
-    pub next: Option<String>,
-    /// Clusters that match, on every page.
-    pub total: usize,
-    /// Clusters that match in each phase, the phase filter aside.
-    pub phases: BTreeMap<String, usize>,
-}
-
-/// What raydar keeps of a RayCluster: what its page shows (the list's row within), its team, and
-/// its conditions (the page's events). A few hundred bytes, where the object is kilobytes.
+/// What raydar keeps of a RayCluster: what its page shows (the list's row within) and its
+/// conditions (the page's events). A few hundred bytes, where the object is kilobytes.
 struct Kept {
     detail: ClusterDetail,
-    /// The `raydar.dev/team` label; empty when absent.
-    team: String,
     conditions: Vec<ClusterCondition>,
-    /// Namespace, name, team, owner and template in lower case, apart by [`SEARCH_APART`]: what
-    /// a list's free text is looked for in, made once here rather than for every row of every
-    /// list.
+    /// What a list's free text is looked for in ([`list::search_text`]), made once here rather
+    /// than for every row of every list.
     search: String,
 }
 
-/// Between the fields of [`Kept::search`]: no name or label holds it, so a text without it
-/// never matches across two fields.
-const SEARCH_APART: char = '\n';
-
 impl Kept {
-    fn new(detail: ClusterDetail, team: String, conditions: Vec<ClusterCondition>) -> Kept {
-        let summary = &detail.summary;
-        let fields = [
-            summary.namespace.as_str(),
-            &summary.name,
-            &team,
-            detail.owner.as_deref().unwrap_or_default(),
-            detail.template.as_deref().unwrap_or_default(),
-        ];
-        let search = fields.join(&SEARCH_APART.to_string()).to_lowercase();
-        Kept { detail, team, conditions, search }
+    fn new(detail: ClusterDetail, conditions: Vec<ClusterCondition>) -> Kept {
+        let search = list::search_text(&detail.summary);
+        Kept { detail, conditions, search }
     }
 
     fn of(object: &DynamicObject) -> Kept {
-        let label = |key: &str| object.metadata.labels.as_ref()?.get(key).cloned();
-        let team = label(platform::template::LABEL_TEAM).unwrap_or_default();
+        let label = |key: &str| {
+            object.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default()
+        };
         let typed = serde_json::to_value(object).and_then(serde_json::from_value::<RayCluster>);
         match typed {
             Ok(cluster) => Kept::new(
                 cluster.detail(),
-                team,
                 cluster.status.map(|s| s.conditions).unwrap_or_default(),
             ),
             Err(e) => {
@@ -389,17 +239,18 @@ impl Kept {
                     workers_desired: 0,
                     gpus_desired: 0,
                     created_at: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+                    team: label(platform::template::LABEL_TEAM),
+                    owner: label(platform::template::LABEL_OWNER),
+                    template: label(platform::template::LABEL_TEMPLATE),
                     may_delete: false,
                 };
                 let detail = ClusterDetail {
                     summary,
                     suspend: false,
-                    owner: label(platform::template::LABEL_OWNER),
-                    template: label(platform::template::LABEL_TEMPLATE),
                     groups: Vec::new(),
                     may_change: false,
                 };
-                Kept::new(detail, team, Vec::new())
+                Kept::new(detail, Vec::new())
             }
         }
     }
@@ -408,6 +259,7 @@ impl Kept {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::list::{Filter, Order};
 
     /// A store of clusters `(namespace, name, team, owner, created, gpus, suspended)`.
     fn fleet(rows: &[(&str, &str, &str, &str, i64, u32, bool)]) -> Clusters {
@@ -448,39 +300,55 @@ mod tests {
         ]);
         let readable: BTreeSet<String> = ["ml".into(), "nlp".into()].into();
         let all = Filter::default();
-        let page = clusters.page(&all, Order::Name, 10, None, &readable).unwrap();
+        let page =
+            clusters.page(&View::new(all.clone(), Order::Name, 10, None).unwrap(), &readable);
         assert_eq!(
             names(&page),
             ["ml/alpha", "ml/beta", "ml/gamma", "nlp/delta"],
             "unreadable out"
         );
-        assert_eq!((page.total, page.next.as_deref()), (4, None));
-        assert_eq!(page.phases.get("Suspended"), Some(&1));
+        assert_eq!((page.counts.total, page.counts.next.as_deref()), (4, None));
+        assert_eq!(page.counts.phases[3], 1, "one suspended");
 
         let alice = Filter { owner: Some("alice".into()), ..Filter::default() };
         assert_eq!(
-            names(&clusters.page(&alice, Order::Name, 10, None, &readable).unwrap()),
+            names(
+                &clusters
+                    .page(&View::new(alice.clone(), Order::Name, 10, None).unwrap(), &readable)
+            ),
             ["ml/alpha", "ml/gamma"]
         );
         let text = Filter { text: Some("speech".into()), ..Filter::default() };
-        let page = clusters.page(&text, Order::Newest, 10, None, &readable).unwrap();
+        let page =
+            clusters.page(&View::new(text.clone(), Order::Newest, 10, None).unwrap(), &readable);
         assert_eq!(names(&page), ["nlp/delta", "ml/gamma"], "newest first");
         let suspended = Filter { phase: Some("Suspended"), ..Filter::default() };
-        let page = clusters.page(&suspended, Order::Name, 10, None, &readable).unwrap();
-        assert_eq!((names(&page), page.total), (vec!["ml/beta".to_owned()], 1));
-        assert_eq!(page.phases.values().sum::<usize>(), 4, "counts leave the phase filter aside");
+        let page =
+            clusters.page(&View::new(suspended.clone(), Order::Name, 10, None).unwrap(), &readable);
+        assert_eq!((names(&page), page.counts.total), (vec!["ml/beta".to_owned()], 1));
+        assert_eq!(
+            page.counts.phases.iter().sum::<u64>(),
+            4,
+            "counts leave the phase filter aside"
+        );
 
         // Most GPUs first, two at a time: every row once, in order, across pages.
-        let first = clusters.page(&all, Order::Gpus, 2, None, &readable).unwrap();
+        let first =
+            clusters.page(&View::new(all.clone(), Order::Gpus, 2, None).unwrap(), &readable);
         assert_eq!(names(&first), ["ml/alpha", "ml/gamma"]);
-        let cursor = first.next.clone().expect("a next page");
-        let second = clusters.page(&all, Order::Gpus, 2, Some(&cursor), &readable).unwrap();
+        let cursor = first.counts.next.clone().expect("a next page");
+        let second = clusters
+            .page(&View::new(all.clone(), Order::Gpus, 2, Some(&cursor)).unwrap(), &readable);
         assert_eq!(names(&second), ["nlp/delta", "ml/beta"]);
-        assert_eq!(second.next, None);
-        let by_name = clusters.page(&all, Order::Name, 3, None, &readable).unwrap();
-        let rest = clusters.page(&all, Order::Name, 3, by_name.next.as_deref(), &readable).unwrap();
+        assert_eq!(second.counts.next, None);
+        let by_name =
+            clusters.page(&View::new(all.clone(), Order::Name, 3, None).unwrap(), &readable);
+        let rest = clusters.page(
+            &View::new(all.clone(), Order::Name, 3, by_name.counts.next.as_deref()).unwrap(),
+            &readable,
+        );
         assert_eq!(names(&rest), ["nlp/delta"]);
-        let wrong = clusters.page(&all, Order::Newest, 2, Some("ml:alpha"), &readable);
+        let wrong = View::new(all, Order::Newest, 2, Some("ml:alpha"));
         assert!(wrong.unwrap_err().contains("cursor"), "not a cursor");
     }
 }

@@ -111,6 +111,16 @@ impl RayPods {
     pub fn health(&self) -> &WatchHealth {
         &self.inner.kept.health
     }
+
+    /// Ray pods in the store.
+    pub fn len(&self) -> usize {
+        self.inner.kept.read().len()
+    }
+
+    /// True when no Ray pod is stored.
+    pub fn is_empty(&self) -> bool {
+        self.inner.kept.read().is_empty()
+    }
 }
 
 /// What is kept of a Ray pod.

@@ -105,6 +105,17 @@ pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Val
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// The row of cluster `name` in an event of the list's push stream, if it shows it: a row
+/// changed in place (`upsert`), or in a page sent anew (`snapshot`: how a cluster comes onto it).
+#[allow(dead_code)] // not every test binary follows the list
+pub fn cluster_row(event: &str, data: &Value, name: &str) -> Option<Value> {
+    match event {
+        "upsert" => (data["name"] == name).then(|| data.clone()),
+        "snapshot" => data["clusters"].as_array()?.iter().find(|c| c["name"] == name).cloned(),
+        _ => None,
+    }
+}
+
 /// Reads server-sent events as (event, data) pairs.
 pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (String, Value)> {
     let mut buffer = String::new();

@@ -1,0 +1,231 @@
+// make bench: raydar over a fleet. Builds 10,000 RayClusters and 50,000 Ray pods on the local
+// control plane (bulk, in parallel, through `kubectl proxy`), then prints, each next to a baseline
+// measured in the same run:
+//   - raydar-server's memory (RSS) before and with the fleet (DESIGN.md: <= 150 MB);
+//   - the list API's p50/p99 for a page, filtered, searched, sorted and deep-paged (<= 20 ms p99),
+//     next to `kubectl get rayclusters -A -o json`;
+//   - the list page's HTML and its time to live in Chromium (<= 1 s);
+//   - push freshness under a churn of 100 changes a second, next to `kubectl get -w`;
+// and removes the fleet.
+//
+// The clusters name MultiKueue in spec.managedBy, so the real KubeRay operator leaves them alone
+// (reconciling 10,000 clusters into 10,000 head pods is not what a 2-core machine is for) and the
+// bench writes their status; the pods name a scheduler that does not exist, so neither
+// kube-scheduler nor kwok spends CPU on them. raydar keeps of a pending pod what it keeps of a
+// running one.
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { base, launch } from '../lib.mjs';
+import { now, quantile, ms, kubectlProxy, followReadyWorkers } from './common.mjs';
+
+const CLUSTERS = Number(process.env.BENCH_FLEET_CLUSTERS ?? 10_000);
+const PODS_PER_CLUSTER = Number(process.env.BENCH_FLEET_PODS_PER_CLUSTER ?? 5);
+const NAMESPACES = 20;
+const PARALLEL = 24;
+const CHURN_PER_S = 100;
+const FRESH = Number(process.env.BENCH_FLEET_CHANGES ?? 60);
+const sleep = (t) => new Promise((r) => setTimeout(r, t));
+const ns = (i) => `raydar-fleet-${String(i % NAMESPACES).padStart(2, '0')}`;
+const clusterName = (i) => `fleet-${String(i).padStart(5, '0')}`;
+const rssMiB = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${process.env.RAYDAR_PID}/status`, 'utf8'))[1]) / 1024;
+
+/** A RayCluster as a launch from a vetted template makes it: head, one GPU worker group. */
+function cluster(i) {
+  const container = (name, gpus) => ({ name, image: 'rayproject/ray:2.46.0',
+    resources: { requests: { cpu: '2', memory: '8Gi' }, limits: { cpu: '2', memory: '8Gi', ...(gpus ? { 'nvidia.com/gpu': String(gpus) } : {}) } } });
+  return {
+    apiVersion: 'ray.io/v1', kind: 'RayCluster',
+    metadata: { name: clusterName(i), namespace: ns(i), labels: {
+      'raydar.dev/team': `team-${i % 8}`, 'raydar.dev/owner': `user-${i % 50}`, 'raydar.dev/template': i % 3 ? 'gpu-small' : 'cpu-small' },
+      annotations: { 'raydar.dev/expires-at': '2030-01-01T00:00:00Z' } },
+    spec: {
+      managedBy: 'kueue.x-k8s.io/multikueue',
+      suspend: i % 10 === 0,
+      headGroupSpec: { rayStartParams: { 'dashboard-host': '0.0.0.0' }, template: { spec: { containers: [container('ray-head', 0)] } } },
+      workerGroupSpecs: [{ groupName: 'gpu', replicas: PODS_PER_CLUSTER - 1, minReplicas: 0, maxReplicas: 8, rayStartParams: {},
+        template: { spec: { containers: [container('ray-worker', 1)] } } }],
+    },
+  };
+}
+
+/** A Ray pod of cluster `i` as KubeRay makes it (labels, env, command, resources). */
+function pod(i, k) {
+  const head = k === 0;
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: `${clusterName(i)}-${head ? 'head' : `gpu-worker-${k}`}`, namespace: ns(i), labels: {
+      'ray.io/is-ray-node': 'yes', 'ray.io/cluster': clusterName(i), 'ray.io/node-type': head ? 'head' : 'worker',
+      'ray.io/group': head ? 'headgroup' : 'gpu', 'app.kubernetes.io/created-by': 'kuberay-operator', 'app.kubernetes.io/name': 'kuberay' },
+      annotations: { 'ray.io/ft-enabled': 'false' } },
+    spec: {
+      schedulerName: 'raydar-fleet-nobody',
+      containers: [{ name: head ? 'ray-head' : 'ray-worker', image: 'rayproject/ray:2.46.0',
+        command: ['/bin/bash', '-lc', '--'], args: [`ulimit -n 65536; ray start ${head ? '--head' : '--address=head:6379'} --block`],
+        env: [{ name: 'RAY_CLUSTER_NAME', value: clusterName(i) }, { name: 'RAY_USAGE_STATS_ENABLED', value: '0' },
+          { name: 'RAY_CLOUD_INSTANCE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        ports: head ? [{ containerPort: 6379, name: 'gcs' }, { containerPort: 8265, name: 'dashboard' }] : [],
+        resources: { limits: { cpu: '2', memory: '8Gi', ...(head ? {} : { 'nvidia.com/gpu': '1' }) } } }],
+    },
+  };
+}
+
+/** Runs `task(i)` for i in 0..n, `PARALLEL` at a time. */
+async function each(n, task) {
+  let next = 0;
+  await Promise.all(Array.from({ length: PARALLEL }, async () => {
+    while (next < n) await task(next++);
+  }));
+}
+
+// Writes go through `kubectl proxy`: the bench needs no client certificates of its own.
+const proxy = await kubectlProxy();
+async function kube(method, path, body, type = 'application/json') {
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetch(`${proxy.url}${path}`, { method, headers: { 'content-type': type }, body: body && JSON.stringify(body) });
+    if (r.ok || r.status === 404 || r.status === 409) return r;
+    // The apiserver sheds load with 429 under a burst: wait and try again.
+    if (attempt < 20 && (r.status === 429 || r.status >= 500)) { await sleep(200 * (attempt + 1)); continue; }
+    throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  }
+}
+// A keep-alive connection raydar closed (idle past --header-timeout) is opened again, as
+// browsers do; such a try is never the one timed.
+const get = async (path) => {
+  try { return await fetch(`${base}${path}`); } catch { return fetch(`${base}${path}`); }
+};
+const metric = async (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await get('/metrics')).text())?.[1]);
+const timed = async (f) => { const t = now(); await f(); return now() - t; };
+
+function report(title, rows) {
+  console.log(`\n${title}`);
+  console.log('                                   p50         p99');
+  for (const [label, xs] of rows) console.log(`  ${label.padEnd(30)} ${ms(quantile(xs, 0.5)).padStart(10)} ${ms(quantile(xs, 0.99)).padStart(11)}`);
+}
+
+/** Deletes the fleet's namespaces: Kubernetes' namespace controller removes what is in them. */
+async function removeFleet() {
+  for (let n = 0; n < NAMESPACES; n++) await kube('DELETE', `/api/v1/namespaces/${ns(n)}`);
+}
+
+const browser = await launch();
+try {
+  const before = { rss: rssMiB(), clusters: await metric('raydar_rayclusters'), pods: await metric('raydar_ray_pods') };
+
+  // Build the fleet.
+  for (let n = 0; n < NAMESPACES; n++) await kube('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns(n) } });
+  const built = now();
+  await each(CLUSTERS, (i) => kube('POST', `/apis/ray.io/v1/namespaces/${ns(i)}/rayclusters`, cluster(i)));
+  const clustersIn = now() - built;
+  // Status as KubeRay would write it: most ready, some provisioning; suspended ones suspended.
+  await each(CLUSTERS, (i) => kube('PATCH', `/apis/ray.io/v1/namespaces/${ns(i)}/rayclusters/${clusterName(i)}/status`,
+    { status: { state: i % 10 === 0 ? 'suspended' : i % 7 === 0 ? '' : 'ready', readyWorkerReplicas: PODS_PER_CLUSTER - 1,
+      desiredWorkerReplicas: PODS_PER_CLUSTER - 1 } }, 'application/merge-patch+json'));
+  await each(CLUSTERS * PODS_PER_CLUSTER, (j) => {
+    const i = Math.floor(j / PODS_PER_CLUSTER);
+    return kube('POST', `/api/v1/namespaces/${ns(i)}/pods`, pod(i, j % PODS_PER_CLUSTER));
+  });
+  const builtIn = now() - built;
+  console.log(`\nfleet: ${CLUSTERS} RayClusters (${(clustersIn / 1000).toFixed(1)} s) and ${CLUSTERS * PODS_PER_CLUSTER} Ray pods created, status written, in ${(builtIn / 1000).toFixed(1)} s`);
+
+  // raydar has them all when its stores count them.
+  const want = { clusters: before.clusters + CLUSTERS, pods: before.pods + CLUSTERS * PODS_PER_CLUSTER };
+  for (let i = 0; i < 600; i++) {
+    if (await metric('raydar_rayclusters') >= want.clusters && await metric('raydar_ray_pods') >= want.pods) break;
+    await sleep(500);
+  }
+  await sleep(2000);
+  const after = { rss: rssMiB(), clusters: await metric('raydar_rayclusters'), pods: await metric('raydar_ray_pods') };
+  console.log('\nmemory of raydar-server (RSS)');
+  console.log(`  before the fleet   ${before.rss.toFixed(1).padStart(7)} MiB  (${before.clusters} clusters, ${before.pods} Ray pods)`);
+  console.log(`  with the fleet     ${after.rss.toFixed(1).padStart(7)} MiB  (${after.clusters} clusters, ${after.pods} Ray pods)   target <= 150 MB`);
+
+  // The list API, as pages and scripts ask it.
+  const api = async (query, n = 100) => {
+    const times = [];
+    for (let i = 0; i < n; i++) {
+      await get('/healthz');
+      times.push(await timed(async () => { await (await fetch(`${base}/api/v1/clusters${query}`)).arrayBuffer(); }));
+    }
+    return times;
+  };
+  await api('', 10);
+  const deep = (await (await get('/api/v1/clusters?sort=newest&limit=1000')).json()).next;
+  const kubectlTimes = [];
+  // The whole list read, as a script reads it (tens of MB: more than execFileSync's default buffer).
+  const kubectlList = () => execFileSync('kubectl', ['get', 'rayclusters', '-A', '-o', 'json'], { maxBuffer: 1 << 30, timeout: 120_000 });
+  const rows = [
+    ['first page (100)', await api('')],
+    ['team filter', await api('?team=team-3')],
+    ['free text', await api('?q=fleet-0042')],
+    ['by GPUs', await api('?sort=gpus')],
+    ['phase Ready, limit 1000', await api('?phase=Ready&limit=1000', 30)],
+    ['newest, page 2 (cursor)', await api(`?sort=newest&cursor=${encodeURIComponent(deep)}`)],
+  ];
+  for (let i = 0; i < 3; i++) kubectlTimes.push(await timed(async () => kubectlList()));
+  report(`list API at ${after.clusters} clusters (whole answer read)`, [...rows, ['kubectl get rayclusters -A -o json', kubectlTimes]]);
+  console.log('  target: raydar p99 <= 20 ms');
+
+  // The page: its HTML and its time to live.
+  const html = await (await get('/')).text();
+  const live = [];
+  for (let i = 0; i < 5; i++) {
+    const page = await browser.newPage();
+    const t = now();
+    await page.goto(base);
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 30_000 });
+    live.push(now() - t);
+    await page.close();
+  }
+  console.log(`\nlist page at ${after.clusters} clusters: ${(html.length / 1024).toFixed(1)} KiB of HTML (uncompressed), live ${ms(quantile(live, 0.5))} p50, ${ms(Math.max(...live))} worst of ${live.length} (target <= 1 s)`);
+
+  // Freshness under churn: 100 status changes a second across the fleet, while one cluster on
+  // the open page changes, one change at a time, watched by the page and by `kubectl get -w`.
+  const watched = 0;
+  const [wNs, wName] = [ns(watched), clusterName(watched)];
+  let churning = true;
+  let churned = 0;
+  const churn = (async () => {
+    const started = now();
+    while (churning) {
+      const i = 1 + Math.floor(Math.random() * (CLUSTERS - 1));
+      churned++;
+      kube('PATCH', `/apis/ray.io/v1/namespaces/${ns(i)}/rayclusters/${clusterName(i)}/status`,
+        { status: { readyWorkerReplicas: churned % PODS_PER_CLUSTER } }, 'application/merge-patch+json').catch(() => {});
+      const due = started + (churned / CHURN_PER_S) * 1000;
+      await sleep(Math.max(0, due - now()));
+    }
+  })();
+  const page = await browser.newPage();
+  await page.goto(`${base}/?namespace=${wNs}`);
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 30_000 });
+  const followed = await followReadyWorkers(page, wNs, wName);
+  const sent = new Map();
+  for (let k = 1; k <= FRESH; k++) {
+    const v = String(100 + k);
+    sent.set(v, now());
+    await kube('PATCH', `/apis/ray.io/v1/namespaces/${wNs}/rayclusters/${wName}/status`,
+      { status: { readyWorkerReplicas: 100 + k } }, 'application/merge-patch+json');
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && !(await followed.has(v))) await sleep(2);
+  }
+  const { byPage: seenByPage, byKubectl: seenByKubectl } = await followed.seen();
+  churning = false;
+  await churn;
+  followed.stop();
+  await page.close();
+  const raydar = [], kube_ = [];
+  for (const [v, t] of sent) {
+    if (v in seenByPage && seenByKubectl.has(v)) { raydar.push(seenByPage[v] - t); kube_.push(seenByKubectl.get(v) - t); }
+  }
+  report(`freshness under a churn of ${CHURN_PER_S} changes/s (${raydar.length} of ${FRESH} changes seen by both)`, [
+    ['raydar page', raydar], ['kubectl get -w', kube_]]);
+  console.log(`  ratio raydar/kubectl p99 ${(quantile(raydar, 0.99) / quantile(kube_, 0.99)).toFixed(2)}   (target <= 1.10); RSS now ${rssMiB().toFixed(1)} MiB`);
+} finally {
+  await browser.close();
+  {
+    const t = now();
+    await removeFleet().catch((e) => console.error(`removing the fleet: ${e.message}`));
+    console.log(`\nfleet removal asked in ${((now() - t) / 1000).toFixed(1)} s (namespaces finish deleting in the background)`);
+  }
+  proxy.stop();
+}

@@ -32,6 +32,8 @@ pub struct Config {
     pub log_streams: usize,
     /// Lines kept of each followed log for viewers that join late or fall behind.
     pub log_buffer_lines: usize,
+    /// Bytes of text kept of all followed logs together.
+    pub log_buffer_bytes: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
     /// Most event streams open at once.
@@ -200,6 +202,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_LOG_BUFFER_LINES", default_value = "10000", value_name = "N",
         value_parser = count, help_heading = "Limits")]
     log_buffer_lines: usize,
+    /// MiB of text kept of all followed logs together, shared equally (each at most 16 MiB): a
+    /// new log takes its share from the others.
+    #[arg(long, env = "RAYDAR_LOG_BUFFER_MIB", default_value = "64", value_name = "MIB",
+        value_parser = count, help_heading = "Limits")]
+    log_buffer_mib: usize,
     /// Most logs read for download at once (each is held whole until sent, a pod's up to 64
     /// MiB); one more is refused (503).
     #[arg(long, env = "RAYDAR_LOG_DOWNLOADS", default_value = "4", value_name = "N",
@@ -332,6 +339,7 @@ impl Flags {
             ray_dashboard: self.ray_dashboard,
             log_streams: self.log_streams,
             log_buffer_lines: self.log_buffer_lines,
+            log_buffer_bytes: self.log_buffer_mib.saturating_mul(1 << 20),
             header_timeout: Duration::from_secs(u64::from(self.header_timeout)),
             event_streams: self.event_streams,
             log_downloads: self.log_downloads,

@@ -156,7 +156,12 @@ pub fn start(
         ),
         ray_metrics: RayMetrics::new(dashboards.clone()),
         dashboards,
-        logs: LogStreams::new(config.log_streams, config.log_buffer_lines, logs::LINGER),
+        logs: LogStreams::new(
+            config.log_streams,
+            config.log_buffer_lines,
+            config.log_buffer_bytes,
+            logs::LINGER,
+        ),
         gpus,
         authn: Arc::new(config.authn.clone()),
         served_as: Arc::new(config.served_as.clone()),

@@ -176,6 +176,12 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
         logs.viewers as f64,
     );
     out.one(
+        "raydar_log_buffer_bytes",
+        "gauge",
+        "Bytes of log text kept for viewers, all followed logs together (--log-buffer-mib).",
+        logs.buffered as f64,
+    );
+    out.one(
         "raydar_log_streams_refused_total",
         "counter",
         "New logs refused because --log-streams were followed.",

@@ -14,8 +14,10 @@
 //! start on every connect, and the pod log is resumed by timestamp, and both skip what is in hand.
 //!
 //! The limits: at most `--log-streams` sources at once (a new one beyond is refused with 503,
-//! viewers of followed ones still join), `--log-buffer-lines` lines kept per source (and at most
-//! [`MAX_BUFFER_BYTES`]), lines cut at [`MAX_LINE`] bytes. A source nobody watches is stopped after
+//! viewers of followed ones still join), `--log-buffer-lines` lines kept per source, one budget of
+//! `--log-buffer-mib` for the text of all sources together (each source an equal share of it, and
+//! at most [`MAX_BUFFER_BYTES`]: a new source takes its share from the others at once), lines cut
+//! at [`MAX_LINE`] bytes. A source nobody watches is stopped after
 //! [`LINGER`], so a page reload finds it still there; the slot is freed then.
 //!
 //! # Layout
@@ -46,8 +48,8 @@ pub use ring::{events, Feed, Step, Viewer};
 
 use crate::error::ApiError;
 
-/// Most bytes of text a source keeps, whatever `--log-buffer-lines` says: with lines of up to
-/// 16 KiB, 10,000 lines could otherwise hold 160 MB per log.
+/// Most bytes of text a source keeps, whatever `--log-buffer-lines` and its share of
+/// `--log-buffer-mib` say: with lines of up to 16 KiB, 10,000 lines could otherwise hold 160 MB.
 pub const MAX_BUFFER_BYTES: usize = 16 << 20;
 /// Most lines in one `lines` event.
 pub const BATCH_LINES: usize = 500;
@@ -70,6 +72,8 @@ pub struct LogStreams {
 struct Hub {
     max_streams: usize,
     buffer_lines: usize,
+    /// Bytes of text all sources keep together.
+    buffer_bytes: usize,
     linger: Duration,
     /// Sources by key (`job/{ns}/{name}/{id}`, `pod/{ns}/{name}/{pod}/{container}`). Viewers join
     /// under this lock, and a source leaves under it only with no viewer, so none joins a source
@@ -94,6 +98,8 @@ pub struct LogMetrics {
     pub skipped: u64,
     /// Upstream failures (unreachable, broken, silent), each retried.
     pub upstream_errors: u64,
+    /// Bytes of log text kept by all followed logs.
+    pub buffered: usize,
 }
 
 /// A new log refused: `--log-streams` logs are followed already.
@@ -113,12 +119,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LogStreams {
-    /// At most `max_streams` logs followed at once, `buffer_lines` lines kept of each, a log
-    /// nobody watches kept for `linger`.
-    pub fn new(max_streams: usize, buffer_lines: usize, linger: Duration) -> Self {
+    /// At most `max_streams` logs followed at once, `buffer_lines` lines kept of each and
+    /// `buffer_bytes` of text kept of all together, a log nobody watches kept for `linger`.
+    pub fn new(
+        max_streams: usize,
+        buffer_lines: usize,
+        buffer_bytes: usize,
+        linger: Duration,
+    ) -> Self {
         let hub = Hub {
             max_streams: max_streams.max(1),
             buffer_lines: buffer_lines.max(1),
+            buffer_bytes,
             linger,
             sources: Mutex::default(),
             viewers: AtomicUsize::new(0),
@@ -153,6 +165,7 @@ impl LogStreams {
         }
         let source = Arc::new(Source::new(hub.buffer_lines));
         sources.insert(key.to_owned(), source.clone());
+        hub.share(&sources);
         // Joined before the source's task starts, so its linger cannot begin before this viewer.
         let viewer = Viewer::new(hub.clone(), source.clone(), after);
         drop(sources);
@@ -164,12 +177,27 @@ impl LogStreams {
     /// The counters for `/metrics`.
     pub fn metrics(&self) -> LogMetrics {
         let hub = &self.hub;
+        let sources = lock(&hub.sources);
         LogMetrics {
-            streams: lock(&hub.sources).len(),
+            streams: sources.len(),
+            buffered: sources.values().map(|s| s.bytes()).sum(),
             viewers: hub.viewers.load(Ordering::Relaxed),
             refused: hub.refused.load(Ordering::Relaxed),
             skipped: hub.skipped.load(Ordering::Relaxed),
             upstream_errors: hub.upstream_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Hub {
+    /// Gives every source in `sources` an equal share of the text budget (at most
+    /// [`MAX_BUFFER_BYTES`]); one over its share drops its oldest lines now. Called whenever a
+    /// source comes or goes, under the sources' lock: the rings only ever grow within their share,
+    /// so all of them together never hold more than the budget (and a line).
+    fn share(&self, sources: &HashMap<String, Arc<Source>>) {
+        let share = (self.buffer_bytes / sources.len().max(1)).min(MAX_BUFFER_BYTES);
+        for source in sources.values() {
+            source.keep_bytes(share);
         }
     }
 }
@@ -197,6 +225,7 @@ async fn run(hub: Arc<Hub>, key: String, source: Arc<Source>, follow: impl Futur
                 if *source.viewers.borrow() == 0 {
                     if sources.get(&key).is_some_and(|s| Arc::ptr_eq(s, &source)) {
                         sources.remove(&key);
+                        hub.share(&sources);
                     }
                     return;
                 }
@@ -244,6 +273,9 @@ mod tests {
 
     use super::*;
 
+    /// The text budget of the tests that do not test it: a source's own cap is the limit.
+    const BUDGET: usize = 64 << 20;
+
     fn numbered(range: std::ops::RangeInclusive<u64>) -> Vec<Arc<str>> {
         range.map(|n| Arc::from(format!("line {n}"))).collect()
     }
@@ -282,7 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn two_viewers_share_one_upstream() {
-        let streams = LogStreams::new(64, 100, LINGER);
+        let streams = LogStreams::new(64, 100, BUDGET, LINGER);
         let starts = AtomicUsize::new(0);
         let start = |key| {
             streams
@@ -309,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_viewer_skips_once_then_gets_the_newest_lines() {
-        let streams = LogStreams::new(64, 10, LINGER);
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
         let (mut slow, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
         feed.push(numbered(1..=5));
@@ -335,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_resumed_viewer_gets_every_line_after_its_last_once() {
-        let streams = LogStreams::new(64, 1000, LINGER);
+        let streams = LogStreams::new(64, 1000, BUDGET, LINGER);
         let (mut viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
         let mut seen = Vec::new();
@@ -354,7 +386,7 @@ mod tests {
         assert_eq!(now(&mut viewer).await, None);
 
         // Resuming before the oldest line kept says so, then goes on from it.
-        let streams = LogStreams::new(64, 10, LINGER);
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
         let (_first_viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         feed.unwrap().push(numbered(1..=30));
         let (mut late, _) = follow(&streams, "job/a/b/1", 5).unwrap();
@@ -370,7 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_go_in_batches() {
-        let streams = LogStreams::new(64, 10_000, LINGER);
+        let streams = LogStreams::new(64, 10_000, BUDGET, LINGER);
         let (mut viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
         feed.push(numbered(1..=1200));
@@ -391,7 +423,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cap_refuses_a_new_log_but_not_a_new_viewer() {
-        let streams = LogStreams::new(64, 10, LINGER);
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
         let viewers: Vec<Viewer> =
             (0..64).map(|i| follow(&streams, &format!("job/a/b/{i}"), 0).unwrap().0).collect();
         let refused = follow(&streams, "job/a/b/64", 0).err().expect("the 65th log is refused");
@@ -419,7 +451,7 @@ mod tests {
         // Real time (tokio's paused clock needs its test-util feature, which would rebuild
         // tokio and everything on it for the tests): a short linger, generous margins.
         const LINGER: Duration = Duration::from_millis(300);
-        let streams = LogStreams::new(1, 10, LINGER);
+        let streams = LogStreams::new(1, 10, BUDGET, LINGER);
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = Stopped(stopped.clone());
         let viewer = streams
@@ -446,7 +478,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_rest_of_a_log_then_its_end_then_nothing() {
-        let streams = LogStreams::new(64, 10, LINGER);
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
         let (mut viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
         feed.problem("the Ray dashboard of a/b did not answer within 10 s; retrying".into());
@@ -472,7 +504,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_are_json_with_the_last_line_as_id() {
-        let streams = LogStreams::new(64, 10, LINGER);
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
         let (viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
         let feed = feed.unwrap();
         feed.push(vec![
@@ -498,5 +530,36 @@ mod tests {
                 && blocks[1].contains(r#"data: {"reason":"job FAILED"}"#),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn all_logs_share_one_text_budget_and_a_new_one_takes_its_share_at_once() {
+        // 1,000 bytes for every log together; lines of 10 bytes.
+        let streams = LogStreams::new(64, 10_000, 1000, LINGER);
+        let line = |n: u64| -> Arc<str> { Arc::from(format!("line {n:05}")) };
+        let (mut first, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
+        feed.unwrap().push((1..=300).map(line).collect());
+        assert_eq!(streams.metrics().buffered, 1000, "one log: the whole budget");
+        // A second log: the first keeps half now, before either writes again.
+        let (_second, feed) = follow(&streams, "job/a/b/2", 0).unwrap();
+        assert_eq!(streams.metrics().buffered, 500);
+        feed.unwrap().push((1..=300).map(line).collect());
+        assert_eq!(streams.metrics().buffered, 1000, "two halves");
+        // The first log's viewer is told what it missed, then gets the newest 50 lines.
+        match first.next().await {
+            Some(Step::Skipped { count, through, .. }) => assert_eq!((count, through), (250, 250)),
+            other => panic!("expected skipped, got {other:?}"),
+        }
+        assert_eq!(lines_of(first.next().await).0, 251);
+        // 64 logs: none keeps more than its share, and all together not more than the budget.
+        let _more: Vec<_> = (3..=64)
+            .map(|i| {
+                let (viewer, feed) = follow(&streams, &format!("job/a/b/{i}"), 0).unwrap();
+                feed.unwrap().push((1..=300).map(line).collect());
+                viewer
+            })
+            .collect();
+        let buffered = streams.metrics().buffered;
+        assert!((64 * 10..=1000).contains(&buffered), "{buffered} bytes");
     }
 }

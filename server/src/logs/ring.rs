@@ -30,6 +30,8 @@ struct Ring {
     first: u64,
     bytes: usize,
     capacity: usize,
+    /// Its share of the text budget of all logs.
+    byte_capacity: usize,
     /// The upstream's current trouble, with a serial number so each is sent once per viewer.
     problem: Option<(u64, String)>,
     problems: u64,
@@ -46,8 +48,14 @@ impl Ring {
     fn push(&mut self, line: Arc<str>) {
         self.bytes += line.len();
         self.lines.push_back(line);
+        self.trim();
+    }
+
+    /// Drops the oldest lines past the ring's capacity, in lines or bytes (the newest line is
+    /// kept whatever its length).
+    fn trim(&mut self) {
         while self.lines.len() > self.capacity
-            || (self.bytes > MAX_BUFFER_BYTES && self.lines.len() > 1)
+            || (self.bytes > self.byte_capacity && self.lines.len() > 1)
         {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= old.len();
@@ -64,6 +72,7 @@ impl Source {
             first: 1,
             bytes: 0,
             capacity,
+            byte_capacity: MAX_BUFFER_BYTES,
             problem: None,
             problems: 0,
             end: None,
@@ -82,6 +91,18 @@ impl Source {
         if changed {
             self.changed.send_modify(|_| ());
         }
+    }
+
+    /// Keeps at most `bytes` of text from now on, dropping the oldest lines over it now.
+    pub(super) fn keep_bytes(&self, bytes: usize) {
+        let mut ring = lock(&self.ring);
+        ring.byte_capacity = bytes;
+        ring.trim();
+    }
+
+    /// Bytes of text kept now.
+    pub(super) fn bytes(&self) -> usize {
+        lock(&self.ring).bytes
     }
 
     pub(super) fn end(&self, reason: &str) {
@@ -210,8 +231,10 @@ impl Viewer {
         if self.after.saturating_add(1) < ring.first {
             let count = ring.first - 1 - self.after;
             let kept = format!(
-                "raydar keeps the last {} lines of a log (--log-buffer-lines); the download has all of it",
-                ring.capacity
+                "raydar keeps the last {} lines of a log (--log-buffer-lines) and {} KiB of its text \
+                 (its share of --log-buffer-mib); the download has all of it",
+                ring.capacity,
+                ring.byte_capacity / 1024
             );
             let reason = match self.resumed.take() {
                 Some(after) => format!(

@@ -175,10 +175,8 @@ pub async fn list(
 ) -> ApiResult<Json<ClusterItems>> {
     let view = query.view()?;
     let grants = access.grants(&user, clusters.namespaces()).await;
-    let page = clusters.page(&view, &grants.read);
-    let mut items = page.items;
-    grants.apply(&mut items);
-    let counts = page.counts;
+    let page = clusters.page(&view, &grants);
+    let (items, counts) = (page.items, page.counts);
     let phases = PHASES
         .iter()
         .zip(counts.phases)

@@ -89,10 +89,8 @@ impl ClusterDirectory for Pages {
                 return ClusterList { error: Some(e.error), view: pairs, ..ClusterList::default() }
             }
         };
-        let page = self.clusters.page(&view, &grants.read);
-        let mut rows = page.items;
-        grants.apply(&mut rows);
-        let mut list = ClusterList::new(rows, page.counts, unix_now(), self.clusters.stale());
+        let page = self.clusters.page(&view, &grants);
+        let mut list = ClusterList::new(page.items, page.counts, unix_now(), self.clusters.stale());
         list.view = pairs;
         list
     }

@@ -174,9 +174,8 @@ impl Follower {
     /// Takes the page of the view as the user may see it, and the list that sends it.
     async fn take(&mut self) -> (Page, ClusterList) {
         let grants = self.access.grants(&self.user, self.clusters.namespaces()).await;
-        let page = self.clusters.page(self.window.view(), &grants.read);
-        let mut rows = page.items.clone();
-        grants.apply(&mut rows);
+        let page = self.clusters.page(self.window.view(), &grants);
+        let rows = page.items.clone();
         let list = ClusterList::new(rows, page.counts.clone(), unix_now(), self.clusters.stale());
         (page, list)
     }

@@ -11,6 +11,8 @@
 
 pub mod feed;
 
+use std::borrow::Cow;
+
 use app::api::{ListCounts, PHASES};
 use platform::ClusterSummary;
 
@@ -33,8 +35,9 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Whether `row` matches, its phase aside; `search` is its [`search_text`].
-    fn matches(&self, row: &ClusterSummary, search: &str) -> bool {
+    /// Whether `row` matches, its phase aside; `search` is its [`search_text`], asked for only
+    /// when a free text is.
+    fn matches<'a>(&self, row: &ClusterSummary, search: impl FnOnce() -> Cow<'a, str>) -> bool {
         let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         is(&self.namespace, &row.namespace)
             && is(&self.name, &row.name)
@@ -44,7 +47,7 @@ impl Filter {
             && self
                 .text
                 .as_deref()
-                .is_none_or(|text| !text.contains(SEARCH_APART) && search.contains(text))
+                .is_none_or(|text| !text.contains(SEARCH_APART) && search().contains(text))
     }
 
     /// Whether `row`'s phase is the one asked for, if one is.
@@ -151,7 +154,7 @@ impl View {
         let mut counts = ListCounts::default();
         let mut matching: Vec<(Position, &ClusterSummary)> = Vec::new();
         for (row, search) in rows {
-            if !self.filter.matches(row, search) {
+            if !self.filter.matches(row, || Cow::Borrowed(search)) {
                 continue;
             }
             counts.phases[phase_index(row)] += 1;
@@ -241,7 +244,8 @@ impl Window {
     /// What `row`, created or changed, does to the page.
     pub fn upsert(&self, row: &ClusterSummary) -> Touch {
         let place = Position::of(row, self.view.order);
-        let matches = self.view.filter.matches(row, &search_text(row));
+        // A change's row has no search text made: it is made here only if a free text asks.
+        let matches = self.view.filter.matches(row, || Cow::Owned(search_text(row)));
         let belongs = matches
             && self.view.filter.in_phase(row)
             && self.view.after.as_ref().is_none_or(|after| place > *after)
@@ -311,9 +315,10 @@ mod tests {
     fn free_text_matches_within_one_field_in_any_case() {
         let r = row("ml", "Alpha", "vision", 0, 0);
         let text = |t: &str| Filter { text: Some(t.to_lowercase()), ..Filter::default() };
-        assert!(text("ALP").matches(&r, &search_text(&r)));
-        assert!(text("gpu-sm").matches(&r, &search_text(&r)), "the template");
-        assert!(!text("alpha\nvision").matches(&r, &search_text(&r)), "not across fields");
+        let search = || Cow::Owned(search_text(&r));
+        assert!(text("ALP").matches(&r, search));
+        assert!(text("gpu-sm").matches(&r, search), "the template");
+        assert!(!text("alpha\nvision").matches(&r, search), "not across fields");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! a string where a number goes: the apiserver's schema does not catch every such case) is kept
 //! as a failed row saying so, instead of breaking the watch for every other cluster.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject};
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::watch::{Change, Projected, WatchHealth, Watched};
 use crate::list::{self, Page, View};
+use crate::security::Grants;
 
 const WATCHED: Watched = Watched {
     kind: "RayCluster",
@@ -108,16 +108,20 @@ impl Clusters {
         self.inner.kept.read().values().map(|c| c.detail.summary.clone()).collect()
     }
 
-    /// One page of the clusters in `readable` namespaces that `view` asks for, with how many
-    /// match (in all and in each phase, the filter's phase aside, so a page can offer the others)
-    /// and the GPUs they request.
-    pub fn page(&self, view: &View, readable: &BTreeSet<String>) -> Page {
-        let kept = self.inner.kept.read();
-        let rows = kept
-            .iter()
-            .filter(|((namespace, _), _)| readable.contains(namespace))
-            .map(|(_, cluster)| (&cluster.detail.summary, cluster.search.as_str()));
-        view.page(rows)
+    /// One page of the clusters `grants` let the user read that `view` asks for, each row saying
+    /// whether they may tear it down, with how many match (in all and in each phase, the filter's
+    /// phase aside, so a page can offer the others) and the GPUs they request.
+    pub fn page(&self, view: &View, grants: &Grants) -> Page {
+        let mut page = {
+            let kept = self.inner.kept.read();
+            let rows = kept
+                .iter()
+                .filter(|((namespace, _), _)| grants.read.contains(namespace))
+                .map(|(_, cluster)| (&cluster.detail.summary, cluster.search.as_str()));
+            view.page(rows)
+        };
+        grants.apply(&mut page.items);
+        page
     }
 
     /// One cluster by namespace and name.
@@ -298,7 +302,7 @@ mod tests {
             ("nlp", "delta", "speech", "carol", 400, 2, false),
             ("secret", "omega", "vision", "alice", 500, 16, false),
         ]);
-        let readable: BTreeSet<String> = ["ml".into(), "nlp".into()].into();
+        let readable = Grants { read: ["ml".into(), "nlp".into()].into(), ..Grants::default() };
         let all = Filter::default();
         let page =
             clusters.page(&View::new(all.clone(), Order::Name, 10, None).unwrap(), &readable);

@@ -6,6 +6,7 @@
 // plane's real Prometheus (which scrapes the same exporters) instead, from its first second on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, connect } from 'node:net';
 import { ensureNamespace, headIp, kubectl, launch, startRaydar, submitJob, waitForRay } from '../lib.mjs';
 
 const run = Date.now().toString(36).slice(-5);
@@ -79,6 +80,36 @@ async function prometheusUtil(pod) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A TCP relay on loopback to `target` (host:port) that can be taken down (every connection cut,
+ * new ones refused, as when Prometheus' pod dies) and brought back on the same port.
+ */
+async function relay(target) {
+  const [host, port] = target.split(':');
+  const open = new Set();
+  const server = createServer((inbound) => {
+    const outbound = connect(Number(port), host);
+    for (const [a, b] of [[inbound, outbound], [outbound, inbound]]) {
+      a.pipe(b);
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+      open.add(a);
+      a.on('close', () => open.delete(a));
+    }
+  });
+  const listen = (at) => new Promise((resolve) => server.listen(at, '127.0.0.1', resolve));
+  await listen(0);
+  const at = server.address().port;
+  return {
+    url: `http://127.0.0.1:${at}`,
+    down: () => new Promise((resolve) => {
+      server.close(resolve);
+      for (const socket of open) socket.destroy();
+    }),
+    up: () => listen(at),
+  };
+}
 const getJson = async (url) => (await fetch(url)).json();
 
 before(async () => {
@@ -207,5 +238,47 @@ test('with --prometheus, a raydar started now flags the idle cluster at once and
     assert.ok([...held.values()].every((u) => u >= 10), 'a GPU of a running job is busy');
   } finally {
     asking.stop();
+  }
+});
+
+test('with Prometheus gone, the GPU pages keep the last numbers, say since when and why, and are live again when it is back', async () => {
+  const prometheus = await relay(new URL(process.env.PROMETHEUS_URL).host);
+  const asking = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
+    '--prometheus', prometheus.url, '--gpu-interval', '2']);
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${asking.url}/clusters/${NS}/busy`);
+    const rows = page.locator('tr[data-gpu]');
+    await rows.nth(1).waitFor({ timeout: 60_000 });
+    const note = page.locator('section.gpus p[data-stale]');
+    assert.equal(await note.count(), 0, 'not stale while Prometheus answers');
+    const held = async () => (await getJson(`${asking.url}/api/v1/clusters/${NS}/busy/gpus`));
+
+    await prometheus.down();
+    await note.waitFor({ timeout: 15_000 });
+    assert.match(await note.textContent(), new RegExp(`^Not updated for \\d+s: Prometheus ${prometheus.url}: `));
+    // Longer than a GPU may miss readings (3 rounds of 2 s): still held, not gone.
+    await sleep(8_000);
+    assert.equal(await rows.count(), 2, 'the last readings stay on the page');
+    const panel = await held();
+    assert.equal(panel.gpus.length, 2, JSON.stringify(panel));
+    assert.ok(panel.stale?.since <= panel.now - 7, `stale since the outage: ${JSON.stringify(panel.stale)}`);
+    const fleet = await getJson(`${asking.url}/api/v1/gpus`);
+    const busy = fleet.clusters.find((c) => c.namespace === NS && c.name === 'busy');
+    assert.deepEqual([busy?.held, fleet.stale?.since], [2, panel.stale.since], JSON.stringify(fleet));
+    // The age on the page grows by itself (nothing new is pushed meanwhile).
+    const age = async () => Number((await note.textContent()).match(/for (\d+)s/)[1]);
+    const first = await age();
+    await page.waitForFunction((n) => Number(document.querySelector('section.gpus p[data-stale]')
+      ?.textContent.match(/for (\d+)s/)?.[1]) > n, first, { timeout: 5_000 });
+
+    await prometheus.up();
+    await note.waitFor({ state: 'detached', timeout: 15_000 });
+    assert.equal((await held()).stale, undefined);
+    assert.equal(await rows.count(), 2);
+  } finally {
+    await page.close();
+    asking.stop();
+    await prometheus.down();
   }
 });

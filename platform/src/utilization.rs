@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::status::Stale;
+
 /// How far back a chart reaches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -205,6 +207,10 @@ pub struct ClusterGpus {
     pub ray_error: Option<String>,
     /// Exporters that did not answer the last scrape, in words.
     pub errors: Vec<String>,
+    /// Set while the GPU readings cannot be read at all (Prometheus down): what is shown is the
+    /// last round read, as of `scrapedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
 }
 
 /// One cluster's row on the fleet page.
@@ -270,6 +276,9 @@ pub struct Fleet {
     pub teams: Vec<FleetTeam>,
     /// Exporters that did not answer the last scrape.
     pub errors: Vec<String>,
+    /// Set while the GPU readings cannot be read at all: the numbers are the last round read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
 }
 
 impl Fleet {

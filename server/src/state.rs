@@ -122,6 +122,7 @@ impl FromRef<AppState> for Readiness {
         Readiness {
             clusters: s.clusters.clone(),
             templates: s.templates.clone(),
+            pods: s.overviews.pods().clone(),
             sources: s.sources.clone(),
         }
     }

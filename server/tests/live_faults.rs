@@ -264,13 +264,25 @@ async fn an_apiserver_restart_with_etcd_compacted_leaves_the_list_stale_then_rig
             && v["reason"].as_str().is_some_and(|r| r.contains("cannot reach"))
     };
     assert!(outage(&list["stale"]), "the API marks it stale as the page was told: {list}");
-    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
-    let said = ready.text().await.unwrap();
-    assert!(
-        said.contains("RayCluster watch not answered for") && said.contains("cannot reach"),
-        "{said}"
-    );
+    // `/readyz` names each watch that is down, the Ray pod watch too once it has noticed.
+    let said = tokio::time::timeout(STEP, async {
+        loop {
+            let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+            assert_eq!(ready.status(), 503);
+            let said = ready.text().await.unwrap();
+            assert!(
+                said.contains("RayCluster watch not answered for") && said.contains("cannot reach"),
+                "{said}"
+            );
+            if said.contains("Ray pod watch not answered for") {
+                break said;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("/readyz names the Ray pod watch");
+    println!("faults: /readyz said: {}", said.trim());
     // The page as a browser first gets it: the rows, the note, no "No Ray clusters yet".
     let page = http.get(&base).send().await.unwrap().text().await.unwrap();
     assert!(

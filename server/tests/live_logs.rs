@@ -14,51 +14,15 @@ use std::time::Duration;
 mod common;
 
 use common::{
-    kube_client, ray_clusters, sse_events, start_raydar, start_raydar_with, wait_ready, STEP,
+    eventually, head_only, kube_client, local_dir, ray_clusters, sse_events, start_raydar,
+    start_raydar_with, wait_ready, Raydar, TestNamespace, STEP,
 };
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::Client;
 use serde_json::json;
 use tokio::sync::watch;
-
-/// `$RAYDAR_LOCAL`, default `<repo>/.local`.
-fn local_dir() -> PathBuf {
-    std::env::var_os("RAYDAR_LOCAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local"))
-}
-
-/// A namespace no other run uses, deleted when dropped (without waiting), even after a panic.
-struct TestNamespace(String);
-
-impl TestNamespace {
-    async fn create(client: &Client, prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000);
-        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("namespace created");
-        TestNamespace(name)
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let kubectl = local_dir().join("bin/kubectl");
-        let _ = std::process::Command::new(kubectl)
-            .args(["delete", "namespace", &self.0, "--wait=false", "--ignore-not-found"])
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
-}
 
 /// A folder removed when dropped, even after a panic.
 struct TempDir(PathBuf);
@@ -67,37 +31,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A RayCluster of a head only: one real Ray head, nothing more.
-fn head_only(name: &str) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "ray.io/v1", "kind": "RayCluster",
-        "metadata": {"name": name},
-        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [{
-            "name": "ray-head", "image": "rayproject/ray:2.46.0",
-            "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
-            "ports": [{"containerPort": 8265, "name": "dashboard"}]
-        }]}}}}
-    }))
-    .unwrap()
-}
-
-/// Polls until `probe` gives something, for at most [`STEP`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    tokio::time::timeout(STEP, async {
-        loop {
-            if let Some(found) = probe().await {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// One event of a log stream, as the test reads it.
@@ -154,26 +87,37 @@ impl Log {
         events: &mut (impl Stream<Item = Got> + Unpin),
         until: impl Fn(&[String]) -> bool,
     ) -> Option<String> {
-        tokio::time::timeout(STEP, async {
+        self.read_for(STEP, events, |log, _| until(&log.lines)).await
+    }
+
+    /// Takes events for at most `limit` until `until` says stop after one (given the log and
+    /// the event) or the stream ends; the end reason, if any.
+    async fn read_for(
+        &mut self,
+        limit: Duration,
+        events: &mut (impl Stream<Item = Got> + Unpin),
+        until: impl Fn(&Log, &Got) -> bool,
+    ) -> Option<String> {
+        tokio::time::timeout(limit, async {
             while let Some(got) = events.next().await {
-                match got {
+                match &got {
                     Got::Lines(first, lines) => {
                         assert_eq!(
-                            first,
+                            *first,
                             self.lines.len() as u64 + 1,
                             "lines follow on: no gap, no repeat"
                         );
-                        self.lines.extend(lines);
-                        if until(&self.lines) {
-                            return None;
-                        }
+                        self.lines.extend(lines.iter().cloned());
                     }
-                    Got::End(reason) => return Some(reason),
+                    Got::End(reason) => return Some(reason.clone()),
                     Got::Problem(error) => {
                         eprintln!("problem (the stream stays open): {error}");
                         self.problems += 1;
                     }
                     Got::Skipped(count) => panic!("{count} lines skipped with a buffer of 10,000"),
+                }
+                if until(self, &got) {
+                    return None;
                 }
             }
             None
@@ -194,6 +138,62 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
 
 /// The numbered lines the test job prints, one every 0.1 s.
 const JOB_LINES: u64 = 80;
+
+/// A raydar, and a RayCluster of one real Ray head in a namespace of its own.
+struct Head {
+    raydar: Raydar,
+    http: reqwest::Client,
+    ns: TestNamespace,
+    /// The cluster's URL in raydar's API.
+    cluster: String,
+    head_ip: String,
+}
+
+/// Starts a raydar and creates RayCluster `name` of one Ray head in a new namespace named from
+/// `prefix`; returns once that head answers through raydar (the apiserver's service proxy), as
+/// soon as heads.py has started it.
+async fn head(client: &kube::Client, prefix: &str, name: &str) -> Head {
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    wait_ready(&http, &raydar.base).await;
+    let ns = TestNamespace::create(client, prefix).await;
+    let namespace = ns.0.clone();
+    ray_clusters(client, &namespace)
+        .create(&PostParams::default(), &head_only(name))
+        .await
+        .expect("RayCluster created");
+    let cluster = format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base);
+    eventually("the Ray head to answer through raydar", || async {
+        let r = http.get(format!("{cluster}/ray/api/version")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let head_ip: String = eventually("the head pod's IP in the RayCluster's status", || async {
+        let rc = ray_clusters(client, &namespace).get(name).await.ok()?;
+        rc.data["status"]["head"]["podIP"].as_str().map(str::to_owned)
+    })
+    .await;
+    Head { raydar, http, ns, cluster, head_ip }
+}
+
+/// Submits job `job` with Ray's own CLI to the head at `head_ip`: it prints `n 1` to `n {lines}`,
+/// one every 0.1 s.
+fn submit_numbered(head_ip: &str, job: &str, lines: u64) {
+    let script = format!(
+        "import time\nfor i in range(1, {}):\n    print(f'n {{i}}', flush=True)\n    time.sleep(0.1)",
+        lines + 1
+    );
+    let submitted = std::process::Command::new(local_dir().join("ray/bin/ray"))
+        .args(["job", "submit", "--address", &format!("http://{head_ip}:8265")])
+        .args(["--submission-id", job, "--no-wait", "--", "python", "-c", &script])
+        .output()
+        .expect("ray job submit runs");
+    assert!(
+        submitted.status.success(),
+        "ray job submit: {}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+}
 
 /// A TCP relay to `target`; sending on the returned channel cuts every connection open through
 /// it (new ones go through again): a network that drops raydar's connections to Ray.
@@ -224,30 +224,10 @@ async fn relay(target: String) -> (String, Arc<watch::Sender<u64>>) {
 #[ignore = "needs the local control plane; `make test` runs it"]
 async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared() {
     let client = kube_client().await;
-    let raydar = start_raydar(client.clone(), "local control plane").await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let streams = reqwest::Client::new();
-    wait_ready(&http, &raydar.base).await;
-    let ns = TestNamespace::create(&client, "raydar-logs-it").await;
-    let namespace = ns.0.as_str();
     let name = "logs";
-    ray_clusters(&client, namespace)
-        .create(&PostParams::default(), &head_only(name))
-        .await
-        .expect("RayCluster created");
-
-    // The Ray head answers through raydar (the apiserver's service proxy) once heads.py started it.
-    let cluster = format!("{}/api/v1/clusters/{namespace}/{name}", raydar.base);
-    eventually("the Ray head to answer through raydar", || async {
-        let r = http.get(format!("{cluster}/ray/api/version")).send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await;
-    let head_ip: String = eventually("the head pod's IP in the RayCluster's status", || async {
-        let rc = ray_clusters(&client, namespace).get(name).await.ok()?;
-        rc.data["status"]["head"]["podIP"].as_str().map(str::to_owned)
-    })
-    .await;
+    let Head { raydar, http, ns, cluster, head_ip } = head(&client, "raydar-logs-it", name).await;
+    let namespace = ns.0.as_str();
+    let streams = reqwest::Client::new();
 
     // Unknown jobs are 404, and Ray's tail is not reachable through the generic read route.
     let unknown =
@@ -262,26 +242,7 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
 
     // A real job, submitted with Ray's own CLI: numbered lines with pauses.
     let job = format!("logs-it-{}", std::process::id());
-    let script = format!("import time\nfor i in range(1, {}):\n    print(f'n {{i}}', flush=True)\n    time.sleep(0.1)", JOB_LINES + 1);
-    let submitted = std::process::Command::new(local_dir().join("ray/bin/ray"))
-        .args([
-            "job",
-            "submit",
-            "--address",
-            &format!("http://{head_ip}:8265"),
-            "--submission-id",
-            &job,
-            "--no-wait",
-            "--",
-        ])
-        .args(["python", "-c", &script])
-        .output()
-        .expect("ray job submit runs");
-    assert!(
-        submitted.status.success(),
-        "ray job submit: {}",
-        String::from_utf8_lossy(&submitted.stderr)
-    );
+    submit_numbered(&head_ip, &job, JOB_LINES);
 
     // Meanwhile a raydar that reaches Ray straight (--ray-dashboard URL: the WebSocket through
     // reqwest, not the apiserver) through a relay that drops its connections at line 10. Ray
@@ -528,4 +489,65 @@ async fn a_ray_pod_log_follows_its_file_and_resumes() {
         Some(format!("pod {pod} is gone").as_str())
     );
     assert_eq!(log.lines.len(), 11, "nothing after the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_ray_head_killed_under_a_followed_job_log_is_said_and_no_line_is_lost_or_twice() {
+    let client = kube_client().await;
+    let name = "doomed";
+    let Head { raydar: _raydar, ns, cluster, head_ip, .. } =
+        head(&client, "raydar-headkill-it", name).await;
+    let namespace = ns.0.as_str();
+
+    // A job that prints a numbered line every 0.1 s for five minutes, followed by a viewer.
+    let job = format!("headkill-{}", std::process::id());
+    submit_numbered(&head_ip, &job, 3000);
+    let url = format!("{cluster}/jobs/{job}/logs/stream");
+    let mut events = open(&reqwest::Client::new(), &url, None).await;
+    let mut log = Log::default();
+    let at_10 = |lines: &[String]| lines.iter().any(|l| l == "n 10");
+    assert_eq!(log.read(&mut events, at_10).await, None);
+
+    // The head dies as a crashed container does: every process of its pod killed at once (its
+    // pod stays Running; heads.py runs one network namespace per head pod).
+    let offset = std::env::var("RAYDAR_PORT_OFFSET").unwrap_or_else(|_| "0".into());
+    let netns = format!("rdr{offset}-{}", head_ip.replace('.', "-"));
+    let pids = std::process::Command::new("ip").args(["netns", "pids", &netns]).output().unwrap();
+    let pids: Vec<String> =
+        String::from_utf8_lossy(&pids.stdout).split_whitespace().map(str::to_owned).collect();
+    assert!(!pids.is_empty(), "no Ray processes in network namespace {netns}");
+    let killed = std::process::Command::new("kill").arg("-9").args(&pids).status().unwrap();
+    assert!(killed.success());
+    let read_before = log.lines.len();
+
+    // The viewer is told, and its stream stays open (the upstream keeps trying).
+    let said = log.read_for(STEP, &mut events, |_, got| matches!(got, Got::Problem(_))).await;
+    assert_eq!(said, None, "a problem is said, the stream does not end");
+    assert!(log.problems >= 1);
+
+    // The head comes back as KubeRay brings it back: a new head pod (kwok runs no container to
+    // restart), a new Ray head on it. A Ray job ends with the head that ran it, so the new head
+    // does not know it: the viewer is told that, with every line it had, once.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let heads = kube::api::ListParams::default()
+        .labels(&format!("ray.io/cluster={name},ray.io/node-type=head"));
+    pods.delete_collection(&Default::default(), &heads).await.expect("head pod deleted");
+    let end = log
+        .read_for(Duration::from_secs(240), &mut events, |_, got| matches!(got, Got::End(_)))
+        .await
+        .expect("the stream ends once Ray is back and says what became of the job");
+    assert!(
+        end.contains("no longer known") && end.contains(&job),
+        "the end says the job went with its head: {end}"
+    );
+    let numbered: Vec<&String> = log.lines.iter().filter(|l| l.starts_with("n ")).collect();
+    let expected: Vec<String> = (1..=numbered.len()).map(|i| format!("n {i}")).collect();
+    assert_eq!(numbered, expected.iter().collect::<Vec<_>>(), "every line read, once, in order");
+    assert!(log.lines.len() >= read_before);
+    println!(
+        "head kill: {read_before} lines read before the kill, {} in all, {} problems said, end: {end}",
+        log.lines.len(),
+        log.problems
+    );
 }

@@ -1,7 +1,10 @@
 //! Nothing raydar sends to a Ray dashboard changes state: only allowlisted GETs leave raydar.
 //! The dashboard here is a loopback listener that counts connections (real Ray heads come with
-//! the local control plane's Ray support); a refused request must not open one. Needs the local
-//! control plane, which decides who may read the cluster at all (`make test` runs these).
+//! the local control plane's Ray support); a refused request must not open one. And a dashboard
+//! that is slow, unreachable or too talkative costs its own cluster and nothing else: the last
+//! test puts a real Ray head behind a relay that answers for one cluster only after 30 s. Needs
+//! the local control plane, which decides who may read the cluster at all (`make test` runs
+//! these).
 
 mod common;
 
@@ -9,7 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{kube_client, start_raydar_with};
+use common::{
+    eventually, head_only, kube_client, ray_clusters, sse_events, start_raydar_with, TestNamespace,
+};
+use futures::StreamExt;
+use kube::api::PostParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A listener standing where a dashboard would, on loopback: each connection's request is read
@@ -213,4 +220,135 @@ async fn log_downloads_are_read_a_few_at_a_time() {
     assert_eq!(first.text().await.unwrap(), "step 1\nstep 2\n");
     let third = raydar.http.get(&url).send().await.unwrap();
     assert_eq!(third.status(), 200, "the slot is free once the first is sent");
+}
+
+/// An HTTP relay standing where dashboards are reached (`--ray-dashboard http://relay/{name}`):
+/// each request goes to the real Ray dashboard at `head` (host:port) on a connection of its own,
+/// but those for cluster `slow` only after `delay`, as an overloaded dashboard answers.
+async fn delaying_relay(head: String, slow: &'static str, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let head = head.clone();
+            tokio::spawn(async move {
+                // raydar's reads are GETs without a body: the request is its head.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match inbound.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let line = text.lines().next().unwrap_or_default();
+                let target = line.split(' ').nth(1).unwrap_or("/");
+                // `/{name}/{path}`: the cluster, then what Ray is asked.
+                let (cluster, path) =
+                    target.trim_start_matches('/').split_once('/').unwrap_or((target, ""));
+                if cluster == slow {
+                    tokio::time::sleep(delay).await;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&head).await else {
+                    return;
+                };
+                let asked = format!(
+                    "GET /{path} HTTP/1.1\r\nhost: {head}\r\naccept: application/json\r\n\
+                     connection: close\r\n\r\n"
+                );
+                if outbound.write_all(asked.as_bytes()).await.is_ok() {
+                    let _ = tokio::io::copy(&mut outbound, &mut inbound).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_dashboard_that_answers_in_30_s_slows_its_own_cluster_only() {
+    let client = kube_client().await;
+    let ns = TestNamespace::create(&client, "raydar-slow-it").await;
+    let namespace = ns.0.as_str();
+    let clusters = ray_clusters(&client, namespace);
+    // `fast` has a real Ray head; `slow` is suspended (no pods): the relay answers for it from
+    // fast's head, 30 s late.
+    clusters.create(&PostParams::default(), &head_only("fast")).await.expect("created");
+    let mut slow = head_only("slow");
+    slow.data["spec"]["suspend"] = serde_json::json!(true);
+    clusters.create(&PostParams::default(), &slow).await.expect("created");
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let head: String = eventually("fast's Ray head to answer", || async {
+        let rc = ray_clusters(&client, namespace).get("fast").await.ok()?;
+        let ip = rc.data["status"]["head"]["podIP"].as_str()?.to_owned();
+        let version = probe.get(format!("http://{ip}:8265/api/version")).send().await.ok()?;
+        version.status().is_success().then(|| format!("{ip}:8265"))
+    })
+    .await;
+    let relay = delaying_relay(head, "slow", Duration::from_secs(30)).await;
+    let raydar = start_raydar_with(
+        client.clone(),
+        "local control plane",
+        &["--ray-dashboard", &format!("{relay}/{{name}}")],
+    )
+    .await;
+    let base = format!("{}/api/v1/clusters/{namespace}", raydar.base);
+    common::wait_ready(&raydar.http, &raydar.base).await;
+
+    // slow's page is open, and more reads of its dashboard than it has call slots are waiting.
+    let started = std::time::Instant::now();
+    let slow_events = raydar.http.get(format!("{base}/slow/overview/events")).send().await.unwrap();
+    let mut slow_events = Box::pin(sse_events(slow_events));
+    let waiting: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(raydar.http.get(format!("{base}/slow/ray/api/version")).send()))
+        .collect();
+
+    // Meanwhile fast's page has Ray's nodes and its reads answer: nothing of fast waits on slow.
+    let fast_events = raydar.http.get(format!("{base}/fast/overview/events")).send().await.unwrap();
+    let mut fast_events = Box::pin(sse_events(fast_events));
+    let fast_ray = tokio::time::timeout(common::STEP, async {
+        loop {
+            let (event, data) = fast_events.next().await.expect("fast's stream stays open");
+            if event == "overview" && data["ray"]["nodes"].as_array().is_some_and(|n| !n.is_empty())
+            {
+                break data;
+            }
+        }
+    })
+    .await
+    .expect("fast's page gets Ray's nodes");
+    let fast_page = started.elapsed();
+    let version = raydar.http.get(format!("{base}/fast/ray/api/version")).send().await.unwrap();
+    assert_eq!(version.status(), 200);
+    let fast_read = started.elapsed();
+    assert!(fast_ray["ray"]["error"].is_null(), "{fast_ray}");
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "fast answered while every read of slow still waits ({fast_read:?})"
+    );
+
+    // slow's page says why it has nothing, and its reads end within raydar's timeout, not Ray's.
+    let said = tokio::time::timeout(common::STEP, async {
+        loop {
+            let (event, data) = slow_events.next().await.expect("slow's stream stays open");
+            if let Some(error) = data["ray"]["error"].as_str().filter(|_| event == "overview") {
+                break error.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("slow's page says what is wrong");
+    assert!(said.contains("did not answer within 10 s") || said.contains("busy"), "{said}");
+    for read in waiting {
+        let answer = read.await.unwrap().unwrap();
+        assert!(answer.status() == 504 || answer.status() == 503, "{}", answer.status());
+    }
+    let slow_done = started.elapsed();
+    assert!(slow_done < Duration::from_secs(30), "reads of slow ended in {slow_done:?}");
+    println!(
+        "slow dashboard: fast's page had Ray after {fast_page:?} and a read answered after \
+         {fast_read:?}; slow's reads ended after {slow_done:?} (its dashboard answers in 30 s)"
+    );
 }

@@ -23,12 +23,18 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
     let panel = RwSignal::new(None::<ClusterGpus>);
     let stream = RwSignal::new(StreamState::Connecting);
     let window = RwSignal::new(Window::Minutes15);
+    let now = RwSignal::new(0_i64);
     #[cfg(feature = "hydrate")]
     {
         let url = crate::api::push::gpus_path(&namespace, &name);
-        let apply = move |fresh: ClusterGpus| panel.set(Some(fresh));
+        let apply = move |fresh: ClusterGpus| {
+            now.set(fresh.now);
+            panel.set(Some(fresh));
+        };
         crate::live::follow_json(&url, crate::api::push::GPUS, apply, stream);
+        tick(now);
     }
+    let now = Signal::from(now);
     let base = format!("/api/v1/clusters/{namespace}/{name}/gpus");
     let buttons = Window::ALL
         .into_iter()
@@ -49,7 +55,7 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
                 Some(p) if p.gpus.is_empty() && p.requested == 0 => {
                     view! { <p class="empty">"This cluster asks for no GPUs."</p> }.into_any()
                 }
-                Some(p) => view! { <GpuSummary panel=p/> }.into_any(),
+                Some(p) => view! { <GpuSummary panel=p now/> }.into_any(),
             }}
             <div class="windows" role="group" aria-label="Chart window">{buttons}</div>
             {Chart::ALL
@@ -76,9 +82,35 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
     }
 }
 
+/// Advances `now` (the server's clock at the last push) by a second every second, so that ages
+/// shown grow between pushes: a source that is down pushes nothing new.
+#[cfg(feature = "hydrate")]
+fn tick(now: RwSignal<i64>) {
+    crate::http::repeat(1000, || std::future::ready(()), move |()| now.update(|t| *t += 1));
+}
+
+/// When a GPU page's readings were read, as of `now`.
+fn scraped(scraped_at: Option<i64>, now: Signal<i64>) -> impl IntoView {
+    let text = move || {
+        scraped_at.map_or_else(
+            || "Not scraped yet.".to_owned(),
+            |at| format!("Scraped {} ago.", format_age(now.get() - at)),
+        )
+    };
+    view! { <span class="scraped">{text}</span> }
+}
+
+/// While the readings cannot be read at all, for how long and why: the numbers shown are the
+/// last ones read.
+fn stale_note(stale: Option<platform::Stale>, now: Signal<i64>) -> impl IntoView {
+    stale.map(
+        |s| view! { <p class="error" role="alert" data-stale>{move || s.describe(now.get())}</p> },
+    )
+}
+
 /// The numbers above the charts: held and busy GPUs, the idle flag, each GPU now, Ray's view.
 #[component]
-fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
+fn GpuSummary(panel: ClusterGpus, now: Signal<i64>) -> impl IntoView {
     let held = panel.gpus.len();
     let busy = panel.gpus.iter().filter(|g| g.util.is_some_and(|u| u >= panel.idle_below)).count();
     let idle = panel.idle.map(|idle| {
@@ -89,10 +121,6 @@ fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
             idle.gpu_hours
         )
     });
-    let scraped = panel.scraped_at.map_or_else(
-        || "not scraped yet".to_owned(),
-        |at| format!("scraped {} ago", format_age(panel.now - at)),
-    );
     let with_node =
         panel.gpus.iter().map(|g| &g.node).collect::<std::collections::BTreeSet<_>>().len() > 1;
     let rows = panel.gpus.iter().map(|g| gpu_row(g, with_node)).collect_view();
@@ -119,8 +147,10 @@ fn GpuSummary(panel: ClusterGpus) -> impl IntoView {
     let errors = panel.errors.join("; ");
     view! {
         <p class="gpu-summary" data-held=held data-busy=busy data-idle=idle.is_some().to_string()>
-            {format!("{held} of {} requested GPUs held, {busy} busy, average {}; {scraped}.", panel.requested, percent(panel.avg_util))}
+            {format!("{held} of {} requested GPUs held, {busy} busy, average {}. ", panel.requested, percent(panel.avg_util))}
+            {scraped(panel.scraped_at, now)}
         </p>
+        {stale_note(panel.stale, now)}
         {idle.map(|text| view! { <p class="idle-flag" role="status">{text}</p> })}
         {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
         <table class="gpu-table" hidden=held == 0>
@@ -184,11 +214,16 @@ impl LazyRoute for FleetPage {
 
 #[component]
 fn FleetView(fleet: Fleet) -> impl IntoView {
+    let now = RwSignal::new(fleet.now);
     let fleet = RwSignal::new(fleet);
     let stream = RwSignal::new(StreamState::Connecting);
     #[cfg(feature = "hydrate")]
     {
-        let apply = move |fresh: Fleet| fleet.set(fresh);
+        tick(now);
+        let apply = move |fresh: Fleet| {
+            now.set(fresh.now);
+            fleet.set(fresh);
+        };
         crate::live::follow_json(
             crate::api::push::FLEET_PATH,
             crate::api::push::FLEET,
@@ -198,11 +233,11 @@ fn FleetView(fleet: Fleet) -> impl IntoView {
     }
     view! {
         <Reconnecting stream/>
-        {move || fleet.with(fleet_tables)}
+        {move || fleet.with(|f| fleet_tables(f, now.into()))}
     }
 }
 
-fn fleet_tables(f: &Fleet) -> impl IntoView {
+fn fleet_tables(f: &Fleet, now: Signal<i64>) -> impl IntoView {
     let rule = format!(
         "{} GPUs reported: {} held by Ray clusters, {} by other pods, {} free. A cluster is idle when all its GPUs stay below {:.0} % for {}.",
         f.total,
@@ -211,10 +246,6 @@ fn fleet_tables(f: &Fleet) -> impl IntoView {
         f.free,
         f.idle_below,
         format_age(f.idle_after_s as i64)
-    );
-    let scraped = f.scraped_at.map_or_else(
-        || "Not scraped yet.".to_owned(),
-        |at| format!("Scraped {} ago.", format_age(f.now - at)),
     );
     let errors = f.errors.join("; ");
     let teams = f
@@ -256,7 +287,8 @@ fn fleet_tables(f: &Fleet) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <p class="fleet-rule">{rule} " " {scraped}</p>
+        <p class="fleet-rule">{rule} " " {scraped(f.scraped_at, now)}</p>
+        {stale_note(f.stale.clone(), now)}
         {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
         <h2>"By team"</h2>
         <table class="fleet-teams">

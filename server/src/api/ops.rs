@@ -62,6 +62,8 @@ pub struct Readiness {
     pub clusters: Clusters,
     /// The template watch, which the launch form needs.
     pub templates: Templates,
+    /// The Ray pod watch, which cluster pages and GPU attribution need.
+    pub pods: RayPods,
     /// The supervised sources.
     pub sources: SourceStatus,
 }
@@ -78,9 +80,12 @@ pub async fn readyz(State(ready): State<Readiness>) -> Response {
         let why = clusters.last_error();
         problems.push(why.unwrap_or_else(|| "RayCluster watch has not synced yet".into()));
     }
-    for (watch, health) in
-        [("RayCluster", clusters), ("RayClusterTemplate", ready.templates.health())]
-    {
+    let watches = [
+        ("RayCluster", clusters),
+        ("RayClusterTemplate", ready.templates.health()),
+        ("Ray pod", ready.pods.health()),
+    ];
+    for (watch, health) in watches {
         if let Some(stale) = health.stale().filter(|_| health.synced()) {
             let age = format_age(unix_now() - stale.since);
             problems.push(format!("{watch} watch not answered for {age}: {}", stale.reason));

@@ -4,7 +4,9 @@
 //!
 //! Two sources fill the history, whichever `--prometheus` picks: dcgm-exporter scraped
 //! (`crate::sources::exporters`) or a Prometheus server asked (`crate::sources::prometheus`);
-//! both hand [`GpuMetrics::record`] readings already parsed, with the errors of that round.
+//! both hand [`GpuMetrics::record`] readings already parsed, with the errors of that round, or
+//! tell [`GpuMetrics::unreadable`] that a round read nothing at all (Prometheus down): then the
+//! last readings stay shown, marked stale with their age and why, never emptied.
 //! Ray's own metrics (its head's metrics port) are read by [`crate::ray`].
 //!
 //! # Layout
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use platform::gpu::history::{History, Holder, Retention, Series};
 use platform::gpu::{ClusterKey, GpuId, GpuReading, PodRef};
 use platform::utilization::{Chart, ClusterGpus, Fleet, FleetCluster, GpuNow, Window};
-use platform::ClusterSummary;
+use platform::{ClusterSummary, Stale};
 use tokio::sync::watch;
 
 use crate::config::GpuSettings;
@@ -48,10 +50,19 @@ struct Inner {
     rule: IdleRule,
     /// Locks are held to record a round or read a page's worth, never across an await.
     history: RwLock<History>,
-    /// What the last round could not read, in words.
-    errors: Mutex<Vec<String>>,
+    /// What the last round could not read.
+    round: Mutex<Round>,
     /// The time of the last round recorded, for followers of GPU pages.
     recorded: watch::Sender<u32>,
+}
+
+/// What the last round could not read.
+#[derive(Default)]
+struct Round {
+    /// Exporters (or series) not read, in words.
+    errors: Vec<String>,
+    /// Set while rounds read nothing at all: since the first such round, and why.
+    stale: Option<Stale>,
 }
 
 /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name.
@@ -69,7 +80,7 @@ impl GpuMetrics {
         let inner = Inner {
             rule,
             history: RwLock::new(history),
-            errors: Mutex::default(),
+            round: Mutex::default(),
             recorded: watch::channel(0).0,
         };
         GpuMetrics { inner: Arc::new(inner) }
@@ -87,7 +98,18 @@ impl GpuMetrics {
     ) {
         errors.sort();
         self.write().record(t, readings, |pod| cluster_of(pods, pod));
-        *self.inner.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
+        *self.round() = Round { errors, stale: None };
+        self.inner.recorded.send_replace(t);
+    }
+
+    /// Notes that the round at `t` read nothing, for `why` (the source is unreachable): the
+    /// history is left as it is, so pages keep the last readings, marked stale since the first
+    /// such round, and no GPU counts as released or idle because its readings stopped.
+    pub fn unreadable(&self, t: u32, why: String) {
+        let mut round = self.round();
+        let since = round.stale.as_ref().map_or(i64::from(t), |s| s.since);
+        *round = Round { errors: Vec::new(), stale: Some(Stale { since, reason: why }) };
+        drop(round);
         self.inner.recorded.send_replace(t);
     }
 
@@ -112,6 +134,7 @@ impl GpuMetrics {
     pub fn cluster(&self, namespace: &str, name: &str, requested: u64) -> ClusterGpus {
         let settings = &self.inner.rule;
         let now = unix_now();
+        let (errors, stale) = self.last_round();
         let history = self.read();
         let held = history.held_by(&key(namespace, name), self.seen_since(&history));
         let gpus: Vec<GpuNow> = held.iter().map(|s| gpu_now(s)).collect();
@@ -121,13 +144,14 @@ impl GpuMetrics {
             interval_s: settings.interval_s,
             requested,
             avg_util: average(gpus.iter().filter_map(|g| g.util)),
-            idle: History::idle(&held, now as u32, settings.idle_after_s),
+            idle: History::idle(&held, as_of(&history, &stale, now), settings.idle_after_s),
             idle_below: settings.idle_below,
             idle_after_s: u64::from(settings.idle_after_s),
             gpus,
             ray: None,
             ray_error: None,
-            errors: self.errors(),
+            errors,
+            stale,
         }
     }
 
@@ -190,8 +214,10 @@ impl GpuMetrics {
     pub fn fleet(&self, clusters: Vec<ClusterSummary>) -> Fleet {
         let settings = &self.inner.rule;
         let now = unix_now();
+        let (errors, stale) = self.last_round();
         let history = self.read();
         let seen = self.seen_since(&history);
+        let at = as_of(&history, &stale, now);
         let current: Vec<&Series> = history.all().filter(|s| s.last_t >= seen).collect();
         let count = |holder: &Holder| current.iter().filter(|s| &s.holder == holder).count() as u32;
         let rows = clusters
@@ -207,7 +233,7 @@ impl GpuMetrics {
                     held: held.len() as u32,
                     busy: utils.iter().filter(|u| **u >= settings.idle_below).count() as u32,
                     avg_util: average(utils.iter().copied()),
-                    idle: History::idle(&held, now as u32, settings.idle_after_s),
+                    idle: History::idle(&held, at, settings.idle_after_s),
                     requested: summary.gpus_desired,
                     namespace: summary.namespace,
                     name: summary.name,
@@ -226,13 +252,20 @@ impl GpuMetrics {
             other: count(&Holder::Other),
             clusters: rows,
             teams: Vec::new(),
-            errors: self.errors(),
+            errors,
+            stale,
         }
         .group()
     }
 
-    fn errors(&self) -> Vec<String> {
-        self.inner.errors.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The last round's errors, and whether the readings are stale.
+    fn last_round(&self) -> (Vec<String>, Option<Stale>) {
+        let round = self.round();
+        (round.errors.clone(), round.stale.clone())
+    }
+
+    fn round(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.inner.round.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// GPUs last reported at or after this still count as present.
@@ -247,6 +280,15 @@ impl GpuMetrics {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, History> {
         self.inner.history.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The time idleness is judged at: now, or while the readings are stale, the last round read (a
+/// GPU is not idle for longer than anyone has seen it idle).
+fn as_of(history: &History, stale: &Option<Stale>, now: i64) -> u32 {
+    match (stale, history.last_scrape()) {
+        (Some(_), Some(last)) => last,
+        _ => now as u32,
     }
 }
 
@@ -280,5 +322,58 @@ fn gpu_now(series: &Series) -> GpuNow {
         power_w: last.power_w,
         temp_c: last.temp_c,
         below_since: series.below_since.map(i64::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two GPUs of `ns/train`'s worker, at `util` percent.
+    fn readings(util: f64) -> BTreeMap<GpuId, GpuReading> {
+        let pod =
+            PodRef { namespace: "ns".into(), pod: "train-gpu-0".into(), container: "w".into() };
+        (0..2)
+            .map(|index| {
+                let id =
+                    GpuId { host: "n1".into(), uuid: format!("GPU-{index}"), index, mig: None };
+                let reading = GpuReading {
+                    model: "H100".into(),
+                    pod: Some(pod.clone()),
+                    util: Some(util),
+                    ..GpuReading::default()
+                };
+                (id, reading)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rounds_that_read_nothing_keep_the_last_readings_marked_stale_and_not_idle() {
+        let settings = GpuSettings { interval_s: 5, idle_after_s: 60, ..GpuSettings::default() };
+        let metrics = GpuMetrics::new(&settings);
+        let pods: PodClusters = [(("ns".into(), "train-gpu-0".into()), "train".into())].into();
+        let t0 = unix_now() as u32 - 1000;
+        metrics.record(t0, &readings(2.0), &pods, Vec::new());
+        // Prometheus goes away for far longer than a GPU may miss scrapes.
+        for step in 1..=20 {
+            metrics.unreadable(t0 + step * 5, "Prometheus http://p: connection refused".into());
+        }
+        let panel = metrics.cluster("ns", "train", 2);
+        assert_eq!(panel.gpus.len(), 2, "the last readings stay shown");
+        assert_eq!(panel.scraped_at, Some(i64::from(t0)), "as of when they were read");
+        let stale = panel.stale.expect("marked stale");
+        assert_eq!(stale.since, i64::from(t0 + 5), "since the first round that read nothing");
+        assert_eq!(stale.reason, "Prometheus http://p: connection refused");
+        assert!(panel.idle.is_none(), "below 10 % when last seen, but not seen for 60 s");
+        let fleet = metrics.fleet(Vec::new());
+        assert_eq!((fleet.total, fleet.stale.is_some()), (2, true));
+
+        // The first round read again is live.
+        let t1 = unix_now() as u32;
+        metrics.record(t1, &readings(80.0), &pods, Vec::new());
+        let panel = metrics.cluster("ns", "train", 2);
+        assert_eq!((panel.stale, panel.scraped_at), (None, Some(i64::from(t1))));
+        assert_eq!(panel.gpus[0].util, Some(80.0));
     }
 }

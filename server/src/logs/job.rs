@@ -38,9 +38,20 @@ pub async fn follow_job(
         return feed.end(&format!("{job:?} is not a Ray job id"));
     };
     let mut backoff = Backoff::new();
+    // Whether a tail was open before: a job that was there and is not any more went with its
+    // head (Ray keeps a job, and its log, on the head that ran it).
+    let mut opened = false;
     loop {
         let mut ws = match dashboards.tail(&namespace, &name, &tail).await {
             Ok(ws) => ws,
+            Err(DashboardError::NotFound(_, said)) if opened => {
+                return feed.end(&format!(
+                    "job {job} is no longer known at the Ray dashboard of {namespace}/{name} \
+                     ({said}): a Ray job ends with the head that ran it, so its head restarted or \
+                     the cluster is gone; the log ends after line {}",
+                    feed.last()
+                ));
+            }
             // Permanent: nothing to retry for.
             Err(
                 e @ (DashboardError::NotFound(..)
@@ -57,6 +68,7 @@ pub async fn follow_job(
             }
         };
         feed.recovered();
+        opened = true;
         let mut replay = Replay { in_hand: feed.last(), seen: 0 };
         let mut lines = Lines::default();
         let mut take = |raw: &[u8], new: &mut Vec<Arc<str>>| {

@@ -159,7 +159,10 @@ impl Dashboards {
                 // A dashboard that redirects is not followed anywhere.
                 .redirect(reqwest::redirect::Policy::none())
         };
-        let http = builder().timeout(timeout).build().unwrap_or_default();
+        // No timeout of reqwest's own: every call runs within `in_slot`'s (or the metrics read's),
+        // which covers the wait for a slot and the body too; a second clock racing it would
+        // make a slow dashboard read as unreachable ("error sending request") half the time.
+        let http = builder().build().unwrap_or_default();
         // HTTP/1.1 only: a WebSocket upgrade does not exist in HTTP/2.
         let tail_http = builder().http1_only().build().unwrap_or_default();
         let per_cluster = per_cluster.max(1);

@@ -16,7 +16,7 @@ use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, St
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Change, Projected, WatchHealth, Watched};
+use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
 use crate::list::{self, Page, View};
 use crate::security::Grants;
 
@@ -82,19 +82,9 @@ impl Clusters {
         let shared = &self.inner;
         let resource = ApiResource::erase::<RayCluster>(&());
         let api = Api::<DynamicObject>::all_with(shared.client.clone(), &resource);
-        let config = watcher::Config::default().any_semantic();
+        let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
         let publish = |change: Change<'_, Kept>| shared.publish(change);
-        shared
-            .kept
-            .run(
-                || watcher(api.clone(), config.clone()),
-                WATCHED,
-                &shared.apiserver,
-                Kept::of,
-                publish,
-                shutdown.cancelled(),
-            )
-            .await;
+        shared.kept.watch(watch, &shared.apiserver, Kept::of, publish, shutdown.cancelled()).await;
         Ok(())
     }
 

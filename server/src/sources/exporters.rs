@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use platform::gpu::{parse_dcgm, GpuId, GpuReading};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Projected, Watched};
+use super::watch::{Projected, Watch, Watched};
 use super::RayPods;
 use crate::config::{ExporterReach, GpuSettings};
 use crate::gpus::GpuMetrics;
@@ -73,9 +73,9 @@ impl Exporters {
         let settings = &shared.settings;
         let api = Api::<Pod>::namespaced(shared.kube.clone(), &settings.namespace);
         let config = watcher::Config::default().labels(&settings.selector).any_semantic();
-        let watch = shared.exporters.run(
-            || watcher(api.clone(), config.clone()),
-            WATCHED,
+        let watch = Watch { api, config, what: WATCHED };
+        let watch = shared.exporters.watch(
+            watch,
             &shared.apiserver,
             Exporter::of,
             |_| {},
@@ -110,9 +110,13 @@ impl Exporters {
             let mut readings: BTreeMap<GpuId, GpuReading> = BTreeMap::new();
             let mut errors: Vec<String> =
                 shared.exporters.health.last_error().into_iter().collect();
+            let (asked, mut answered) = (texts.len(), 0);
             for (exporter, text) in texts {
                 match text.and_then(|text| parse_dcgm(&text).map_err(|e| e.to_string())) {
-                    Ok(gpus) => readings.extend(gpus),
+                    Ok(gpus) => {
+                        answered += 1;
+                        readings.extend(gpus);
+                    }
                     Err(why) => {
                         let error = format!("dcgm-exporter {exporter}: {why}");
                         tracing::warn!("{error}");
@@ -120,7 +124,13 @@ impl Exporters {
                     }
                 }
             }
-            shared.gpus.record(t, &readings, &pods, errors);
+            // No exporter answered (the apiserver's proxy down, say): the last readings stay,
+            // stale, rather than every GPU counting as gone.
+            if asked > 0 && answered == 0 {
+                shared.gpus.unreadable(t, errors.join("; "));
+            } else {
+                shared.gpus.record(t, &readings, &pods, errors);
+            }
         })
         .await;
         super::rethrow(parsed);

@@ -12,7 +12,7 @@ use platform::overview::PodRow;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Change, Projected, WatchHealth, Watched};
+use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
 
 const WATCHED: Watched = Watched { kind: "Pod", resource: "pods", install: "" };
 
@@ -52,6 +52,7 @@ impl RayPods {
         let shared = &self.inner;
         let api = Api::<Pod>::all(shared.client.clone());
         let config = watcher::Config::default().labels(RAY_PODS).any_semantic();
+        let watch = Watch { api, config, what: WATCHED };
         let publish = |change: Change<'_, RayPod>| {
             let change = match change {
                 Change::Applied(pod) | Change::Deleted(pod) => {
@@ -64,14 +65,7 @@ impl RayPods {
         };
         shared
             .kept
-            .run(
-                || watcher(api.clone(), config.clone()),
-                WATCHED,
-                &shared.apiserver,
-                RayPod::of,
-                publish,
-                shutdown.cancelled(),
-            )
+            .watch(watch, &shared.apiserver, RayPod::of, publish, shutdown.cancelled())
             .await;
         Ok(())
     }

@@ -100,15 +100,14 @@ impl Prometheus {
                     prometheus::read_now(&json, &shared.exporter_namespace)
                         .map_err(|e| e.to_string())
                 });
-                let (readings, errors) = match read {
-                    Ok(readings) => (readings, Vec::new()),
+                match read {
+                    Ok(readings) => shared.gpus.record(t, &readings, &pods, Vec::new()),
                     Err(why) => {
                         let error = format!("Prometheus {}: {why}", shared.base);
                         tracing::warn!("{error}");
-                        (Default::default(), vec![error])
+                        shared.gpus.unreadable(t, error);
                     }
-                };
-                shared.gpus.record(t, &readings, &pods, errors);
+                }
             })
             .await;
             super::rethrow(recorded);

@@ -10,7 +10,7 @@ use kube::{Api, Client};
 use platform::template::{RayClusterTemplate, TemplateForm};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Projected, WatchHealth, Watched};
+use super::watch::{Projected, Watch, WatchHealth, Watched};
 
 const WATCHED: Watched = Watched {
     kind: "RayClusterTemplate",
@@ -44,19 +44,9 @@ impl Templates {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let api = Api::<RayClusterTemplate>::all(shared.client.clone());
-        let config = watcher::Config::default().any_semantic();
+        let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
         let keep = |t: &RayClusterTemplate| Arc::new(t.clone());
-        shared
-            .kept
-            .run(
-                || watcher(api.clone(), config.clone()),
-                WATCHED,
-                &shared.apiserver,
-                keep,
-                |_| {},
-                shutdown.cancelled(),
-            )
-            .await;
+        shared.kept.watch(watch, &shared.apiserver, keep, |_| {}, shutdown.cancelled()).await;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::runtime::watcher;
-use kube::Resource;
+use kube::{Api, Resource};
 use platform::Stale;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -25,6 +25,14 @@ pub struct Watched {
     pub resource: &'static str,
     /// How to install the CRD when it is missing.
     pub install: &'static str,
+}
+
+/// What one watch asks the apiserver for: the objects of `api`, as `config` selects them;
+/// `what` names them in messages.
+pub struct Watch<K> {
+    pub api: Api<K>,
+    pub config: watcher::Config,
+    pub what: Watched,
 }
 
 /// The health of one watch. Written by its source, read by handlers.
@@ -203,6 +211,23 @@ impl<P> Projected<P> {
     #[cfg(test)]
     pub fn write_for_tests(&self) -> RwLockWriteGuard<'_, BTreeMap<Key, P>> {
         self.write()
+    }
+
+    /// Keeps the store current with the objects `watch` asks for, until `shutdown`: [`Self::run`]
+    /// over kube-rs watchers, what every source does.
+    pub async fn watch<K>(
+        &self,
+        watch: Watch<K>,
+        apiserver: &str,
+        project: impl Fn(&K) -> P,
+        on_change: impl FnMut(Change<'_, P>),
+        shutdown: impl Future<Output = ()>,
+    ) where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let Watch { api, config, what } = watch;
+        let watcher = || watcher::watcher(api.clone(), config.clone());
+        self.run(watcher, what, apiserver, project, on_change, shutdown).await
     }
 
     /// Keeps the store current with the objects a kube-rs `watcher` (made by `watch`) tells of

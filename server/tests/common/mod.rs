@@ -1,14 +1,16 @@
 //! Shared by the server's black-box tests: raydar-server started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use raydar_server::{AppState, Config, Supervisor};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// How long one step of a test may take.
 pub const STEP: Duration = Duration::from_secs(90);
@@ -188,4 +190,71 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000)
+}
+
+/// `$RAYDAR_LOCAL`, default `<repo>/.local`.
+pub fn local_dir() -> PathBuf {
+    std::env::var_os("RAYDAR_LOCAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local"))
+}
+
+/// A namespace no other run uses, deleted when dropped (without waiting), even after a panic.
+pub struct TestNamespace(pub String);
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 100_000);
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
+        TestNamespace(name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let kubectl = local_dir().join("bin/kubectl");
+        let _ = std::process::Command::new(kubectl)
+            .args(["delete", "namespace", &self.0, "--wait=false", "--ignore-not-found"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A RayCluster of a head only: one real Ray head, nothing more.
+pub fn head_only(name: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": name},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [{
+            "name": "ray-head", "image": "rayproject/ray:2.46.0",
+            "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
+            "ports": [{"containerPort": 8265, "name": "dashboard"}]
+        }]}}}}
+    }))
+    .unwrap()
+}
+
+/// Polls until `probe` gives something, for at most [`STEP`].
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }

@@ -40,24 +40,34 @@ pub fn jobs(body: &str) -> Result<Vec<RayJob>, String> {
     let value: Value =
         serde_json::from_str(body).map_err(|e| format!("Ray's job list is not JSON: {e}"))?;
     let list = value.as_array().ok_or("Ray's job list is not a list")?;
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let mut jobs: Vec<RayJob> = list
-        .iter()
-        .filter_map(|job| {
-            // Submitted jobs are read by submission id; a driver started by hand has only a job id.
-            let id = text(&job["submission_id"]).or_else(|| text(&job["job_id"]))?;
-            Some(RayJob {
-                id,
-                status: text(&job["status"]).unwrap_or_else(|| "PENDING".into()),
-                entrypoint: text(&job["entrypoint"]).unwrap_or_default(),
-                message: text(&job["message"]).filter(|m| !m.is_empty()),
-                start_time: job["start_time"].as_i64().filter(|t| *t > 0),
-                end_time: job["end_time"].as_i64().filter(|t| *t > 0),
-            })
-        })
-        .collect();
+    let mut jobs: Vec<RayJob> = list.iter().filter_map(job_of).collect();
     jobs.sort_by(|a, b| b.start_time.cmp(&a.start_time).then_with(|| a.id.cmp(&b.id)));
     Ok(jobs)
+}
+
+/// `GET /api/jobs/{id}`: one job's details.
+pub fn job(body: &str) -> Result<RayJob, String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| format!("Ray's job details are not JSON: {e}"))?;
+    job_of(&value).ok_or_else(|| "Ray's job details name no job".into())
+}
+
+/// One of Ray's job details, if it names a job.
+fn job_of(job: &Value) -> Option<RayJob> {
+    let text = |v: &Value| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+    let (job_id, submission_id) = (text(&job["job_id"]), text(&job["submission_id"]));
+    // Submitted jobs are read by submission id; a driver started by hand has only a job id.
+    let id = submission_id.clone().or_else(|| job_id.clone())?;
+    Some(RayJob {
+        id,
+        job_id,
+        submission_id,
+        status: text(&job["status"]).unwrap_or_else(|| "PENDING".into()),
+        entrypoint: text(&job["entrypoint"]).unwrap_or_default(),
+        message: text(&job["message"]),
+        start_time: job["start_time"].as_i64().filter(|t| *t > 0),
+        end_time: job["end_time"].as_i64().filter(|t| *t > 0),
+    })
 }
 
 /// The `status` of Ray's answer to `GET /api/jobs/{id}`.

@@ -115,6 +115,14 @@ pub struct RayNode {
     pub memory_total: u64,
 }
 
+/// A cluster's Ray jobs (`GET /api/v1/clusters/{namespace}/{name}/jobs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RayJobs {
+    /// Newest first.
+    pub items: Vec<RayJob>,
+}
+
 /// One Ray job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -122,6 +130,13 @@ pub struct RayNode {
 pub struct RayJob {
     /// The submission id (or, for a driver started by hand, the job id): what its log is read by.
     pub id: String,
+    /// Ray's job id (`02000000`), once a driver runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The id it was submitted under (`raysubmit_…`, or the one the submitter chose); `None` for
+    /// a driver started by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<String>,
     /// `PENDING`, `RUNNING`, `STOPPED`, `SUCCEEDED` or `FAILED`.
     pub status: String,
     /// The command it runs.

@@ -22,6 +22,8 @@ pub struct Config {
     pub site_root: PathBuf,
     /// Where identities come from.
     pub authn: Authn,
+    /// The audience bearer tokens must be meant for; `None`: the apiserver's own.
+    pub token_audience: Option<String>,
     /// The names browsers may reach raydar under.
     pub served_as: ServedAs,
     /// Launches, changes and teardowns one user may make per minute.
@@ -174,6 +176,11 @@ struct Flags {
         help_heading = "Identity"
     )]
     proxy_groups_prefix: String,
+    /// The audience a bearer token (a pipeline's ServiceAccount token) must be issued for, as
+    /// the apiserver's TokenReview checks it; unset: the apiserver's own audience.
+    #[arg(long, env = "RAYDAR_TOKEN_AUDIENCE", value_name = "AUDIENCE", value_parser = not_empty,
+        help_heading = "Identity")]
+    token_audience: Option<String>,
     /// Dev mode's user.
     #[arg(long, env = "RAYDAR_DEV_USER", default_value = "developer", value_name = "USER",
         value_parser = not_empty, help_heading = "Identity")]
@@ -335,6 +342,7 @@ impl Flags {
             addr: self.addr,
             site_root: self.site_root,
             authn,
+            token_audience: self.token_audience,
             action_rate: self.action_rate,
             ray_dashboard: self.ray_dashboard,
             log_streams: self.log_streams,

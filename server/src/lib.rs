@@ -72,7 +72,7 @@ use gpus::GpuMetrics;
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
-use security::{Access, ActionLimit, Audit, CsrfKey, StreamLimit};
+use security::{Access, ActionLimit, Audit, CsrfKey, StreamLimit, TokenReviews};
 use sources::{Clusters, Exporters, Prometheus, RayPods, Templates};
 
 /// Errors that stop the server from starting.
@@ -164,6 +164,7 @@ pub fn start(
         ),
         gpus,
         authn: Arc::new(config.authn.clone()),
+        tokens: TokenReviews::new(kube.clone(), config.token_audience.clone()),
         served_as: Arc::new(config.served_as.clone()),
         access: Access::new(kube.clone()),
         csrf: CsrfKey::generate(),

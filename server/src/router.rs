@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef};
 use axum::http::{header, HeaderValue, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,9 +31,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
-use crate::api::{actions, clusters, doc, gpus, logs, ops, ray, templates};
+use crate::api::{actions, clusters, doc, gpus, jobs, logs, ops, ray, templates};
 use crate::error::{self, ApiError};
-use crate::security::{access, csrf, headers, host, identity, streams};
+use crate::security::{access, csrf, headers, host, identity, streams, Identify};
 use crate::state::AppState;
 
 /// Largest request body raydar accepts: a launch request is a few hundred bytes.
@@ -47,6 +47,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(clusters::get, actions::tear_down, actions::change))
         .routes(routes!(clusters::overview))
         .routes(routes!(clusters::overview_events))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
         .routes(routes!(logs::job_log))
         .routes(routes!(logs::job_stream))
         .routes(routes!(logs::pod_log))
@@ -136,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         // once the requester is known; every answer, a 401 too, carries the security headers.
         .layer(middleware::from_fn_with_state(state.streams.clone(), streams::count_streams))
         .layer(middleware::from_fn_with_state(state.csrf.clone(), csrf::same_origin_writes))
-        .layer(middleware::from_fn_with_state(state.authn.clone(), identity::authenticate))
+        .layer(middleware::from_fn_with_state(Identify::from_ref(&state), identity::authenticate))
         .layer(middleware::from_fn_with_state(state.served_as.clone(), host::served_host))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(headers::security_headers))

@@ -20,7 +20,9 @@ use crate::gpus::GpuMetrics;
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
-use crate::security::{Access, ActionLimit, Audit, Authn, CsrfKey, ServedAs, StreamLimit};
+use crate::security::{
+    Access, ActionLimit, Audit, Authn, CsrfKey, Identify, ServedAs, StreamLimit, TokenReviews,
+};
 use crate::sources::{Clusters, Templates};
 use crate::supervisor::SourceStatus;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub gpus: GpuMetrics,
     /// Where identities come from.
     pub authn: Arc<Authn>,
+    /// Bearer tokens' users, as the apiserver says.
+    pub tokens: TokenReviews,
     /// The names browsers may reach raydar under.
     pub served_as: Arc<ServedAs>,
     /// Kubernetes as each user: their clients and what they may do.
@@ -114,6 +118,12 @@ impl FromRef<AppState> for Pages {
             csrf: s.csrf.clone(),
             kube: s.kube.clone(),
         }
+    }
+}
+
+impl FromRef<AppState> for Identify {
+    fn from_ref(s: &AppState) -> Self {
+        Identify { authn: s.authn.clone(), tokens: s.tokens.clone() }
     }
 }
 

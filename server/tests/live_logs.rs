@@ -303,6 +303,18 @@ async fn a_ray_job_log_streams_live_in_order_resumes_without_gaps_and_is_shared(
     assert_eq!(cut_log.lines, whole.lines, "every line once across the reconnect");
     assert!(metric(&http, &relayed.base, "raydar_log_upstream_errors_total").await >= 1.0);
 
+    // The job as a resource: in the cluster's list and by itself, typed, as Ray says.
+    let jobs = common::get_json(&http, format!("{cluster}/jobs")).await;
+    let listed = jobs["items"].as_array().unwrap().iter().find(|j| j["id"] == job.as_str());
+    let listed = listed.unwrap_or_else(|| panic!("{job} in {jobs}"));
+    assert_eq!(listed["submissionId"], job.as_str());
+    let one = common::get_json(&http, format!("{cluster}/jobs/{job}")).await;
+    assert_eq!((&one["status"], &one["submissionId"]), (&"SUCCEEDED".into(), &job.as_str().into()));
+    assert!(one["entrypoint"].as_str().unwrap().starts_with("python -c"), "{one}");
+    assert!(one["endTime"].as_i64() >= one["startTime"].as_i64(), "{one}");
+    let unknown = http.get(format!("{cluster}/jobs/raysubmit_nosuchjob")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // The download is the same log, and so is a stream of the finished job (a fresh upstream:
     // Ray replays it all, then closes).
     let download = http.get(format!("{cluster}/jobs/{job}/logs")).send().await.unwrap();

@@ -2,6 +2,8 @@
 //! alice may launch and tear down in team A's namespace, bob may only read there, mallory (team B)
 //! may do nothing in it — through raydar's API, with raydar running as its own ServiceAccount
 //! (deploy/kubernetes/rbac.yaml: read and impersonate only) behind a proxy on loopback (this test).
+//! And a pipeline, which is its ServiceAccount: it sends that account's token, the apiserver says
+//! whose it is, and RBAC decides as for a person.
 //!
 //! Needs the local control plane (`make test` starts it and runs these).
 
@@ -14,7 +16,8 @@ use common::{
     as_user, kube_client, ray_clusters, sse_events, start_raydar_with, wait_ready, Raydar, STEP,
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Event, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
@@ -375,4 +378,99 @@ async fn get_as(http: &reqwest::Client, base: &str, user: &str, groups: &str) ->
         .await
         .unwrap();
     (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
+}
+
+/// A client that sends `token` as its bearer token, and nothing a browser would (no Origin, no
+/// CSRF token, no proxy headers).
+fn with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {token}");
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_pipeline_is_its_service_account_by_its_token_and_rbac_decides() {
+    let admin = kube_client().await;
+    let teams = Teams::create(&admin).await;
+    let (a, b) = (teams.a.clone(), teams.b.clone());
+    // Team A's pipeline: a ServiceAccount bound to team A's editor role, and its token.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &a);
+    let account = serde_json::from_value(json!({"metadata": {"name": "pipeline"}})).unwrap();
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let binding = json!({
+        "metadata": {"name": "pipeline"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "editor"},
+        "subjects": [{"kind": "ServiceAccount", "name": "pipeline", "namespace": a}]
+    });
+    Api::<RoleBinding>::namespaced(admin.clone(), &a)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+    let request = TokenRequest {
+        spec: TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() },
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("pipeline", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let raydar = behind_proxy().await;
+    let base = raydar.base.clone();
+    let pipeline = with_token(&token);
+    let who = format!("system:serviceaccount:{a}:pipeline");
+
+    // It sees what its RBAC lets it read, and is named as the apiserver named it.
+    let seen = listed(&pipeline, &base, &format!("{a}/demo")).await;
+    assert!(seen.contains(&(format!("{a}/demo"), true)), "{seen:?}");
+    assert!(!seen.iter().any(|(id, _)| id.starts_with(&b)), "{seen:?}");
+    let (status, session) = get(&pipeline, format!("{base}/api/v1/session")).await;
+    assert_eq!((status, session["user"].as_str()), (200, Some(who.as_str())), "{session}");
+
+    // Where it may not launch, Kubernetes says so in its words, naming the ServiceAccount; no
+    // CSRF token was needed to get that far, and nothing is made.
+    let launch = |ns: &str, name: &str| json!({"template": "cpu-small", "namespace": ns, "name": name, "parameters": {}});
+    let refused =
+        pipeline.post(format!("{base}/api/v1/clusters")).json(&launch(&b, "nightly")).send();
+    let refused = refused.await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let why: Value = refused.json().await.unwrap();
+    assert!(why["error"].as_str().unwrap().contains(&format!(r#"User "{who}""#)), "{why}");
+    assert!(ray_clusters(&admin, &b).get_opt("nightly").await.unwrap().is_none());
+
+    // Where it may, it launches as itself (the audit and the owner label name it) and tears down.
+    let made = pipeline.post(format!("{base}/api/v1/clusters")).json(&launch(&a, "nightly"));
+    let made = made.send().await.unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    let stored = ray_clusters(&admin, &a).get("nightly").await.unwrap();
+    let owner = stored.metadata.labels.unwrap_or_default().get("raydar.dev/owner").cloned();
+    assert!(owner.is_some_and(|o| o.contains("pipeline")), "owner label from the ServiceAccount");
+    let gone = pipeline.delete(format!("{base}/api/v1/clusters/{a}/nightly")).send().await;
+    assert_eq!(gone.unwrap().status(), 200);
+
+    // A token the apiserver does not accept reaches nothing: 401, whatever else the request
+    // says (here, proxy headers from a peer that is not the proxy would be ignored anyway).
+    for garbage in [with_token("not-a-token"), with_token(&format!("{token}x"))] {
+        let (status, body) = get(&garbage, format!("{base}/api/v1/clusters")).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+        let write = garbage.post(format!("{base}/api/v1/clusters")).json(&launch(&a, "garbage"));
+        assert_eq!(write.send().await.unwrap().status(), 401);
+    }
+    let malformed = reqwest::Client::new()
+        .get(format!("{base}/api/v1/clusters"))
+        .header("authorization", "Basic YWxpY2U6c2VjcmV0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 401);
+    drop(teams);
 }

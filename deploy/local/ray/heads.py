@@ -12,6 +12,10 @@ the last of the pod range (the gateway). The host, and so the apiserver and rayd
 range to the bridge. Ray listens on 0.0.0.0 inside its namespace only. This needs root (creating
 namespaces and links); up.sh starts this process only then.
 
+No cluster DNS exists here, so each running head's service name (`<cluster>-head-svc.<namespace>.svc
+.cluster.local`, what the KubeRay operator posts a RayJob's submission to in HTTPMode) is written
+to /etc/hosts, in a block of this process' own that it keeps to the heads running.
+
 Kept simple on purpose, as a stand-in for a kubelet:
 - one Ray head per head pod, no Ray workers (worker pods stay containerless);
 - a head that exits stays down until its pod is replaced, as a crashed container would be until
@@ -129,6 +133,44 @@ class Network:
         ip_cmd("link", "del", self.bridge, check=False)
 
 
+class Hosts:
+    """The running heads' service names in /etc/hosts, in a block of lines marked as this plane's."""
+
+    PATH = "/etc/hosts"
+
+    def __init__(self, prefix):
+        self.begin = f"# begin raydar local plane {prefix}: Ray head services (deploy/local/ray/heads.py)"
+        self.end = f"# end raydar local plane {prefix}"
+
+    def write(self, names):
+        """Makes the block map exactly `names` (host name -> IP); the rest of the file is kept."""
+        try:
+            with open(self.PATH) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        kept, inside = [], False
+        for line in lines:
+            if line == self.begin:
+                inside = True
+            elif line == self.end:
+                inside = False
+            elif not inside:
+                kept.append(line)
+        if names:
+            kept += [self.begin, *(f"{ip} {name}" for name, ip in sorted(names.items())), self.end]
+        # Written in place: /etc/hosts may be a mount, which a rename would not replace.
+        with open(self.PATH, "w") as f:
+            f.write("\n".join(kept) + "\n")
+
+
+def service_name(pod):
+    """The DNS name of the head service of a head pod's RayCluster (KubeRay names it
+    `<cluster>-head-svc`)."""
+    namespace, _, _, cluster = pod
+    return f"{cluster}-head-svc.{namespace}.svc.cluster.local"
+
+
 class Head:
     """One `ray start --head --block` inside a pod's namespace."""
 
@@ -138,14 +180,28 @@ class Head:
 
 
 class Heads:
-    def __init__(self, args, network):
-        self.args, self.network = args, network
+    def __init__(self, args, network, hosts):
+        self.args, self.network, self.hosts = args, network, hosts
         self.running = {}  # pod uid -> Head
         self.ray = os.path.join(args.venv, "bin", "ray")
         self.warned_full = set()
 
     def reconcile(self, pods):
-        """Makes the running heads match `pods` (uid -> (namespace, name, ip))."""
+        """Makes the running heads match `pods` (uid -> (namespace, name, ip, cluster)), and
+        /etc/hosts name them."""
+        before = {uid: head.pod for uid, head in self.running.items()}
+        self.match(pods)
+        after = {uid: head.pod for uid, head in self.running.items()}
+        if after != before:
+            self.write_hosts()
+
+    def write_hosts(self):
+        try:
+            self.hosts.write({service_name(h.pod): h.pod[2] for h in self.running.values() if h.pod[3]})
+        except OSError as error:
+            log(f"cannot name the head services in {Hosts.PATH}: {error}")
+
+    def match(self, pods):
         for uid in list(self.running):
             head = self.running[uid]
             if pods.get(uid) != head.pod:
@@ -167,7 +223,7 @@ class Heads:
             self.start(uid, pod)
 
     def start(self, uid, pod):
-        namespace, name, ip = pod
+        namespace, name, ip, _ = pod
         try:
             ns = self.network.add(ip)
         except (RuntimeError, subprocess.TimeoutExpired) as error:
@@ -212,6 +268,7 @@ class Heads:
     def stop_all(self):
         for uid in list(self.running):
             self.stop(uid)
+        self.write_hosts()
 
 
 def report_ready(pod, ip, process, within=180):
@@ -285,11 +342,12 @@ class Apiserver:
 
 
 def serving(pod):
-    """(namespace, name, ip) when the pod should have a Ray head, else None."""
+    """(namespace, name, ip, cluster) when the pod should have a Ray head, else None."""
     meta, status = pod["metadata"], pod.get("status", {})
     if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not status.get("podIP"):
         return None
-    return (meta["namespace"], meta["name"], status["podIP"])
+    cluster = meta.get("labels", {}).get("ray.io/cluster", "")
+    return (meta["namespace"], meta["name"], status["podIP"], cluster)
 
 
 def run(args):
@@ -298,7 +356,9 @@ def run(args):
     network.up()
     os.makedirs(args.state, exist_ok=True)
     api = Apiserver(args.apiserver, args.ca, args.cert, args.key)
-    heads = Heads(args, network)
+    hosts = Hosts(args.netns_prefix)
+    hosts.write({})  # what a previous, killed run left
+    heads = Heads(args, network, hosts)
     stopping = threading.Event()
 
     def terminate(*_):
@@ -357,6 +417,7 @@ def main():
     args = parser.parse_args()
     if args.cleanup:
         Network(args.bridge, args.gateway, args.netns_prefix).cleanup()
+        Hosts(args.netns_prefix).write({})
         return
     for needed in ("apiserver", "ca", "cert", "key"):
         if not getattr(args, needed):

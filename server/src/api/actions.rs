@@ -437,13 +437,13 @@ fn scale_group(spec: &mut Value, scale: &ScaleChange) -> Result<(), FieldError> 
     let names: Vec<String> =
         groups.iter().filter_map(|g| g["groupName"].as_str().map(String::from)).collect();
     let Some(group) = groups.iter_mut().find(|g| g["groupName"] == scale.group.as_str()) else {
+        let has = match names.is_empty() {
+            true => "no worker groups".to_owned(),
+            false => format!("the cluster has {}", names.join(", ")),
+        };
         return Err(FieldError {
             field: "group".into(),
-            message: format!(
-                "no worker group {:?}; the cluster has {}",
-                scale.group,
-                names.join(", ")
-            ),
+            message: format!("no worker group {:?}; {has}", scale.group),
         });
     };
     let min = group["minReplicas"].as_i64().unwrap_or(0);

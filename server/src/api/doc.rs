@@ -14,9 +14,12 @@ use crate::error::ApiError;
         description = "The console of a shared Ray-on-Kubernetes platform: RayClusters watched \
             live, launched from vetted templates, changed and torn down as the requester \
             (Kubernetes impersonation, so RBAC decides), their logs and GPU use.\n\n\
-            Every request needs an identity (an authenticating proxy's headers, or dev mode). \
-            Writes need an `Origin` naming raydar and the requester's CSRF token in \
-            `X-CSRF-Token` (`GET /api/v1/session`). Every error is an `ApiError`.",
+            Every request needs an identity: an authenticating proxy's headers, dev mode, or, \
+            for pipelines, `Authorization: Bearer <token>` with a Kubernetes ServiceAccount's \
+            token (or any the apiserver accepts: checked with a TokenReview; a token refused is \
+            401). Writes of browsers (proxy or dev identity) need an `Origin` naming raydar and \
+            the requester's CSRF token in `X-CSRF-Token` (`GET /api/v1/session`); a bearer \
+            token needs neither. Every error is an `ApiError`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(ApiError)),
@@ -24,6 +27,7 @@ use crate::error::ApiError;
         (name = "clusters", description = "RayClusters: the list, one cluster, its page, live changes"),
         (name = "actions", description = "Launch, suspend, resume, scale, tear down: made as the requester"),
         (name = "templates", description = "The vetted RayClusterTemplates clusters are launched from"),
+        (name = "jobs", description = "A cluster's Ray jobs, typed"),
         (name = "logs", description = "Job and pod logs, live or as a download"),
         (name = "gpus", description = "GPU use by cluster and fleet"),
         (name = "ray", description = "Read-only, allowlisted reads of a cluster's Ray dashboard"),

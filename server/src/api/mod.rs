@@ -4,6 +4,7 @@
 //! - [`clusters`]: the list, one cluster, its page's overview, the push stream of changes.
 //! - [`actions`]: launch, suspend, resume, scale, tear down, as the requester.
 //! - [`templates`]: the templates clusters are launched from.
+//! - [`jobs`]: a cluster's Ray jobs, typed.
 //! - [`logs`]: job and pod logs, live or as a download.
 //! - [`gpus`]: a cluster's GPUs and charts, the fleet.
 //! - [`ray`]: allowlisted reads of a Ray dashboard.
@@ -15,6 +16,7 @@ pub mod actions;
 pub mod clusters;
 pub mod doc;
 pub mod gpus;
+pub mod jobs;
 pub mod logs;
 pub mod ops;
 pub mod pages;

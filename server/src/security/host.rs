@@ -6,7 +6,8 @@
 //! everyone who connects the developer, therefore answers only to loopback names; with
 //! `--public-url`, raydar answers only to that URL's host (behind a proxy that forwards the
 //! Host it was asked under). Health probes (`/healthz`, `/readyz`) come from kubelets and load
-//! balancers that name the pod's address, and reveal nothing: they are not checked.
+//! balancers that name the pod's address, and reveal nothing: they are not checked. Nor are
+//! requests with a bearer token, which a rebound page does not have (`super::tokens`).
 
 use std::sync::Arc;
 
@@ -93,7 +94,13 @@ pub async fn served_host(
     request: Request,
     next: Next,
 ) -> Response {
-    if served.anywhere() || super::identity::OPEN_PATHS.contains(&request.uri().path()) {
+    // A bearer token is what a rebound page cannot have: such a request is checked by its token
+    // (super::tokens), under whatever name a pipeline reaches raydar by.
+    let with_token = super::tokens::bearer(request.headers()).is_some();
+    if served.anywhere()
+        || with_token
+        || super::identity::OPEN_PATHS.contains(&request.uri().path())
+    {
         return next.run(request).await;
     }
     // HTTP/2 names the host in the request's authority, not in a Host header.

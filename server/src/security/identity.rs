@@ -1,5 +1,6 @@
-//! Who is asking: an authenticating proxy's identity headers, believed from its addresses only,
-//! or dev mode's one user.
+//! Who is asking: a bearer token the apiserver vouches for ([`super::tokens`]), an
+//! authenticating proxy's identity headers, believed from its addresses only, or dev mode's one
+//! user.
 //!
 //! raydar has no accounts of its own. Identity comes from an authenticating proxy in front of it
 //! (oauth2-proxy style headers: user, email, groups; names configurable), and is believed only
@@ -24,6 +25,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::tokens::{self, TokenError, TokenReviews};
 use crate::error::ApiError;
 
 /// The person behind a request, as the authenticating proxy (or dev mode) says.
@@ -38,6 +40,9 @@ pub struct User {
     /// The team raydar labels what they launch with: their first group as the proxy sends it
     /// (no prefix: a label value cannot hold one), and not one of Kubernetes' own; or empty.
     team: String,
+    /// Came with a bearer token rather than from the proxy or dev mode: the request carries no
+    /// credential a browser adds by itself, so it needs no CSRF token.
+    pub by_token: bool,
 }
 
 impl User {
@@ -45,7 +50,13 @@ impl User {
     pub fn new(name: String, email: Option<String>, groups: Vec<String>, prefix: &str) -> User {
         let team = groups.iter().find(|g| !g.starts_with(SYSTEM)).cloned().unwrap_or_default();
         let groups = groups.into_iter().map(|g| format!("{prefix}{g}")).collect();
-        User { name, email, groups, team }
+        User { name, email, groups, team, by_token: false }
+    }
+
+    /// The user a bearer token belongs to, as the apiserver named them (their groups as they
+    /// are: Kubernetes gave them).
+    pub fn from_token(name: String, groups: Vec<String>) -> User {
+        User { by_token: true, ..User::new(name, None, groups, "") }
     }
 
     /// The team raydar labels what they launch with (see the field).
@@ -197,12 +208,23 @@ impl Cidr {
 /// Paths anyone may ask for: a load balancer's and kubelet's probes carry no identity.
 pub(super) const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
+/// What [`authenticate`] reads.
+#[derive(Clone)]
+pub struct Identify {
+    /// Where people's identities come from.
+    pub authn: Arc<Authn>,
+    /// Bearer tokens' users.
+    pub tokens: TokenReviews,
+}
+
 /// Middleware: puts the requester's [`User`] into the request, or answers 401.
 ///
-/// A page request without identity gets a short HTML page saying sign-in is required; anything
-/// else gets the API's JSON error.
+/// A bearer token is checked with the apiserver unless a trusted proxy names the person (a proxy
+/// may pass its own sign-in token along); a token refused is 401, never another identity. A page
+/// request without identity gets a short HTML page saying sign-in is required; anything else
+/// gets the API's JSON error.
 pub async fn authenticate(
-    State(authn): State<Arc<Authn>>,
+    State(identify): State<Identify>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -221,9 +243,22 @@ pub async fn authenticate(
         return next.run(request).await;
     }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let user = match &*authn {
+    let person = match &*identify.authn {
         Authn::Dev(user) => Ok(user.clone()),
         Authn::Proxy(proxy) => proxy.user(peer, request.headers()),
+    };
+    let from_proxy = matches!(*identify.authn, Authn::Proxy(_)) && person.is_ok();
+    let user = match tokens::bearer(request.headers()).filter(|_| !from_proxy) {
+        None => person,
+        Some(Err(malformed)) => return ApiError::unauthorized(malformed).into_response(),
+        Some(Ok(token)) => match identify.tokens.user(token).await {
+            Ok(user) => Ok(user),
+            Err(TokenError::Refused(why)) => {
+                tracing::info!(%path, "refused a bearer token: {why}");
+                return ApiError::unauthorized(why).into_response();
+            }
+            Err(TokenError::Unchecked(why)) => return ApiError::unavailable(why).into_response(),
+        },
     };
     match user {
         Ok(user) => {

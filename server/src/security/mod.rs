@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`host`]: the names raydar answers under (DNS rebinding).
 //! - [`identity`]: the requester, from an authenticating proxy's headers (or dev mode).
+//! - [`tokens`]: machines' identity: bearer tokens, checked with the apiserver (TokenReview).
 //! - [`access`]: what Kubernetes lets them see and do: impersonating clients, access reviews,
 //!   grants, the read checks of routes.
 //! - [`csrf`]: same-origin writes with a per-user token.
@@ -19,11 +20,13 @@ pub mod host;
 pub mod identity;
 pub mod limit;
 pub mod streams;
+pub mod tokens;
 
 pub use access::{Access, Ask, Grants};
 pub use audit::{Action, Audit};
 pub use csrf::CsrfKey;
 pub use host::ServedAs;
-pub use identity::{Authn, Cidr, ProxyHeaders, User};
+pub use identity::{Authn, Cidr, Identify, ProxyHeaders, User};
 pub use limit::ActionLimit;
 pub use streams::StreamLimit;
+pub use tokens::TokenReviews;

@@ -97,6 +97,11 @@ pub mod push {
     pub const GONE: &str = "gone";
     /// Where the fleet's stream is served.
     pub const FLEET_PATH: &str = "/api/v1/gpus/events";
+    /// The RayJobs the requester may see ([`platform::rayjob::RayJobList`]), on
+    /// [`RAYJOBS_PATH`]: sent first, then whenever one of them changed.
+    pub const RAYJOBS: &str = "rayjobs";
+    /// Where the RayJob list's stream is served.
+    pub const RAYJOBS_PATH: &str = "/api/v1/rayjobs/events";
 
     /// Where a cluster's overview stream is served.
     pub fn overview_path(namespace: &str, name: &str) -> String {

@@ -6,7 +6,8 @@
 //! - [`ListApp`]: the cluster list, as `/` is rendered and hydrated (no router: the first load
 //!   carries the list alone); [`App`]: every page, with the router, for every other path.
 //! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
-//!   every RayCluster; [`routes::launch`], [`routes::cluster`] and [`routes::logs`] are lazy routes, whose code the
+//!   every RayCluster; [`routes::launch`], [`routes::cluster`], [`routes::logs`], [`routes::gpus`]
+//!   and [`routes::rayjobs`] are lazy routes, whose code the
 //!   browser loads when they are opened (cargo-leptos `--split`), so the list's first load stays
 //!   small.
 //! - [`api`]: server functions that pages load their data with, and the REST paths the browser
@@ -98,7 +99,7 @@ fn TopBar() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>
-            <nav class="nav"><a href="/">"Clusters"</a><a href="/gpus">"GPUs"</a></nav>
+            <nav class="nav"><a href="/">"Clusters"</a><a href="/jobs">"Jobs"</a><a href="/gpus">"GPUs"</a></nav>
             <span class="who" title="Signed in as">{who()}</span>
         </header>
     }
@@ -130,6 +131,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=routes::clusters::ClustersPage ssr=SsrMode::Async/>
                     <Route path=path!("launch") view={Lazy::<routes::launch::LaunchPage>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("gpus") view={Lazy::<routes::gpus::FleetPage>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("jobs") view={Lazy::<routes::rayjobs::RayJobsPage>::new()} ssr=SsrMode::Async/>
                     <Route
                         path=path!("clusters/:namespace/:name")
                         view={Lazy::<routes::cluster::ClusterPage>::new()}

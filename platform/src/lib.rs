@@ -14,6 +14,7 @@
 //!   `dashboard`).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
+//! - [`rayjob`]: the KubeRay `RayJob` resource as a row of the RayJob list.
 //! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
 //!   RayCluster whose pod holds it (feature `metrics`).
 //! - [`utilization`]: GPU use as pages show it: a cluster's GPUs, chart windows, the fleet's
@@ -30,6 +31,7 @@ pub mod gpu;
 #[cfg(feature = "kube")]
 pub mod kuberay;
 pub mod overview;
+pub mod rayjob;
 pub mod status;
 pub mod template;
 pub mod utilization;

@@ -73,7 +73,7 @@ use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
 use security::{Access, ActionLimit, Audit, CsrfKey, StreamLimit, TokenReviews};
-use sources::{Clusters, Exporters, Prometheus, RayPods, Templates};
+use sources::{Clusters, Exporters, Prometheus, RayJobs, RayPods, Templates};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +114,12 @@ pub fn start(
     let clusters = Clusters::new(kube.clone(), apiserver.to_owned());
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
     let pods = RayPods::new(kube.clone(), apiserver.to_owned());
+    let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned());
     let gpus = GpuMetrics::new(&config.gpus);
     supervise(&mut supervisor, "clusters", &clusters, Clusters::run);
     supervise(&mut supervisor, "templates", &templates, Templates::run);
     supervise(&mut supervisor, "pods", &pods, RayPods::run);
+    supervise(&mut supervisor, "rayjobs", &rayjobs, RayJobs::run);
     let settings = config.gpus.clone();
     match settings.prometheus.clone() {
         Some(base) => {
@@ -177,6 +179,7 @@ pub fn start(
         downloads: api::logs::Downloads::new(config.log_downloads),
         clusters,
         templates,
+        rayjobs,
         kube,
     };
     (state, supervisor)

@@ -63,3 +63,43 @@ where
     let body = events.take_until(shutdown.clone().cancelled_owned()).chain(goodbye);
     Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }
+
+/// The items of `items` that differ from the one before by `key` (the clock left out), ending
+/// after the first `None` (the cluster is gone).
+pub fn changes_only<T, K: PartialEq>(
+    items: impl futures::Stream<Item = Option<T>>,
+    key: impl Fn(&T) -> K,
+) -> impl futures::Stream<Item = Option<T>> {
+    enum Step<T> {
+        Send(T),
+        Same,
+        Gone,
+    }
+    items
+        .scan((None::<K>, false), move |(last, ended), item| {
+            let step = match item {
+                _ if *ended => return std::future::ready(None),
+                None => {
+                    *ended = true;
+                    Step::Gone
+                }
+                Some(item) => {
+                    let k = key(&item);
+                    if last.as_ref() == Some(&k) {
+                        Step::Same
+                    } else {
+                        *last = Some(k);
+                        Step::Send(item)
+                    }
+                }
+            };
+            std::future::ready(Some(step))
+        })
+        .filter_map(|step| {
+            std::future::ready(match step {
+                Step::Send(item) => Some(Some(item)),
+                Step::Gone => Some(None),
+                Step::Same => None,
+            })
+        })
+}

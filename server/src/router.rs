@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
-use crate::api::{actions, clusters, doc, gpus, jobs, logs, ops, ray, templates};
+use crate::api::{actions, clusters, doc, gpus, jobs, logs, ops, ray, rayjobs, templates};
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
 use crate::state::AppState;
@@ -47,7 +47,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(clusters::get, actions::tear_down, actions::change))
         .routes(routes!(clusters::overview))
         .routes(routes!(clusters::overview_events))
-        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::list, rayjobs::submit))
+        .routes(routes!(rayjobs::list))
+        .routes(routes!(rayjobs::events))
+        .routes(routes!(rayjobs::get))
         .routes(routes!(jobs::get))
         .routes(routes!(logs::job_log))
         .routes(routes!(logs::job_stream))

@@ -23,7 +23,7 @@ use crate::ray::{Dashboards, RayMetrics};
 use crate::security::{
     Access, ActionLimit, Audit, Authn, CsrfKey, Identify, ServedAs, StreamLimit, TokenReviews,
 };
-use crate::sources::{Clusters, Templates};
+use crate::sources::{Clusters, RayJobs, Templates};
 use crate::supervisor::SourceStatus;
 
 /// Everything a handler may ask for.
@@ -37,6 +37,8 @@ pub struct AppState {
     pub clusters: Clusters,
     /// The watched RayClusterTemplates.
     pub templates: Templates,
+    /// The watched RayJobs.
+    pub rayjobs: RayJobs,
     /// Pods, events and Ray's view, for cluster pages.
     pub overviews: Overviews,
     /// Reads Ray dashboards: GET only, on an allowlist.
@@ -133,6 +135,7 @@ impl FromRef<AppState> for Readiness {
             clusters: s.clusters.clone(),
             templates: s.templates.clone(),
             pods: s.overviews.pods().clone(),
+            rayjobs: s.rayjobs.clone(),
             sources: s.sources.clone(),
         }
     }

@@ -563,3 +563,84 @@ async fn a_ray_head_killed_under_a_followed_job_log_is_said_and_no_line_is_lost_
         log.problems
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_job_submitted_through_raydar_is_a_rayjob_that_kuberay_runs_on_the_cluster() {
+    let client = kube_client().await;
+    let name = "runs";
+    let Head { raydar, ns, cluster, .. } = head(&client, "raydar-rayjob-it", name).await;
+    let namespace = ns.0.as_str();
+    let rayjobs = format!("{}/api/v1/rayjobs", raydar.base);
+    let submit =
+        |body: serde_json::Value| raydar.http.post(format!("{cluster}/jobs")).json(&body).send();
+
+    // Bad submissions are refused field by field, and nothing is made.
+    let wrong = submit(json!({"entrypoint": " ", "runtimeEnv": "pip"})).await.unwrap();
+    assert_eq!(wrong.status(), 422);
+    let said: serde_json::Value = wrong.json().await.unwrap();
+    let fields: Vec<&str> =
+        said["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["entrypoint", "runtimeEnv"], "{said}");
+    let nowhere = raydar
+        .http
+        .post(format!("{}/api/v1/clusters/{namespace}/nosuch/jobs", raydar.base))
+        .json(&json!({"entrypoint": "python -V"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), 404);
+    let listed = common::get_json(&raydar.http, format!("{rayjobs}?namespace={namespace}")).await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+
+    // A real submission: a RayJob made as the developer, which KubeRay posts to the head.
+    let code = "import os; print('the answer is', 6 * 7, os.environ['GREETING'])";
+    let made = submit(json!({
+        "entrypoint": format!("python -c \"{code}\""),
+        "runtimeEnv": {"env_vars": {"GREETING": "hello"}}
+    }))
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let location = made.headers()["location"].to_str().unwrap().to_owned();
+    let made: serde_json::Value = made.json().await.unwrap();
+    let (job_name, job_id) = (made["name"].as_str().unwrap(), made["jobId"].as_str().unwrap());
+    assert_eq!(location, format!("/api/v1/rayjobs/{namespace}/{job_name}"));
+    assert_eq!(
+        (made["cluster"].as_str(), made["submissionMode"].as_str()),
+        (Some(name), Some("HTTPMode"))
+    );
+    let stored = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("ray.io", "v1", "RayJob")),
+    )
+    .get(job_name)
+    .await
+    .expect("the RayJob is in Kubernetes");
+    assert_eq!(stored.data["spec"]["clusterSelector"]["ray.io/cluster"], name);
+    let managers: Vec<_> = stored.metadata.managed_fields.unwrap_or_default();
+    assert!(managers.iter().any(|m| m.manager.as_deref() == Some("raydar")), "made by raydar");
+    assert_eq!(
+        stored.metadata.labels.unwrap_or_default().get("raydar.dev/owner").map(String::as_str),
+        Some("developer"),
+        "as the requester"
+    );
+
+    // raydar's RayJob list follows it to the end, and its log is the job's output.
+    let done = eventually("the RayJob to complete", || async {
+        let one = common::get_json(&raydar.http, format!("{}{location}", raydar.base)).await;
+        (one["deploymentStatus"] == "Complete").then_some(one)
+    })
+    .await;
+    assert_eq!(done["jobStatus"], "SUCCEEDED", "{done}");
+    let listed = common::get_json(&raydar.http, format!("{rayjobs}?namespace={namespace}")).await;
+    assert_eq!(listed["items"][0]["name"], job_name, "{listed}");
+    let mut events =
+        open(&reqwest::Client::new(), &format!("{cluster}/jobs/{job_id}/logs/stream"), None).await;
+    let mut log = Log::default();
+    assert_eq!(log.read(&mut events, |_| false).await.as_deref(), Some("job SUCCEEDED"));
+    assert!(log.lines.iter().any(|l| l == "the answer is 42 hello"), "{:?}", log.lines);
+    let unknown = raydar.http.get(format!("{rayjobs}/{namespace}/nosuch")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+}

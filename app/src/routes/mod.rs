@@ -6,3 +6,4 @@ pub mod gpus;
 pub mod launch;
 pub mod logs;
 pub mod overview;
+pub mod rayjobs;

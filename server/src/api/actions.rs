@@ -52,7 +52,10 @@ pub struct Actions {
 }
 
 /// Runs one Kubernetes call within [`CALL_TIMEOUT`]; failures become the API's answer.
-async fn call<T>(action: &str, request: impl Future<Output = kube::Result<T>>) -> ApiResult<T> {
+pub(crate) async fn call<T>(
+    action: &str,
+    request: impl Future<Output = kube::Result<T>>,
+) -> ApiResult<T> {
     match tokio::time::timeout(CALL_TIMEOUT, request).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(ApiError::kube(action, error)),
@@ -75,7 +78,7 @@ impl Actions {
     }
 
     /// Logs a refused action and hands back Kubernetes' answer, whose message the user sees.
-    fn refused(&self, user: &User, action: &Action, error: ApiError) -> ApiError {
+    pub(crate) fn refused(&self, user: &User, action: &Action, error: ApiError) -> ApiError {
         self.audit.refused(user, action, &error.error);
         error
     }

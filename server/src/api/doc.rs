@@ -28,6 +28,7 @@ use crate::error::ApiError;
         (name = "actions", description = "Launch, suspend, resume, scale, tear down: made as the requester"),
         (name = "templates", description = "The vetted RayClusterTemplates clusters are launched from"),
         (name = "jobs", description = "A cluster's Ray jobs, typed"),
+        (name = "rayjobs", description = "KubeRay RayJobs: listed, and submitted to a running cluster as the requester"),
         (name = "logs", description = "Job and pod logs, live or as a download"),
         (name = "gpus", description = "GPU use by cluster and fleet"),
         (name = "ray", description = "Read-only, allowlisted reads of a cluster's Ray dashboard"),

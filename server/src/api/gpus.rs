@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
 use crate::gpus::charts::{self, Theme};
 use crate::gpus::GpuMetrics;
-use crate::push::json_event;
+use crate::push::{changes_only, json_event};
 use crate::ray::RayMetrics;
 use crate::security::access::MayReadCluster;
 use crate::security::{Access, User};
@@ -220,43 +220,3 @@ pub async fn fleet_events(
 
 /// How long the fleet's stream waits after a change for the rest of its burst.
 const FLEET_SETTLE_MS: u64 = 250;
-
-/// The items of `items` that differ from the one before by `key` (the clock left out), ending
-/// after the first `None` (the cluster is gone).
-fn changes_only<T, K: PartialEq>(
-    items: impl futures::Stream<Item = Option<T>>,
-    key: impl Fn(&T) -> K,
-) -> impl futures::Stream<Item = Option<T>> {
-    enum Step<T> {
-        Send(T),
-        Same,
-        Gone,
-    }
-    items
-        .scan((None::<K>, false), move |(last, ended), item| {
-            let step = match item {
-                _ if *ended => return std::future::ready(None),
-                None => {
-                    *ended = true;
-                    Step::Gone
-                }
-                Some(item) => {
-                    let k = key(&item);
-                    if last.as_ref() == Some(&k) {
-                        Step::Same
-                    } else {
-                        *last = Some(k);
-                        Step::Send(item)
-                    }
-                }
-            };
-            std::future::ready(Some(step))
-        })
-        .filter_map(|step| {
-            std::future::ready(match step {
-                Step::Send(item) => Some(Some(item)),
-                Step::Gone => Some(None),
-                Step::Same => None,
-            })
-        })
-}

@@ -5,6 +5,7 @@
 //! - [`actions`]: launch, suspend, resume, scale, tear down, as the requester.
 //! - [`templates`]: the templates clusters are launched from.
 //! - [`jobs`]: a cluster's Ray jobs, typed.
+//! - [`rayjobs`]: KubeRay RayJobs: the list, one, a job submitted to a cluster.
 //! - [`logs`]: job and pod logs, live or as a download.
 //! - [`gpus`]: a cluster's GPUs and charts, the fleet.
 //! - [`ray`]: allowlisted reads of a Ray dashboard.
@@ -21,4 +22,5 @@ pub mod logs;
 pub mod ops;
 pub mod pages;
 pub mod ray;
+pub mod rayjobs;
 pub mod templates;

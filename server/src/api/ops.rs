@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::logs::LogStreams;
 use crate::security::{CsrfKey, StreamLimit, User};
-use crate::sources::{Clusters, RayPods, Templates};
+use crate::sources::{Clusters, RayJobs, RayPods, Templates};
 use crate::supervisor::SourceStatus;
 use crate::unix_now;
 
@@ -64,6 +64,8 @@ pub struct Readiness {
     pub templates: Templates,
     /// The Ray pod watch, which cluster pages and GPU attribution need.
     pub pods: RayPods,
+    /// The RayJob watch.
+    pub rayjobs: RayJobs,
     /// The supervised sources.
     pub sources: SourceStatus,
 }
@@ -84,6 +86,7 @@ pub async fn readyz(State(ready): State<Readiness>) -> Response {
         ("RayCluster", clusters),
         ("RayClusterTemplate", ready.templates.health()),
         ("Ray pod", ready.pods.health()),
+        ("RayJob", ready.rayjobs.health()),
     ];
     for (watch, health) in watches {
         if let Some(stale) = health.stale().filter(|_| health.synced()) {

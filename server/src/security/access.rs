@@ -54,6 +54,17 @@ impl Ask {
         }
     }
 
+    /// `verb` on KubeRay RayJobs in `namespace`.
+    pub fn rayjobs(verb: &'static str, namespace: &str) -> Ask {
+        Ask {
+            verb,
+            group: "ray.io",
+            resource: "rayjobs",
+            subresource: "",
+            namespace: namespace.to_owned(),
+        }
+    }
+
     /// Reading pods' logs in `namespace`.
     pub fn pod_logs(namespace: &str) -> Ask {
         Ask {
@@ -216,11 +227,23 @@ impl Access {
         user: &User,
         namespaces: impl IntoIterator<Item = String>,
     ) -> BTreeSet<String> {
+        self.listable(user, namespaces, Ask::rayclusters).await
+    }
+
+    /// The namespaces among `namespaces` where `user` may list what `ask` asks about
+    /// (`Ask::rayclusters`, `Ask::rayjobs`): all of them when they may list it everywhere, else
+    /// each asked (cached).
+    pub async fn listable(
+        &self,
+        user: &User,
+        namespaces: impl IntoIterator<Item = String>,
+        ask: fn(&'static str, &str) -> Ask,
+    ) -> BTreeSet<String> {
         let namespaces: BTreeSet<String> = namespaces.into_iter().collect();
-        if self.may(user, &Ask::rayclusters("list", "")).await {
+        if self.may(user, &ask("list", "")).await {
             return namespaces;
         }
-        self.each(user, namespaces, |ns| Ask::rayclusters("list", ns)).await
+        self.each(user, namespaces, |ns| ask("list", ns)).await
     }
 
     /// Among `namespaces`, those where `ask(namespace)` is allowed.

@@ -10,6 +10,7 @@
 //! - [`clusters`]: every RayCluster, and the feed of their changes that open pages follow.
 //! - [`templates`]: the RayClusterTemplates launches render from.
 //! - [`pods`]: every Ray pod: cluster pages' pods, GPU attribution.
+//! - [`rayjobs`]: every KubeRay RayJob, for the RayJob list.
 //! - [`exporters`]: dcgm-exporter pods, scraped into [`crate::gpus::GpuMetrics`].
 //! - [`prometheus`]: or a Prometheus server, asked for the same (`--prometheus`).
 
@@ -17,6 +18,7 @@ pub mod clusters;
 pub mod exporters;
 pub mod pods;
 pub mod prometheus;
+pub mod rayjobs;
 pub mod templates;
 pub mod watch;
 
@@ -24,6 +26,7 @@ pub use clusters::{ClusterChange, Clusters};
 pub use exporters::Exporters;
 pub use pods::RayPods;
 pub use prometheus::Prometheus;
+pub use rayjobs::RayJobs;
 pub use templates::Templates;
 pub use watch::{WatchHealth, Watched};
 

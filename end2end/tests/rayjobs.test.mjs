@@ -1,0 +1,55 @@
+// The RayJob list in a browser: a job submitted to a running cluster through raydar's API (as a
+// page would, with its CSRF token) becomes a KubeRay RayJob that the real operator posts to the
+// real Ray head; the list shows it arrive and run to the end without a reload, and its row leads
+// to the job's live log.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { base, kubectl, smallCluster, useBrowser, waitForRay } from '../lib.mjs';
+
+const NS = 'e2e-rayjobs';
+const browser = useBrowser(NS);
+
+test('a job submitted to a cluster shows on the RayJob list, runs to the end live, and its log follows', async () => {
+  const name = `rj-${Date.now().toString(36).slice(-5)}`;
+  kubectl(['apply', '-f', '-'], smallCluster(NS, name, { spec: { workerGroupSpecs: [] } }));
+  const page = await browser().newPage();
+  try {
+    await page.goto(`${base}/clusters/${NS}/${name}`);
+    await waitForRay(page, NS, name);
+    const jobs = await browser().newPage();
+    await jobs.goto(`${base}/jobs?namespace=${NS}`);
+    await jobs.locator('.rayjobs .empty, table.rayjobs-table').first().waitFor();
+
+    // Submitted as the page's user, with its CSRF token, as a form would.
+    const made = await page.evaluate(async ([ns, cluster]) => {
+      const csrf = document.querySelector('meta[name="csrf-token"]').content;
+      const answer = await fetch(`/api/v1/clusters/${ns}/${cluster}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ entrypoint: 'python -c "print(\'rayjob says\', 6 * 7)"' }),
+      });
+      return { status: answer.status, body: await answer.json() };
+    }, [NS, name]);
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+
+    // The list follows it without a reload, to the end.
+    const row = jobs.locator(`tr[data-rayjob="${NS}/${made.body.name}"]`);
+    await row.waitFor({ timeout: 30_000 });
+    await jobs.locator(`tr[data-rayjob="${NS}/${made.body.name}"][data-progress="Complete"][data-status="SUCCEEDED"]`)
+      .waitFor({ timeout: 90_000 });
+    const cells = await row.locator('td').allInnerTexts();
+    assert.equal(cells[0], name, 'its cluster');
+    assert.match(cells[3], /python -c/);
+    assert.equal(cells[4], 'developer', 'made as the signed-in user');
+
+    // Its row leads to the job's log.
+    await row.getByRole('link', { name: 'Follow' }).click();
+    await jobs.waitForURL(`${base}/clusters/${NS}/${name}/jobs/${made.body.jobId}`);
+    await jobs.locator('.log-lines .line', { hasText: /^rayjob says 42$/ }).waitFor({ timeout: 30_000 });
+    await jobs.locator('.log-state[data-state="ended"]').waitFor({ timeout: 30_000 });
+    await jobs.close();
+  } finally {
+    await page.close();
+    kubectl(['delete', 'rayjobs,rayclusters', '-n', NS, '--all', '--ignore-not-found', '--wait=false']);
+  }
+});

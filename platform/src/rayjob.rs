@@ -1,0 +1,165 @@
+//! KubeRay's `RayJob` (ray.io/v1) as raydar shows it: one row per RayJob ([`RayJobSummary`]),
+//! read from the object's JSON (feature `kube`).
+//!
+//! A RayJob runs one Ray job: on an existing RayCluster (`spec.clusterSelector`), or on a cluster
+//! made for it from `spec.rayClusterSpec` and torn down after (ephemeral). KubeRay submits the
+//! entrypoint (here, with `submissionMode: HTTPMode`, by posting to the head's dashboard) and
+//! writes two statuses: the Ray job's own (`jobStatus`, as Ray's job API says) and the RayJob's
+//! progress (`jobDeploymentStatus`: Initializing, Running, Complete, Failed…). The Ray job's
+//! submission id (`status.jobId`) is what its log is followed by.
+
+use serde::{Deserialize, Serialize};
+
+/// One RayJob, as the RayJob list and its API show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RayJobSummary {
+    pub namespace: String,
+    pub name: String,
+    /// Its `raydar.dev/owner` label, or `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    /// Its `raydar.dev/team` label, or `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub team: String,
+    /// The command the Ray job runs.
+    pub entrypoint: String,
+    /// How KubeRay submits it: `HTTPMode`, `K8sJobMode`, `SidecarMode` or `InteractiveMode`.
+    pub submission_mode: String,
+    /// The RayCluster it runs on: the one its selector names, or the one made for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// Whether its cluster is made for it (`spec.rayClusterSpec`) rather than selected.
+    pub ephemeral: bool,
+    /// The Ray job's submission id, once KubeRay has one: its log is read by it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job_id: String,
+    /// The Ray job's status (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `STOPPED`), or `""`
+    /// before it was submitted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job_status: String,
+    /// The RayJob's progress (`New`, `Initializing`, `Running`, `Complete`, `Failed`, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deployment_status: String,
+    /// KubeRay's words on it (a failure's reason and message).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Created, started and ended, Unix seconds.
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+}
+
+impl RayJobSummary {
+    /// Whether the RayJob can change no more.
+    pub fn finished(&self) -> bool {
+        matches!(self.deployment_status.as_str(), "Complete" | "Failed")
+    }
+}
+
+/// The RayJobs the requester may see (`GET /api/v1/rayjobs`), newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RayJobList {
+    pub items: Vec<RayJobSummary>,
+    /// The server's clock, Unix seconds.
+    pub now: i64,
+}
+
+#[cfg(feature = "kube")]
+impl RayJobSummary {
+    /// The row of a RayJob whose JSON is `object` (`metadata`, `spec`, `status`). Fields of the
+    /// wrong type read as absent: a malformed RayJob is shown, not refused.
+    pub fn of(object: &serde_json::Value) -> RayJobSummary {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let time = |v: &serde_json::Value| {
+            v.as_str()
+                .and_then(|t| t.parse::<crate::template::Timestamp>().ok())
+                .map(|t| t.as_second())
+        };
+        let (meta, spec, status) = (&object["metadata"], &object["spec"], &object["status"]);
+        let label = |key: &str| text(&meta["labels"][key]);
+        let ephemeral = spec["rayClusterSpec"].is_object();
+        let cluster = match text(&status["rayClusterName"]) {
+            named if !named.is_empty() => named,
+            _ => text(&spec["clusterSelector"]["ray.io/cluster"]),
+        };
+        let reason = text(&status["reason"]);
+        let message = match (reason.as_str(), text(&status["message"])) {
+            ("", message) => message,
+            (reason, message) if message.is_empty() => reason.to_owned(),
+            (reason, message) => format!("{reason}: {message}"),
+        };
+        RayJobSummary {
+            namespace: text(&meta["namespace"]),
+            name: text(&meta["name"]),
+            owner: label(crate::template::LABEL_OWNER),
+            team: label(crate::template::LABEL_TEAM),
+            entrypoint: text(&spec["entrypoint"]),
+            submission_mode: match text(&spec["submissionMode"]) {
+                mode if mode.is_empty() => "K8sJobMode".into(),
+                mode => mode,
+            },
+            cluster,
+            ephemeral,
+            job_id: match text(&status["jobId"]) {
+                id if id.is_empty() => text(&spec["jobId"]),
+                id => id,
+            },
+            job_status: text(&status["jobStatus"]),
+            deployment_status: text(&status["jobDeploymentStatus"]),
+            message,
+            created: time(&meta["creationTimestamp"]).unwrap_or_default(),
+            start_time: time(&status["startTime"]),
+            end_time: time(&status["endTime"]),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "kube"))]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_rayjob_on_a_selected_cluster_reads_as_kuberay_wrote_it() {
+        let job = RayJobSummary::of(&json!({
+            "metadata": {"namespace": "ml", "name": "nightly",
+                "creationTimestamp": "2026-12-06T10:00:00Z",
+                "labels": {"raydar.dev/owner": "alice", "raydar.dev/team": "vision"}},
+            "spec": {"entrypoint": "python train.py", "submissionMode": "HTTPMode",
+                "clusterSelector": {"ray.io/cluster": "gpu-a"}, "jobId": "nightly-1"},
+            "status": {"jobId": "nightly-1", "jobStatus": "RUNNING",
+                "jobDeploymentStatus": "Running", "startTime": "2026-12-06T10:00:05Z"}
+        }));
+        assert_eq!((job.cluster.as_str(), job.ephemeral), ("gpu-a", false));
+        assert_eq!((job.owner.as_str(), job.team.as_str()), ("alice", "vision"));
+        assert_eq!((job.job_id.as_str(), job.job_status.as_str()), ("nightly-1", "RUNNING"));
+        assert_eq!(job.start_time, Some(job.created + 5));
+        assert!(!job.finished());
+    }
+
+    #[test]
+    fn an_ephemeral_failed_or_malformed_rayjob_still_reads() {
+        let failed = RayJobSummary::of(&json!({
+            "metadata": {"namespace": "ml", "name": "once"},
+            "spec": {"entrypoint": "python x.py", "rayClusterSpec": {"headGroupSpec": {}}},
+            "status": {"rayClusterName": "once-raycluster-x1", "jobDeploymentStatus": "Failed",
+                "reason": "DeadlineExceeded", "message": "past activeDeadlineSeconds"}
+        }));
+        assert!(failed.ephemeral && failed.finished());
+        assert_eq!(failed.cluster, "once-raycluster-x1");
+        assert_eq!(failed.submission_mode, "K8sJobMode", "KubeRay's default");
+        assert_eq!(failed.message, "DeadlineExceeded: past activeDeadlineSeconds");
+        let odd = RayJobSummary::of(&json!({
+            "metadata": {"namespace": "ml", "name": "odd", "labels": {"raydar.dev/owner": 7}},
+            "spec": {"entrypoint": ["not", "text"], "clusterSelector": "x"},
+            "status": {"startTime": 12}
+        }));
+        assert_eq!((odd.owner.as_str(), odd.entrypoint.as_str(), odd.start_time), ("", "", None));
+    }
+}

@@ -53,3 +53,39 @@ test('a job submitted to a cluster shows on the RayJob list, runs to the end liv
     kubectl(['delete', 'rayjobs,rayclusters', '-n', NS, '--all', '--ignore-not-found', '--wait=false']);
   }
 });
+
+test('the launch form runs a job on a cluster of its own: previewed, run, followed to the end', async () => {
+  const page = await browser().newPage();
+  try {
+    await page.goto(`${base}/launch?template=cpu-small`);
+    await page.locator('form.launch-form[data-live="true"]').waitFor({ timeout: 30_000 });
+    await page.getByLabel('Run a job on a cluster of its own').check();
+    const name = `once-${Date.now().toString(36).slice(-5)}`;
+    await page.getByLabel('Namespace').fill(NS);
+    await page.getByLabel('Cluster name').fill(name);
+    await page.getByLabel('workers').fill('0');
+    // Without a command there is nothing to run: said at the field.
+    await page.getByRole('button', { name: 'Run job' }).click();
+    assert.equal(await page.getByLabel('Entrypoint').getAttribute('aria-invalid'), 'true');
+    await page.getByLabel('Entrypoint').fill('python -c "print(\'from the form\', 6 * 7)"');
+    // The preview is the RayJob, the template's cluster inside it.
+    const manifest = page.locator('pre.manifest');
+    await manifest.filter({ hasText: 'kind: RayJob' }).waitFor({ timeout: 15_000 });
+    const yaml = await manifest.textContent();
+    assert.match(yaml, /shutdownAfterJobFinishes: true/);
+    assert.match(yaml, /rayClusterSpec:/);
+    assert.match(yaml, /raydar\.dev\/owner: developer/);
+
+    await page.getByRole('button', { name: 'Run job' }).click();
+    await page.waitForURL(`${base}/jobs?namespace=${NS}`, { timeout: 15_000 });
+    const row = page.locator(`tr[data-rayjob="${NS}/${name}"]`);
+    await row.waitFor({ timeout: 30_000 });
+    await page.locator(`tr[data-rayjob="${NS}/${name}"][data-status="SUCCEEDED"]`).waitFor({ timeout: 150_000 });
+    assert.match((await row.locator('td').allInnerTexts())[0], /\(its own\)$/);
+    await row.getByRole('link', { name: 'Follow' }).click();
+    await page.locator('.log-lines .line', { hasText: /^from the form 42$/ }).waitFor({ timeout: 30_000 });
+  } finally {
+    await page.close();
+    kubectl(['delete', 'rayjobs,rayclusters', '-n', NS, '--all', '--ignore-not-found', '--wait=false']);
+  }
+});

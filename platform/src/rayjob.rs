@@ -119,6 +119,103 @@ impl RayJobSummary {
     }
 }
 
+/// The Ray job a RayJob runs, as a submitter asks for it.
+#[cfg(feature = "kube")]
+#[derive(Clone, Debug, Default)]
+pub struct JobRequest {
+    /// The command it runs, e.g. `python train.py`.
+    pub entrypoint: String,
+    /// Ray's runtime environment for it (`working_dir`, `pip`, `env_vars`, …).
+    pub runtime_env: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The Ray submission id: what its log is read by, unique on its cluster.
+    pub job_id: String,
+}
+
+#[cfg(feature = "kube")]
+impl JobRequest {
+    /// The RayJob `spec` fields of the job itself, submitted over HTTP by KubeRay.
+    fn spec(&self) -> serde_json::Value {
+        let mut spec = serde_json::json!({
+            "entrypoint": self.entrypoint,
+            "submissionMode": "HTTPMode",
+            "jobId": self.job_id,
+        });
+        if let Some(env) = &self.runtime_env {
+            // JSON is YAML: Ray reads it as the runtime env it is.
+            spec["runtimeEnvYAML"] = serde_json::Value::Object(env.clone()).to_string().into();
+        }
+        spec
+    }
+}
+
+/// The RayJob `name` in `namespace` that runs `job` on the existing RayCluster `cluster`,
+/// labelled with its owner and team as a launch is.
+#[cfg(feature = "kube")]
+pub fn on_cluster(
+    namespace: &str,
+    name: &str,
+    cluster: &str,
+    job: &JobRequest,
+    identity: &crate::template::Identity,
+) -> serde_json::Value {
+    use crate::template::{label_value, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM};
+    let mut labels = serde_json::Map::new();
+    labels.insert(LABEL_OWNER.into(), label_value(&identity.user).into());
+    if !identity.team.is_empty() {
+        labels.insert(LABEL_TEAM.into(), label_value(&identity.team).into());
+    }
+    let mut spec = job.spec();
+    spec["clusterSelector"] = serde_json::json!({"ray.io/cluster": cluster});
+    serde_json::json!({
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_OWNER: identity.user},
+        },
+        "spec": spec,
+    })
+}
+
+/// The RayJob that runs `job` on a cluster of its own: `cluster`, a RayCluster manifest the
+/// template engine rendered (so every policy of its template holds), becomes its
+/// `rayClusterSpec`, shut down `ttl_after_finished` seconds after the job ends;
+/// the cluster's labels and annotations are the RayJob's, and a cluster's lifetime (its
+/// `raydar.dev/expires-at`, from `now`) is the job's deadline.
+#[cfg(feature = "kube")]
+pub fn ephemeral(
+    cluster: &serde_json::Value,
+    job: &JobRequest,
+    ttl_after_finished: u32,
+    now: crate::template::Timestamp,
+) -> serde_json::Value {
+    let meta = &cluster["metadata"];
+    let mut spec = job.spec();
+    spec["rayClusterSpec"] = cluster["spec"].clone();
+    spec["shutdownAfterJobFinishes"] = true.into();
+    spec["ttlSecondsAfterFinished"] = ttl_after_finished.into();
+    let expires = meta["annotations"][crate::template::ANNOTATION_EXPIRES_AT]
+        .as_str()
+        .and_then(|t| t.parse::<crate::template::Timestamp>().ok());
+    if let Some(expires) = expires {
+        let deadline = (expires.as_second() - now.as_second()).clamp(1, i64::from(i32::MAX));
+        spec["activeDeadlineSeconds"] = deadline.into();
+    }
+    serde_json::json!({
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": meta["labels"],
+            "annotations": meta["annotations"],
+        },
+        "spec": spec,
+    })
+}
+
 #[cfg(all(test, feature = "kube"))]
 mod tests {
     use serde_json::json;
@@ -161,5 +258,49 @@ mod tests {
             "status": {"startTime": 12}
         }));
         assert_eq!((odd.owner.as_str(), odd.entrypoint.as_str(), odd.start_time), ("", "", None));
+    }
+
+    fn job() -> JobRequest {
+        JobRequest {
+            entrypoint: "python t.py".into(),
+            runtime_env: serde_json::json!({"env_vars": {"EPOCHS": "3"}}).as_object().cloned(),
+            job_id: "train-x1-q2".into(),
+        }
+    }
+
+    #[test]
+    fn a_job_on_a_cluster_selects_it_and_is_submitted_over_http() {
+        let who =
+            crate::template::Identity { user: "alice@example.com".into(), team: "vision".into() };
+        let rayjob = on_cluster("ml", "train-x1", "gpu-a", &job(), &who);
+        assert_eq!(rayjob["spec"]["clusterSelector"]["ray.io/cluster"], "gpu-a");
+        assert_eq!(rayjob["spec"]["submissionMode"], "HTTPMode");
+        assert_eq!(rayjob["spec"]["jobId"], "train-x1-q2");
+        let env: serde_json::Value =
+            serde_json::from_str(rayjob["spec"]["runtimeEnvYAML"].as_str().unwrap()).unwrap();
+        assert_eq!(env["env_vars"]["EPOCHS"], "3");
+        assert_eq!(rayjob["metadata"]["labels"]["raydar.dev/team"], "vision");
+        assert_eq!(rayjob["metadata"]["annotations"]["raydar.dev/owner"], "alice@example.com");
+        assert!(rayjob["spec"].get("rayClusterSpec").is_none());
+    }
+
+    #[test]
+    fn an_ephemeral_job_carries_its_rendered_cluster_and_its_lifetime_as_deadline() {
+        let now: crate::template::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let cluster = json!({
+            "metadata": {"name": "once", "namespace": "ml",
+                "labels": {"raydar.dev/owner": "alice", "raydar.dev/template": "cpu-small"},
+                "annotations": {"raydar.dev/expires-at": "2026-12-06T22:00:00Z"}},
+            "spec": {"headGroupSpec": {"rayStartParams": {}}}
+        });
+        let rayjob = ephemeral(&cluster, &job(), 60, now);
+        assert_eq!(rayjob["spec"]["rayClusterSpec"], cluster["spec"]);
+        assert_eq!(rayjob["spec"]["shutdownAfterJobFinishes"], true);
+        assert_eq!(rayjob["spec"]["ttlSecondsAfterFinished"], 60);
+        assert_eq!(rayjob["spec"]["activeDeadlineSeconds"], 12 * 3600);
+        assert_eq!(rayjob["metadata"]["labels"]["raydar.dev/template"], "cpu-small");
+        assert!(rayjob["spec"].get("clusterSelector").is_none());
+        let summary = RayJobSummary::of(&rayjob);
+        assert!(summary.ephemeral && summary.cluster.is_empty());
     }
 }

@@ -48,7 +48,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(clusters::overview))
         .routes(routes!(clusters::overview_events))
         .routes(routes!(jobs::list, rayjobs::submit))
-        .routes(routes!(rayjobs::list))
+        .routes(routes!(rayjobs::list, rayjobs::run))
         .routes(routes!(rayjobs::events))
         .routes(routes!(rayjobs::get))
         .routes(routes!(jobs::get))

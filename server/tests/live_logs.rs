@@ -644,3 +644,85 @@ async fn a_job_submitted_through_raydar_is_a_rayjob_that_kuberay_runs_on_the_clu
     let unknown = raydar.http.get(format!("{rayjobs}/{namespace}/nosuch")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_job_run_from_a_template_gets_a_cluster_of_its_own_that_goes_when_it_ends() {
+    let client = kube_client().await;
+    let raydar = start_raydar(client.clone(), "local control plane").await;
+    wait_ready(&raydar.http, &raydar.base).await;
+    let ns = TestNamespace::create(&client, "raydar-runjob-it").await;
+    let namespace = ns.0.as_str();
+    let rayjobs = format!("{}/api/v1/rayjobs", raydar.base);
+    let run = |body: serde_json::Value| raydar.http.post(&rayjobs).json(&body).send();
+
+    // Out of the template's bounds, and no command: every field named at once, nothing made.
+    let refused = run(json!({"template": "cpu-small", "namespace": namespace, "name": "once",
+        "parameters": {"workers": 999}, "entrypoint": "", "ttlSecondsAfterFinished": -1}))
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 422);
+    let said: serde_json::Value = refused.json().await.unwrap();
+    let fields: Vec<&str> =
+        said["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    for field in ["workers", "entrypoint", "ttlSecondsAfterFinished"] {
+        assert!(fields.contains(&field), "{field} in {said}");
+    }
+    // A dry run shows the RayJob, the template's cluster inside it, and makes nothing.
+    let entrypoint = "python -c \"print('ephemeral', 6 * 7)\"";
+    let job = json!({"template": "cpu-small", "namespace": namespace, "name": "once",
+        "parameters": {"workers": 0}, "entrypoint": entrypoint, "ttlSecondsAfterFinished": 30});
+    let dry = raydar.http.post(format!("{rayjobs}?dryRun=true")).json(&job).send().await.unwrap();
+    assert_eq!(dry.status(), 200);
+    let dry: serde_json::Value = dry.json().await.unwrap();
+    let manifest = &dry["manifest"];
+    assert_eq!(manifest["spec"]["shutdownAfterJobFinishes"], true, "{dry}");
+    assert!(manifest["spec"]["rayClusterSpec"]["headGroupSpec"].is_object(), "{dry}");
+    assert!(manifest["spec"]["activeDeadlineSeconds"].as_i64().is_some_and(|s| s <= 12 * 3600));
+    assert_eq!(manifest["metadata"]["labels"]["raydar.dev/template"], "cpu-small");
+    assert!(dry["yaml"].as_str().unwrap().contains("kind: RayJob"), "{dry}");
+    let listed = common::get_json(&raydar.http, format!("{rayjobs}?namespace={namespace}")).await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+
+    // The run: KubeRay makes its cluster, posts the job once the head is up, and the job ends.
+    let made = run(job).await.unwrap();
+    assert_eq!(made.status(), 201);
+    let made: serde_json::Value = made.json().await.unwrap();
+    assert_eq!(
+        (made["ephemeral"].as_bool(), made["owner"].as_str()),
+        (Some(true), Some("developer"))
+    );
+    let job_id = made["jobId"].as_str().unwrap().to_owned();
+    let done = tokio::time::timeout(Duration::from_secs(180), async {
+        loop {
+            let one = common::get_json(&raydar.http, format!("{rayjobs}/{namespace}/once")).await;
+            if one["jobStatus"] == "SUCCEEDED" && !one["cluster"].as_str().unwrap_or("").is_empty()
+            {
+                break one;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("the job ran on its own cluster to the end");
+    let cluster = done["cluster"].as_str().unwrap().to_owned();
+    assert!(cluster.starts_with("once"), "{done}");
+    // Its log, while its cluster is kept (30 s).
+    let url =
+        format!("{}/api/v1/clusters/{namespace}/{cluster}/jobs/{job_id}/logs/stream", raydar.base);
+    let mut events = open(&reqwest::Client::new(), &url, None).await;
+    let mut log = Log::default();
+    assert_eq!(log.read(&mut events, |_| false).await.as_deref(), Some("job SUCCEEDED"));
+    assert!(log.lines.iter().any(|l| l == "ephemeral 42"), "{:?}", log.lines);
+    // Then the cluster goes, and the RayJob stays with its status.
+    let clusters = ray_clusters(&client, namespace);
+    eventually("the job's cluster to be deleted", || async {
+        clusters.get_opt(&cluster).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let kept = common::get_json(&raydar.http, format!("{rayjobs}/{namespace}/once")).await;
+    assert_eq!(
+        (kept["jobStatus"].as_str(), kept["deploymentStatus"].as_str()),
+        (Some("SUCCEEDED"), Some("Complete"))
+    );
+}

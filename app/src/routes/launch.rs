@@ -1,5 +1,6 @@
 //! The launch page: choose a template, fill the form generated from its parameters, see the exact
-//! manifest, launch.
+//! manifest, launch. Or run a job instead: the same form and an entrypoint make a RayJob whose
+//! cluster, made from the template, is shut down when the job ends.
 //!
 //! What is typed is checked as it is typed, by the platform's own rules (the same code and
 //! messages the server renders with), and again by the server: a short pause in typing sends the
@@ -144,6 +145,10 @@ enum Preview {
 /// The fields every form has before the template's parameters.
 const NAME: &str = "name";
 const NAMESPACE: &str = "namespace";
+/// A job's command, in the form when it runs a job.
+const ENTRYPOINT: &str = "entrypoint";
+/// Where a job on a cluster of its own is sent.
+const RAYJOBS: &str = "/api/v1/rayjobs";
 
 /// The form of one template.
 #[component]
@@ -156,9 +161,12 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                 (p.name.clone(), p.default.as_ref().map(ToString::to_string).unwrap_or_default())
             })
             .chain([(NAME.to_owned(), String::new()), (NAMESPACE.to_owned(), namespace)])
+            .chain([(ENTRYPOINT.to_owned(), String::new())])
             .collect()
     });
     let values = RwSignal::new(initial);
+    // Launch a cluster, or run a job on a cluster of its own.
+    let as_job = RwSignal::new(false);
     // A field's error shows once it has been typed in, or after a launch was attempted.
     let touched = RwSignal::new(BTreeSet::<String>::new());
     let server_errors = RwSignal::new(BTreeMap::<String, String>::new());
@@ -182,6 +190,10 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
             if let Some(p) = namespace_problem(text(NAMESPACE)) {
                 problems.insert(NAMESPACE.to_owned(), p);
             }
+            if as_job.get() && text(ENTRYPOINT).is_empty() {
+                problems
+                    .insert(ENTRYPOINT.to_owned(), "is required: the command the job runs".into());
+            }
             parameters.with_value(|ps| {
                 for p in ps {
                     if let Some(problem) = parameter_problem(p, text(&p.name)) {
@@ -195,7 +207,20 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
 
     let request = {
         let template = template.clone();
-        move || values.with(|v| launch_request(&template, v, &parameters.read_value()))
+        move || {
+            let request = values.with(|v| launch_request(&template, v, &parameters.read_value()));
+            match as_job.get_untracked() {
+                true => values.with(|v| job_request(request, v)),
+                false => request,
+            }
+        }
+    };
+    // Where the form is sent: the cluster launch, or the job run.
+    let endpoint =
+        move || if as_job.get_untracked() { RAYJOBS } else { crate::api::rest::CLUSTERS };
+    let choose = move |job: bool| {
+        as_job.set(job);
+        edits.update(|n| *n += 1);
     };
 
     let edit = move |field: String, text: String| {
@@ -239,7 +264,7 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                     leptos::task::spawn_local(async move {
                         let answer = crate::http::send(
                             "POST",
-                            &format!("{}?dryRun=true", crate::api::rest::CLUSTERS),
+                            &format!("{}?dryRun=true", endpoint()),
                             Some(body),
                         )
                         .await;
@@ -282,14 +307,16 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-                match crate::http::send("POST", crate::api::rest::CLUSTERS, Some(body)).await {
+                match crate::http::send("POST", endpoint(), Some(body)).await {
                     Ok(answer) if answer.status == 201 => {
                         let (ns, name) =
                             (answer.body["namespace"].as_str(), answer.body["name"].as_str());
-                        let page = crate::api::rest::page(
-                            ns.unwrap_or_default(),
-                            name.unwrap_or_default(),
-                        );
+                        let ns = ns.unwrap_or_default();
+                        // A job is followed on the RayJob list, whose row leads to its log.
+                        let page = match as_job.get_untracked() {
+                            true => format!("/jobs?namespace={ns}"),
+                            false => crate::api::rest::page(ns, name.unwrap_or_default()),
+                        };
                         navigate(&page, Default::default());
                         return;
                     }
@@ -303,7 +330,7 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                 }
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = (body, &navigate);
+            let _ = (body, &navigate, endpoint);
             launching.set(false);
         });
     };
@@ -337,13 +364,29 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
             .map(|f| f(values, problems, server_errors, touched, Box::new(edit)))
             .collect_view()
     };
+    let entrypoint_view = field_view(
+        ENTRYPOINT,
+        "Entrypoint",
+        "The command the job runs on its cluster, e.g. python train.py --epochs 3.".into(),
+        None,
+    )(values, problems, server_errors, touched, Box::new(edit));
 
     view! {
         <form class="launch-form" on:submit=submit novalidate data-template=template data-live=move || live.get().to_string()>
+            <fieldset class="launch-kind">
+                <legend>"What to do"</legend>
+                <label><input type="radio" name="kind" value="cluster" prop:checked=move || !as_job.get() on:change=move |_| choose(false)/> "Launch a cluster"</label>
+                <label><input type="radio" name="kind" value="job" prop:checked=move || as_job.get() on:change=move |_| choose(true)/> "Run a job on a cluster of its own, shut down when it ends"</label>
+            </fieldset>
             <div class="fields">{field_views}</div>
+            <div class="job-fields" hidden=move || !as_job.get()>{entrypoint_view}</div>
             <div class="launch-actions">
                 <button type="submit" class="primary" disabled=move || launching.get()>
-                    {move || if launching.get() { "Launching…" } else { "Launch" }}
+                    {move || match (launching.get(), as_job.get()) {
+                        (true, _) => "Sending…",
+                        (false, false) => "Launch",
+                        (false, true) => "Run job",
+                    }}
                 </button>
                 {move || launch_error.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
             </div>
@@ -499,6 +542,14 @@ fn launch_request(
     }
     json!({ "template": template, "name": text(NAME), "namespace": text(NAMESPACE), "parameters": given })
         .to_string()
+}
+
+/// A launch request (`request`, JSON) as a job run: with the entrypoint.
+fn job_request(request: String, values: &BTreeMap<String, String>) -> String {
+    let mut body: Value = serde_json::from_str(&request).unwrap_or_default();
+    let entrypoint = values.get(ENTRYPOINT).map(|v| v.trim().to_owned()).unwrap_or_default();
+    body[ENTRYPOINT] = Value::String(entrypoint);
+    body.to_string()
 }
 
 /// "an integer from 0 to 4" as a sentence: "An integer from 0 to 4."

@@ -114,7 +114,7 @@ pub struct LaunchQuery {
     /// Render and dry-run only: answer with the manifest, create nothing.
     #[serde(rename = "dryRun", default)]
     #[param(rename = "dryRun")]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// A launch previewed (`?dryRun=true`): the exact manifest, nothing created.
@@ -145,6 +145,41 @@ pub struct Launched {
     pub manifest: Value,
 }
 
+/// The RayCluster manifest template `template` renders for `launch` as `user` at `now`, or the
+/// API's answer: the template missing or unknown, a field invalid (one message each), the
+/// template itself broken.
+pub(crate) async fn rendered(
+    templates: &Templates,
+    template: Option<String>,
+    launch: &LaunchRequest,
+    user: &User,
+    now: Timestamp,
+) -> ApiResult<Value> {
+    let Some(template_name) = template.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::invalid_field(
+            "template",
+            "required: the name of a RayClusterTemplate",
+        ));
+    };
+    templates.ready(Duration::from_secs(10)).await.map_err(ApiError::unavailable)?;
+    let Some(template) = templates.get(&template_name) else {
+        return Err(ApiError::invalid_field(
+            "template",
+            format!(
+                "no RayClusterTemplate named {template_name:?}; GET /api/v1/templates lists them"
+            ),
+        ));
+    };
+    match render(&template, launch, &user.identity(), now) {
+        Ok(manifest) => Ok(manifest),
+        Err(platform::template::Error::InvalidRequest(errors)) => Err(ApiError::invalid(errors)),
+        Err(e) => Err(ApiError::invalid_field(
+            "template",
+            format!("{e}; it cannot be launched until a platform admin fixes it"),
+        )),
+    }
+}
+
 /// `POST /api/v1/clusters[?dryRun=true]`: launch a RayCluster from a template.
 #[utoipa::path(post, path = "/clusters", tag = "actions",
     params(LaunchQuery),
@@ -165,38 +200,14 @@ pub async fn launch(
 ) -> ApiResult<Response> {
     let dry_run = query.dry_run;
     let request: LaunchBody = body(&bytes, "a launch request")?;
-    let Some(template_name) = request.template.filter(|t| !t.is_empty()) else {
-        return Err(ApiError::invalid_field(
-            "template",
-            "required: the name of a RayClusterTemplate",
-        ));
-    };
-    actions.templates.ready(Duration::from_secs(10)).await.map_err(ApiError::unavailable)?;
-    let Some(template) = actions.templates.get(&template_name) else {
-        return Err(ApiError::invalid_field(
-            "template",
-            format!(
-                "no RayClusterTemplate named {template_name:?}; GET /api/v1/templates lists them"
-            ),
-        ));
-    };
+    let template_name = request.template.clone().unwrap_or_default();
     let launch = LaunchRequest {
         name: request.name,
         namespace: request.namespace,
         parameters: request.parameters,
     };
-    let manifest = match render(&template, &launch, &user.identity(), Timestamp::now()) {
-        Ok(manifest) => manifest,
-        Err(platform::template::Error::InvalidRequest(errors)) => {
-            return Err(ApiError::invalid(errors))
-        }
-        Err(e) => {
-            return Err(ApiError::invalid_field(
-                "template",
-                format!("{e}; it cannot be launched until a platform admin fixes it"),
-            ))
-        }
-    };
+    let manifest =
+        rendered(&actions.templates, request.template, &launch, &user, Timestamp::now()).await?;
     let (namespace, name) = (launch.namespace, launch.name);
     let id = format!("{namespace}/{name}");
     // A preview asks Kubernetes too (a dry-run), but changes nothing: only launches count.

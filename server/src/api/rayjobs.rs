@@ -7,6 +7,7 @@
 //! GETs to any Ray dashboard. raydar picks the Ray submission id (`spec.jobId`), so the answer
 //! already says where the job's log is followed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use app::api::push;
@@ -17,15 +18,16 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
-use platform::rayjob::{RayJobList, RayJobSummary};
-use platform::template::{label_value, FieldError, FIELD_MANAGER, LABEL_OWNER, LABEL_TEAM};
+
+use platform::rayjob::{ephemeral, on_cluster, JobRequest, RayJobList, RayJobSummary};
+use platform::template::{FieldError, LaunchRequest, Timestamp, FIELD_MANAGER};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
-use super::actions::Actions;
+use super::actions::{Actions, LaunchPreview};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body, check_cluster, ClusterPath, Path, Query};
 use crate::push::{changes_only, json_event};
@@ -200,25 +202,8 @@ pub async fn submit(
 ) -> ApiResult<Response> {
     let request: SubmitBody = body(&bytes, "a job submission")?;
     let mut errors = Vec::new();
-    let entrypoint = request.entrypoint.trim().to_owned();
-    if entrypoint.is_empty() || entrypoint.len() > MAX_ENTRYPOINT {
-        errors.push(FieldError {
-            field: "entrypoint".into(),
-            message: format!("required: the command to run, at most {MAX_ENTRYPOINT} bytes"),
-        });
-    }
-    let runtime_env = match request.runtime_env {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(env)) => Some(env),
-        Some(_) => {
-            errors.push(FieldError {
-                field: "runtimeEnv".into(),
-                message: "must be an object, as Ray's runtime_env (working_dir, pip, env_vars…)"
-                    .into(),
-            });
-            None
-        }
-    };
+    let (entrypoint, runtime_env) =
+        job_fields(&request.entrypoint, request.runtime_env, &mut errors);
     let suffix = random_suffix();
     let name = request.name.unwrap_or_else(|| {
         let stem: String = path.name.chars().take(41).collect();
@@ -237,67 +222,202 @@ pub async fn submit(
     let namespace = path.namespace.clone();
     // The Ray submission id: unique on the cluster, also for a RayJob of the same name made again.
     let job_id = format!("{name}-{suffix}");
-    let manifest = rayjob(&user, &namespace, &name, &path.name, &entrypoint, runtime_env, &job_id);
+    let job = JobRequest { entrypoint: entrypoint.clone(), runtime_env, job_id: job_id.clone() };
+    let manifest = on_cluster(&namespace, &name, &path.name, &job, &user.identity());
     let action = Action {
         reason: "JobSubmitted",
         what: format!("submitted Ray job {job_id} (RayJob {name}): {}", shorten(&entrypoint)),
         namespace: namespace.clone(),
         name: path.name.clone(),
     };
-    let client = actions.access.client_for(&user).map_err(ApiError::bad_request)?;
-    let api = Api::<DynamicObject>::namespaced_with(client, &namespace, &rayjobs::resource());
-    let object: DynamicObject = serde_json::from_value(manifest)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    let creating = format!("creating RayJob {namespace}/{name}");
-    let created = super::actions::call(&creating, api.create(&params, &object))
+    let created = create(&actions, &user, manifest, false)
         .await
         .map_err(|error| actions.refused(&user, &action, error))?;
     actions.audit.done(&user, &action, Some(uid));
-    let summary = RayJobSummary::of(&serde_json::to_value(&created).unwrap_or_default());
-    let location = format!("/api/v1/rayjobs/{namespace}/{name}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary)).into_response())
+    Ok(made(created))
 }
 
-/// The RayJob that runs `entrypoint` on RayCluster `cluster`, submitted over HTTP by KubeRay,
-/// labelled with its owner and team as launches are.
-fn rayjob(
+/// Creates the RayJob `manifest` as `user` (only checks it, with `dry_run`); what Kubernetes
+/// stored.
+async fn create(
+    actions: &Actions,
     user: &User,
-    namespace: &str,
-    name: &str,
-    cluster: &str,
+    manifest: Value,
+    dry_run: bool,
+) -> ApiResult<DynamicObject> {
+    let client = actions.access.client_for(user).map_err(ApiError::bad_request)?;
+    let object: DynamicObject = serde_json::from_value(manifest)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let api = Api::<DynamicObject>::namespaced_with(client, &namespace, &rayjobs::resource());
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), dry_run };
+    let creating = format!("creating RayJob {namespace}/{name}");
+    super::actions::call(&creating, api.create(&params, &object)).await
+}
+
+/// The answer to a RayJob made: 201, its row, and where it is.
+fn made(created: DynamicObject) -> Response {
+    let summary = RayJobSummary::of(&serde_json::to_value(&created).unwrap_or_default());
+    let location = format!("/api/v1/rayjobs/{}/{}", summary.namespace, summary.name);
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(summary)).into_response()
+}
+
+/// How long an ephemeral RayJob's cluster is kept after its job ends, by default: long enough to
+/// read the end of its log again, short enough that its resources are soon free.
+const DEFAULT_TTL_AFTER_FINISHED: u32 = 60;
+/// The longest an ephemeral RayJob's cluster may be kept after its job ends.
+const MAX_TTL_AFTER_FINISHED: u32 = 24 * 3600;
+
+/// The body of `POST /api/v1/rayjobs`: a job on a cluster of its own, from a template. The
+/// owner is never part of it: raydar takes it from the requester's identity.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RunBody {
+    /// The RayClusterTemplate the job's cluster is made from (`GET /api/v1/templates`).
+    #[schema(value_type = String, required = true, min_length = 1)]
+    template: Option<String>,
+    /// Where the RayJob (and its cluster) goes.
+    #[serde(default)]
+    #[schema(required = true, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    namespace: String,
+    /// The RayJob's name (its cluster's is made from it).
+    #[serde(default)]
+    #[schema(required = true, pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 47)]
+    name: String,
+    /// The template's parameters, as for a launch.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, platform::template::Scalar>)]
+    parameters: BTreeMap<String, Value>,
+    /// The command the Ray job runs.
+    #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 10240, pattern = "\\S")]
+    entrypoint: String,
+    /// Ray's runtime environment for it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    runtime_env: Option<Value>,
+    /// Seconds the job's cluster is kept after the job ends (its log can still be read), then
+    /// deleted; default 60. The RayJob itself stays, with the job's status.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
+    ttl_seconds_after_finished: Option<i64>,
+}
+
+/// `POST /api/v1/rayjobs[?dryRun=true]`: runs a job on a cluster made for it from a template,
+/// shut down when the job ends (an ephemeral RayJob), as the requester. Every policy of the
+/// template holds for the cluster, and its lifetime is the job's deadline.
+#[utoipa::path(post, path = "/rayjobs", tag = "rayjobs",
+    params(super::actions::LaunchQuery),
+    request_body(content = RunBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The RayJob a run would make (dryRun), checked by Kubernetes", body = LaunchPreview),
+        (status = 201, description = "The RayJob made; KubeRay makes its cluster and submits it", body = RayJobSummary,
+            headers(("Location" = String, description = "The RayJob's API path"))),
+        (status = 409, description = "A RayJob of that name exists", body = ApiError),
+        (status = 422, description = "A field is invalid: one message per field", body = ApiError),
+        (status = 503, description = "The template watch has not listed the templates yet", body = ApiError),
+        super::doc::ActionErrors))]
+pub async fn run(
+    State(actions): State<Actions>,
+    Extension(user): Extension<User>,
+    Query(query): Query<super::actions::LaunchQuery>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let request: RunBody = body(&bytes, "a job run")?;
+    let mut errors = Vec::new();
+    let (entrypoint, runtime_env) =
+        job_fields(&request.entrypoint, request.runtime_env, &mut errors);
+    if let Some(problem) = job_name_problem(&request.name) {
+        errors.push(FieldError { field: "name".into(), message: problem });
+    }
+    let ttl = match request.ttl_seconds_after_finished {
+        None => DEFAULT_TTL_AFTER_FINISHED,
+        Some(ttl) => {
+            u32::try_from(ttl).ok().filter(|t| *t <= MAX_TTL_AFTER_FINISHED).unwrap_or_else(|| {
+                errors.push(FieldError {
+                    field: "ttlSecondsAfterFinished".into(),
+                    message: format!(
+                        "must be from 0 to {MAX_TTL_AFTER_FINISHED} seconds, got {ttl}"
+                    ),
+                });
+                0
+            })
+        }
+    };
+    let template_name = request.template.clone().unwrap_or_default();
+    let launch = LaunchRequest {
+        name: request.name,
+        namespace: request.namespace,
+        parameters: request.parameters,
+    };
+    let now = Timestamp::now();
+    let cluster =
+        match super::actions::rendered(&actions.templates, request.template, &launch, &user, now)
+            .await
+        {
+            Ok(cluster) if errors.is_empty() => cluster,
+            Ok(_) => return Err(ApiError::invalid(errors)),
+            // Every field at once: the template's and the job's.
+            Err(refusal) if refusal.status == StatusCode::UNPROCESSABLE_ENTITY => {
+                return Err(ApiError::invalid(refusal.errors.into_iter().chain(errors).collect()))
+            }
+            Err(refusal) => return Err(refusal),
+        };
+    let job_id = format!("{}-{}", launch.name, random_suffix());
+    let job = JobRequest { entrypoint: entrypoint.clone(), runtime_env, job_id: job_id.clone() };
+    let manifest = ephemeral(&cluster, &job, ttl, now);
+    if query.dry_run {
+        create(&actions, &user, manifest.clone(), true).await?;
+        // What the launch form previews, as for a cluster: the manifest, and as YAML.
+        let yaml = platform::template::manifest_yaml(&manifest);
+        let (namespace, name) = (launch.namespace, launch.name);
+        return Ok(Json(LaunchPreview { namespace, name, manifest, yaml }).into_response());
+    }
+    actions.limit.allow(&user)?;
+    let action = Action {
+        reason: "JobRun",
+        what: format!(
+            "ran Ray job {job_id} on a cluster of its own from template {template_name}: {}",
+            shorten(&entrypoint)
+        ),
+        namespace: launch.namespace.clone(),
+        name: launch.name.clone(),
+    };
+    let created = create(&actions, &user, manifest, false)
+        .await
+        .map_err(|error| actions.refused(&user, &action, error))?;
+    // The Event is recorded on the RayJob: its cluster does not exist yet.
+    actions.audit.done(&user, &action, None);
+    Ok(made(created))
+}
+
+/// The entrypoint and runtime env of a request, checked: problems go to `errors` by field.
+fn job_fields(
     entrypoint: &str,
-    runtime_env: Option<Map<String, Value>>,
-    job_id: &str,
-) -> Value {
-    let mut labels = Map::new();
-    labels.insert(LABEL_OWNER.into(), label_value(&user.name).into());
-    if !user.team().is_empty() {
-        labels.insert(LABEL_TEAM.into(), label_value(&user.team()).into());
+    runtime_env: Option<Value>,
+    errors: &mut Vec<FieldError>,
+) -> (String, Option<Map<String, Value>>) {
+    let entrypoint = entrypoint.trim().to_owned();
+    if entrypoint.is_empty() || entrypoint.len() > MAX_ENTRYPOINT {
+        errors.push(FieldError {
+            field: "entrypoint".into(),
+            message: format!("required: the command to run, at most {MAX_ENTRYPOINT} bytes"),
+        });
     }
-    let mut spec = json!({
-        "entrypoint": entrypoint,
-        "submissionMode": "HTTPMode",
-        "clusterSelector": {"ray.io/cluster": cluster},
-        "jobId": job_id,
-    });
-    if let Some(env) = runtime_env {
-        // JSON is YAML: Ray reads it as the runtime env it is.
-        spec["runtimeEnvYAML"] = Value::String(Value::Object(env).to_string());
-    }
-    let mut annotations = Map::new();
-    annotations.insert(platform::template::ANNOTATION_OWNER.into(), user.name.clone().into());
-    json!({
-        "apiVersion": "ray.io/v1",
-        "kind": "RayJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-        },
-        "spec": spec,
-    })
+    let runtime_env = match runtime_env {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(env)) => Some(env),
+        Some(_) => {
+            errors.push(FieldError {
+                field: "runtimeEnv".into(),
+                message: "must be an object, as Ray's runtime_env (working_dir, pip, env_vars…)"
+                    .into(),
+            });
+            None
+        }
+    };
+    (entrypoint, runtime_env)
 }
 
 /// Five random lowercase letters and digits, from the OS's generator.
@@ -320,22 +440,6 @@ fn shorten(entrypoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_submitted_job_is_a_rayjob_on_the_cluster_over_http() {
-        let user = User::new("alice".into(), None, vec!["vision".into()], "");
-        let env = json!({"env_vars": {"EPOCHS": "3"}}).as_object().cloned();
-        let job = rayjob(&user, "ml", "train-x1", "gpu-a", "python t.py", env, "train-x1-q2");
-        assert_eq!(job["spec"]["clusterSelector"]["ray.io/cluster"], "gpu-a");
-        assert_eq!(job["spec"]["submissionMode"], "HTTPMode");
-        assert_eq!(job["spec"]["jobId"], "train-x1-q2");
-        let env: Value = serde_json::from_str(job["spec"]["runtimeEnvYAML"].as_str().unwrap())
-            .expect("JSON, which YAML reads too");
-        assert_eq!(env["env_vars"]["EPOCHS"], "3");
-        assert_eq!(job["metadata"]["labels"]["raydar.dev/owner"], "alice");
-        assert_eq!(job["metadata"]["labels"]["raydar.dev/team"], "vision");
-        assert!(job["spec"].get("rayClusterSpec").is_none(), "runs on the cluster named");
-    }
 
     #[test]
     fn rayjob_names_are_short_dns_labels() {

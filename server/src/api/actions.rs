@@ -349,7 +349,7 @@ pub struct ScaleChange {
 }
 
 /// An integer, also when JSON writes it with a fraction of zero (`3.0`), as JSON Schema allows.
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let number = serde_json::Number::deserialize(d)?;
     number
         .as_i64()
@@ -357,6 +357,15 @@ fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
             number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
         })
         .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+}
+
+/// [`integer`], when there is one.
+pub(crate) fn maybe_integer<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "integer")] i64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
 
 /// A change made.

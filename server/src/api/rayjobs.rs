@@ -299,7 +299,7 @@ pub struct RunBody {
     runtime_env: Option<Value>,
     /// Seconds the job's cluster is kept after the job ends (its log can still be read), then
     /// deleted; default 60. The RayJob itself stays, with the job's status.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::actions::maybe_integer")]
     #[schema(minimum = 0, maximum = 86400)]
     ttl_seconds_after_finished: Option<i64>,
 }
@@ -440,6 +440,19 @@ fn shorten(entrypoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_a_ttl() {
+        let body = |ttl: &str| {
+            let text = format!(
+                r#"{{"template": "t", "namespace": "n", "name": "x", "entrypoint": "e", "ttlSecondsAfterFinished": {ttl}}}"#
+            );
+            serde_json::from_str::<RunBody>(&text).map(|b| b.ttl_seconds_after_finished)
+        };
+        assert_eq!(body("4305.0").unwrap(), Some(4305));
+        assert_eq!(body("null").unwrap(), None);
+        assert!(body("1.5").unwrap_err().to_string().contains("not a whole number"));
+    }
 
     #[test]
     fn rayjob_names_are_short_dns_labels() {

@@ -556,7 +556,6 @@ async fn a_ray_head_killed_under_a_followed_job_log_is_said_and_no_line_is_lost_
     let numbered: Vec<&String> = log.lines.iter().filter(|l| l.starts_with("n ")).collect();
     let expected: Vec<String> = (1..=numbered.len()).map(|i| format!("n {i}")).collect();
     assert_eq!(numbered, expected.iter().collect::<Vec<_>>(), "every line read, once, in order");
-    assert!(log.lines.len() >= read_before);
     println!(
         "head kill: {read_before} lines read before the kill, {} in all, {} problems said, end: {end}",
         log.lines.len(),

@@ -17,12 +17,12 @@ export KUBECONFIG := $(RAYDAR_LOCAL)/kubeconfig
 RAYDAR_ADDR ?= 127.0.0.1:3000
 SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 
-.PHONY: help tools build controlplane dev stop test lint test-unit test-controlplane test-integration test-api-fuzz test-e2e bench clean
+.PHONY: help tools build controlplane dev stop test lint test-unit test-controlplane test-integration test-api-fuzz test-python test-e2e bench clean
 
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, abuse and fleet benchmarks"
+	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, abuse, fleet and pipeline benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:
@@ -55,7 +55,7 @@ stop:
 	scripts/raydar.sh stop
 	deploy/local/down.sh
 
-test: build lint test-unit controlplane test-controlplane test-integration test-api-fuzz test-e2e
+test: build lint test-unit controlplane test-controlplane test-integration test-api-fuzz test-python test-e2e
 
 # House habits: rustfmt.toml's formatting, and no clippy warning. --release: clippy then reuses the
 # build scripts and proc macros the release build compiled.
@@ -82,6 +82,12 @@ test-integration:
 test-api-fuzz:
 	RAYDAR_ACTION_RATE=100000 scripts/raydar.sh run -- tools/api-fuzz/run.sh
 
+# The Python client and the Dagster resource (integrations/python) against a real raydar, real
+# KubeRay and real Ray heads: pytest in a venv of pinned packages (dagster, httpx, pytest).
+test-python:
+	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
+	  scripts/raydar.sh run -- "$$venv/bin/pytest" -q -p no:cacheprovider integrations/python/tests
+
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test
 
@@ -94,6 +100,8 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/abuse.mjs
 	scripts/raydar.sh run -- node end2end/bench/fleet.mjs
 	cargo bench -p raydar-server --bench gpus
+	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
+	  scripts/raydar.sh run -- "$$venv/bin/python" integrations/python/bench/pipeline.py
 
 clean:
 	scripts/raydar.sh stop

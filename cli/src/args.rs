@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value};
 
-/// Launch, list and tear down Ray clusters from the platform's vetted templates.
+/// Launch, list and tear down Ray clusters from vetted templates, and run Ray jobs on them.
 ///
 /// Reads the current kubeconfig context (KUBECONFIG, ~/.kube/config), as kubectl does.
 #[derive(Debug, Parser)]
@@ -54,6 +55,15 @@ pub enum Command {
     Ls(LsArgs),
     /// Tear down a Ray cluster; one that is already gone counts as success.
     Down(DownArgs),
+    /// List the Ray jobs of a running Ray cluster, newest first.
+    Jobs(JobsArgs),
+    /// Submit a Ray job to a running Ray cluster (as a KubeRay RayJob).
+    Submit(SubmitArgs),
+    /// Run a Ray job on a cluster of its own, made from a template and removed after the job;
+    /// prints the job's log and exits 0 only if the job succeeded.
+    Run(RunArgs),
+    /// Print a Ray job's log; with -f, follow it until the job ends.
+    Logs(LogsArgs),
 }
 
 /// Which template and which values.
@@ -131,6 +141,93 @@ pub struct DownArgs {
     pub timeout: Duration,
 }
 
+/// `raydar jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// What a Ray job runs.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Ray's runtime environment for the job, a JSON object
+    /// (`{"pip": ["numpy"], "env_vars": {"EPOCHS": "3"}}`).
+    #[arg(long, value_name = "JSON", value_parser = runtime_env)]
+    pub runtime_env: Option<Map<String, Value>>,
+    /// The command the job runs, after `--`. Several words are quoted for the shell one by one;
+    /// a single word is taken as a shell command line, as written.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "ENTRYPOINT")]
+    pub entrypoint: Vec<String>,
+}
+
+/// `raydar submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Name of the running cluster to submit to.
+    pub cluster: String,
+    /// Namespace of the cluster and the RayJob [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Name of the RayJob; its Ray job's submission id is the name and 5 random characters
+    /// [default: the cluster's name and 5 random characters, also the submission id].
+    #[arg(long, value_name = "JOBNAME", value_parser = rayjob_name)]
+    pub name: Option<String>,
+    /// Team label (`raydar.dev/team`) for the RayJob.
+    #[arg(long, value_name = "TEAM", env = "RAYDAR_TEAM")]
+    pub team: Option<String>,
+    /// Wait for the job to end, printing its log; exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest to wait with --wait for KubeRay to submit the job (not for the job to end).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub timeout: Duration,
+    /// The job.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// `raydar run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Template and values of the job's cluster.
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Name of the RayJob, which is also the Ray job's submission id
+    /// [default: the template's name and 5 random characters].
+    #[arg(long, value_name = "NAME", value_parser = rayjob_name)]
+    pub name: Option<String>,
+    /// Seconds the job's cluster is kept after the job ends (0 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub ttl: u32,
+    /// Longest to wait for the job's cluster to start and KubeRay to submit the job (not for the
+    /// job to end: the template's lifetime bounds that).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub timeout: Duration,
+    /// The job.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// `raydar logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// The job's submission id (`raydar jobs` lists them) [default: the cluster's newest job].
+    pub job: Option<String>,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Follow the log until the job ends; exit 0 only if it succeeded.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
 /// `KEY=VALUE`, split at the first `=` (values may contain `=`).
 fn parameter(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -151,6 +248,22 @@ fn duration(text: &str) -> Result<Duration, String> {
             Err("is longer than a century".to_owned())
         }
         Err(_) => Err("expected a duration such as 90s, 10m or 1h30m".to_owned()),
+    }
+}
+
+/// A RayJob name ([`crate::rayjob::name_problem`]).
+fn rayjob_name(text: &str) -> Result<String, String> {
+    crate::rayjob::name_problem(text).map_or_else(|| Ok(text.to_owned()), Err)
+}
+
+/// Ray's runtime environment: a JSON object, as Ray takes it.
+fn runtime_env(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(env)) => Ok(env),
+        Ok(_) => {
+            Err("must be a JSON object, as Ray's runtime_env (working_dir, pip, env_vars…)".into())
+        }
+        Err(e) => Err(format!("is not JSON: {e}")),
     }
 }
 
@@ -229,6 +342,75 @@ mod tests {
         ] {
             let error = parse(args).expect_err(&format!("{args:?} parsed"));
             assert_ne!(error.exit_code(), 0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn jobs_take_a_command_after_the_double_dash() {
+        let cli = parse(&[
+            "run",
+            "-t",
+            "cpu-small",
+            "--set",
+            "workers=0",
+            "--ttl",
+            "5",
+            "-n",
+            "ml",
+            "--",
+            "python",
+            "-c",
+            "print('hi')",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert_eq!(run.job.entrypoint, ["python", "-c", "print('hi')"]);
+        assert_eq!((run.ttl, run.name, run.template.namespace.as_deref()), (5, None, Some("ml")));
+        assert_eq!(run.timeout, Duration::from_secs(600));
+
+        let cli = parse(&[
+            "submit",
+            "gpu-a",
+            "--runtime-env",
+            r#"{"env_vars": {"EPOCHS": "3"}}"#,
+            "--name",
+            "nightly",
+            "--wait",
+            "--",
+            "python train.py --epochs 3",
+        ])
+        .unwrap();
+        let Command::Submit(submit) = cli.command else { panic!("not submit") };
+        assert_eq!((submit.cluster.as_str(), submit.name.as_deref()), ("gpu-a", Some("nightly")));
+        assert_eq!(submit.job.runtime_env.unwrap()["env_vars"]["EPOCHS"], "3");
+        assert_eq!(submit.job.entrypoint, ["python train.py --epochs 3"]);
+        assert!(submit.wait);
+
+        let Command::Logs(logs) = parse(&["logs", "gpu-a", "j-1", "-f"]).unwrap().command else {
+            panic!("not logs")
+        };
+        assert_eq!((logs.job.as_deref(), logs.follow), (Some("j-1"), true));
+        let Command::Jobs(jobs) = parse(&["jobs", "gpu-a", "-n", "ml"]).unwrap().command else {
+            panic!("not jobs")
+        };
+        assert_eq!((jobs.name.as_str(), jobs.namespace.as_deref()), ("gpu-a", Some("ml")));
+    }
+
+    #[test]
+    fn bad_job_options_are_usage_errors_naming_them() {
+        for (args, option) in [
+            (&["submit", "gpu-a"][..], "ENTRYPOINT"),
+            (&["submit", "gpu-a", "python", "x.py"], "python"),
+            (&["submit", "gpu-a", "--runtime-env", "[1]", "--", "x"], "--runtime-env"),
+            (&["submit", "gpu-a", "--runtime-env", "{", "--", "x"], "--runtime-env"),
+            (&["submit", "gpu-a", "--name", "Nightly", "--", "x"], "--name"),
+            (&["run", "-t", "cpu-small", "--ttl=-1", "--", "x"], "--ttl"),
+            (&["run", "-t", "cpu-small", "--ttl", "86401", "--", "x"], "--ttl"),
+            (&["run", "-t", "cpu-small", "--name", &"x".repeat(48), "--", "x"], "--name"),
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} parsed"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            assert!(error.to_string().contains(option), "{args:?}: {error}");
         }
     }
 

@@ -73,16 +73,35 @@ pub enum Error {
         reason: String,
     },
     /// `--wait` ran out of time.
-    #[error("timed out after {} waiting for RayCluster {cluster} {goal}; last seen: {last}", format_duration(*.after))]
+    #[error("timed out after {} waiting for {object} {goal}; last seen: {last}", format_duration(*.after))]
     WaitTimeout {
-        /// `namespace/name`.
-        cluster: String,
-        /// "to be Ready", "to be gone".
+        /// `RayCluster namespace/name`, `RayJob namespace/name`.
+        object: String,
+        /// "to be Ready", "to be gone", "to be submitted".
         goal: &'static str,
         /// The last state seen.
         last: String,
         /// The time allowed (`--timeout`).
         after: Duration,
+    },
+    /// A Ray job ended other than SUCCEEDED (`run`, `submit --wait`, `logs -f`).
+    #[error("Ray job {job} ended {status}{}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    JobFailed {
+        /// The job's submission id.
+        job: String,
+        /// `FAILED`, `STOPPED`, or the RayJob's own status when Ray never ran it.
+        status: String,
+        /// Ray's (or KubeRay's) words on why.
+        message: Option<String>,
+    },
+    /// A followed log is no longer the one printed so far: not continued, which would repeat or
+    /// lose lines.
+    #[error("the log of Ray job {job} {how} (the Ray head restarted?); stopped following it")]
+    LogReplaced {
+        /// The job's submission id.
+        job: String,
+        /// What happened to it: "is shorter than what was printed", "changed".
+        how: String,
     },
 }
 
@@ -120,6 +139,25 @@ impl Error {
             },
             other => Error::Unreachable { action, message: causes(&other) },
         }
+    }
+
+    /// Both values; else every field error of both at once (or the first other error).
+    pub fn both<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(Error::InvalidRequest(mut first)), Err(Error::InvalidRequest(second))) => {
+                first.extend(second);
+                Err(Error::InvalidRequest(first))
+            }
+            (Err(error), _) | (_, Err(error)) => Err(error),
+        }
+    }
+
+    /// A Ray job that ended `status`, with the gist of Ray's `message` (see [`gist`]).
+    pub fn job_failed(job: &str, status: &str, message: &str) -> Self {
+        let message = gist(message);
+        let message = (!message.is_empty()).then_some(message);
+        Error::JobFailed { job: job.to_owned(), status: status.to_owned(), message }
     }
 
     /// The HTTP status of a refusal from the Kubernetes API.
@@ -160,6 +198,20 @@ fn fields(errors: &[FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
+/// Longest gist of a message from Ray or KubeRay.
+const GIST: usize = 200;
+
+/// The first line of a Ray or KubeRay message, without the end of the job's log that Ray adds
+/// to a failure's (the log was printed already), cut to [`GIST`] characters.
+pub fn gist(message: &str) -> String {
+    let first = message.trim().lines().next().unwrap_or_default();
+    let first = first.split(", last available logs").next().unwrap_or_default().trim_end();
+    match first.char_indices().nth(GIST) {
+        Some((at, _)) => format!("{}…", &first[..at]),
+        None => first.to_owned(),
+    }
+}
+
 /// Messages from the apiserver or a parser may hold newlines; a failure is one line.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -179,6 +231,32 @@ mod tests {
             error.lines(),
             vec!["workers: must be an integer from 0 to 4, got \"abc\"", "name: must be short"]
         );
+    }
+
+    #[test]
+    fn field_errors_of_both_are_said_together() {
+        let field = |f: &str| Error::InvalidRequest(vec![FieldError::new(f, "bad")]);
+        let both = Error::both::<(), ()>(Err(field("workers")), Err(field("entrypoint")));
+        assert_eq!(both.unwrap_err().lines(), vec!["workers: bad", "entrypoint: bad"]);
+        let other = Error::both::<(), ()>(Ok(()), Err(Error::Precondition("no".into())));
+        assert_eq!(other.unwrap_err().lines(), vec!["no"]);
+        assert_eq!(Error::both(Ok(1), Ok(2)).unwrap(), (1, 2));
+    }
+
+    #[test]
+    fn a_failed_jobs_message_is_its_gist() {
+        let ray = "Job entrypoint command failed with exit code 3, last available logs \
+                   (truncated to 20,000 chars):\nRunning entrypoint\nabout to fail\n";
+        let error = Error::job_failed("j-1", "FAILED", ray);
+        assert_eq!(
+            error.lines(),
+            vec!["Ray job j-1 ended FAILED: Job entrypoint command failed with exit code 3"]
+        );
+        assert_eq!(
+            Error::job_failed("j-1", "STOPPED", " ").lines(),
+            vec!["Ray job j-1 ended STOPPED"]
+        );
+        assert_eq!(gist(&"é".repeat(300)).chars().count(), GIST + 1);
     }
 
     #[test]

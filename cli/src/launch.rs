@@ -97,6 +97,7 @@ pub fn render_with(
         name: name.to_owned(),
         namespace: namespace.to_owned(),
         parameters: args.set.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
+        pipeline: None,
     };
     Ok(render_manifest(template, &request, identity, now)?)
 }

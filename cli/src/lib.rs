@@ -5,7 +5,9 @@
 //! `platform` template engine as raydar's server, so a cluster launched here is the cluster the
 //! launch form would have made. Launches run as the kubeconfig's user: the owner label is the name
 //! the apiserver reports for those credentials (a SelfSubjectReview), never a name given on the
-//! command line, and Kubernetes RBAC decides what is allowed.
+//! command line, and Kubernetes RBAC decides what is allowed. Ray jobs go the same way: submitted
+//! as KubeRay RayJobs, never posted to a Ray dashboard, which the CLI only reads (GETs through the
+//! apiserver's service proxy).
 //!
 //! # Layout
 //!
@@ -17,17 +19,31 @@
 //! - [`launch`]: `raydar render` and `raydar up` (render, server-side dry-run, server-side apply).
 //! - [`list`]: `raydar ls` and the cluster row it prints.
 //! - [`teardown`]: `raydar down`.
-//! - [`wait`]: `--wait`: watching one RayCluster until Ready or gone.
+//! - [`wait`]: `--wait`: watching one object; a RayCluster until Ready or gone.
+//! - [`dashboard`]: a RayCluster's Ray dashboard through the apiserver's service proxy: GETs of
+//!   its jobs and job logs, nothing else.
+//! - [`jobs`]: `raydar jobs`: a cluster's Ray jobs.
+//! - [`logs`]: `raydar logs` (`-f`), and following a job's log to its end.
+//! - [`rayjob`]: KubeRay RayJobs: names, entrypoints, creating one as the user, waiting for its
+//!   Ray job to be submitted and then to end (shared by `submit` and `run`).
+//! - [`submit`]: `raydar submit`: a job on a running cluster.
+//! - [`run`]: `raydar run`: a job on a cluster of its own, made from a template.
 //! - [`output`]: tables and JSON on stdout.
 //! - [`error`]: why a command failed, printed as one `error:` line (one per field for bad values).
 
 pub mod args;
+pub mod dashboard;
 pub mod error;
+pub mod jobs;
 pub mod kuberay;
 pub mod kubernetes;
 pub mod launch;
 pub mod list;
+pub mod logs;
 pub mod output;
+pub mod rayjob;
+pub mod run;
+pub mod submit;
 pub mod teardown;
 pub mod templates;
 pub mod wait;
@@ -49,5 +65,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => launch::up(&connect().await?, args, global.output).await,
         Command::Ls(args) => list::list(&connect().await?, args, global.output).await,
         Command::Down(args) => teardown::down(&connect().await?, args, global.output).await,
+        Command::Jobs(args) => jobs::jobs(&connect().await?, args, global.output).await,
+        Command::Submit(args) => submit::submit(&connect().await?, args, global.output).await,
+        Command::Run(args) => run::run(&connect().await?, args, global.output).await,
+        Command::Logs(args) => logs::logs(&connect().await?, args).await,
     }
 }

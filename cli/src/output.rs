@@ -41,6 +41,13 @@ pub fn print_text(text: &str) {
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
+/// `text` on stderr, beside what stdout carries (a log while stdout is a JSON report); a closed
+/// stderr is not a panic either.
+pub fn print_aside(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

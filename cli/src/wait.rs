@@ -1,13 +1,13 @@
-//! `--wait`: watching one RayCluster until it is Ready (`up`) or gone (`down`), printing its
-//! progress on stderr.
+//! `--wait`: watching one object (a RayCluster until it is Ready for `up` or gone for `down`; a
+//! RayJob, for [`crate::rayjob`]), printing its progress on stderr.
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
-use platform::kuberay::RayCluster;
 use platform::ClusterPhase;
 use tokio::time::Instant;
 
@@ -39,47 +39,26 @@ pub async fn until(
 ) -> Result<Option<ClusterRow>> {
     let id = format!("{namespace}/{name}");
     let api = kuberay::api(&kubernetes.client, Some(namespace));
-    // The server ends each watch before the client's read timeout would (see Kubernetes::connect);
-    // the watcher then resumes where it was.
-    let watch_seconds = kubernetes.request_timeout.as_secs().saturating_sub(5).clamp(1, 290);
-    let config = watcher::Config::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(u32::try_from(watch_seconds).unwrap_or(290));
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut states = watch_one(api, name, kubernetes.request_timeout).boxed();
 
     let started = Instant::now();
     let deadline = started + timeout;
-    let mut listing: Option<RayCluster> = None;
     let mut last: Option<ClusterRow> = None;
     let mut printed = String::new();
     loop {
-        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+        let current = match tokio::time::timeout_at(deadline, states.next()).await {
             Err(_) | Ok(None) => {
                 let last =
                     last.as_ref().map_or_else(|| "not seen yet".to_owned(), ClusterRow::progress);
                 let goal = if matches!(goal, Goal::Ready) { "to be Ready" } else { "to be gone" };
-                return Err(Error::WaitTimeout { cluster: id, goal, last, after: timeout });
+                let object = format!("RayCluster {id}");
+                return Err(Error::WaitTimeout { object, goal, last, after: timeout });
             }
             Ok(Some(Err(error))) => {
-                check_watch_error(&id, error)?;
+                check_watch_error(&format!("watching RayCluster {id}"), error)?;
                 continue;
             }
-            Ok(Some(Ok(event))) => event,
-        };
-        // The watcher lists first (Init, InitApply per object, InitDone), then streams changes;
-        // only a complete list or a change says what exists now.
-        let current = match event {
-            Event::Init => {
-                listing = None;
-                continue;
-            }
-            Event::InitApply(object) => {
-                listing = Some(kuberay::ray_cluster(object));
-                continue;
-            }
-            Event::InitDone => listing.take(),
-            Event::Apply(object) => Some(kuberay::ray_cluster(object)),
-            Event::Delete(_) => None,
+            Ok(Some(Ok(object))) => object.map(kuberay::ray_cluster),
         };
         let row = current.as_ref().map(ClusterRow::new);
         if let Some(row) = &row {
@@ -123,10 +102,45 @@ pub async fn until(
     }
 }
 
+/// The object `name` of `api` as it is now, after the first complete list and after every
+/// change: `None` while it does not exist. Errors are the watcher's, which retries with backoff.
+pub fn watch_one(
+    api: Api<DynamicObject>,
+    name: &str,
+    request_timeout: Duration,
+) -> impl Stream<Item = Result<Option<DynamicObject>, watcher::Error>> + Send {
+    // The server ends each watch before the client's read timeout would (see Kubernetes::connect);
+    // the watcher then resumes where it was.
+    let watch_seconds = request_timeout.as_secs().saturating_sub(5).clamp(1, 290);
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(u32::try_from(watch_seconds).unwrap_or(290));
+    // The watcher lists first (Init, InitApply per object, InitDone), then streams changes; only
+    // a complete list or a change says what exists now.
+    let mut listing = None;
+    watcher(api, config).default_backoff().filter_map(move |event| {
+        let current = match event {
+            Err(error) => Some(Err(error)),
+            Ok(Event::Init) => {
+                listing = None;
+                None
+            }
+            Ok(Event::InitApply(object)) => {
+                listing = Some(object);
+                None
+            }
+            Ok(Event::InitDone) => Some(Ok(listing.take())),
+            Ok(Event::Apply(object)) => Some(Ok(Some(object))),
+            Ok(Event::Delete(_)) => Some(Ok(None)),
+        };
+        std::future::ready(current)
+    })
+}
+
 /// A watch error that retrying will not fix (no permission, no such resource) ends the wait;
 /// others (a restarting apiserver) are shown and retried with backoff.
-fn check_watch_error(id: &str, error: watcher::Error) -> Result<()> {
-    let action = format!("watching RayCluster {id}");
+pub fn check_watch_error(action: &str, error: watcher::Error) -> Result<()> {
+    let action = action.to_owned();
     match error {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)

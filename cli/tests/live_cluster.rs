@@ -1,6 +1,7 @@
 //! The built `raydar` binary against the real local control plane (deploy/local: apiserver,
-//! KubeRay operator, kwok): launch from a shipped template, see it Ready in `ls` with the owner the
-//! apiserver names, tear it down, and the failures a user meets on the way.
+//! KubeRay operator, kwok, and a real Ray head for every head pod): launch from a shipped
+//! template, see it Ready in `ls` with the owner the apiserver names, tear it down; run Ray jobs
+//! (`run`, `submit`, `jobs`, `logs -f`); and the failures a user meets on the way.
 //!
 //! Needs `KUBECONFIG` naming that control plane with the RayClusterTemplate CRD and the shipped
 //! templates installed (`make controlplane`); `make test` runs these:
@@ -9,11 +10,11 @@
 mod support;
 
 use std::io::Write;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
 use support::{raydar, raydar_with};
@@ -58,14 +59,65 @@ fn kubeconfig_user() -> String {
     })
 }
 
+/// The ray.io/v1 API of `kind` in the test namespace.
+async fn ray_api(kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("ray.io", "v1", kind));
+    Api::namespaced_with(client().await, NAMESPACE, &resource)
+}
+
 /// The RayCluster as stored, read without raydar.
 fn stored(name: &str) -> Option<DynamicObject> {
     block_on(async {
-        let resource =
-            ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("ray.io", "v1", "RayCluster"));
-        let api: Api<DynamicObject> = Api::namespaced_with(client().await, NAMESPACE, &resource);
-        api.get_opt(name).await.expect("reading the RayCluster")
+        ray_api("RayCluster").await.get_opt(name).await.expect("reading the RayCluster")
     })
+}
+
+/// The RayJob as stored, read without raydar.
+fn stored_rayjob(name: &str) -> Option<DynamicObject> {
+    block_on(async { ray_api("RayJob").await.get_opt(name).await.expect("reading the RayJob") })
+}
+
+/// The names of the RayClusters KubeRay made for RayJob `name`.
+fn clusters_of_rayjob(name: &str) -> Vec<String> {
+    block_on(async {
+        let made_for =
+            ListParams::default().labels(&format!("ray.io/originated-from-cr-name={name}"));
+        let list = ray_api("RayCluster").await.list(&made_for).await.expect("listing RayClusters");
+        list.items.into_iter().filter_map(|c| c.metadata.name).collect()
+    })
+}
+
+/// Polls `check` every second until it gives a value; fails the test after `within`.
+fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Runs `raydar` with the words of `line`, then `code` as a Python job after `--`.
+fn raydar_python(line: &str, code: &str) -> support::Run {
+    let words: Vec<&str> = line.split_whitespace().chain(["--", "python", "-c", code]).collect();
+    raydar(&words)
+}
+
+/// Deletes the RayJob (and so a cluster KubeRay made for it) when the test ends, passed or not.
+struct RayJobCleanup(String);
+
+impl Drop for RayJobCleanup {
+    fn drop(&mut self) {
+        let deleted = block_on(async {
+            ray_api("RayJob").await.delete(&self.0, &DeleteParams::background()).await
+        });
+        match deleted {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => eprintln!("cleanup of RayJob {NAMESPACE}/{}: {e}", self.0),
+        }
+    }
 }
 
 /// A cluster name no other run or test uses.
@@ -356,4 +408,157 @@ fn impersonating_kubeconfig(user: &str) -> std::path::PathBuf {
     let mut file = options.open(&out).expect("kubeconfig created");
     file.write_all(serde_json::to_string(&config).unwrap().as_bytes()).expect("kubeconfig written");
     out
+}
+
+/// `raydar run`: the template's cluster is made for the job, the job's log is printed as it runs,
+/// the exit status is the job's, and the cluster goes once the job is over (`--ttl 1`).
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn run_prints_the_jobs_log_and_its_cluster_goes_after() {
+    ensure_namespace();
+    let name = unique("run");
+    let _cleanup = RayJobCleanup(name.clone());
+    let user = kubeconfig_user();
+    let started = Instant::now();
+    let run = raydar_python(
+        &format!(
+            "run -t cpu-small -n {NAMESPACE} --name {name} --set workers=0 --ttl 1 --timeout 4m"
+        ),
+        "print('hello from raydar run'); print(6*7)",
+    );
+    eprintln!("run: {:?}", started.elapsed());
+    let lines: Vec<&str> = run.ok().lines().collect();
+    assert!(lines.contains(&"hello from raydar run") && lines.contains(&"42"), "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!("RayJob {NAMESPACE}/{name} created from template cpu-small")),
+        "{}",
+        run.stderr
+    );
+
+    // What KubeRay was given: the template's cluster, the owner the apiserver names, the job id.
+    let rayjob = stored_rayjob(&name).expect("the RayJob stays after its job");
+    assert_eq!(
+        rayjob.metadata.labels.clone().unwrap_or_default().get("raydar.dev/owner"),
+        Some(&platform::template::label_value(&user))
+    );
+    let spec = &rayjob.data["spec"];
+    assert_eq!(
+        (spec["jobId"].as_str(), spec["submissionMode"].as_str()),
+        (Some(name.as_str()), Some("HTTPMode"))
+    );
+    assert_eq!(
+        (spec["shutdownAfterJobFinishes"].as_bool(), spec["ttlSecondsAfterFinished"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(spec["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"], 0);
+
+    let started = Instant::now();
+    eventually("the job's cluster to go", Duration::from_secs(120), || {
+        clusters_of_rayjob(&name).is_empty().then_some(())
+    });
+    eprintln!("cluster gone after the run: {:?}", started.elapsed());
+}
+
+/// `raydar submit` to a running cluster, then `jobs` lists the job, `logs -f` prints its output
+/// and exits with its status, `logs` alone reads the newest job; a failing job fails `--wait`.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn submit_then_jobs_lists_it_and_logs_follows_it() {
+    ensure_namespace();
+    let cluster = unique("jobs");
+    let _cleanup = Cleanup(cluster.clone());
+    let user = kubeconfig_user();
+    let started = Instant::now();
+    let up =
+        format!("up {cluster} -t cpu-small -n {NAMESPACE} --set workers=0 --wait --timeout 3m");
+    raydar(&up.split_whitespace().collect::<Vec<_>>()).ok();
+    eprintln!("up --wait: {:?}", started.elapsed());
+
+    let submit = raydar_python(
+        &format!("submit {cluster} -n {NAMESPACE} -o json"),
+        "print('hello from raydar submit'); print(6*7)",
+    )
+    .json();
+    let name = submit["name"].as_str().expect("the RayJob's name").to_owned();
+    let _job_cleanup = RayJobCleanup(name.clone());
+    assert!(
+        name.starts_with(&format!("{cluster}-")) && name.len() == cluster.len() + 6,
+        "{submit}"
+    );
+    assert_eq!(submit["jobId"], name.as_str(), "a default name is the job id as it is");
+    assert_eq!(
+        (submit["cluster"].as_str(), submit["owner"].as_str()),
+        (Some(cluster.as_str()), Some(user.as_str()))
+    );
+    let spec = &stored_rayjob(&name).expect("the RayJob exists").data["spec"];
+    assert_eq!(spec["clusterSelector"]["ray.io/cluster"], cluster.as_str());
+
+    // Listed once KubeRay posted it to the head (the head's Ray may still be starting).
+    let started = Instant::now();
+    let listed = eventually("raydar jobs to list the job", Duration::from_secs(180), || {
+        let run = raydar(&["jobs", &cluster, "-n", NAMESPACE, "-o", "json"]);
+        let jobs: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+        jobs.as_array()?.iter().find(|j| j["id"] == name.as_str()).cloned()
+    });
+    eprintln!("listed by raydar jobs: {:?}", started.elapsed());
+    assert!(
+        listed["entrypoint"].as_str().unwrap().contains("hello from raydar submit"),
+        "{listed}"
+    );
+
+    let started = Instant::now();
+    let follow = raydar(&["logs", &cluster, &name, "-n", NAMESPACE, "-f"]);
+    eprintln!("logs -f: {:?}", started.elapsed());
+    let lines: Vec<&str> = follow.ok().lines().collect();
+    assert!(lines.contains(&"hello from raydar submit") && lines.contains(&"42"), "{follow:#?}");
+    assert_eq!(lines.iter().filter(|l| **l == "42").count(), 1, "printed once: {lines:?}");
+
+    let table = raydar(&["jobs", &cluster, "-n", NAMESPACE]);
+    let row = table.ok().lines().find(|l| l.starts_with(&format!("{name} "))).expect("a row");
+    assert_eq!(row.split_whitespace().nth(1), Some("SUCCEEDED"), "{row}");
+    assert!(raydar(&["logs", &cluster, "-n", NAMESPACE]).ok().contains("hello from raydar submit"));
+
+    // A job that fails: its log is printed, and --wait exits 1 naming its status.
+    let failing = format!("{cluster}-fail");
+    let _failing_cleanup = RayJobCleanup(failing.clone());
+    let run = raydar_python(
+        &format!("submit {cluster} -n {NAMESPACE} --name {failing} --wait --timeout 2m"),
+        "import sys; print('about to fail'); sys.exit(3)",
+    );
+    let errors = run.error_lines();
+    assert!(run.stdout.lines().any(|l| l == "about to fail"), "{run:#?}");
+    let said = errors.last().unwrap();
+    assert!(
+        said.starts_with(&format!("error: Ray job {failing}-")) && said.contains(" ended FAILED"),
+        "{said}"
+    );
+}
+
+/// A bad parameter to `raydar run` is said by name, and nothing is made.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn run_with_a_bad_parameter_fails_naming_it_and_creates_nothing() {
+    ensure_namespace();
+    let name = unique("badrun");
+    let _cleanup = RayJobCleanup(name.clone());
+    let run_line = format!("run -t cpu-small -n {NAMESPACE} --name {name}");
+    let run = raydar_python(&format!("{run_line} --set workers=abc --set gpus=1"), "print(1)");
+    let errors = run.error_lines();
+    assert_eq!(errors[0], r#"error: workers: must be an integer from 0 to 4, got "abc""#);
+    assert!(
+        errors[1].starts_with("error: gpus: is not a parameter of template cpu-small"),
+        "{errors:?}"
+    );
+    assert_eq!(run.stdout, "");
+
+    // The job's own options are checked before anything is made too (usage errors).
+    for (options, named) in
+        [("--ttl=-1", "--ttl"), ("--ttl 86401", "--ttl"), ("--runtime-env [1]", "--runtime-env")]
+    {
+        let run = raydar_python(&format!("{run_line} {options}"), "print(1)");
+        assert_eq!(run.code, 2, "{run:#?}");
+        assert!(run.stderr.contains(named), "{run:#?}");
+    }
+    assert!(stored_rayjob(&name).is_none(), "no RayJob was made");
+    assert!(clusters_of_rayjob(&name).is_empty(), "no RayCluster was made");
 }

@@ -1,7 +1,6 @@
-// The RayJob list in a browser: a job submitted to a running cluster through raydar's API (as a
-// page would, with its CSRF token) becomes a KubeRay RayJob that the real operator posts to the
-// real Ray head; the list shows it arrive and run to the end without a reload, and its row leads
-// to the job's live log.
+// The RayJob list in a browser: a job submitted to a running cluster from its page's form becomes
+// a KubeRay RayJob that the real operator posts to the real Ray head; the list shows it arrive and
+// run to the end without a reload, and its row leads to the job's live log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { base, kubectl, smallCluster, useBrowser, waitForRay } from '../lib.mjs';
@@ -9,7 +8,7 @@ import { base, kubectl, smallCluster, useBrowser, waitForRay } from '../lib.mjs'
 const NS = 'e2e-rayjobs';
 const browser = useBrowser(NS);
 
-test('a job submitted to a cluster shows on the RayJob list, runs to the end live, and its log follows', async () => {
+test('a job submitted from a cluster\'s page shows on the RayJob list, runs to the end live, and its log follows', async () => {
   const name = `rj-${Date.now().toString(36).slice(-5)}`;
   kubectl(['apply', '-f', '-'], smallCluster(NS, name, { spec: { workerGroupSpecs: [] } }));
   const page = await browser().newPage();
@@ -20,17 +19,22 @@ test('a job submitted to a cluster shows on the RayJob list, runs to the end liv
     await jobs.goto(`${base}/jobs?namespace=${NS}`);
     await jobs.locator('.rayjobs .empty, table.rayjobs-table').first().waitFor();
 
-    // Submitted as the page's user, with its CSRF token, as a form would.
-    const made = await page.evaluate(async ([ns, cluster]) => {
-      const csrf = document.querySelector('meta[name="csrf-token"]').content;
-      const answer = await fetch(`/api/v1/clusters/${ns}/${cluster}/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-        body: JSON.stringify({ entrypoint: 'python -c "print(\'rayjob says\', 6 * 7)"' }),
-      });
-      return { status: answer.status, body: await answer.json() };
-    }, [NS, name]);
-    assert.equal(made.status, 201, JSON.stringify(made.body));
+    // The page's form: a runtime environment that is not a JSON object is refused before
+    // anything is sent; then the job is submitted as the page's user.
+    const form = page.locator('section.submit-job');
+    await form.getByLabel('Entrypoint').fill('python -c "print(\'rayjob says\', 6 * 7)"');
+    await form.locator('summary').click();
+    await form.locator('textarea[name="runtime-env"]').fill('[1]');
+    await form.getByRole('button', { name: 'Submit' }).click();
+    await form.getByRole('alert').filter({ hasText: 'must be a JSON object' }).waitFor();
+    assert.equal(kubectl(['get', 'rayjobs', '-n', NS, '-o', 'name']).trim(), '', 'nothing made');
+    await form.locator('textarea[name="runtime-env"]').fill('{"env_vars": {"FROM": "the form"}}');
+    await form.getByRole('button', { name: 'Submit' }).click();
+    const said = form.locator('p.submitted');
+    await said.waitFor({ timeout: 30_000 });
+    const made = { body: { name: await said.locator('code').textContent(), jobId: await said.locator('a').textContent() } };
+    assert.equal(made.body.jobId, made.body.name, 'a defaulted name is the job id, once');
+    assert.equal(await said.locator('a').getAttribute('href'), `/clusters/${NS}/${name}/jobs/${made.body.jobId}`);
 
     // The list follows it without a reload, to the end.
     const row = jobs.locator(`tr[data-rayjob="${NS}/${made.body.name}"]`);

@@ -5,6 +5,21 @@ use serde_json::Value;
 
 use crate::overview::{RayJob, RayNode};
 
+/// Longest job id raydar sends in a path: Ray's submission ids are `raysubmit_` and 16
+/// characters.
+pub const MAX_JOB_ID: usize = 128;
+
+/// What is wrong with `id` as a Ray job or submission id in a dashboard path, if anything: only
+/// letters, digits, `_` and `-`, so nothing can leave the path.
+pub fn job_id_problem(id: &str) -> Option<String> {
+    let valid = !id.is_empty()
+        && id.len() <= MAX_JOB_ID
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (!valid).then(|| {
+        format!("{id:?} is not a Ray job id (letters, digits, '_' and '-', at most {MAX_JOB_ID})")
+    })
+}
+
 /// `GET /nodes?view=summary`: `{"data": {"summary": [{ip, cpu, mem: [total, available, percent,
 /// used], raylet: {isHeadNode, state, resourcesTotal: {CPU, GPU}}}]}}`.
 pub fn nodes(body: &str) -> Result<Vec<RayNode>, String> {

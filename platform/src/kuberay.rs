@@ -239,6 +239,8 @@ impl RayCluster {
             team: label(crate::template::LABEL_TEAM).unwrap_or_default(),
             owner: label(crate::template::LABEL_OWNER).unwrap_or_default(),
             template: label(crate::template::LABEL_TEMPLATE).unwrap_or_default(),
+            pipeline: label(crate::template::LABEL_PIPELINE).unwrap_or_default(),
+            run: label(crate::template::LABEL_RUN).unwrap_or_default(),
             may_delete: false,
         }
     }

@@ -132,6 +132,11 @@ pub struct ClusterSummary {
     pub owner: String,
     /// The template it was launched from (the `raydar.dev/template` label); empty when none.
     pub template: String,
+    /// The pipeline that launched it and its run (the `raydar.dev/pipeline` and `raydar.dev/run`
+    /// labels); empty when a person did.
+    pub pipeline: String,
+    /// See `pipeline`.
+    pub run: String,
     /// Whether the requester may tear it down (Kubernetes RBAC, asked by raydar for them);
     /// false where nobody asked.
     pub may_delete: bool,
@@ -235,6 +240,11 @@ mod wire {
         owner: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         template: String,
+        /// The pipeline and run that launched it; absent when a person did.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pipeline: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        run: String,
         #[serde(default)]
         may_delete: bool,
     }
@@ -261,6 +271,8 @@ mod wire {
                 team: w.team,
                 owner: w.owner,
                 template: w.template,
+                pipeline: w.pipeline,
+                run: w.run,
                 may_delete: w.may_delete,
             }
         }
@@ -289,6 +301,8 @@ mod wire {
                 team: c.team,
                 owner: c.owner,
                 template: c.template,
+                pipeline: c.pipeline,
+                run: c.run,
                 may_delete: c.may_delete,
             }
         }

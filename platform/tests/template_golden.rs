@@ -9,7 +9,8 @@ mod template_support;
 use std::path::PathBuf;
 
 use raydar_platform::template::{
-    crd_yaml, manifest_yaml, LaunchRequest, ANNOTATION_EXPIRES_AT, LABEL_OWNER,
+    crd_yaml, manifest_yaml, LaunchRequest, PipelineRun, ANNOTATION_EXPIRES_AT, LABEL_OWNER,
+    LABEL_PIPELINE, LABEL_RUN,
 };
 use serde_json::Value;
 use template_support::{render_as_alice, request, shipped};
@@ -131,4 +132,21 @@ fn forms_show_every_parameter() {
         let json = serde_json::to_value(&form).expect("form serializes");
         assert!(json["parameters"][0]["type"].is_string());
     }
+}
+
+#[test]
+fn a_pipelines_launch_is_labelled_with_its_run_as_label_values() {
+    let (_, template) = shipped().into_iter().next().expect("a shipped template");
+    let run = PipelineRun { name: "nightly train".into(), run: "5f2c-9a".into() };
+    let launch = LaunchRequest { pipeline: Some(run), ..request() };
+    let cluster = render_as_alice(&template, &launch).expect("renders");
+    let labels = &cluster["metadata"]["labels"];
+    assert_eq!(
+        (&labels[LABEL_PIPELINE], &labels[LABEL_RUN]),
+        (&"nightly_train".into(), &"5f2c-9a".into())
+    );
+    // The owner is still whoever asked, whatever the pipeline calls itself.
+    assert_eq!(labels[LABEL_OWNER], "alice_example.com");
+    let none = render_as_alice(&template, &request()).expect("renders");
+    assert!(none["metadata"]["labels"].get(LABEL_PIPELINE).is_none());
 }

@@ -18,6 +18,7 @@ use crate::components::stream::StreamState;
 use crate::routes::clusters::TearDownButton;
 use crate::routes::gpus::ClusterGpuSection;
 use crate::routes::overview::Overview;
+use crate::routes::submit::SubmitJob;
 
 /// `/clusters/{namespace}/{name}`.
 pub struct ClusterPage;
@@ -142,6 +143,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     let created = detail.with_untracked(|d| d.summary.created_at);
     let (owner, template) =
         detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
+    let (pipeline, run) =
+        detail.with_untracked(|d| (d.summary.pipeline.clone(), d.summary.run.clone()));
     let failed = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let toggle_suspend = {
@@ -193,6 +196,9 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 <div><dt>"Age"</dt><dd>{move || format_age(now.get() - created)}</dd></div>
                 <div><dt>"Owner"</dt><dd>{or_dash(owner.clone())}</dd></div>
                 <div><dt>"Template"</dt><dd>{or_dash(template.clone())}</dd></div>
+                {(!pipeline.is_empty()).then(|| view! {
+                    <div><dt>"Pipeline"</dt><dd class="pipeline">{pipeline.clone()} " (run " {run.clone()} ")"</dd></div>
+                })}
             </dl>
             <div class="cluster-actions">
                 {may_change.then(|| view! {
@@ -210,6 +216,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
             <ClusterGpuSection namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+            <SubmitJob namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }
 }

@@ -168,6 +168,16 @@ mod markup {
         a(view, "sort", by, current(param(view, "sort") == by), text)
     }
 
+    /// Who launched: the owner as a label, and the pipeline and run when one did.
+    pub fn owner(view: &[(String, String)], cluster: &platform::ClusterSummary) -> String {
+        let mut html = label(view, "owner", &cluster.owner);
+        if !cluster.pipeline.is_empty() {
+            let (pipeline, run) = (escape(&cluster.pipeline), escape(&cluster.run));
+            html += &format!(r#" <small class="via" title="run {run}">via {pipeline}</small>"#);
+        }
+        html
+    }
+
     /// A label's value as a link to the list filtered by it; nothing when it is empty.
     pub fn label(view: &[(String, String)], key: &str, value: &str) -> String {
         match value.is_empty() {
@@ -300,6 +310,7 @@ fn ClusterRow(cluster: ClusterSummary, now: RwSignal<i64>, view: View) -> impl I
     // Offered only to who may (Kubernetes RBAC, asked by the server for this user). Hidden rather
     // than left out: an optional view here would add 19 KB (br) to every first load (measured).
     let may_delete = cluster.may_delete;
+    let owner = markup::owner(&view, &cluster);
     view! {
         <tr data-cluster=id data-phase=phase>
             <td>{cluster.namespace}</td>
@@ -311,7 +322,7 @@ fn ClusterRow(cluster: ClusterSummary, now: RwSignal<i64>, view: View) -> impl I
             <td class="num">{cluster.workers_ready} "/" {cluster.workers_desired}</td>
             <td class="num">{cluster.gpus_desired}</td>
             // Each label links to the list filtered by it.
-            <td inner_html=markup::label(&view, "owner", &cluster.owner)></td>
+            <td inner_html=owner></td>
             <td inner_html=markup::label(&view, "team", &cluster.team)></td>
             <td inner_html=markup::label(&view, "template", &cluster.template)></td>
             <td class="num">{move || format_age(now.get() - created)}</td>
@@ -390,6 +401,26 @@ mod tests {
             label.starts_with("<a rel=\"external\" href=\"/?q=%22") && !label.contains("<img"),
             "{label}"
         );
+    }
+
+    #[test]
+    fn a_cluster_a_pipeline_launched_names_the_pipeline_and_its_run_escaped() {
+        let row = |pipeline: &str| -> platform::ClusterSummary {
+            serde_json::from_value(serde_json::json!({"namespace": "ml", "name": "c", "uid": "u",
+                "resourceVersion": "1", "phase": "Ready", "workersReady": 0, "workersDesired": 0,
+                "gpusDesired": 0, "createdAt": 0, "owner": "ci-bot", "pipeline": pipeline,
+                "run": "r<1>"}))
+            .unwrap()
+        };
+        let html = markup::owner(&[], &row("nightly<b>"));
+        assert!(html.contains(">ci-bot</a>"), "{html}");
+        assert!(
+            html.ends_with(
+                r#"<small class="via" title="run r&lt;1&gt;">via nightly&lt;b&gt;</small>"#
+            ),
+            "{html}"
+        );
+        assert!(!markup::owner(&[], &row("")).contains("via"));
     }
 
     #[test]

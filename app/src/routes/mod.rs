@@ -7,3 +7,4 @@ pub mod launch;
 pub mod logs;
 pub mod overview;
 pub mod rayjobs;
+pub mod submit;

@@ -119,7 +119,7 @@ fn Ray(ray: RayView, now: Signal<i64>, namespace: String, name: String) -> impl 
                 <tbody>{node_rows}</tbody>
             </table>
             <h3>"Jobs"</h3>
-            {(no_jobs && state == "ok").then(|| view! { <p class="empty">"No jobs yet. Submit one with " <code>"ray job submit"</code> "."</p> })}
+            {(no_jobs && state == "ok").then(|| view! { <p class="empty">"No jobs yet. Submit one below."</p> })}
             <table class="ray-jobs" hidden=no_jobs>
                 <thead><tr>
                     <th scope="col">"Job"</th><th scope="col">"Status"</th><th scope="col">"Entrypoint"</th>

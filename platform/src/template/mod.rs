@@ -59,11 +59,11 @@ pub use value::ParameterValue;
 pub use k8s_openapi::jiff::Timestamp;
 #[cfg(feature = "kube")]
 pub use policy::{
-    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER, LABEL_TEAM,
-    LABEL_TEMPLATE,
+    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER,
+    LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 #[cfg(feature = "kube")]
-pub use render::{render, Identity, LaunchRequest};
+pub use render::{render, Identity, LaunchRequest, PipelineRun};
 #[cfg(feature = "kube")]
 pub use resource::{
     crd_yaml, manifest_yaml, parse_template, ClusterTemplateSpec, RayClusterTemplate,

@@ -16,6 +16,10 @@ pub const LABEL_OWNER: &str = "raydar.dev/owner";
 pub const LABEL_TEAM: &str = "raydar.dev/team";
 /// Label naming the template the cluster came from.
 pub const LABEL_TEMPLATE: &str = "raydar.dev/template";
+/// Label naming the pipeline (a Dagster job, say) that launched the cluster, as it said.
+pub const LABEL_PIPELINE: &str = "raydar.dev/pipeline";
+/// Label naming the pipeline's run that launched the cluster, as it said.
+pub const LABEL_RUN: &str = "raydar.dev/run";
 /// Annotation holding the owner exactly: label values cannot hold every user name (`@`).
 pub const ANNOTATION_OWNER: &str = "raydar.dev/owner";
 /// Annotation holding when the cluster's lifetime ends (RFC 3339).

@@ -12,7 +12,8 @@ use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
     check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
-    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
+    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN,
+    LABEL_TEAM, LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -30,6 +31,23 @@ pub struct LaunchRequest {
     /// may send numbers). Parameters left out take their defaults.
     #[serde(default)]
     pub parameters: BTreeMap<String, Value>,
+    /// The pipeline run launching it, if one is: labels, so the list shows which run made what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineRun>,
+}
+
+/// A pipeline's run, as the pipeline names itself. Informational: who launched is the owner,
+/// from identity; these say which of the owner's pipelines and runs it was. Written as label
+/// values: characters a label cannot hold become `_`, and each is cut to 63.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PipelineRun {
+    /// The pipeline (a Dagster job's name, say): the `raydar.dev/pipeline` label.
+    #[serde(default)]
+    pub name: String,
+    /// Its run (a Dagster run id, say): the `raydar.dev/run` label.
+    #[serde(default)]
+    pub run: String,
 }
 
 /// Who launches, as the authenticating proxy said; never taken from a request.
@@ -48,6 +66,7 @@ impl LaunchRequest {
             name: name.into(),
             namespace: namespace.into(),
             parameters: BTreeMap::new(),
+            pipeline: None,
         }
     }
 
@@ -113,6 +132,14 @@ pub fn render(
     ]);
     if !identity.team.is_empty() {
         labels.insert(LABEL_TEAM.to_owned(), label_value(&identity.team));
+    }
+    if let Some(pipeline) = &request.pipeline {
+        for (key, value) in [(LABEL_PIPELINE, &pipeline.name), (LABEL_RUN, &pipeline.run)] {
+            let value = label_value(value);
+            if !value.is_empty() {
+                labels.insert(key.to_owned(), value);
+            }
+        }
     }
     label_pods(&mut spec, &labels);
     let mut annotations = BTreeMap::from([(ANNOTATION_OWNER.to_owned(), identity.user.clone())]);

@@ -20,7 +20,7 @@ use axum::{Extension, Json};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
 use platform::kuberay::RayCluster;
-use platform::template::{render, FieldError, LaunchRequest, Timestamp};
+use platform::template::{render, FieldError, LaunchRequest, PipelineRun, Timestamp};
 use platform::ClusterSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -105,6 +105,10 @@ pub struct LaunchBody {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, platform::template::Scalar>)]
     parameters: BTreeMap<String, Value>,
+    /// The pipeline run launching it, if one is: the `raydar.dev/pipeline` and `raydar.dev/run`
+    /// labels the list shows (informational; the owner is still the requester).
+    #[serde(default)]
+    pipeline: Option<PipelineRun>,
 }
 
 /// Query of `POST /api/v1/clusters`.
@@ -205,6 +209,7 @@ pub async fn launch(
         name: request.name,
         namespace: request.namespace,
         parameters: request.parameters,
+        pipeline: request.pipeline,
     };
     let manifest =
         rendered(&actions.templates, request.template, &launch, &user, Timestamp::now()).await?;

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
 
 use platform::rayjob::{ephemeral, on_cluster, JobRequest, RayJobList, RayJobSummary};
-use platform::template::{FieldError, LaunchRequest, Timestamp, FIELD_MANAGER};
+use platform::template::{FieldError, LaunchRequest, PipelineRun, Timestamp, FIELD_MANAGER};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio_stream::wrappers::WatchStream;
@@ -205,10 +205,16 @@ pub async fn submit(
     let (entrypoint, runtime_env) =
         job_fields(&request.entrypoint, request.runtime_env, &mut errors);
     let suffix = random_suffix();
-    let name = request.name.unwrap_or_else(|| {
-        let stem: String = path.name.chars().take(41).collect();
-        format!("{}-{suffix}", stem.trim_end_matches('-'))
-    });
+    // The Ray submission id must be unique on the cluster, also for a RayJob of the same name
+    // made again: a name given gets the suffix, a defaulted one has it already.
+    let (name, job_id) = match request.name {
+        Some(name) => (name.clone(), format!("{name}-{suffix}")),
+        None => {
+            let stem: String = path.name.chars().take(41).collect();
+            let name = format!("{}-{suffix}", stem.trim_end_matches('-'));
+            (name.clone(), name)
+        }
+    };
     if let Some(problem) = job_name_problem(&name) {
         errors.push(FieldError { field: "name".into(), message: problem });
     }
@@ -220,8 +226,6 @@ pub async fn submit(
     };
     actions.limit.allow(&user)?;
     let namespace = path.namespace.clone();
-    // The Ray submission id: unique on the cluster, also for a RayJob of the same name made again.
-    let job_id = format!("{name}-{suffix}");
     let job = JobRequest { entrypoint: entrypoint.clone(), runtime_env, job_id: job_id.clone() };
     let manifest = on_cluster(&namespace, &name, &path.name, &job, &user.identity());
     let action = Action {
@@ -289,6 +293,9 @@ pub struct RunBody {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, platform::template::Scalar>)]
     parameters: BTreeMap<String, Value>,
+    /// The pipeline run asking, as for a launch: labels of the RayJob and its cluster.
+    #[serde(default)]
+    pipeline: Option<PipelineRun>,
     /// The command the Ray job runs.
     #[serde(default)]
     #[schema(required = true, min_length = 1, max_length = 10240, pattern = "\\S")]
@@ -350,6 +357,7 @@ pub async fn run(
         name: request.name,
         namespace: request.namespace,
         parameters: request.parameters,
+        pipeline: request.pipeline,
     };
     let now = Timestamp::now();
     let cluster =

@@ -30,7 +30,7 @@ pub struct Filter {
     pub template: Option<String>,
     /// A phase as the list shows it (`Ready`, …).
     pub phase: Option<&'static str>,
-    /// Lower-case text found in the namespace, name, team, owner or template.
+    /// Lower-case text found in the namespace, name, team, owner, template, pipeline or run.
     pub text: Option<String>,
 }
 
@@ -60,10 +60,11 @@ impl Filter {
 /// matches across two fields.
 const SEARCH_APART: char = '\n';
 
-/// What a list's free text is looked for in: namespace, name, team, owner and template, in lower
-/// case, apart by a character none of them holds.
+/// What a list's free text is looked for in: namespace, name, team, owner, template, pipeline and
+/// run, in lower case, apart by a character none of them holds.
 pub fn search_text(row: &ClusterSummary) -> String {
-    let fields = [&row.namespace, &row.name, &row.team, &row.owner, &row.template];
+    let fields =
+        [&row.namespace, &row.name, &row.team, &row.owner, &row.template, &row.pipeline, &row.run];
     let mut text = String::new();
     for (i, field) in fields.into_iter().enumerate() {
         if i > 0 {
@@ -298,6 +299,8 @@ mod tests {
             team: team.into(),
             owner: "alice".into(),
             template: "gpu-small".into(),
+            pipeline: String::new(),
+            run: String::new(),
             may_delete: false,
         }
     }

@@ -1,9 +1,6 @@
 //! The allowlist: the closed set of reads raydar may send to a Ray dashboard, each a GET built
 //! from a parsed path.
 
-/// Longest a job id may be: Ray's submission ids are `raysubmit_` and 16 characters.
-const MAX_JOB_ID: usize = 128;
-
 /// One read of a Ray dashboard: the only requests raydar ever sends to one, each a GET.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Read {
@@ -82,15 +79,9 @@ impl Read {
 
 /// A Ray job or submission id: letters, digits, `_` and `-`, nothing that could leave the path.
 fn job_id(id: &str) -> Result<String, String> {
-    let valid = !id.is_empty()
-        && id.len() <= MAX_JOB_ID
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if valid {
-        Ok(id.to_owned())
-    } else {
-        Err(format!(
-            "{id:?} is not a Ray job id (letters, digits, '_' and '-', at most {MAX_JOB_ID})"
-        ))
+    match platform::dashboard::job_id_problem(id) {
+        None => Ok(id.to_owned()),
+        Some(problem) => Err(problem),
     }
 }
 

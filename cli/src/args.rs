@@ -251,9 +251,9 @@ fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// A RayJob name ([`crate::rayjob::name_problem`]).
+/// A RayJob name ([`platform::rayjob::name_problem`]).
 fn rayjob_name(text: &str) -> Result<String, String> {
-    crate::rayjob::name_problem(text).map_or_else(|| Ok(text.to_owned()), Err)
+    platform::rayjob::name_problem(text).map_or_else(|| Ok(text.to_owned()), Err)
 }
 
 /// Ray's runtime environment: a JSON object, as Ray takes it.

@@ -24,7 +24,7 @@
 //!   its jobs and job logs, nothing else.
 //! - [`jobs`]: `raydar jobs`: a cluster's Ray jobs.
 //! - [`logs`]: `raydar logs` (`-f`), and following a job's log to its end.
-//! - [`rayjob`]: KubeRay RayJobs: names, entrypoints, creating one as the user, waiting for its
+//! - [`rayjob`]: KubeRay RayJobs: entrypoints, creating one as the user, waiting for its
 //!   Ray job to be submitted and then to end (shared by `submit` and `run`).
 //! - [`submit`]: `raydar submit`: a job on a running cluster.
 //! - [`run`]: `raydar run`: a job on a cluster of its own, made from a template.

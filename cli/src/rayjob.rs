@@ -1,4 +1,4 @@
-//! KubeRay RayJobs as `submit` and `run` make them: their names and entrypoints, creating one as
+//! KubeRay RayJobs as `submit` and `run` make them: their entrypoints, creating one as
 //! the kubeconfig's user, and waiting for its Ray job ([`run_to_end`]): until KubeRay submitted
 //! it to its cluster, then following its log to the end.
 //!
@@ -13,8 +13,7 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use platform::overview::RayJob;
-use platform::rayjob::RayJobSummary;
-use platform::template::value::cluster_name_problem;
+use platform::rayjob::{RayJobSummary, MAX_ENTRYPOINT};
 use platform::template::FIELD_MANAGER;
 use platform::FieldError;
 use serde::Serialize;
@@ -28,60 +27,10 @@ use crate::kubernetes::Kubernetes;
 use crate::output::{print_aside, print_json, print_text};
 use crate::{logs, wait};
 
-/// Longest RayJob name: KubeRay names the job's cluster after it with a 6-character suffix, and
-/// a RayCluster name has at most 53.
-pub const MAX_NAME: usize = 47;
-/// Longest entrypoint: a command line, not a script (a script goes in the runtime env's
-/// working dir).
-const MAX_ENTRYPOINT: usize = 10 * 1024;
-/// Characters of a stem kept in a default name, before `-` and 5 random characters.
-const STEM: usize = MAX_NAME - 6;
-
 /// The RayJob API of `namespace`.
 pub fn api(kubernetes: &Kubernetes, namespace: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("ray.io", "v1", "RayJob"));
     Api::namespaced_with(kubernetes.client.clone(), namespace, &resource)
-}
-
-/// Why `name` cannot be a RayJob's, if it cannot.
-pub fn name_problem(name: &str) -> Option<String> {
-    cluster_name_problem(name).or_else(|| {
-        (name.len() > MAX_NAME).then(|| {
-            format!(
-                "must be at most {MAX_NAME} characters (KubeRay names the job's cluster after it)"
-            )
-        })
-    })
-}
-
-/// `{stem}-{5 random characters}`: a RayJob name made from a cluster's or template's name.
-pub fn default_name(stem: &str) -> String {
-    // A template's name may hold dots (any Kubernetes object name), a RayJob's may not.
-    let stem: String = stem
-        .chars()
-        .take(STEM)
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
-    let stem = stem.trim_matches('-');
-    let stem = if stem.starts_with(|c: char| c.is_ascii_lowercase()) { stem } else { "job" };
-    format!("{stem}-{}", random_suffix())
-}
-
-/// Five random lowercase letters and digits.
-pub fn random_suffix() -> String {
-    use std::hash::BuildHasher;
-    // RandomState is keyed from the OS's generator (and differs with each one made): enough for
-    // a name that must not repeat another's, without a dependency for it.
-    let mut bits =
-        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..5)
-        .map(|_| {
-            let c = ALPHABET[(bits % 36) as usize];
-            bits /= 36;
-            char::from(c)
-        })
-        .collect()
 }
 
 /// The command line Ray runs, with a shell, for the words after `--`: one word is a command line
@@ -348,21 +297,6 @@ mod tests {
             let error = entrypoint(&bad).unwrap_err();
             assert!(error.lines()[0].starts_with("entrypoint: required"), "{error}");
         }
-    }
-
-    #[test]
-    fn default_names_are_rayjob_names_of_their_stem() {
-        for stem in ["gpu-a", "cpu.small", &"long".repeat(20), "9lives", "---"] {
-            let name = default_name(stem);
-            assert_eq!(name_problem(&name), None, "{name}");
-            assert_eq!(name.len(), name.rfind('-').unwrap() + 6, "{name}");
-        }
-        assert!(default_name("gpu-a").starts_with("gpu-a-"));
-        assert!(default_name("cpu.small").starts_with("cpu-small-"));
-        assert!(default_name("9lives").starts_with("job-"));
-        assert_ne!(default_name("a"), default_name("a"));
-        assert!(name_problem(&"x".repeat(48)).unwrap().contains("at most 47"));
-        assert!(name_problem("Nightly").is_some());
     }
 
     fn rayjob(status: Value) -> RayJobSummary {

@@ -21,7 +21,10 @@ pub async fn run(kubernetes: &Kubernetes, args: &RunArgs, output: Output) -> Res
         user: kubernetes.user().await?,
         team: args.template.team.clone().unwrap_or_default(),
     };
-    let name = args.name.clone().unwrap_or_else(|| rayjob::default_name(template.template_name()));
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| platform::rayjob::default_name(template.template_name()));
     let now = Timestamp::now();
     // Every field error, the template's and the job's, is said before anything is made.
     let (cluster, entrypoint) = Error::both(

@@ -2,7 +2,7 @@
 //! kubeconfig's user that selects the cluster (`clusterSelector`, `HTTPMode`); with `--wait`,
 //! followed to its end.
 
-use platform::rayjob::{on_cluster, JobRequest};
+use platform::rayjob::{on_cluster, submission_names, JobRequest};
 use platform::template::value::cluster_name_problem;
 use platform::template::Identity;
 use platform::FieldError;
@@ -44,16 +44,7 @@ pub async fn submit(kubernetes: &Kubernetes, args: &SubmitArgs, output: Output) 
     }
     let identity =
         Identity { user: kubernetes.user().await?, team: args.team.clone().unwrap_or_default() };
-    // The Ray submission id must be unique on the cluster, also for a RayJob of a name given
-    // again (after the first was deleted): a name given gets a suffix, a default one has it
-    // already, and is the job's id as it is (as raydar-server does).
-    let (name, job_id) = match &args.name {
-        Some(name) => (name.clone(), format!("{name}-{}", rayjob::random_suffix())),
-        None => {
-            let name = rayjob::default_name(cluster);
-            (name.clone(), name)
-        }
-    };
+    let (name, job_id) = submission_names(args.name.as_deref(), cluster);
     let job = JobRequest { entrypoint, runtime_env: args.job.runtime_env.clone(), job_id };
     let created =
         rayjob::create(kubernetes, &on_cluster(&namespace, &name, cluster, &job, &identity))

@@ -119,6 +119,72 @@ impl RayJobSummary {
     }
 }
 
+/// Longest RayJob name: KubeRay names the submitter Job and an ephemeral job's cluster after it
+/// with a suffix, and a RayCluster name has at most 53 characters.
+pub const MAX_NAME: usize = 47;
+/// Longest entrypoint: a command line, not a script (a script goes in the runtime env's
+/// working dir).
+pub const MAX_ENTRYPOINT: usize = 10 * 1024;
+
+/// What is wrong with `name` as a RayJob's name, if anything.
+pub fn name_problem(name: &str) -> Option<String> {
+    let ok = (1..=MAX_NAME).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!ok).then(|| {
+        format!(
+            "{name:?} is not a RayJob name: 1 to {MAX_NAME} lowercase letters, digits and '-', \
+             starting with a letter and not ending with '-' (KubeRay names the job's cluster \
+             after it)"
+        )
+    })
+}
+
+/// `{stem}-{5 random characters}`: a RayJob name made from a cluster's or a template's name
+/// (whose dots, allowed in any object name, a RayJob name may not hold).
+pub fn default_name(stem: &str) -> String {
+    let stem: String = stem
+        .chars()
+        .take(MAX_NAME - 6)
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let stem = stem.trim_matches('-');
+    let stem = if stem.starts_with(|c: char| c.is_ascii_lowercase()) { stem } else { "job" };
+    format!("{stem}-{}", random_suffix())
+}
+
+/// The RayJob name and Ray submission id of a job submitted to the existing RayCluster
+/// `cluster`. The id must be unique on the cluster, also for a RayJob of a name given again
+/// (after the first was deleted): a name given gets a suffix; a default one has it already and
+/// is the id as it is.
+pub fn submission_names(given: Option<&str>, cluster: &str) -> (String, String) {
+    match given {
+        Some(name) => (name.to_owned(), format!("{name}-{}", random_suffix())),
+        None => {
+            let name = default_name(cluster);
+            (name.clone(), name)
+        }
+    }
+}
+
+/// Five random lowercase letters and digits.
+pub fn random_suffix() -> String {
+    use std::hash::BuildHasher;
+    // RandomState is keyed from the OS's generator (and differs with each one made): enough for
+    // a name that must not repeat another's, without a dependency for it.
+    let mut bits =
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(bits % 36) as usize];
+            bits /= 36;
+            char::from(c)
+        })
+        .collect()
+}
+
 /// The Ray job a RayJob runs, as a submitter asks for it.
 #[cfg(feature = "kube")]
 #[derive(Clone, Debug, Default)]
@@ -221,6 +287,39 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn rayjob_names_are_short_dns_labels() {
+        assert_eq!(name_problem("nightly-2"), None);
+        for bad in ["", "Nightly", "9lives", "ends-", &"x".repeat(48), "a_b"] {
+            assert!(name_problem(bad).unwrap().contains("1 to 47"), "{bad:?}");
+        }
+        let suffix = random_suffix();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn default_names_are_rayjob_names_of_their_stem() {
+        for stem in ["gpu-a", "cpu.small", &"long".repeat(20), "9lives", "---"] {
+            let name = default_name(stem);
+            assert_eq!(name_problem(&name), None, "{name}");
+            assert_eq!(name.len(), name.rfind('-').unwrap() + 6, "{name}");
+        }
+        assert!(default_name("gpu-a").starts_with("gpu-a-"));
+        assert!(default_name("cpu.small").starts_with("cpu-small-"));
+        assert!(default_name("9lives").starts_with("job-"));
+        assert_ne!(default_name("a"), default_name("a"));
+    }
+
+    #[test]
+    fn a_job_id_is_unique_on_its_cluster_and_a_default_name_is_its_own_id() {
+        let (name, id) = submission_names(None, "gpu-a");
+        assert!(name.starts_with("gpu-a-") && id == name, "{name} {id}");
+        let (name, id) = submission_names(Some("nightly"), "gpu-a");
+        assert_eq!(name, "nightly");
+        assert!(id.starts_with("nightly-") && id.len() == "nightly-".len() + 5, "{id}");
+    }
 
     #[test]
     fn a_rayjob_on_a_selected_cluster_reads_as_kuberay_wrote_it() {

@@ -19,7 +19,10 @@ use axum::{Extension, Json};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
 
-use platform::rayjob::{ephemeral, on_cluster, JobRequest, RayJobList, RayJobSummary};
+use platform::rayjob::{
+    ephemeral, name_problem, on_cluster, random_suffix, submission_names, JobRequest, RayJobList,
+    RayJobSummary, MAX_ENTRYPOINT,
+};
 use platform::template::{FieldError, LaunchRequest, PipelineRun, Timestamp, FIELD_MANAGER};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -35,10 +38,6 @@ use crate::security::access::may_not_read;
 use crate::security::{Access, Action, Ask, User};
 use crate::sources::rayjobs::{self, RayJobs};
 use crate::unix_now;
-
-/// Longest entrypoint taken: a command line, not a script (a script goes in the runtime env's
-/// working dir).
-const MAX_ENTRYPOINT: usize = 10 * 1024;
 
 /// Query of `GET /api/v1/rayjobs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -146,22 +145,7 @@ pub struct RayJobParams {
 /// 400 unless `namespace` and `name` can be a RayJob's.
 fn check_job(namespace: &str, name: &str) -> ApiResult<()> {
     check_cluster(namespace, "x")?;
-    job_name_problem(name).map_or(Ok(()), |problem| Err(ApiError::bad_request(problem)))
-}
-
-/// What is wrong with `name` as a RayJob's name (KubeRay names the submitter Job and the
-/// cluster of an ephemeral RayJob after it, so it is kept short), if anything.
-fn job_name_problem(name: &str) -> Option<String> {
-    let ok = (1..=47).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    (!ok).then(|| {
-        format!(
-            "name {name:?} is not a RayJob name: 1 to 47 lowercase letters, digits and '-', \
-             starting with a letter and not ending with '-'"
-        )
-    })
+    name_problem(name).map_or(Ok(()), |problem| Err(ApiError::bad_request(problem)))
 }
 
 /// The body of `POST /api/v1/clusters/{namespace}/{name}/jobs`.
@@ -204,18 +188,8 @@ pub async fn submit(
     let mut errors = Vec::new();
     let (entrypoint, runtime_env) =
         job_fields(&request.entrypoint, request.runtime_env, &mut errors);
-    let suffix = random_suffix();
-    // The Ray submission id must be unique on the cluster, also for a RayJob of the same name
-    // made again: a name given gets the suffix, a defaulted one has it already.
-    let (name, job_id) = match request.name {
-        Some(name) => (name.clone(), format!("{name}-{suffix}")),
-        None => {
-            let stem: String = path.name.chars().take(41).collect();
-            let name = format!("{}-{suffix}", stem.trim_end_matches('-'));
-            (name.clone(), name)
-        }
-    };
-    if let Some(problem) = job_name_problem(&name) {
+    let (name, job_id) = submission_names(request.name.as_deref(), &path.name);
+    if let Some(problem) = name_problem(&name) {
         errors.push(FieldError { field: "name".into(), message: problem });
     }
     if !errors.is_empty() {
@@ -335,7 +309,7 @@ pub async fn run(
     let mut errors = Vec::new();
     let (entrypoint, runtime_env) =
         job_fields(&request.entrypoint, request.runtime_env, &mut errors);
-    if let Some(problem) = job_name_problem(&request.name) {
+    if let Some(problem) = name_problem(&request.name) {
         errors.push(FieldError { field: "name".into(), message: problem });
     }
     let ttl = match request.ttl_seconds_after_finished {
@@ -428,15 +402,6 @@ fn job_fields(
     (entrypoint, runtime_env)
 }
 
-/// Five random lowercase letters and digits, from the OS's generator.
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 5];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .unwrap_or_default();
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
-}
-
 /// An entrypoint as an audit line shows it: its first 80 characters.
 fn shorten(entrypoint: &str) -> String {
     match entrypoint.char_indices().nth(80) {
@@ -463,14 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn rayjob_names_are_short_dns_labels() {
-        assert_eq!(job_name_problem("nightly-2"), None);
-        for bad in ["", "Nightly", "9lives", "ends-", &"x".repeat(48), "a_b"] {
-            assert!(job_name_problem(bad).unwrap().contains("1 to 47"), "{bad:?}");
-        }
-        let suffix = random_suffix();
-        assert_eq!(suffix.len(), 5);
-        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    fn an_audit_line_shows_an_entrypoint_shortened() {
         assert_eq!(shorten(&"é".repeat(100)).chars().count(), 81);
     }
 }

@@ -123,11 +123,7 @@ class Client:
             if answer.headers.get("content-type", "").startswith("application/json"):
                 return answer.json()
             return answer.text
-        try:
-            said: Any = answer.json()
-        except ValueError:
-            said = answer.text
-        raise api_error(answer.status_code, said, method, path)
+        raise _refused(answer, method, path)
 
     def page_url(self, namespace: str, name: str) -> str:
         """The cluster's page in raydar, for people (a run's metadata links it)."""
@@ -492,11 +488,7 @@ class LogStream:
                         raise _Retry(f"HTTP {answer.status_code}: {answer.text[:200]}")
                     if not answer.is_success:
                         answer.read()
-                        try:
-                            said: Any = answer.json()
-                        except ValueError:
-                            said = answer.text
-                        raise api_error(answer.status_code, said, "GET", f"{self._path}/stream")
+                        raise _refused(answer, "GET", f"{self._path}/stream")
                     lost_since, backoff = None, 0.2
                     for name, data in _events(answer.iter_lines()):
                         if name == "lines":
@@ -532,6 +524,15 @@ class LogStream:
                 self.resumed += 1
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _refused(answer: httpx.Response, method: str, path: str) -> RaydarError:
+    """The exception for an error answer (read): raydar's JSON, or whatever text came."""
+    try:
+        said: Any = answer.json()
+    except ValueError:
+        said = answer.text
+    return api_error(answer.status_code, said, method, path)
 
 
 class _Retry(Exception):

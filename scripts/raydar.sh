@@ -45,7 +45,9 @@ start() {
     echo "raydar already running (pid $(cat "$pidfile"))"; return
   fi
   mkdir -p "$local_dir"
-  KUBECONFIG=$server_kubeconfig setsid "$server" --addr "$addr" "${auth_flags[@]}" >"$local_dir/raydar.log" 2>&1 </dev/null &
+  # History (SQLite) under .local/data: kept across restarts of raydar and of the local plane.
+  KUBECONFIG=$server_kubeconfig setsid "$server" --addr "$addr" "${auth_flags[@]}" --data-dir "$local_dir/data" \
+    >"$local_dir/raydar.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   wait_ready "http://$addr" "$!" "$local_dir/raydar.log"
   echo "raydar running (pid $(cat "$pidfile"), log $local_dir/raydar.log)"
@@ -63,14 +65,16 @@ run() {
   local port log status=0
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   log=$(mktemp -t raydar-server.XXXXXX.log)
-  KUBECONFIG=$server_kubeconfig "$server" --addr "127.0.0.1:$port" "${auth_flags[@]}" >"$log" 2>&1 </dev/null &
+  # Each run keeps its history apart (RAYDAR_DATA_DIR for the tests that restart raydar on it).
+  run_data=$(mktemp -d -t raydar-data.XXXXXX)
+  KUBECONFIG=$server_kubeconfig "$server" --addr "127.0.0.1:$port" "${auth_flags[@]}" --data-dir "$run_data" >"$log" 2>&1 </dev/null &
   run_pid=$!
-  trap 'kill "$run_pid" 2>/dev/null || true' EXIT
+  trap 'kill "$run_pid" 2>/dev/null || true; rm -rf "$run_data"' EXIT
   wait_ready "http://127.0.0.1:$port" "$run_pid" "$log"
   # The local plane's Prometheus, at the address its port offset gives (deploy/local/lib.sh).
   local prometheus
   prometheus=$(bash -c 'source "$1/deploy/local/lib.sh" && printf %s "$PROMETHEUS_URL"' _ "$root")
-  RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" RAYDAR_SERVER="$server" RAYDAR_SERVER_KUBECONFIG="$server_kubeconfig" \
+  RAYDAR_URL="http://127.0.0.1:$port" RAYDAR_PID="$run_pid" RAYDAR_SERVER="$server" RAYDAR_SERVER_KUBECONFIG="$server_kubeconfig" RAYDAR_DATA_DIR="$run_data" \
     PROMETHEUS_URL="${PROMETHEUS_URL:-$prometheus}" "$@" || status=$?
   kill "$run_pid" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true

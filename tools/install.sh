@@ -2,7 +2,7 @@
 # Installs what building and testing raydar needs and the machine lacks. Idempotent: each step checks
 # first and skips what is already present at the pinned version (tools/versions.env).
 #
-# Usage: tools/install.sh [rust|web|browser|all]   (default: all)
+# Usage: tools/install.sh [rust|web|browser|database|all]   (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -82,10 +82,22 @@ browser_tools() {
   fi
 }
 
+# History's PostgreSQL backend is tested against a real server (Debian's), which the tests start
+# themselves on loopback as the postgres user; SQLite is compiled in.
+database_tools() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    step "installing Debian postgresql"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    step "postgresql present"
+  fi
+}
+
 case "${1:-all}" in
   rust) rust_tools ;;
   web) web_tools ;;
   browser) browser_tools ;;
-  all) rust_tools; web_tools; browser_tools ;;
-  *) echo "usage: $0 [rust|web|browser|all]" >&2; exit 2 ;;
+  database) database_tools ;;
+  all) rust_tools; web_tools; browser_tools; database_tools ;;
+  *) echo "usage: $0 [rust|web|browser|database|all]" >&2; exit 2 ;;
 esac

@@ -14,6 +14,8 @@
 //!   `dashboard`).
 //! - [`kuberay`]: the KubeRay `RayCluster` resource (ray.io/v1), the fields raydar reads
 //!   (feature `kube`).
+//! - [`history`]: what raydar remembers of clusters after they are gone, as its history API
+//!   answers.
 //! - [`rayjob`]: the KubeRay `RayJob` resource as a row of the RayJob list.
 //! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
 //!   RayCluster whose pod holds it (feature `metrics`).
@@ -28,6 +30,7 @@ pub mod ansi;
 pub mod dashboard;
 #[cfg(feature = "metrics")]
 pub mod gpu;
+pub mod history;
 #[cfg(feature = "kube")]
 pub mod kuberay;
 pub mod overview;

@@ -10,6 +10,7 @@ use axum::http::HeaderName;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, ValueEnum};
 
+use crate::history::Database;
 use crate::ray::Reach;
 use crate::security::{Authn, Cidr, ProxyHeaders, ServedAs, User};
 
@@ -46,6 +47,21 @@ pub struct Config {
     pub event_streams_per_person: usize,
     /// Where GPU metrics come from and what counts as idle ([`GpuSettings`]).
     pub gpus: GpuSettings,
+    /// Where history is kept, and how much ([`HistorySettings`]).
+    pub history: HistorySettings,
+}
+
+/// History: the database, the buffer in front of it, and retention.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistorySettings {
+    /// Where it is kept.
+    pub database: Database,
+    /// Records that wait in memory while the database does not answer; more are lost, counted.
+    pub buffer: usize,
+    /// How long a deleted cluster's history is kept.
+    pub keep: Duration,
+    /// Most bytes history keeps, about; the oldest deleted clusters go first.
+    pub max_bytes: u64,
 }
 
 /// GPU metrics: which dcgm-exporters to scrape, or which Prometheus to ask; how often, and the
@@ -281,9 +297,50 @@ struct Flags {
     #[arg(long, env = "RAYDAR_GPU_IDLE_AFTER", default_value = "30m", value_name = "DURATION",
         value_parser = duration, help_heading = "GPU metrics")]
     gpu_idle_after: u32,
+
+    /// Folder of raydar's own files: the SQLite history database (raydar.db) unless --database
+    /// names another.
+    #[arg(
+        long,
+        env = "RAYDAR_DATA_DIR",
+        default_value = "raydar-data",
+        value_name = "DIR",
+        help_heading = "History"
+    )]
+    data_dir: PathBuf,
+    /// Keep history in this database instead: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (for
+    /// several replicas, which share it), or sqlite://PATH.
+    #[arg(long, env = "RAYDAR_DATABASE", value_name = "URL", value_parser = database,
+        help_heading = "History")]
+    database: Option<Database>,
+    /// Records (phase changes, events, ...) kept in memory while the database does not answer;
+    /// past this they are lost, and counted.
+    #[arg(long, env = "RAYDAR_HISTORY_BUFFER", default_value = "100000", value_name = "N",
+        value_parser = count, help_heading = "History")]
+    history_buffer: usize,
+    /// How long a deleted cluster's history is kept, like 90d.
+    #[arg(long, env = "RAYDAR_HISTORY_KEEP", default_value = "90d", value_name = "DURATION",
+        value_parser = duration, help_heading = "History")]
+    history_keep: u32,
+    /// Most MiB history keeps: past it, the clusters deleted longest ago go first.
+    #[arg(long, env = "RAYDAR_HISTORY_MAX_MIB", default_value = "10240", value_name = "MIB",
+        value_parser = count, help_heading = "History")]
+    history_max_mib: usize,
 }
 
 impl Flags {
+    fn history_settings(&self) -> HistorySettings {
+        HistorySettings {
+            database: self
+                .database
+                .clone()
+                .unwrap_or_else(|| Database::Sqlite(self.data_dir.join("raydar.db"))),
+            buffer: self.history_buffer,
+            keep: Duration::from_secs(u64::from(self.history_keep)),
+            max_bytes: (self.history_max_mib as u64).saturating_mul(1 << 20),
+        }
+    }
+
     fn gpu_settings(&self) -> GpuSettings {
         GpuSettings {
             prometheus: self.prometheus.clone(),
@@ -339,6 +396,7 @@ impl Flags {
         Ok(Config {
             served_as: ServedAs::new(loopback, self.public_url.clone()),
             gpus: self.gpu_settings(),
+            history: self.history_settings(),
             addr: self.addr,
             site_root: self.site_root,
             authn,
@@ -411,6 +469,28 @@ fn refusal(error: clap::Error) -> String {
 
 fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse().map_err(|e| format!("{text:?} is not HOST:PORT with a numeric host ({e})"))
+}
+
+fn database(text: &str) -> Result<Database, String> {
+    let text = text.trim();
+    if let Some(path) = text.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(
+                "sqlite:// needs a file path, like sqlite:///var/lib/raydar/raydar.db".into()
+            );
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") && url.has_host() => {
+            Ok(Database::Postgres(text.to_owned()))
+        }
+        _ => Err(format!(
+            "{:?} is not a database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB or sqlite://PATH",
+            // A password in a refused URL stays out of the message.
+            text.split('@').next_back().unwrap_or_default()
+        )),
+    }
 }
 
 fn cidr(text: &str) -> Result<Cidr, String> {

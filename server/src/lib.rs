@@ -31,6 +31,8 @@
 //! - [`ray`]: reading Ray dashboards: how they are reached, with limits; the read allowlist; the
 //!   job log tail; Ray's own metrics.
 //! - [`gpus`]: the GPU history and what pages make of it; its SVG charts.
+//! - [`history`]: what raydar remembers of clusters after they are gone, in its own database
+//!   (SQLite or PostgreSQL), written through a bounded buffer that never holds up a live page.
 //! - [`overview`]: a cluster page's events and Ray view, read in the background and cached.
 //! - [`cache`]: the small keyed cache those reads share.
 //! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
@@ -44,6 +46,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod gpus;
+pub mod history;
 pub mod list;
 pub mod logs;
 pub mod overview;
@@ -69,6 +72,8 @@ pub use state::AppState;
 pub use supervisor::Supervisor;
 
 use gpus::GpuMetrics;
+use history::events::EventLog;
+use history::{History, Observer};
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
@@ -83,6 +88,9 @@ pub enum Error {
         "cannot configure the Kubernetes client: {0} (set KUBECONFIG or run inside a cluster)"
     )]
     KubeConfig(#[source] kube::Error),
+    /// The history database cannot be set up (its folder cannot be made).
+    #[error("cannot keep history: {0}")]
+    History(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -101,17 +109,25 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64
 }
 
+/// Milliseconds since the Unix epoch by the server's clock.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+}
+
 /// Every store for `config`, read from the Kubernetes cluster `kube` talks to (`apiserver` names
 /// it in messages), and every source that fills them, started under a supervisor that stops
-/// them once `shutdown` is cancelled.
+/// them once `shutdown` is cancelled. Fails only when history cannot be set up at all (its
+/// folder cannot be made): a database that does not answer is waited for in the background.
 pub fn start(
     config: &Config,
     kube: Client,
     apiserver: &str,
     shutdown: CancellationToken,
-) -> (AppState, Supervisor) {
+) -> Result<(AppState, Supervisor)> {
     let mut supervisor = Supervisor::new(shutdown.clone());
-    let clusters = Clusters::new(kube.clone(), apiserver.to_owned());
+    let history = History::open(&config.history).map_err(Error::History)?;
+    let observer = Observer::new(history.sink.clone());
+    let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), Some(observer));
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
     let pods = RayPods::new(kube.clone(), apiserver.to_owned());
     let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned());
@@ -120,6 +136,9 @@ pub fn start(
     supervise(&mut supervisor, "templates", &templates, Templates::run);
     supervise(&mut supervisor, "pods", &pods, RayPods::run);
     supervise(&mut supervisor, "rayjobs", &rayjobs, RayJobs::run);
+    supervise(&mut supervisor, "history", &history, History::run);
+    let events = EventLog::new(kube.clone(), history.sink.clone(), clusters.clone(), pods.clone());
+    supervise(&mut supervisor, "events", &events, EventLog::run);
     let settings = config.gpus.clone();
     match settings.prometheus.clone() {
         Some(base) => {
@@ -180,9 +199,10 @@ pub fn start(
         clusters,
         templates,
         rayjobs,
+        history,
         kube,
     };
-    (state, supervisor)
+    Ok((state, supervisor))
 }
 
 /// Runs `source` (a handle whose `run` fills it) under `supervisor`, as `name`.

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let (state, supervisor) = raydar_server::start(&config, client, &apiserver, shutdown.clone());
+    let (state, supervisor) = raydar_server::start(&config, client, &apiserver, shutdown.clone())?;
     raydar_server::run(listener, state, supervisor, shutdown).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())

@@ -289,7 +289,7 @@ async fn read_events(
     Ok(rows)
 }
 
-fn event_row(event: Event) -> EventRow {
+pub(crate) fn event_row(event: Event) -> EventRow {
     let last_seen = event
         .last_timestamp
         .map(|t| t.0.as_second())

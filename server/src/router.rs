@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
-use crate::api::{actions, clusters, doc, gpus, jobs, logs, ops, ray, rayjobs, templates};
+use crate::api::{actions, clusters, doc, gpus, history, jobs, logs, ops, ray, rayjobs, templates};
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
 use crate::state::AppState;
@@ -62,6 +62,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gpus::fleet))
         .routes(routes!(gpus::fleet_events))
         .routes(routes!(templates::list))
+        .routes(routes!(history::list))
+        .routes(routes!(history::record))
         .routes(routes!(ops::session))
         .split_for_parts();
     // A dashboard path has slashes of its own: routed as a wildcard, described as one parameter.

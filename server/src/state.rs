@@ -17,6 +17,7 @@ use crate::api::logs::{Downloads, Logs};
 use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
 use crate::gpus::GpuMetrics;
+use crate::history::History;
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub templates: Templates,
     /// The watched RayJobs.
     pub rayjobs: RayJobs,
+    /// What raydar remembers of clusters, past and present.
+    pub history: History,
     /// Pods, events and Ray's view, for cluster pages.
     pub overviews: Overviews,
     /// Reads Ray dashboards: GET only, on an allowlist.
@@ -84,6 +87,7 @@ impl FromRef<AppState> for Actions {
             access: s.access.clone(),
             limit: s.limit.clone(),
             audit: s.audit.clone(),
+            history: s.history.sink.clone(),
         }
     }
 }

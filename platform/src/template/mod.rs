@@ -59,8 +59,8 @@ pub use value::ParameterValue;
 pub use k8s_openapi::jiff::Timestamp;
 #[cfg(feature = "kube")]
 pub use policy::{
-    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, FIELD_MANAGER, LABEL_OWNER,
-    LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
+    label_value, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, ANNOTATION_PARAMETERS, FIELD_MANAGER,
+    LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 #[cfg(feature = "kube")]
 pub use render::{render, Identity, LaunchRequest, PipelineRun};

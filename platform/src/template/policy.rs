@@ -24,6 +24,9 @@ pub const LABEL_RUN: &str = "raydar.dev/run";
 pub const ANNOTATION_OWNER: &str = "raydar.dev/owner";
 /// Annotation holding when the cluster's lifetime ends (RFC 3339).
 pub const ANNOTATION_EXPIRES_AT: &str = "raydar.dev/expires-at";
+/// Annotation holding the template's parameters as the launch chose them, a JSON object: how the
+/// cluster was launched, for its history.
+pub const ANNOTATION_PARAMETERS: &str = "raydar.dev/parameters";
 /// Field manager of every server-side apply raydar makes, from the server and the CLI alike, so
 /// Kubernetes sees one owner of the fields a launch sets.
 pub const FIELD_MANAGER: &str = "raydar";

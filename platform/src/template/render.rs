@@ -12,8 +12,8 @@ use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
     check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
-    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN,
-    LABEL_TEAM, LABEL_TEMPLATE,
+    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, ANNOTATION_PARAMETERS, LABEL_OWNER,
+    LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -142,7 +142,10 @@ pub fn render(
         }
     }
     label_pods(&mut spec, &labels);
-    let mut annotations = BTreeMap::from([(ANNOTATION_OWNER.to_owned(), identity.user.clone())]);
+    let mut annotations = BTreeMap::from([
+        (ANNOTATION_OWNER.to_owned(), identity.user.clone()),
+        (ANNOTATION_PARAMETERS.to_owned(), compiled.chosen(&request.parameters).to_string()),
+    ]);
     if let Some(lifetime) = compiled.max_lifetime {
         let expires_at = expiry(now, lifetime).ok_or_else(|| Error::InvalidTemplate {
             template: template.template_name().to_owned(),
@@ -171,6 +174,20 @@ fn expiry(now: Timestamp, lifetime: Duration) -> Option<String> {
 }
 
 impl CompiledTemplate<'_> {
+    /// Every parameter's value as the launch chose it (given, or the default), as a JSON object:
+    /// what `raydar.dev/parameters` records, so history can say how a cluster was launched.
+    fn chosen(&self, requested: &BTreeMap<String, Value>) -> Value {
+        let chosen = self.checks.iter().filter_map(|check| {
+            let parameter = check.parameter;
+            let value = requested
+                .get(&parameter.name)
+                .cloned()
+                .or_else(|| parameter.default.as_ref().map(scalar_json))?;
+            Some((parameter.name.clone(), value))
+        });
+        Value::Object(chosen.collect())
+    }
+
     /// Every parameter's checked value, from the request or the default, by name; failures go to
     /// `errors` under the parameter's name.
     pub(super) fn values(

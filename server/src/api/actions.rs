@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use platform::history::Outcome;
 use platform::kuberay::RayCluster;
 use platform::template::{render, FieldError, LaunchRequest, PipelineRun, Timestamp};
 use platform::ClusterSummary;
@@ -30,6 +31,7 @@ pub use platform::template::FIELD_MANAGER;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body, ClusterPath, Query};
+use crate::history::{Record, Sink};
 use crate::security::{Access, Action, ActionLimit, Audit, User};
 use crate::sources::{Clusters, Templates};
 
@@ -49,6 +51,8 @@ pub struct Actions {
     pub limit: ActionLimit,
     /// Who did what.
     pub audit: Audit,
+    /// History: who tore a cluster down.
+    pub history: Sink,
 }
 
 /// Runs one Kubernetes call within [`CALL_TIMEOUT`]; failures become the API's answer.
@@ -314,6 +318,14 @@ pub async fn tear_down(
         Err(error) => return Err(actions.refused(&user, &action, error)),
     };
     if deleted {
+        if let Some(uid) = &uid {
+            actions.history.send(Record::Ending {
+                uid: uid.clone(),
+                outcome: Outcome::TornDown,
+                by: user.name.clone(),
+                why: format!("torn down by {} through raydar", user.name),
+            });
+        }
         actions.audit.done(&user, &action, uid);
     }
     Ok(Json(TornDown { namespace, name, result: result.into(), deleted, already_gone }))

@@ -31,6 +31,7 @@ use crate::error::ApiError;
         (name = "rayjobs", description = "KubeRay RayJobs: listed, and submitted to a running cluster as the requester"),
         (name = "logs", description = "Job and pod logs, live or as a download"),
         (name = "gpus", description = "GPU use by cluster and fleet"),
+        (name = "history", description = "Clusters past and present: how they were launched, their phases and events, how they ended"),
         (name = "ray", description = "Read-only, allowlisted reads of a cluster's Ray dashboard"),
         (name = "session", description = "Who raydar takes the requester to be")
     )

@@ -8,6 +8,7 @@
 //! - [`rayjobs`]: KubeRay RayJobs: the list, one, a job submitted to a cluster.
 //! - [`logs`]: job and pod logs, live or as a download.
 //! - [`gpus`]: a cluster's GPUs and charts, the fleet.
+//! - [`history`]: clusters past and present, and one cluster's record, after it is gone too.
 //! - [`ray`]: allowlisted reads of a Ray dashboard.
 //! - [`ops`]: health, readiness, metrics, the session.
 //! - [`pages`]: what Leptos pages and server functions find in context.
@@ -17,6 +18,7 @@ pub mod actions;
 pub mod clusters;
 pub mod doc;
 pub mod gpus;
+pub mod history;
 pub mod jobs;
 pub mod logs;
 pub mod ops;

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
+use crate::history::Observer;
 use crate::list::{self, Page, View};
 use crate::security::Grants;
 
@@ -69,14 +70,17 @@ struct Shared {
     kept: Projected<Kept>,
     /// Changes, in the order the watch saw them.
     feed: broadcast::Sender<ClusterChange>,
+    /// Records what the watch sees into history, when raydar keeps one.
+    history: Option<Observer>,
 }
 
 impl Clusters {
     /// An empty store, filled once [`Clusters::run`] runs; `apiserver` names the cluster in
-    /// error messages.
-    pub fn new(client: Client, apiserver: String) -> Self {
+    /// error messages. What the watch sees is recorded into `history` too, if given.
+    pub fn new(client: Client, apiserver: String, history: Option<Observer>) -> Self {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        Clusters { inner: Arc::new(Shared { client, apiserver, kept: Projected::default(), feed }) }
+        let kept = Projected::default();
+        Clusters { inner: Arc::new(Shared { client, apiserver, kept, feed, history }) }
     }
 
     /// The source: watches RayClusters in every namespace until `shutdown`. Errors are reported
@@ -87,7 +91,14 @@ impl Clusters {
         let api = Api::<DynamicObject>::all_with(shared.client.clone(), &resource);
         let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
         let publish = |change: Change<'_, Kept>| shared.publish(change);
-        shared.kept.watch(watch, &shared.apiserver, Kept::of, publish, shutdown.cancelled()).await;
+        let project = |object: &DynamicObject| {
+            let kept = Kept::of(object);
+            if let Some(history) = &shared.history {
+                history.applied(object, &kept.detail.summary);
+            }
+            kept
+        };
+        shared.kept.watch(watch, &shared.apiserver, project, publish, shutdown.cancelled()).await;
         Ok(())
     }
 
@@ -179,6 +190,15 @@ impl Clusters {
 
 impl Shared {
     fn publish(&self, change: Change<'_, Kept>) {
+        if let Some(history) = &self.history {
+            match &change {
+                Change::Deleted(c) => history.deleted(&c.detail.summary),
+                // Called after the new list is in place, with no lock held.
+                Change::Relisted => history
+                    .relisted(self.kept.read().values().map(|c| c.detail.summary.uid.clone())),
+                Change::Applied(_) | Change::Unanswered(_) => {}
+            }
+        }
         let change = match change {
             Change::Applied(c) => ClusterChange::Upsert(c.detail.summary.clone()),
             Change::Deleted(c) => ClusterChange::Delete(ClusterRef {
@@ -264,7 +284,7 @@ mod tests {
     fn fleet(rows: &[(&str, &str, &str, &str, i64, u32, bool)]) -> Clusters {
         let client = Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap()))
             .expect("a client that is never used");
-        let clusters = Clusters::new(client, "nowhere".into());
+        let clusters = Clusters::new(client, "nowhere".into(), None);
         let mut kept = clusters.inner.kept.write_for_tests();
         for &(namespace, name, team, owner, created, gpus, suspend) in rows {
             let object: DynamicObject = serde_json::from_value(serde_json::json!({

@@ -101,6 +101,12 @@ impl RayPods {
         self.inner.kept.read().iter().map(|(key, pod)| (key.clone(), pod.cluster.clone())).collect()
     }
 
+    /// The cluster (`ray.io/cluster`) of the Ray pod `namespace/pod`, when it is one.
+    pub fn cluster_of(&self, namespace: &str, pod: &str) -> Option<String> {
+        let kept = self.inner.kept.read();
+        kept.get(&(namespace.to_owned(), pod.to_owned())).map(|p| p.cluster.clone())
+    }
+
     /// Whether the watch has synced, and its errors.
     pub fn health(&self) -> &WatchHealth {
         &self.inner.kept.health

@@ -1,6 +1,8 @@
 //! Shared by the server's black-box tests: raydar-server started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub struct Raydar {
     /// Its handles, as handlers see them.
     pub state: AppState,
     _stop: tokio_util::sync::DropGuard,
+    _data: Scratch,
 }
 
 /// The dev user test servers act as: the local control plane's `developer`
@@ -52,17 +55,49 @@ pub async fn start_raydar_and(
 ) -> Raydar {
     let dev: &[&str] =
         if flags.contains(&"--auth") { &[] } else { &["--auth", "dev", "--dev-user", DEV_USER] };
-    let args = ["--addr", "127.0.0.1:0"].iter().chain(dev).chain(flags).map(|s| s.to_string());
+    // Each server keeps its history apart, unless the test says where.
+    let scratch = Scratch::new("data");
+    let data_dir = scratch.0.to_string_lossy().into_owned();
+    let own_data: &[&str] = if flags.contains(&"--data-dir") || flags.contains(&"--database") {
+        &[]
+    } else {
+        &["--data-dir", &data_dir]
+    };
+    let args = ["--addr", "127.0.0.1:0"]
+        .iter()
+        .chain(dev)
+        .chain(own_data)
+        .chain(flags)
+        .map(|s| s.to_string());
     let config = Config::from_args(args).unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (state, mut supervisor) =
-        raydar_server::start(&config, client, apiserver, shutdown.clone());
+        raydar_server::start(&config, client, apiserver, shutdown.clone()).unwrap();
     more(&mut supervisor);
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(raydar_server::run(listener, state.clone(), supervisor, shutdown.clone()));
     let http = page_client(&base, &[]).await;
-    Raydar { base, http, state, _stop: shutdown.drop_guard() }
+    Raydar { base, http, state, _stop: shutdown.drop_guard(), _data: scratch }
+}
+
+/// A folder of its own under the system's temporary folder, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(what: &str) -> Scratch {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("raydar-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A client that talks to raydar at `base` as its pages do, with `identity` headers (what an

@@ -1,0 +1,169 @@
+//! History: past and present clusters (`GET /api/v1/history/clusters`) and one cluster's record
+//! by uid (`GET /api/v1/history/clusters/{uid}`), read from raydar's own database, so they
+//! answer after the cluster is gone. Reads follow the live rule: a cluster is shown to those who
+//! may list RayClusters in its namespace.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use platform::history::{ClusterRecord, HistoryPage, Outcome};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_cluster, Path, Query};
+use crate::history::store::{Cursor, ListFilter};
+use crate::history::History;
+use crate::security::access::may_not_read;
+use crate::security::{Access, User};
+
+/// Most clusters on one page of the history list.
+const MAX_LIMIT: usize = 500;
+/// Most events a record carries (the newest).
+const MAX_EVENTS: usize = 1000;
+
+/// Query of `GET /api/v1/history/clusters`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only this team's clusters (`raydar.dev/team`).
+    #[param(max_length = 63)]
+    team: Option<String>,
+    /// Only clusters launched by this user (`raydar.dev/owner`).
+    #[param(max_length = 63)]
+    owner: Option<String>,
+    /// Only clusters from this template.
+    #[param(max_length = 253)]
+    template: Option<String>,
+    /// Only this namespace's clusters.
+    #[param(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
+    namespace: Option<String>,
+    /// Only clusters that ended so (or `live`).
+    #[param(inline)]
+    outcome: Option<Outcome>,
+    /// Only clusters that lived at some time since this, Unix seconds.
+    #[param(minimum = 0)]
+    since: Option<i64>,
+    /// Only clusters made by this time, Unix seconds.
+    #[param(minimum = 0)]
+    until: Option<i64>,
+    /// Words, each looked for in the name, owner, team, template, pipeline and run.
+    #[param(max_length = 200)]
+    q: Option<String>,
+    /// The `next` of the page before.
+    #[param(max_length = 100)]
+    after: Option<String>,
+    /// Clusters on the page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<usize>,
+}
+
+impl HistoryQuery {
+    /// The filter it asks for, or 400 naming the field that cannot be one.
+    fn filter(&self) -> ApiResult<ListFilter> {
+        let text = |field: &str, value: &Option<String>, max: usize| -> ApiResult<Option<String>> {
+            match value.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) if v.chars().count() > max => Err(ApiError::invalid_field(
+                    field,
+                    format!("is {} characters, at most {max} are allowed", v.chars().count()),
+                )),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        if let Some(namespace) = &self.namespace {
+            check_cluster(namespace, "x")?;
+        }
+        for (field, time) in [("since", self.since), ("until", self.until)] {
+            if time.is_some_and(|t| t < 0) {
+                return Err(ApiError::invalid_field(field, "must be Unix seconds, 0 or more"));
+            }
+        }
+        Ok(ListFilter {
+            team: text("team", &self.team, 63)?,
+            owner: text("owner", &self.owner, 63)?,
+            template: text("template", &self.template, 253)?,
+            namespace: self.namespace.clone(),
+            outcome: self.outcome,
+            since: self.since,
+            until: self.until,
+            text: text("q", &self.q, 200)?,
+        })
+    }
+}
+
+/// `GET /api/v1/history/clusters`: clusters past and present that the requester may read,
+/// newest first, filtered, a page at a time.
+#[utoipa::path(get, path = "/history/clusters", tag = "history", params(HistoryQuery),
+    responses(
+        (status = 200, description = "A page of clusters, newest first", body = HistoryPage),
+        (status = 400, description = "A filter cannot be one", body = ApiError),
+        (status = 422, description = "A filter is out of range", body = ApiError),
+        (status = 503, description = "The history database does not answer", body = ApiError)))]
+pub async fn list(
+    State(history): State<History>,
+    State(access): State<Access>,
+    Extension(user): Extension<User>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<HistoryPage>> {
+    let filter = query.filter()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    let cursor = match query.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(after) => Some(Cursor::parse(after).ok_or_else(|| {
+            ApiError::invalid_field("after", "is not the `next` of a history page")
+        })?),
+    };
+    let store = &history.store;
+    let mut namespaces = store.namespaces().await.map_err(unavailable)?;
+    if let Some(only) = &filter.namespace {
+        namespaces.retain(|ns| ns == only);
+    }
+    let readable = access.readable(&user, namespaces).await;
+    let (items, next) =
+        store.list(&filter, &readable, cursor.as_ref(), limit).await.map_err(unavailable)?;
+    Ok(Json(HistoryPage {
+        items,
+        next: next.map(|c| c.encode()),
+        stale: history.sink.stale(),
+        lost: history.sink.lost(),
+    }))
+}
+
+/// `GET /api/v1/history/clusters/{uid}`: everything kept of one cluster, live or gone: how it
+/// was launched, its phases, its events, how it ended.
+#[utoipa::path(get, path = "/history/clusters/{uid}", tag = "history",
+    params(("uid" = String, Path, description = "The cluster's Kubernetes uid",
+        pattern = "^[0-9a-fA-F-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "The cluster's record", body = ClusterRecord),
+        (status = 400, description = "The uid cannot be one", body = ApiError),
+        (status = 403, description = "The requester may not read its namespace's clusters", body = ApiError),
+        (status = 404, description = "History has no cluster of that uid", body = ApiError),
+        (status = 503, description = "The history database does not answer", body = ApiError)))]
+pub async fn record(
+    State(history): State<History>,
+    State(access): State<Access>,
+    Extension(user): Extension<User>,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<ClusterRecord>> {
+    if uid.is_empty() || uid.len() > 64 || !uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(ApiError::bad_request(format!(
+            "{uid:?} is not a Kubernetes uid (hexadecimal digits and -, at most 64)"
+        )));
+    }
+    let record = history.store.record(&uid, MAX_EVENTS).await.map_err(unavailable)?;
+    let record = record
+        .ok_or_else(|| ApiError::not_found(format!("history has no cluster of uid {uid}")))?;
+    let namespace = &record.cluster.namespace;
+    if !access.readable(&user, [namespace.clone()]).await.contains(namespace) {
+        return Err(may_not_read(&user, "RayClusters", namespace));
+    }
+    Ok(Json(record))
+}
+
+fn unavailable(reason: String) -> ApiError {
+    ApiError::unavailable(format!("history is unavailable: {reason}"))
+}

@@ -1,0 +1,320 @@
+//! History's database on both backends, SQLite (a file) and PostgreSQL (a real server started
+//! here): a cluster's record from launch to teardown, what the list finds, a restart, the
+//! database going away and coming back, retention.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::Scratch;
+use platform::history::{Outcome, PastCluster};
+use platform::overview::EventRow;
+use platform::{ClusterPhase, ClusterSummary};
+use raydar_server::config::HistorySettings;
+use raydar_server::history::record::{Launched, Seen};
+use raydar_server::history::store::{Cursor, ListFilter};
+use raydar_server::history::{Database, History, Record, Store};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// A minute past 2026-12-06 00:00 UTC, in seconds.
+const T0: i64 = 1_796_515_260;
+
+fn summary(namespace: &str, name: &str, uid: &str, owner: &str, created: i64) -> ClusterSummary {
+    ClusterSummary {
+        namespace: namespace.into(),
+        name: name.into(),
+        uid: uid.into(),
+        resource_version: "1".into(),
+        phase: ClusterPhase::Provisioning,
+        workers_ready: 0,
+        workers_desired: 2,
+        gpus_desired: 8,
+        created_at: created,
+        team: "vision".into(),
+        owner: owner.into(),
+        template: "gpu-small".into(),
+        pipeline: String::new(),
+        run: String::new(),
+        may_delete: false,
+    }
+}
+
+fn launched(s: &ClusterSummary, by_rayjob: bool) -> Record {
+    Record::Launched(Box::new(Launched {
+        summary: s.clone(),
+        parameters: json!({"workers": 2, "gpus": 8}).to_string(),
+        manifest:
+            json!({"kind": "RayCluster", "metadata": {"name": s.name}, "spec": {"suspend": false}})
+                .to_string(),
+        by_rayjob,
+    }))
+}
+
+fn seen(uid: &str, at_s: i64, phase: &str, reason: &str) -> Record {
+    Record::Seen(Seen {
+        uid: uid.into(),
+        at: at_s * 1000,
+        phase: phase.into(),
+        reason: reason.into(),
+        gpus: 8,
+        ready_since: None,
+    })
+}
+
+fn event(cluster: &str, uid: &str, reason: &str, count: u32, at: i64) -> Record {
+    Record::Event {
+        cluster: cluster.into(),
+        uid: uid.into(),
+        row: EventRow {
+            kind: "Normal".into(),
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+            object: "RayCluster/alpha".into(),
+            count,
+            last_seen: at,
+        },
+        first_seen: T0,
+    }
+}
+
+fn all(namespaces: &[&str]) -> BTreeSet<String> {
+    namespaces.iter().map(|s| s.to_string()).collect()
+}
+
+fn names(items: &[PastCluster]) -> Vec<&str> {
+    items.iter().map(|c| c.name.as_str()).collect()
+}
+
+/// Five clusters' lives, written as the sources would, then read back every way the API asks.
+async fn keeps_clusters_from_launch_to_the_end(database: Database) {
+    let store = Store::open(&database).unwrap();
+    store.migrate().await.unwrap();
+    let alpha = summary("ml", "alpha", "a-1", "alice", T0);
+    let beta = summary("ml", "beta", "b-2", "bob", T0 + 60);
+    let gamma = summary("ml", "gamma", "c-3", "alice", T0 + 120);
+    let delta = summary("nlp", "delta", "d-4", "carol", T0 + 180);
+    let omega = summary("secret", "omega", "e-5", "alice", T0 + 240);
+    let batch = vec![
+        launched(&alpha, false),
+        seen("a-1", T0, "Provisioning", ""),
+        seen("a-1", T0 + 42, "Ready", ""),
+        // The same phase again (a restart of raydar sees it anew): no new step.
+        seen("a-1", T0 + 50, "Ready", ""),
+        event("a-1", "ev-1", "CreatedHeadPod", 1, T0 + 1),
+        event("a-1", "ev-2", "CreatedWorkerPod", 1, T0 + 2),
+        // The same Event, repeated: counted, not doubled.
+        event("a-1", "ev-2", "CreatedWorkerPod", 3, T0 + 9),
+        // An Event of a cluster history does not hold is not kept.
+        event("zz-9", "ev-3", "Stray", 1, T0),
+        launched(&beta, false),
+        seen("b-2", T0 + 60, "Failed", "HeadPodFailed"),
+        launched(&gamma, true),
+        seen("c-3", T0 + 120, "Ready", ""),
+        launched(&delta, false),
+        seen("d-4", T0 + 180, "Ready", ""),
+        launched(&omega, false),
+        Record::Ending {
+            uid: "a-1".into(),
+            outcome: Outcome::TornDown,
+            by: "alice".into(),
+            why: "torn down by alice through raydar".into(),
+        },
+        Record::Deleted { uid: "a-1".into(), at: (T0 + 600) * 1000, by_rayjob: false },
+        Record::Deleted { uid: "b-2".into(), at: (T0 + 700) * 1000, by_rayjob: false },
+        Record::Deleted { uid: "c-3".into(), at: (T0 + 800) * 1000, by_rayjob: true },
+    ];
+    store.write(&batch).await.unwrap();
+    // raydar restarts and lists again: omega went while it was not watching.
+    store
+        .write(&[Record::Relisted { live: vec!["d-4".into()], at: (T0 + 900) * 1000 }])
+        .await
+        .unwrap();
+    drop(store);
+
+    // A new process on the same database finds it all.
+    let store = Store::open(&database).unwrap();
+    store.migrate().await.unwrap();
+    let everything = all(&["ml", "nlp", "secret"]);
+    let (items, next) = store.list(&ListFilter::default(), &everything, None, 10).await.unwrap();
+    assert_eq!(names(&items), ["omega", "delta", "gamma", "beta", "alpha"], "newest first");
+    assert_eq!(next, None);
+    let outcome = |name: &str| items.iter().find(|c| c.name == name).unwrap().outcome;
+    assert_eq!(outcome("alpha"), Outcome::TornDown);
+    assert_eq!(outcome("beta"), Outcome::Failed);
+    assert_eq!(outcome("gamma"), Outcome::Finished);
+    assert_eq!(outcome("delta"), Outcome::Live);
+    assert_eq!(outcome("omega"), Outcome::Deleted);
+
+    let record = store.record("a-1", 100).await.unwrap().expect("alpha's record");
+    let steps: Vec<&str> = record.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(steps, ["Provisioning", "Ready", "Deleted"]);
+    assert_eq!(record.cluster.time_to_ready(), Some(42.0));
+    assert_eq!(record.cluster.ended_by, "alice");
+    assert_eq!(record.cluster.deleted_at, Some((T0 + 600) * 1000));
+    assert_eq!(record.parameters, json!({"workers": 2, "gpus": 8}));
+    assert_eq!(record.manifest["metadata"]["name"], "alpha");
+    let events: Vec<(&str, u32)> =
+        record.events.iter().map(|e| (e.reason.as_str(), e.count)).collect();
+    assert_eq!(events, [("CreatedWorkerPod", 3), ("CreatedHeadPod", 1)], "newest first, counted");
+    let omega = store.record("e-5", 100).await.unwrap().unwrap();
+    assert_eq!(omega.cluster.ended_why, "deleted while raydar was not watching");
+    assert!(store.record("zz-9", 100).await.unwrap().is_none(), "no record of a stray Event");
+
+    // Filters, as the history page offers them.
+    let list = |filter: ListFilter| {
+        let store = store.clone();
+        let everything = everything.clone();
+        async move { names(&store.list(&filter, &everything, None, 10).await.unwrap().0).join(",") }
+    };
+    let alice = ListFilter { owner: Some("alice".into()), ..ListFilter::default() };
+    assert_eq!(list(alice).await, "omega,gamma,alpha");
+    let failed = ListFilter { outcome: Some(Outcome::Failed), ..ListFilter::default() };
+    assert_eq!(list(failed).await, "beta");
+    let nlp = ListFilter { namespace: Some("nlp".into()), ..ListFilter::default() };
+    assert_eq!(list(nlp).await, "delta");
+    let words = ListFilter { text: Some("ALP".into()), ..ListFilter::default() };
+    assert_eq!(list(words).await, "alpha", "case does not matter");
+    let wildcard = ListFilter { text: Some("%".into()), ..ListFilter::default() };
+    assert_eq!(list(wildcard).await, "", "% is a character, not a wildcard");
+    // Made by T0+130 s and still there at T0+650 s: not alpha (deleted at T0+600 s), not delta
+    // (made at T0+180 s).
+    let window =
+        ListFilter { since: Some(T0 + 650), until: Some(T0 + 130), ..ListFilter::default() };
+    assert_eq!(list(window).await, "gamma,beta");
+
+    // What a user may not read is never listed.
+    let (items, _) = store.list(&ListFilter::default(), &all(&["ml"]), None, 10).await.unwrap();
+    assert_eq!(names(&items), ["gamma", "beta", "alpha"]);
+
+    // Pages follow each other without a repeat or a gap.
+    let (first, next) = store.list(&ListFilter::default(), &everything, None, 2).await.unwrap();
+    let next = next.expect("more than one page");
+    let cursor = Cursor::parse(&next.encode()).unwrap();
+    let (second, _) =
+        store.list(&ListFilter::default(), &everything, Some(&cursor), 10).await.unwrap();
+    assert_eq!(names(&first), ["omega", "delta"]);
+    assert_eq!(names(&second), ["gamma", "beta", "alpha"]);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_clusters_from_launch_to_the_end() {
+    let scratch = Scratch::new("history");
+    keeps_clusters_from_launch_to_the_end(Database::Sqlite(scratch.0.join("raydar.db"))).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_clusters_from_launch_to_the_end() {
+    let postgres = Postgres::start();
+    keeps_clusters_from_launch_to_the_end(Database::Postgres(postgres.url())).await;
+}
+
+/// Waits (up to 60 s) until `check` holds.
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(store: &Store) -> usize {
+    match store.list(&ListFilter::default(), &all(&["ml"]), None, 500).await {
+        Ok((items, _)) => items.len(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_away_loses_nothing_the_buffer_holds_and_counts_what_it_could_not() {
+    let postgres = Postgres::start();
+    let settings = HistorySettings {
+        database: Database::Postgres(postgres.url()),
+        buffer: 100,
+        keep: Duration::from_secs(86_400),
+        max_bytes: 1 << 30,
+    };
+    let history = History::open(&settings).unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(history.clone().run(shutdown.clone()));
+    let sink = &history.sink;
+    let launch = |i: i64| {
+        launched(&summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i), false)
+    };
+    for i in 0..10 {
+        sink.send(launch(i));
+    }
+    until("the first ten written", async || count(&history.store).await == 10).await;
+
+    postgres.stop();
+    for i in 10..60 {
+        sink.send(launch(i));
+    }
+    until("history says it is not written", async || sink.stale().is_some()).await;
+    let reason = sink.stale().unwrap().reason;
+    assert!(
+        reason.contains("PostgreSQL at postgres://raydar@127.0.0.1"),
+        "names the database: {reason}"
+    );
+    postgres.start_again();
+    until("the fifty written meanwhile", async || count(&history.store).await == 60).await;
+    until("history current again", async || sink.stale().is_none()).await;
+    assert_eq!(sink.lost(), 0, "the buffer held them all");
+
+    // Away again, and sent more than the buffer holds: what does not fit is counted, and what
+    // is kept and what is counted are every record sent.
+    postgres.stop();
+    for i in 60..400 {
+        sink.send(launch(i));
+    }
+    assert!(sink.lost() > 0, "a full buffer loses records");
+    until("history says it is not written", async || sink.stale().is_some()).await;
+    postgres.start_again();
+    until("the buffer written", async || sink.buffered() == 0 && sink.stale().is_none()).await;
+    let kept = {
+        let (items, _) =
+            history.store.list(&ListFilter::default(), &all(&["ml"]), None, 500).await.unwrap();
+        items.len() as u64
+    };
+    assert_eq!(kept + sink.lost(), 400, "kept {kept}, lost {}", sink.lost());
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn retention_removes_the_oldest_gone_clusters_first_and_never_a_live_one() {
+    let scratch = Scratch::new("history");
+    let store = Store::open(&Database::Sqlite(scratch.0.join("raydar.db"))).unwrap();
+    store.migrate().await.unwrap();
+    let mut batch = Vec::new();
+    for i in 0..6 {
+        let s = summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i);
+        batch.push(launched(&s, false));
+        batch.push(event(&s.uid, &format!("ev-{i}"), "Created", 1, T0 + i));
+        if i < 5 {
+            // c0 went first, c4 last; c5 lives.
+            batch.push(Record::Deleted {
+                uid: s.uid.clone(),
+                at: (T0 + 1000 + i) * 1000,
+                by_rayjob: false,
+            });
+        }
+    }
+    store.write(&batch).await.unwrap();
+    let listed = async || {
+        let (items, _) = store.list(&ListFilter::default(), &all(&["ml"]), None, 50).await.unwrap();
+        let mut names: Vec<String> = items.into_iter().map(|c| c.name).collect();
+        names.sort();
+        names.join(",")
+    };
+    // By age: what was deleted before T0+1002 s goes.
+    assert_eq!(store.trim((T0 + 1002) * 1000, u64::MAX).await.unwrap(), 2);
+    assert_eq!(listed().await, "c2,c3,c4,c5");
+    assert!(store.record("u-0", 10).await.unwrap().is_none(), "its events and phases went too");
+    // By size: room for about two clusters; the oldest deleted go, the live one stays.
+    let one = store.record("u-5", 10).await.unwrap().unwrap();
+    assert_eq!(one.events.len(), 1);
+    assert_eq!(store.trim(0, 1).await.unwrap(), 3);
+    assert_eq!(listed().await, "c5", "a live cluster is never trimmed");
+}

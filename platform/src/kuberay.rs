@@ -247,6 +247,7 @@ impl RayCluster {
 
     /// The cluster's page: the row plus suspend state and worker groups.
     pub fn detail(&self) -> ClusterDetail {
+        let lifetime = crate::lifecycle::Lifetime::of(self.metadata.annotations.as_ref());
         let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
         ClusterDetail {
             summary: self.summary(),
@@ -267,6 +268,8 @@ impl RayCluster {
                 })
                 .collect(),
             may_change: false,
+            expires_at: lifetime.expires_at,
+            protected: lifetime.protected,
         }
     }
 }

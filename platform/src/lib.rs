@@ -16,6 +16,8 @@
 //!   (feature `kube`).
 //! - [`history`]: what raydar remembers of clusters after they are gone, as its history API
 //!   answers.
+//! - [`lifecycle`]: a cluster's lifetime from its annotations: when to warn, when to act, how far
+//!   an extension may go (feature `kube`).
 //! - [`rayjob`]: the KubeRay `RayJob` resource as a row of the RayJob list.
 //! - [`gpu`]: GPU metrics as dcgm-exporter serves them, one reading per GPU, attributed to the
 //!   RayCluster whose pod holds it (feature `metrics`).
@@ -33,6 +35,8 @@ pub mod gpu;
 pub mod history;
 #[cfg(feature = "kube")]
 pub mod kuberay;
+#[cfg(feature = "kube")]
+pub mod lifecycle;
 pub mod overview;
 pub mod rayjob;
 pub mod status;

@@ -163,6 +163,12 @@ pub struct ClusterDetail {
     /// Whether the requester may suspend, resume or scale it (Kubernetes RBAC).
     #[serde(default)]
     pub may_change: bool,
+    /// When its lifetime ends (`raydar.dev/expires-at`), Unix seconds; `None`: it does not.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// `raydar.dev/protect`: raydar never reclaims it.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// A worker group with the bounds it can be scaled within.

@@ -49,6 +49,8 @@ pub struct Config {
     pub gpus: GpuSettings,
     /// Where history is kept, and how much ([`HistorySettings`]).
     pub history: HistorySettings,
+    /// The namespace of the Lease that elects the one replica that acts (expiry, reclaims).
+    pub lease_namespace: String,
 }
 
 /// History: the database, the buffer in front of it, and retention.
@@ -326,6 +328,12 @@ struct Flags {
     #[arg(long, env = "RAYDAR_HISTORY_MAX_MIB", default_value = "10240", value_name = "MIB",
         value_parser = count, help_heading = "History")]
     history_max_mib: usize,
+
+    /// Namespace of the Lease (raydar-lifecycle) by which one replica among several is elected
+    /// to act on clusters: expiry, idle reclaim, pipeline leases.
+    #[arg(long, env = "RAYDAR_LEASE_NAMESPACE", default_value = "raydar", value_name = "NS",
+        value_parser = namespace, help_heading = "Lifecycle")]
+    lease_namespace: String,
 }
 
 impl Flags {
@@ -397,6 +405,7 @@ impl Flags {
             served_as: ServedAs::new(loopback, self.public_url.clone()),
             gpus: self.gpu_settings(),
             history: self.history_settings(),
+            lease_namespace: self.lease_namespace.clone(),
             addr: self.addr,
             site_root: self.site_root,
             authn,

@@ -33,6 +33,8 @@
 //! - [`gpus`]: the GPU history and what pages make of it; its SVG charts.
 //! - [`history`]: what raydar remembers of clusters after they are gone, in its own database
 //!   (SQLite or PostgreSQL), written through a bounded buffer that never holds up a live page.
+//! - [`lifecycle`]: raydar acting on clusters on its own (expiry), one replica at a time (a
+//!   Lease), as a reclaimer identity of its own.
 //! - [`overview`]: a cluster page's events and Ray view, read in the background and cached.
 //! - [`cache`]: the small keyed cache those reads share.
 //! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
@@ -47,6 +49,7 @@ pub mod error;
 pub mod extract;
 pub mod gpus;
 pub mod history;
+pub mod lifecycle;
 pub mod list;
 pub mod logs;
 pub mod overview;
@@ -74,6 +77,7 @@ pub use supervisor::Supervisor;
 use gpus::GpuMetrics;
 use history::events::EventLog;
 use history::{History, Observer};
+use lifecycle::{Elector, Lifecycle};
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
@@ -91,6 +95,9 @@ pub enum Error {
     /// The history database cannot be set up (its folder cannot be made).
     #[error("cannot keep history: {0}")]
     History(String),
+    /// The reclaimer's identity cannot be taken.
+    #[error("cannot act on clusters: {0}")]
+    Lifecycle(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -139,6 +146,20 @@ pub fn start(
     supervise(&mut supervisor, "history", &history, History::run);
     let events = EventLog::new(kube.clone(), history.sink.clone(), clusters.clone(), pods.clone());
     supervise(&mut supervisor, "events", &events, EventLog::run);
+    let (elector, leadership) =
+        Elector::new(kube.clone(), &config.lease_namespace, LEASE, replica_identity());
+    supervise(&mut supervisor, "election", &elector, Elector::run);
+    let reclaimer =
+        Access::new(kube.clone()).client_for(&lifecycle::reclaimer()).map_err(Error::Lifecycle)?;
+    let audit = Audit::new(kube.clone());
+    let lifecycle = Lifecycle::new(
+        clusters.clone(),
+        leadership.clone(),
+        reclaimer,
+        audit.clone(),
+        history.sink.clone(),
+    );
+    supervise(&mut supervisor, "lifecycle", &lifecycle, Lifecycle::run);
     let settings = config.gpus.clone();
     match settings.prometheus.clone() {
         Some(base) => {
@@ -190,7 +211,8 @@ pub fn start(
         access: Access::new(kube.clone()),
         csrf: CsrfKey::generate(),
         limit: ActionLimit::new(config.action_rate),
-        audit: Audit::new(kube.clone()),
+        audit,
+        leadership,
         sources: supervisor.status(),
         shutdown,
         header_timeout: config.header_timeout,
@@ -203,6 +225,20 @@ pub fn start(
         kube,
     };
     Ok((state, supervisor))
+}
+
+/// The Lease that elects the replica that acts on clusters.
+pub const LEASE: &str = "raydar-lifecycle";
+
+/// This replica's name in the Lease: its host, process and a random part (two processes of one
+/// host, or a restarted one, are told apart).
+fn replica_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "raydar".into());
+    let mut random = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    format!("{host}-{}-{:08x}", std::process::id(), u32::from_be_bytes(random))
 }
 
 /// Runs `source` (a handle whose `run` fills it) under `supervisor`, as `name`.

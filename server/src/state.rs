@@ -18,6 +18,7 @@ use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
 use crate::gpus::GpuMetrics;
 use crate::history::History;
+use crate::lifecycle::Leadership;
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub rayjobs: RayJobs,
     /// What raydar remembers of clusters, past and present.
     pub history: History,
+    /// Whether this replica is the one that acts on clusters.
+    pub leadership: Leadership,
     /// Pods, events and Ray's view, for cluster pages.
     pub overviews: Overviews,
     /// Reads Ray dashboards: GET only, on an allowlist.

@@ -88,6 +88,22 @@ pub struct TemplatePolicy {
     /// annotation to the launch time plus this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lifetime: Option<String>,
+    /// What raydar does when that lifetime ends: `teardown` (the default) deletes the cluster,
+    /// `suspend` keeps it without pods, to be extended and resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_expiry: Option<ExpiryAction>,
+}
+
+/// What raydar does to a cluster whose lifetime ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiryAction {
+    /// Delete it.
+    Teardown,
+    /// Suspend it: its pods go, the cluster stays.
+    Suspend,
 }
 
 /// What a launch form (and `GET /api/v1/templates`) shows for one template.

@@ -24,6 +24,12 @@ pub const LABEL_RUN: &str = "raydar.dev/run";
 pub const ANNOTATION_OWNER: &str = "raydar.dev/owner";
 /// Annotation holding when the cluster's lifetime ends (RFC 3339).
 pub const ANNOTATION_EXPIRES_AT: &str = "raydar.dev/expires-at";
+/// Annotation saying what happens at expiry: `suspend`, or (absent, or `teardown`) deletion.
+pub const ANNOTATION_AT_EXPIRY: &str = "raydar.dev/at-expiry";
+/// Annotation that exempts a cluster from every reclaim (expiry, idleness, leases) when `"true"`;
+/// only those allowed to patch the cluster can set it (templates cannot: `raydar.dev/` is
+/// reserved).
+pub const ANNOTATION_PROTECT: &str = "raydar.dev/protect";
 /// Annotation holding the template's parameters as the launch chose them, a JSON object: how the
 /// cluster was launched, for its history.
 pub const ANNOTATION_PARAMETERS: &str = "raydar.dev/parameters";

@@ -12,8 +12,8 @@ use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
     check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
-    Culprit, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, ANNOTATION_PARAMETERS, LABEL_OWNER,
-    LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
+    Culprit, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, ANNOTATION_PARAMETERS,
+    LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -152,6 +152,9 @@ pub fn render(
             errors: vec![FieldError::new("spec.policy.maxLifetime", "ends after the year 9999")],
         })?;
         annotations.insert(ANNOTATION_EXPIRES_AT.to_owned(), expires_at);
+        if template.spec.policy.at_expiry == Some(super::ExpiryAction::Suspend) {
+            annotations.insert(ANNOTATION_AT_EXPIRY.to_owned(), "suspend".to_owned());
+        }
     }
     Ok(json!({
         "apiVersion": "ray.io/v1",

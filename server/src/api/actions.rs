@@ -21,7 +21,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use kube::Client;
 use platform::history::Outcome;
 use platform::kuberay::RayCluster;
+use platform::lifecycle::{extended, Lifetime};
 use platform::template::{render, FieldError, LaunchRequest, PipelineRun, Timestamp};
+use platform::template::{ANNOTATION_EXPIRES_AT, ANNOTATION_PROTECT, LABEL_TEMPLATE};
 use platform::ClusterSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -34,6 +36,7 @@ use crate::extract::{body, ClusterPath, Query};
 use crate::history::{Record, Sink};
 use crate::security::{Access, Action, ActionLimit, Audit, User};
 use crate::sources::{Clusters, Templates};
+use crate::unix_now;
 
 /// Longest a single Kubernetes call of an action may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -332,7 +335,7 @@ pub async fn tear_down(
 }
 
 /// A day-2 change to a running cluster: `PATCH /api/v1/clusters/{ns}/{name}`. Say `suspend`,
-/// `scale` or both.
+/// `scale`, `extend`, `protect`, or several.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
@@ -345,6 +348,16 @@ pub struct ClusterChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = ScaleChange, required = false)]
     pub scale: Option<ScaleChange>,
+    /// Push its expiry (`raydar.dev/expires-at`) later by this much (`30m`, `2h`, `1d`): from
+    /// its current end, or from now if that has passed, and at most its template's maximum
+    /// lifetime from now.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = false, max_length = 32, example = "2h")]
+    pub extend: Option<String>,
+    /// Exempt it from every reclaim (expiry, idle GPUs, pipeline leases), or no longer.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub protect: Option<bool>,
 }
 
 /// A field that may be left out but, when given, is not null.
@@ -414,11 +427,30 @@ pub async fn change(
     path: ClusterPath,
     bytes: Bytes,
 ) -> ApiResult<Json<Changed>> {
-    let what = r#"a cluster change ({"suspend": bool} or {"scale": {"group", "replicas"}})"#;
+    let what = r#"a cluster change ({"suspend": bool}, {"scale": {"group", "replicas"}}, {"extend": "2h"} or {"protect": bool})"#;
     let change: ClusterChange = body(&bytes, what)?;
-    if change.suspend.is_none() && change.scale.is_none() {
-        return Err(ApiError::invalid_field("body", "say `suspend` or `scale`"));
+    if change.suspend.is_none()
+        && change.scale.is_none()
+        && change.extend.is_none()
+        && change.protect.is_none()
+    {
+        return Err(ApiError::invalid_field(
+            "body",
+            "say `suspend`, `scale`, `extend` or `protect`",
+        ));
     }
+    let extend_by = match change.extend.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => match platform::template::parse_duration(text) {
+            Ok(by) if !by.is_zero() && text.len() <= 32 => Some(by),
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "extend",
+                    format!("{text:?} is not a duration above 0 such as 30m, 2h or 1d"),
+                ))
+            }
+        },
+    };
     actions.limit.allow(&user)?;
     let ClusterPath { namespace, name } = path;
     let id = format!("{namespace}/{name}");
@@ -440,19 +472,87 @@ pub async fn change(
     if let Some(scale) = &change.scale {
         scale_group(spec, scale).map_err(|error| ApiError::invalid(vec![error]))?;
     }
+    lifetime_change(&actions.templates, &mut cluster, &change, extend_by, unix_now())
+        .map_err(|error| ApiError::invalid(vec![error]))?;
     let changing = format!("changing RayCluster {id}");
     call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await.map_err(refused)?;
     actions.audit.done(&user, &action, cluster.metadata.uid.clone());
     Ok(Json(Changed { namespace, name, changed: true }))
 }
 
+/// Applies `change`'s `extend` (by `extend_by`) and `protect` to `cluster`'s annotations at
+/// `now`, and refuses a resume of an expired cluster that is not also extended (raydar would
+/// suspend it again at once).
+fn lifetime_change(
+    templates: &Templates,
+    cluster: &mut DynamicObject,
+    change: &ClusterChange,
+    extend_by: Option<std::time::Duration>,
+    now: i64,
+) -> Result<(), FieldError> {
+    let lifetime = Lifetime::of(cluster.metadata.annotations.as_ref());
+    let annotations = cluster.metadata.annotations.get_or_insert_default();
+    if let Some(by) = extend_by {
+        let Some(expires_at) = lifetime.expires_at else {
+            return Err(FieldError::new(
+                "extend",
+                "the cluster has no expiry (raydar.dev/expires-at) to extend",
+            ));
+        };
+        let label = cluster.metadata.labels.as_ref().and_then(|l| l.get(LABEL_TEMPLATE));
+        let template = label.and_then(|name| templates.get(name)).ok_or_else(|| {
+            FieldError::new(
+                "extend",
+                format!(
+                    "its template {} is not installed, so its maximum lifetime is unknown",
+                    label.map_or("(none)", String::as_str)
+                ),
+            )
+        })?;
+        let max =
+            template.spec.policy.max_lifetime.as_deref().map(platform::template::parse_duration);
+        let Some(Ok(max)) = max else {
+            return Err(FieldError::new(
+                "extend",
+                format!("template {} sets no maximum lifetime", template.template_name()),
+            ));
+        };
+        let until =
+            extended(Some(expires_at), by, max, now).map_err(|e| FieldError::new("extend", e))?;
+        let until = jiff::Timestamp::from_second(until)
+            .map_err(|e| FieldError::new("extend", e.to_string()))?;
+        annotations.insert(ANNOTATION_EXPIRES_AT.to_owned(), until.to_string());
+    } else if change.suspend == Some(false)
+        && lifetime.expires_at.is_some_and(|t| t <= now)
+        && !lifetime.protected
+    {
+        return Err(FieldError::new(
+            "suspend",
+            "its lifetime has ended: resume it with an extension, like {\"suspend\": false, \"extend\": \"2h\"}",
+        ));
+    }
+    match change.protect {
+        Some(true) => {
+            annotations.insert(ANNOTATION_PROTECT.to_owned(), "true".to_owned());
+        }
+        Some(false) => {
+            annotations.remove(ANNOTATION_PROTECT);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 impl ClusterChange {
     /// The audit Event's reason.
     fn reason(&self) -> &'static str {
-        match (self.suspend, &self.scale) {
-            (Some(true), _) => "Suspended",
-            (Some(false), _) => "Resumed",
-            (None, _) => "Scaled",
+        match (self.suspend, &self.scale, &self.extend, self.protect) {
+            (Some(true), ..) => "Suspended",
+            (Some(false), ..) => "Resumed",
+            (None, Some(_), ..) => "Scaled",
+            (None, None, Some(_), _) => "Extended",
+            (None, None, None, Some(true)) => "Protected",
+            (None, None, None, _) => "Unprotected",
         }
     }
 
@@ -466,6 +566,14 @@ impl ClusterChange {
         }
         if let Some(scale) = &self.scale {
             parts.push(format!("scaled worker group {} to {}", scale.group, scale.replicas));
+        }
+        if let Some(by) = &self.extend {
+            parts.push(format!("extended its lifetime by {by}"));
+        }
+        match self.protect {
+            Some(true) => parts.push("protected it from reclaims".to_owned()),
+            Some(false) => parts.push("lifted its protection from reclaims".to_owned()),
+            None => {}
         }
         parts.join(" and ")
     }

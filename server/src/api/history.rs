@@ -67,6 +67,9 @@ impl HistoryQuery {
                     field,
                     format!("is {} characters, at most {max} are allowed", v.chars().count()),
                 )),
+                Some(v) if v.chars().any(char::is_control) => {
+                    Err(ApiError::invalid_field(field, "must not contain control characters"))
+                }
                 Some(v) => Ok(Some(v.to_owned())),
             }
         };

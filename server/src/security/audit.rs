@@ -62,10 +62,29 @@ impl Audit {
     /// background.
     pub fn done(&self, user: &User, action: &Action, uid: Option<String>) {
         audit_line!(info, user, action, "done", "{} {}", user.name, action.what);
-        let (api, event) = (
-            Api::<Event>::namespaced(self.client.clone(), &action.namespace),
-            event(user, action, uid),
+        self.record(event(user, action, uid), action);
+    }
+
+    /// Logs what raydar did or is about to do to a cluster on its own (an expiry, a reclaim, a
+    /// warning before one), with why, and records it as an Event on the cluster: `Warning`,
+    /// since its owner may want to act.
+    pub fn by_raydar(&self, action: &Action, uid: Option<String>, why: &str) {
+        tracing::warn!(
+            target: "raydar::audit",
+            user = "raydar",
+            action = action.reason,
+            cluster = %format!("{}/{}", action.namespace, action.name),
+            result = "done",
+            "raydar {}: {why}", action.what
         );
+        let mut event = event_about(action, uid, format!("raydar {}: {why}", action.what));
+        event.type_ = Some("Warning".into());
+        self.record(event, action);
+    }
+
+    /// Creates `event` in the background, within [`Audit::TIMEOUT`].
+    fn record(&self, event: Event, action: &Action) {
+        let api = Api::<Event>::namespaced(self.client.clone(), &action.namespace);
         let id = format!("{}/{}", action.namespace, action.name);
         tokio::spawn(async move {
             match tokio::time::timeout(Self::TIMEOUT, api.create(&PostParams::default(), &event))
@@ -96,11 +115,16 @@ impl Audit {
 
 /// The Event on the RayCluster: reason, and a message that names the person.
 pub fn event(user: &User, action: &Action, uid: Option<String>) -> Event {
-    let now = jiff::Timestamp::now();
     let message = match &user.email {
         Some(email) => format!("{} ({email}) {} through raydar", user.name, action.what),
         None => format!("{} {} through raydar", user.name, action.what),
     };
+    event_about(action, uid, message)
+}
+
+/// A `Normal` Event on the action's RayCluster saying `message`.
+fn event_about(action: &Action, uid: Option<String>, message: String) -> Event {
+    let now = jiff::Timestamp::now();
     Event {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}.raydar.", action.name)),

@@ -12,6 +12,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::kuberay::RayCluster;
+use platform::lifecycle::Lifetime;
 use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, Stale};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,17 @@ pub enum ClusterChange {
     Resync,
     /// The apiserver does not answer: the list is what it last said, from `since`.
     Unanswered(Stale),
+}
+
+/// A cluster with a lifetime, as the lifecycle controller sees it.
+#[derive(Clone, Debug)]
+pub struct Living {
+    /// Its row.
+    pub summary: ClusterSummary,
+    /// Whether `spec.suspend` is set.
+    pub suspended: bool,
+    /// When it ends and what happens then.
+    pub lifetime: Lifetime,
 }
 
 /// Names a RayCluster that was deleted.
@@ -152,6 +164,19 @@ impl Clusters {
         self.with(namespace, name, |c| c.detail.summary.uid.clone()).filter(|uid| !uid.is_empty())
     }
 
+    /// Every cluster with a lifetime (or protected), for the lifecycle controller.
+    pub fn lifetimes(&self) -> Vec<Living> {
+        let kept = self.inner.kept.read();
+        kept.values()
+            .filter(|c| c.lifetime.expires_at.is_some() && !c.detail.summary.uid.is_empty())
+            .map(|c| Living {
+                summary: c.detail.summary.clone(),
+                suspended: c.detail.suspend,
+                lifetime: c.lifetime.clone(),
+            })
+            .collect()
+    }
+
     /// The namespaces that have clusters.
     pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
         self.inner.kept.read().keys().map(|(namespace, _)| namespace.clone()).collect()
@@ -218,26 +243,30 @@ impl Shared {
 struct Kept {
     detail: ClusterDetail,
     conditions: Vec<ClusterCondition>,
+    /// Its lifetime: when it expires, what happens then, whether it is protected.
+    lifetime: Lifetime,
     /// What a list's free text is looked for in ([`list::search_text`]), made once here rather
     /// than for every row of every list.
     search: String,
 }
 
 impl Kept {
-    fn new(detail: ClusterDetail, conditions: Vec<ClusterCondition>) -> Kept {
+    fn new(detail: ClusterDetail, conditions: Vec<ClusterCondition>, lifetime: Lifetime) -> Kept {
         let search = list::search_text(&detail.summary);
-        Kept { detail, conditions, search }
+        Kept { detail, conditions, lifetime, search }
     }
 
     fn of(object: &DynamicObject) -> Kept {
         let label = |key: &str| {
             object.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default()
         };
+        let lifetime = Lifetime::of(object.metadata.annotations.as_ref());
         let typed = serde_json::to_value(object).and_then(serde_json::from_value::<RayCluster>);
         match typed {
             Ok(cluster) => Kept::new(
                 cluster.detail(),
                 cluster.status.map(|s| s.conditions).unwrap_or_default(),
+                lifetime,
             ),
             Err(e) => {
                 let meta = &object.metadata;
@@ -268,8 +297,10 @@ impl Kept {
                     suspend: false,
                     groups: Vec::new(),
                     may_change: false,
+                    expires_at: None,
+                    protected: false,
                 };
-                Kept::new(detail, Vec::new())
+                Kept::new(detail, Vec::new(), lifetime)
             }
         }
     }

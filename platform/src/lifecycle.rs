@@ -1,0 +1,197 @@
+//! A cluster's lifetime as its annotations say it (`raydar.dev/expires-at`, `raydar.dev/at-expiry`,
+//! `raydar.dev/protect`), and the rules around it: when to warn, when to act, how far an
+//! extension may go. Pure: the server's lifecycle controller and the CLI's `raydar extend` share
+//! them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::template::{ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_PROTECT};
+
+/// Seconds before expiry at which the owner is warned, earliest first.
+pub const WARNINGS: [i64; 2] = [30 * 60, 5 * 60];
+
+/// What happens to a cluster when its lifetime ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtExpiry {
+    /// It is deleted (the default).
+    TearDown,
+    /// It is suspended: its pods go, the cluster stays to be resumed (and extended).
+    Suspend,
+}
+
+impl AtExpiry {
+    /// The annotation's value: `teardown` or `suspend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtExpiry::TearDown => "teardown",
+            AtExpiry::Suspend => "suspend",
+        }
+    }
+}
+
+/// A cluster's lifetime, from its annotations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifetime {
+    /// When it ends, Unix seconds; `None`: it does not.
+    pub expires_at: Option<i64>,
+    /// What happens then.
+    pub at_expiry: AtExpiry,
+    /// `raydar.dev/protect: "true"`: raydar never reclaims it (expiry, idleness, leases).
+    pub protected: bool,
+}
+
+impl Lifetime {
+    /// What `annotations` say. An `expires-at` that is not an RFC 3339 time is no expiry (the
+    /// reason is logged by whoever reads it): raydar never deletes on a guess.
+    pub fn of(annotations: Option<&BTreeMap<String, String>>) -> Lifetime {
+        let get = |key: &str| annotations.and_then(|a| a.get(key)).map(|v| v.trim());
+        Lifetime {
+            expires_at: get(ANNOTATION_EXPIRES_AT)
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map(|t| t.as_second()),
+            at_expiry: match get(ANNOTATION_AT_EXPIRY) {
+                Some("suspend") => AtExpiry::Suspend,
+                _ => AtExpiry::TearDown,
+            },
+            protected: get(ANNOTATION_PROTECT) == Some("true"),
+        }
+    }
+}
+
+/// What is due for a cluster at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing.
+    Nothing,
+    /// Warn its owner: it ends in `left` seconds (the warning for `before` seconds ahead).
+    Warn {
+        /// Seconds left.
+        left: i64,
+        /// Which of [`WARNINGS`] this is.
+        before: i64,
+    },
+    /// Its lifetime is over: act.
+    Act,
+}
+
+/// What is due at `now` (Unix seconds) for a cluster with `lifetime`, `warned` being the
+/// warnings (of [`WARNINGS`]) it was given already. A protected cluster, or one with no expiry,
+/// is never due; of two warnings due at once only the later is given.
+pub fn due(lifetime: &Lifetime, now: i64, warned: &[i64]) -> Due {
+    let Some(expires_at) = lifetime.expires_at.filter(|_| !lifetime.protected) else {
+        return Due::Nothing;
+    };
+    let left = expires_at - now;
+    if left <= 0 {
+        return Due::Act;
+    }
+    let pending = WARNINGS.iter().rev().find(|&&before| left <= before);
+    match pending {
+        Some(&before) if !warned.contains(&before) => Due::Warn { left, before },
+        _ => Due::Nothing,
+    }
+}
+
+/// The new `expires-at` (Unix seconds) of a cluster extended `by` at `now`, when its template
+/// allows lifetimes of `max_lifetime`: from its current end (or now, if that has passed), and
+/// never past `now + max_lifetime`. The error says what is allowed.
+pub fn extended(
+    expires_at: Option<i64>,
+    by: Duration,
+    max_lifetime: Duration,
+    now: i64,
+) -> Result<i64, String> {
+    if by.is_zero() {
+        return Err("must be a duration above 0, such as 30m, 2h or 1d".into());
+    }
+    let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let from = expires_at.unwrap_or(now).max(now);
+    let wanted = from.saturating_add(seconds(by));
+    let limit = now.saturating_add(seconds(max_lifetime));
+    if wanted > limit {
+        let most = (limit - from).max(0);
+        return Err(format!(
+            "would end {} from now, past its template's maximum lifetime of {}: extend by at most {}",
+            human(wanted - now),
+            human(seconds(max_lifetime)),
+            human(most)
+        ));
+    }
+    Ok(wanted)
+}
+
+/// `90` as `1m30s`, `7200` as `2h`: how durations are written to people.
+pub fn human(seconds: i64) -> String {
+    if seconds <= 0 {
+        return "0s".into();
+    }
+    let mut text = String::new();
+    let mut rest = seconds;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            text.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifetime(expires_at: i64) -> Lifetime {
+        Lifetime { expires_at: Some(expires_at), at_expiry: AtExpiry::TearDown, protected: false }
+    }
+
+    #[test]
+    fn annotations_say_the_lifetime_and_a_bad_time_is_no_expiry() {
+        let annotations = BTreeMap::from([
+            (ANNOTATION_EXPIRES_AT.to_owned(), "2026-12-06T22:00:00Z".to_owned()),
+            (ANNOTATION_AT_EXPIRY.to_owned(), "suspend".to_owned()),
+        ]);
+        let read = Lifetime::of(Some(&annotations));
+        assert_eq!(read.expires_at, Some(1_796_594_400));
+        assert_eq!(read.at_expiry, AtExpiry::Suspend);
+        assert!(!read.protected);
+        let garbled = BTreeMap::from([(ANNOTATION_EXPIRES_AT.to_owned(), "tomorrow".to_owned())]);
+        assert_eq!(Lifetime::of(Some(&garbled)).expires_at, None);
+        let protected = BTreeMap::from([(ANNOTATION_PROTECT.to_owned(), "true".to_owned())]);
+        assert!(Lifetime::of(Some(&protected)).protected);
+        assert_eq!(Lifetime::of(None).at_expiry, AtExpiry::TearDown);
+    }
+
+    #[test]
+    fn warnings_come_once_each_then_the_action() {
+        let l = lifetime(10_000);
+        assert_eq!(due(&l, 10_000 - 3_600, &[]), Due::Nothing);
+        assert_eq!(due(&l, 10_000 - 1_800, &[]), Due::Warn { left: 1_800, before: 1_800 });
+        assert_eq!(due(&l, 10_000 - 1_000, &[1_800]), Due::Nothing);
+        assert_eq!(due(&l, 10_000 - 300, &[1_800]), Due::Warn { left: 300, before: 300 });
+        assert_eq!(due(&l, 10_000 - 10, &[1_800, 300]), Due::Nothing);
+        assert_eq!(due(&l, 10_000, &[1_800, 300]), Due::Act);
+        // Launched with four minutes to live: one warning, the last.
+        assert_eq!(due(&l, 10_000 - 240, &[]), Due::Warn { left: 240, before: 300 });
+        let protected = Lifetime { protected: true, ..l };
+        assert_eq!(due(&protected, 20_000, &[]), Due::Nothing);
+    }
+
+    #[test]
+    fn an_extension_stays_within_the_templates_maximum_lifetime() {
+        let hour = Duration::from_secs(3_600);
+        let now = 100_000;
+        assert_eq!(extended(Some(now + 600), hour, 8 * hour, now), Ok(now + 600 + 3_600));
+        // Expired already: from now.
+        assert_eq!(extended(Some(now - 50), hour, 8 * hour, now), Ok(now + 3_600));
+        let refused = extended(Some(now + 7 * 3_600), 2 * hour, 8 * hour, now).unwrap_err();
+        assert_eq!(
+            refused,
+            "would end 9h from now, past its template's maximum lifetime of 8h: extend by at most 1h"
+        );
+        assert!(extended(Some(now), Duration::ZERO, hour, now).is_err());
+        assert_eq!(human(5_430), "1h30m30s");
+    }
+}

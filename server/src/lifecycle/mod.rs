@@ -1,0 +1,216 @@
+//! Lifecycle: raydar acting on clusters on its own, so none outlives its purpose. A cluster's
+//! `raydar.dev/expires-at` is enforced: its owner is warned 30 and 5 minutes before (an Event on
+//! the cluster, which its page and history show), and at expiry it is torn down or suspended, as
+//! its template said (`raydar.dev/at-expiry`). `raydar.dev/protect: "true"` exempts it.
+//!
+//! Only one replica acts: the holder of a Kubernetes Lease ([`lease`]). It acts as the
+//! reclaimer, a ServiceAccount of its own that may do nothing but patch and delete RayClusters
+//! (deploy/kubernetes/rbac.yaml), impersonated, so raydar's own identity stays read-only and the
+//! apiserver's audit log names the reclaimer. Every act is logged, recorded as an Event on the
+//! cluster and in history, with its reason.
+//!
+//! # Layout
+//!
+//! - [`lease`]: the leader election.
+//! - this module: the controller, a pass over every cluster with a lifetime every few seconds.
+
+pub mod lease;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::core::ApiResource;
+use kube::Client;
+use platform::history::Outcome;
+use platform::kuberay::RayCluster;
+use platform::lifecycle::{due, human, AtExpiry, Due};
+use tokio_util::sync::CancellationToken;
+
+pub use lease::{Elector, Leadership};
+
+use crate::history::{Record, Sink};
+use crate::security::{Action, Audit, User};
+use crate::sources::clusters::Living;
+use crate::sources::Clusters;
+use crate::unix_now;
+
+/// Between passes over the clusters.
+const PASS: Duration = Duration::from_secs(5);
+/// Longest a call to the apiserver may take.
+const CALL: Duration = Duration::from_secs(10);
+
+/// The reclaimer's ServiceAccount (deploy/kubernetes/rbac.yaml), as Kubernetes names it.
+pub const RECLAIMER: &str = "system:serviceaccount:raydar:raydar-reclaimer";
+
+/// The identity raydar acts as when it reclaims.
+pub fn reclaimer() -> User {
+    User::from_token(
+        RECLAIMER.to_owned(),
+        vec!["system:serviceaccounts".into(), "system:serviceaccounts:raydar".into()],
+    )
+}
+
+/// The controller: cheap to clone.
+#[derive(Clone)]
+pub struct Lifecycle {
+    clusters: Clusters,
+    leadership: Leadership,
+    /// Acts as the reclaimer.
+    reclaimer: Client,
+    audit: Audit,
+    history: Sink,
+    /// What was done already, by (uid, expires-at): warnings given, whether it was acted on.
+    /// An extension is a new key, so its warnings come again. Only live clusters are kept.
+    done: Arc<Mutex<HashMap<(String, i64), Done>>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Done {
+    warned: Vec<i64>,
+    acted: bool,
+}
+
+impl Lifecycle {
+    /// A controller acting on `clusters` while `leadership` holds, through `reclaimer` (a client
+    /// as the reclaimer), recording to `audit` and `history`.
+    pub fn new(
+        clusters: Clusters,
+        leadership: Leadership,
+        reclaimer: Client,
+        audit: Audit,
+        history: Sink,
+    ) -> Lifecycle {
+        Lifecycle { clusters, leadership, reclaimer, audit, history, done: Arc::default() }
+    }
+
+    /// The source: a pass every [`PASS`] while this replica leads, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
+        loop {
+            if self.leadership.leading() && self.clusters.health().synced() {
+                self.pass(unix_now()).await;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(PASS) => {}
+            }
+        }
+    }
+
+    fn done(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Done>> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One pass at `now`: every warning and act that is due.
+    async fn pass(&self, now: i64) {
+        let living = self.clusters.lifetimes();
+        self.done().retain(|(uid, _), _| living.iter().any(|c| &c.summary.uid == uid));
+        for cluster in living {
+            let Some(expires_at) = cluster.lifetime.expires_at else { continue };
+            let key = (cluster.summary.uid.clone(), expires_at);
+            let done = self.done().get(&key).cloned().unwrap_or_default();
+            // A teardown is made once; a suspension holds while the cluster is expired: one
+            // resumed without an extension is suspended again.
+            if done.acted && cluster.lifetime.at_expiry == AtExpiry::TearDown {
+                continue;
+            }
+            match due(&cluster.lifetime, now, &done.warned) {
+                Due::Nothing => {}
+                Due::Warn { left, before } => {
+                    self.warn(&cluster, left);
+                    self.done().entry(key).or_default().warned.push(before);
+                }
+                Due::Act => {
+                    if self.expire(&cluster, expires_at).await {
+                        self.done().entry(key).or_default().acted = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn(&self, cluster: &Living, left: i64) {
+        let s = &cluster.summary;
+        let then = match cluster.lifetime.at_expiry {
+            AtExpiry::TearDown => "torn down",
+            AtExpiry::Suspend => "suspended",
+        };
+        let action = Action {
+            reason: "ExpiresSoon",
+            what: format!("will have it {then} in {}", human(left)),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+        };
+        let why = format!(
+            "its lifetime ends then (raydar.dev/expires-at); its owner can extend it on its page or \
+             with raydar extend {} -n {}",
+            s.name, s.namespace
+        );
+        self.audit.by_raydar(&action, Some(s.uid.clone()), &why);
+    }
+
+    /// Tears down or suspends `cluster`, whose lifetime ended at `expires_at`; whether it was
+    /// done (or needs no doing: already suspended, already gone).
+    async fn expire(&self, cluster: &Living, expires_at: i64) -> bool {
+        let s = &cluster.summary;
+        let api: &Api<DynamicObject> = &Api::namespaced_with(
+            self.reclaimer.clone(),
+            &s.namespace,
+            &ApiResource::erase::<RayCluster>(&()),
+        );
+        let ended =
+            jiff::Timestamp::from_second(expires_at).map(|t| t.to_string()).unwrap_or_default();
+        let why = format!("its lifetime ended at {ended} (raydar.dev/expires-at)");
+        let (reason, what, call) = match cluster.lifetime.at_expiry {
+            AtExpiry::Suspend if cluster.suspended => return true,
+            AtExpiry::Suspend => {
+                let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": true}}));
+                let call = async move {
+                    api.patch(&s.name, &PatchParams::default(), &patch).await.map(|_| ())
+                };
+                ("Expired", "suspended it", futures::future::Either::Left(call))
+            }
+            AtExpiry::TearDown => {
+                // Only this cluster: never one made again under its name meanwhile.
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: Some(s.uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::foreground()
+                };
+                let call = async move { api.delete(&s.name, &params).await.map(|_| ()) };
+                ("Expired", "tore it down", futures::future::Either::Right(call))
+            }
+        };
+        match tokio::time::timeout(CALL, call).await {
+            Ok(Ok(())) => {}
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => return true,
+            Ok(Err(e)) => {
+                tracing::warn!(cluster = %format!("{}/{}", s.namespace, s.name), "expiry: cannot act as the reclaimer: {e}");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(cluster = %format!("{}/{}", s.namespace, s.name), "expiry: the apiserver did not answer within {CALL:?}");
+                return false;
+            }
+        }
+        if cluster.lifetime.at_expiry == AtExpiry::TearDown {
+            self.history.send(Record::Ending {
+                uid: s.uid.clone(),
+                outcome: Outcome::Expired,
+                by: "raydar (expiry)".into(),
+                why: why.clone(),
+            });
+        }
+        let action = Action {
+            reason,
+            what: what.into(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+        };
+        self.audit.by_raydar(&action, Some(s.uid.clone()), &why);
+        true
+    }
+}

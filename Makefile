@@ -85,8 +85,9 @@ test-api-fuzz:
 # The Python client and the Dagster resource (integrations/python) against a real raydar, real
 # KubeRay and real Ray heads: pytest in a venv of pinned packages (dagster, httpx, pytest).
 test-python:
+	# Leases lapse after 20 s here, so a killed run's cluster is reclaimed within the test.
 	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
-	  scripts/raydar.sh run -- "$$venv/bin/pytest" -q -p no:cacheprovider integrations/python/tests
+	  RAYDAR_LEASE_TIMEOUT=20s scripts/raydar.sh run -- "$$venv/bin/pytest" -q -p no:cacheprovider integrations/python/tests
 
 test-e2e:
 	scripts/raydar.sh run -- npm --prefix end2end test

@@ -7,7 +7,7 @@
 //!   carries the list alone); [`App`]: every page, with the router, for every other path.
 //! - [`routes`]: one module per page; [`routes::clusters`] is the home page, the live list of
 //!   every RayCluster; [`routes::launch`], [`routes::cluster`], [`routes::logs`], [`routes::gpus`]
-//!   and [`routes::rayjobs`] are lazy routes, whose code the
+//!   [`routes::rayjobs`] and [`routes::history`] are lazy routes, whose code the
 //!   browser loads when they are opened (cargo-leptos `--split`), so the list's first load stays
 //!   small.
 //! - [`api`]: server functions that pages load their data with, and the REST paths the browser
@@ -99,7 +99,7 @@ fn TopBar() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">"raydar"</a>
             <span class="tagline">"Ray on Kubernetes"</span>
-            <nav class="nav"><a href="/">"Clusters"</a><a href="/jobs">"Jobs"</a><a href="/gpus">"GPUs"</a></nav>
+            <nav class="nav"><a href="/">"Clusters"</a><a href="/jobs">"Jobs"</a><a href="/gpus">"GPUs"</a><a href="/history">"History"</a></nav>
             <span class="who" title="Signed in as">{who()}</span>
         </header>
     }
@@ -132,6 +132,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("launch") view={Lazy::<routes::launch::LaunchPage>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("gpus") view={Lazy::<routes::gpus::FleetPage>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("jobs") view={Lazy::<routes::rayjobs::RayJobsPage>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("history") view={Lazy::<routes::history::HistoryPage>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("history/:uid") view={Lazy::<routes::history::PostMortemPage>::new()} ssr=SsrMode::Async/>
                     <Route
                         path=path!("clusters/:namespace/:name")
                         view={Lazy::<routes::cluster::ClusterPage>::new()}

@@ -55,6 +55,10 @@ pub enum Command {
     Ls(LsArgs),
     /// Tear down a Ray cluster; one that is already gone counts as success.
     Down(DownArgs),
+    /// Push a Ray cluster's expiry later, within its template's maximum lifetime.
+    Extend(ExtendArgs),
+    /// Protect a Ray cluster from raydar's reclaims (expiry, idle GPUs, leases); --off lifts it.
+    Protect(ProtectArgs),
     /// List the Ray jobs of a running Ray cluster, newest first.
     Jobs(JobsArgs),
     /// Submit a Ray job to a running Ray cluster (as a KubeRay RayJob).
@@ -139,6 +143,34 @@ pub struct DownArgs {
     /// Longest to wait with --wait.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: Duration,
+}
+
+/// `raydar extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// How much longer it may live (`30m`, `2h`, `1d`), from its current end (from now if that has
+    /// passed).
+    #[arg(long, value_name = "DURATION", value_parser = extension)]
+    pub by: Duration,
+}
+
+/// `raydar protect`.
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    /// Name of the cluster.
+    pub name: String,
+    /// Namespace of the cluster [default: the context's namespace].
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Lift the protection: raydar reclaims the cluster again when it expires, idles or its
+    /// pipeline's lease lapses.
+    #[arg(long)]
+    pub off: bool,
 }
 
 /// `raydar jobs`.
@@ -248,6 +280,18 @@ fn duration(text: &str) -> Result<Duration, String> {
             Err("is longer than a century".to_owned())
         }
         Err(_) => Err("expected a duration such as 90s, 10m or 1h30m".to_owned()),
+    }
+}
+
+/// How much longer a cluster may live; the words are the server's for the same mistake
+/// (`PATCH /api/v1/clusters/{ns}/{name}` with `{"extend": ..}`).
+fn extension(text: &str) -> Result<Duration, String> {
+    match platform::template::parse_duration(text.trim()) {
+        Ok(by) if !by.is_zero() => Ok(by),
+        Err(platform::template::duration::DurationError::OutOfRange) => {
+            Err("is longer than a century".to_owned())
+        }
+        _ => Err("is not a duration above 0 such as 30m, 2h or 1d".to_owned()),
     }
 }
 
@@ -411,6 +455,47 @@ mod tests {
             let error = parse(args).expect_err(&format!("{args:?} parsed"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
             assert!(error.to_string().contains(option), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn extend_takes_a_duration_and_protect_an_off_switch() {
+        let cli = parse(&["extend", "demo", "-n", "ml", "--by", "1h30m"]).unwrap();
+        let Command::Extend(extend) = cli.command else { panic!("not extend") };
+        assert_eq!(
+            (extend.name.as_str(), extend.namespace.as_deref(), extend.by),
+            ("demo", Some("ml"), Duration::from_secs(5_400))
+        );
+        let Command::Extend(extend) = parse(&["extend", "demo", "--by", "1d"]).unwrap().command
+        else {
+            panic!("not extend")
+        };
+        assert_eq!(extend.by, Duration::from_secs(86_400));
+
+        let Command::Protect(protect) = parse(&["protect", "demo"]).unwrap().command else {
+            panic!("not protect")
+        };
+        assert!(!protect.off);
+        let Command::Protect(protect) = parse(&["protect", "demo", "--off"]).unwrap().command
+        else {
+            panic!("not protect")
+        };
+        assert!(protect.off);
+
+        for (args, said) in [
+            (&["extend", "demo"][..], "--by"),
+            (
+                &["extend", "demo", "--by", "soon"],
+                "is not a duration above 0 such as 30m, 2h or 1d",
+            ),
+            (&["extend", "demo", "--by", "0"], "is not a duration above 0"),
+            (&["extend", "demo", "--by", "1.5h"], "is not a duration above 0"),
+            (&["extend", "demo", "--by", "40000d"], "longer than a century"),
+            (&["protect", "demo", "--on"], "--on"),
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} parsed"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            assert!(error.to_string().contains(said), "{args:?}: {error}");
         }
     }
 

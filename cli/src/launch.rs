@@ -98,6 +98,7 @@ pub fn render_with(
         namespace: namespace.to_owned(),
         parameters: args.set.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
         pipeline: None,
+        lease: false,
     };
     Ok(render_manifest(template, &request, identity, now)?)
 }

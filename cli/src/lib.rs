@@ -7,7 +7,8 @@
 //! the apiserver reports for those credentials (a SelfSubjectReview), never a name given on the
 //! command line, and Kubernetes RBAC decides what is allowed. Ray jobs go the same way: submitted
 //! as KubeRay RayJobs, never posted to a Ray dashboard, which the CLI only reads (GETs through the
-//! apiserver's service proxy).
+//! apiserver's service proxy). Extending or protecting a cluster patches its annotations as that
+//! user too, held to the lifetime rules raydar's server applies (`platform::lifecycle`).
 //!
 //! # Layout
 //!
@@ -19,6 +20,8 @@
 //! - [`launch`]: `raydar render` and `raydar up` (render, server-side dry-run, server-side apply).
 //! - [`list`]: `raydar ls` and the cluster row it prints.
 //! - [`teardown`]: `raydar down`.
+//! - [`lifetime`]: `raydar extend` and `raydar protect`: a cluster's expiry and protection
+//!   annotations, merge-patched as the user within platform's lifetime rules.
 //! - [`wait`]: `--wait`: watching one object; a RayCluster until Ready or gone.
 //! - [`dashboard`]: a RayCluster's Ray dashboard through the apiserver's service proxy: GETs of
 //!   its jobs and job logs, nothing else.
@@ -38,6 +41,7 @@ pub mod jobs;
 pub mod kuberay;
 pub mod kubernetes;
 pub mod launch;
+pub mod lifetime;
 pub mod list;
 pub mod logs;
 pub mod output;
@@ -65,6 +69,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => launch::up(&connect().await?, args, global.output).await,
         Command::Ls(args) => list::list(&connect().await?, args, global.output).await,
         Command::Down(args) => teardown::down(&connect().await?, args, global.output).await,
+        Command::Extend(args) => lifetime::extend(&connect().await?, args, global.output).await,
+        Command::Protect(args) => lifetime::protect(&connect().await?, args, global.output).await,
         Command::Jobs(args) => jobs::jobs(&connect().await?, args, global.output).await,
         Command::Submit(args) => submit::submit(&connect().await?, args, global.output).await,
         Command::Run(args) => run::run(&connect().await?, args, global.output).await,

@@ -60,19 +60,20 @@ impl TemplateSource {
 
 /// One RayClusterTemplate from the cluster, checked as the platform checks templates.
 async fn fetch(kubernetes: &Kubernetes, name: &str) -> Result<RayClusterTemplate> {
-    let api: Api<RayClusterTemplate> = Api::all(kubernetes.client.clone());
-    let action = format!("reading RayClusterTemplate {name}");
-    let template = match kubernetes.call(&action, api.get_opt(name)).await {
-        Ok(Some(template)) => template,
-        Ok(None) => {
-            return Err(Error::Precondition(format!(
-                "no RayClusterTemplate {name} in the cluster and no file of that name; `raydar templates` lists them"
-            )))
-        }
-        Err(e) => return Err(crd_missing(e)),
+    let Some(template) = installed(kubernetes, name).await? else {
+        return Err(Error::Precondition(format!(
+            "no RayClusterTemplate {name} in the cluster and no file of that name; `raydar templates` lists them"
+        )));
     };
     validate_template(&template)?;
     Ok(template)
+}
+
+/// The RayClusterTemplate `name` as the cluster has it, unchecked; `None` if it has none.
+pub async fn installed(kubernetes: &Kubernetes, name: &str) -> Result<Option<RayClusterTemplate>> {
+    let api: Api<RayClusterTemplate> = Api::all(kubernetes.client.clone());
+    let action = format!("reading RayClusterTemplate {name}");
+    kubernetes.call(&action, api.get_opt(name)).await.map_err(crd_missing)
 }
 
 /// `raydar templates`: every template of the cluster, with its parameters.

@@ -1,7 +1,8 @@
 //! The built `raydar` binary against the real local control plane (deploy/local: apiserver,
 //! KubeRay operator, kwok, and a real Ray head for every head pod): launch from a shipped
 //! template, see it Ready in `ls` with the owner the apiserver names, tear it down; run Ray jobs
-//! (`run`, `submit`, `jobs`, `logs -f`); and the failures a user meets on the way.
+//! (`run`, `submit`, `jobs`, `logs -f`); extend and protect a cluster (`extend`, `protect`); and
+//! the failures a user meets on the way.
 //!
 //! Needs `KUBECONFIG` naming that control plane with the RayClusterTemplate CRD and the shipped
 //! templates installed (`make controlplane`); `make test` runs these:
@@ -14,7 +15,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::Client;
 use serde_json::{json, Value};
 use support::{raydar, raydar_with};
@@ -561,4 +566,272 @@ fn run_with_a_bad_parameter_fails_naming_it_and_creates_nothing() {
     }
     assert!(stored_rayjob(&name).is_none(), "no RayJob was made");
     assert!(clusters_of_rayjob(&name).is_empty(), "no RayCluster was made");
+}
+
+/// The RayCluster's annotation `key` as stored, read without raydar.
+fn annotation(name: &str, key: &str) -> Option<String> {
+    let object = stored(name).expect("the cluster exists");
+    object.metadata.annotations.unwrap_or_default().get(key).cloned()
+}
+
+/// The RayCluster's `raydar.dev/expires-at`, read without raydar.
+fn expires_at(name: &str) -> Timestamp {
+    let text = annotation(name, "raydar.dev/expires-at").expect("an expiry");
+    text.parse().unwrap_or_else(|e| panic!("expires-at {text:?}: {e}"))
+}
+
+/// Merge-patches the RayCluster's metadata without raydar, as an admin would.
+fn patch_metadata(name: &str, metadata: Value) {
+    block_on(async {
+        let patch = json!({ "metadata": metadata });
+        ray_api("RayCluster")
+            .await
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patching the RayCluster");
+    });
+}
+
+/// Creates a RayCluster of a head only, not through raydar (no template, no expiry, unless
+/// `labels` and `annotations` say so); `Cleanup` removes it like any other.
+fn create_head_only(name: &str, labels: Value, annotations: Value) {
+    let cluster: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [{
+            "name": "ray-head", "image": "rayproject/ray:2.46.0",
+            "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
+            "ports": [{"containerPort": 8265, "name": "dashboard"}]
+        }]}}}}
+    }))
+    .unwrap();
+    block_on(async {
+        ray_api("RayCluster")
+            .await
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("creating the RayCluster");
+    });
+}
+
+/// `time` to the second, as the annotation is written.
+fn to_the_second(time: Timestamp) -> String {
+    Timestamp::from_second(time.as_second()).unwrap().to_string()
+}
+
+/// `raydar extend`: the expiry moves later by exactly what was asked, never past the template's
+/// maximum lifetime (cpu-small: 12h), and a refusal changes nothing.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn extend_moves_the_expiry_within_the_templates_maximum_lifetime() {
+    ensure_namespace();
+    let name = unique("extend");
+    let id = format!("{NAMESPACE}/{name}");
+    let _cleanup = Cleanup(name.clone());
+    raydar(&["up", &name, "-t", "cpu-small", "-n", NAMESPACE, "--set", "workers=0"]).ok();
+    let launched = expires_at(&name);
+    let twelve_hours = SignedDuration::from_hours(12);
+    assert!(
+        (launched.duration_since(Timestamp::now()) - twelve_hours).abs()
+            <= SignedDuration::from_secs(60),
+        "launched to live 12h: {launched}"
+    );
+
+    // A fresh launch already has all of its 12h; as if it had lived 11 of them, it ends in 1h.
+    let before = to_the_second(Timestamp::now() + SignedDuration::from_hours(1));
+    patch_metadata(&name, json!({"annotations": {"raydar.dev/expires-at": before}}));
+    let before: Timestamp = before.parse().unwrap();
+
+    let run = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "1h"]);
+    let said = run.ok();
+    let after = expires_at(&name);
+    assert_eq!(after.duration_since(before), SignedDuration::from_hours(1), "moved by exactly 1h");
+    assert!(said.starts_with(&format!("RayCluster {id} now expires at {after} (in ")), "{said}");
+
+    // Past the maximum: refused with what is allowed, and the expiry stays.
+    let refused = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "13h"]);
+    let lines = refused.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("error: cannot extend RayCluster {id} by 13h: "))
+            && lines[0].contains("maximum lifetime of 12h")
+            && lines[0].contains("extend by at most "),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(expires_at(&name), after, "a refused extension changes nothing");
+
+    // Not a duration: a usage error naming --by, before anything is read or changed.
+    let bad = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "soon"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("--by") && bad.stderr.contains("30m, 2h or 1d"), "{bad:#?}");
+    assert_eq!(expires_at(&name), after);
+
+    let report = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "30m", "-o", "json"]).json();
+    let later = expires_at(&name);
+    assert_eq!(later.duration_since(after), SignedDuration::from_mins(30));
+    assert_eq!(
+        report,
+        json!({
+            "namespace": NAMESPACE, "name": name,
+            "previousExpiresAt": after.to_string(), "expiresAt": later.to_string()
+        })
+    );
+}
+
+/// `raydar extend` of a cluster that never expires, or whose template is not installed, or that
+/// does not exist: refused, saying why, and nothing changes.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn extend_without_an_expiry_or_a_known_maximum_is_refused() {
+    ensure_namespace();
+    let name = unique("noexpiry");
+    let id = format!("{NAMESPACE}/{name}");
+    let _cleanup = Cleanup(name.clone());
+    create_head_only(&name, json!({"raydar.dev/template": "cpu-small"}), json!({}));
+
+    let run = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "1h"]);
+    assert_eq!(
+        run.error_lines(),
+        vec![format!(
+            "error: cannot extend RayCluster {id}: it has no expiry (raydar.dev/expires-at), so there is nothing to extend"
+        )]
+    );
+    assert_eq!(annotation(&name, "raydar.dev/expires-at"), None, "nothing was added");
+
+    let ends = to_the_second(Timestamp::now() + SignedDuration::from_hours(1));
+    patch_metadata(
+        &name,
+        json!({
+            "labels": {"raydar.dev/template": "no-such-template"},
+            "annotations": {"raydar.dev/expires-at": ends}
+        }),
+    );
+    let run = raydar(&["extend", &name, "-n", NAMESPACE, "--by", "1h"]);
+    assert_eq!(
+        run.error_lines(),
+        vec![format!(
+            "error: cannot extend RayCluster {id}: its template no-such-template is not installed, so its maximum lifetime is unknown"
+        )]
+    );
+    assert_eq!(annotation(&name, "raydar.dev/expires-at"), Some(ends), "unchanged");
+
+    let absent = unique("absent");
+    let run = raydar(&["extend", &absent, "-n", NAMESPACE, "--by", "1h"]);
+    assert_eq!(
+        run.error_lines(),
+        vec![format!("error: no RayCluster {NAMESPACE}/{absent}; `raydar ls` lists them")]
+    );
+}
+
+/// `raydar protect` sets `raydar.dev/protect: "true"`, `--off` removes it, each saying what it
+/// did; a user RBAC lets read the cluster but not patch it is refused with Kubernetes' 403.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn protect_sets_the_annotation_and_off_removes_it() {
+    ensure_namespace();
+    let name = unique("protect");
+    let id = format!("{NAMESPACE}/{name}");
+    let _cleanup = Cleanup(name.clone());
+    create_head_only(&name, json!({}), json!({}));
+
+    let said = raydar(&["protect", &name, "-n", NAMESPACE]);
+    assert!(said.ok().starts_with(&format!("RayCluster {id} is now protected: ")), "{said:#?}");
+    assert_eq!(annotation(&name, "raydar.dev/protect").as_deref(), Some("true"));
+    let again = raydar(&["protect", &name, "-n", NAMESPACE]);
+    assert!(
+        again.ok().starts_with(&format!("RayCluster {id} was already protected")),
+        "{again:#?}"
+    );
+
+    // Allowed to read RayClusters, not to patch them: Kubernetes refuses, and raydar says so.
+    let reader = "raydar-cli-it-reader";
+    let _role = ReaderRole::grant(reader);
+    let kubeconfig = impersonating_kubeconfig(reader);
+    let as_reader = || {
+        support::run(
+            support::command(&[
+                "protect",
+                &name,
+                "-n",
+                NAMESPACE,
+                "--off",
+                "--context",
+                "it-nobody",
+            ])
+            .env("KUBECONFIG", &kubeconfig),
+        )
+    };
+    // The authorizer sees a new RoleBinding a moment after it is made.
+    let refused = eventually("the reader to be allowed to read", Duration::from_secs(30), || {
+        let run = as_reader();
+        (!run.stderr.contains("reading RayCluster")).then_some(run)
+    });
+    let _ = std::fs::remove_file(&kubeconfig);
+    let lines = refused.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "error: lifting the protection of RayCluster {id}: Forbidden (403)"
+        )) && lines[0].contains(&format!(r#"User "{reader}""#)),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(annotation(&name, "raydar.dev/protect").as_deref(), Some("true"), "still protected");
+
+    let report = raydar(&["protect", &name, "-n", NAMESPACE, "--off", "-o", "json"]).json();
+    assert_eq!(
+        report,
+        json!({"namespace": NAMESPACE, "name": name, "protected": false, "changed": true})
+    );
+    assert_eq!(annotation(&name, "raydar.dev/protect"), None, "the annotation is gone");
+    let again = raydar(&["protect", &name, "-n", NAMESPACE, "--off"]);
+    assert_eq!(again.ok(), format!("RayCluster {id} was not protected; nothing changed\n"));
+}
+
+/// A Role and RoleBinding letting `user` get RayClusters of the test namespace, and nothing more;
+/// deleted when the test ends.
+struct ReaderRole(String);
+
+impl ReaderRole {
+    fn grant(user: &str) -> Self {
+        let name = format!("{user}-{}", std::process::id());
+        block_on(async {
+            let client = client().await;
+            let role: Role = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "rules": [{"apiGroups": ["ray.io"], "resources": ["rayclusters"], "verbs": ["get"]}]
+            }))
+            .unwrap();
+            let binding: RoleBinding = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+                "roleRef": {"kind": "Role", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
+            }))
+            .unwrap();
+            let post = PostParams::default();
+            Api::<Role>::namespaced(client.clone(), NAMESPACE)
+                .create(&post, &role)
+                .await
+                .expect("creating the Role");
+            Api::<RoleBinding>::namespaced(client, NAMESPACE)
+                .create(&post, &binding)
+                .await
+                .expect("creating the RoleBinding");
+        });
+        ReaderRole(name)
+    }
+}
+
+impl Drop for ReaderRole {
+    fn drop(&mut self) {
+        block_on(async {
+            let client = client().await;
+            let delete = DeleteParams::default();
+            let _ = Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
+                .delete(&self.0, &delete)
+                .await;
+            let _ = Api::<Role>::namespaced(client, NAMESPACE).delete(&self.0, &delete).await;
+        });
+    }
 }

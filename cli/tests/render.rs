@@ -193,7 +193,14 @@ fn template_problems_are_one_line_failures() {
 
 #[test]
 fn commands_that_need_a_cluster_fail_in_one_line_without_one() {
-    for args in [&["ls"][..], &["templates"], &["down", "demo"], &["up", "demo", "-t", CPU_SMALL]] {
+    for args in [
+        &["ls"][..],
+        &["templates"],
+        &["down", "demo"],
+        &["up", "demo", "-t", CPU_SMALL],
+        &["extend", "demo", "--by", "1h"],
+        &["protect", "demo", "--off"],
+    ] {
         let run = raydar_offline(args);
         assert_eq!(run.error_lines().len(), 1, "{args:?}: {run:#?}");
     }
@@ -205,6 +212,8 @@ fn usage_errors_exit_2() {
         &["render", "-t", CPU_SMALL, "--set", "workers"][..],
         &["up"],
         &["ls", "-o", "xml"],
+        &["extend", "demo"],
+        &["extend", "demo", "--by", "soon"],
         &["frobnicate"],
     ] {
         let run = raydar_offline(args);

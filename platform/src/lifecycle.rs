@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::template::{ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_PROTECT};
+use crate::template::{
+    ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_LEASE, ANNOTATION_PROTECT,
+};
 
 /// Seconds before expiry at which the owner is warned, earliest first.
 pub const WARNINGS: [i64; 2] = [30 * 60, 5 * 60];
@@ -41,6 +43,8 @@ pub struct Lifetime {
     pub at_expiry: AtExpiry,
     /// `raydar.dev/protect: "true"`: raydar never reclaims it (expiry, idleness, leases).
     pub protected: bool,
+    /// When its launcher last renewed its lease, Unix seconds; `None`: it has no lease.
+    pub lease_renewed_at: Option<i64>,
 }
 
 impl Lifetime {
@@ -48,10 +52,11 @@ impl Lifetime {
     /// reason is logged by whoever reads it): raydar never deletes on a guess.
     pub fn of(annotations: Option<&BTreeMap<String, String>>) -> Lifetime {
         let get = |key: &str| annotations.and_then(|a| a.get(key)).map(|v| v.trim());
+        let time =
+            |key: &str| get(key).and_then(|t| t.parse::<Timestamp>().ok()).map(|t| t.as_second());
         Lifetime {
-            expires_at: get(ANNOTATION_EXPIRES_AT)
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .map(|t| t.as_second()),
+            expires_at: time(ANNOTATION_EXPIRES_AT),
+            lease_renewed_at: time(ANNOTATION_LEASE),
             at_expiry: match get(ANNOTATION_AT_EXPIRY) {
                 Some("suspend") => AtExpiry::Suspend,
                 _ => AtExpiry::TearDown,
@@ -95,6 +100,14 @@ pub fn due(lifetime: &Lifetime, now: i64, warned: &[i64]) -> Due {
     }
 }
 
+/// Whether a cluster with `lifetime` has a lease its launcher stopped renewing: not renewed for
+/// `timeout` at `now` (Unix seconds). A protected cluster's never lapses.
+pub fn lease_lapsed(lifetime: &Lifetime, now: i64, timeout: Duration) -> bool {
+    let timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+    !lifetime.protected
+        && lifetime.lease_renewed_at.is_some_and(|renewed| now.saturating_sub(renewed) > timeout)
+}
+
 /// The new `expires-at` (Unix seconds) of a cluster extended `by` at `now`, when its template
 /// allows lifetimes of `max_lifetime`: from its current end (or now, if that has passed), and
 /// never past `now + max_lifetime`. The error says what is allowed.
@@ -113,6 +126,13 @@ pub fn extended(
     let limit = now.saturating_add(seconds(max_lifetime));
     if wanted > limit {
         let most = (limit - from).max(0);
+        if most == 0 {
+            return Err(format!(
+                "it already lives to its template's maximum lifetime of {} from now; it can be \
+                 extended once it has less than that left",
+                human(seconds(max_lifetime))
+            ));
+        }
         return Err(format!(
             "would end {} from now, past its template's maximum lifetime of {}: extend by at most {}",
             human(wanted - now),
@@ -144,7 +164,22 @@ mod tests {
     use super::*;
 
     fn lifetime(expires_at: i64) -> Lifetime {
-        Lifetime { expires_at: Some(expires_at), at_expiry: AtExpiry::TearDown, protected: false }
+        Lifetime {
+            expires_at: Some(expires_at),
+            at_expiry: AtExpiry::TearDown,
+            protected: false,
+            lease_renewed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_lease_lapses_after_its_timeout_unless_protected() {
+        let leased = Lifetime { lease_renewed_at: Some(1_000), expires_at: None, ..lifetime(0) };
+        let five = Duration::from_secs(300);
+        assert!(!lease_lapsed(&leased, 1_300, five), "renewed exactly five minutes ago");
+        assert!(lease_lapsed(&leased, 1_301, five));
+        assert!(!lease_lapsed(&Lifetime { protected: true, ..leased.clone() }, 9_999, five));
+        assert!(!lease_lapsed(&lifetime(0), 9_999, five), "no lease, no lapse");
     }
 
     #[test]
@@ -192,6 +227,12 @@ mod tests {
             "would end 9h from now, past its template's maximum lifetime of 8h: extend by at most 1h"
         );
         assert!(extended(Some(now), Duration::ZERO, hour, now).is_err());
+        // Just launched: it lives to its maximum already.
+        let full = extended(Some(now + 8 * 3_600), hour, 8 * hour, now).unwrap_err();
+        assert!(
+            full.starts_with("it already lives to its template's maximum lifetime of 8h"),
+            "{full}"
+        );
         assert_eq!(human(5_430), "1h30m30s");
     }
 }

@@ -51,6 +51,8 @@ pub struct Config {
     pub history: HistorySettings,
     /// The namespace of the Lease that elects the one replica that acts (expiry, reclaims).
     pub lease_namespace: String,
+    /// How long a cluster launched with a lease lives unrenewed.
+    pub lease_timeout: Duration,
 }
 
 /// History: the database, the buffer in front of it, and retention.
@@ -334,6 +336,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_LEASE_NAMESPACE", default_value = "raydar", value_name = "NS",
         value_parser = namespace, help_heading = "Lifecycle")]
     lease_namespace: String,
+    /// A cluster launched with a lease (pipelines: the Dagster resource) is reclaimed once its
+    /// lease goes unrenewed this long, like 5m.
+    #[arg(long, env = "RAYDAR_LEASE_TIMEOUT", default_value = "5m", value_name = "DURATION",
+        value_parser = duration, help_heading = "Lifecycle")]
+    lease_timeout: u32,
 }
 
 impl Flags {
@@ -406,6 +413,7 @@ impl Flags {
             gpus: self.gpu_settings(),
             history: self.history_settings(),
             lease_namespace: self.lease_namespace.clone(),
+            lease_timeout: Duration::from_secs(u64::from(self.lease_timeout)),
             addr: self.addr,
             site_root: self.site_root,
             authn,

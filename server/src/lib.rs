@@ -77,7 +77,7 @@ pub use supervisor::Supervisor;
 use gpus::GpuMetrics;
 use history::events::EventLog;
 use history::{History, Observer};
-use lifecycle::{Elector, Lifecycle};
+use lifecycle::{Elector, LeaseTimeout, Lifecycle};
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
@@ -158,6 +158,7 @@ pub fn start(
         reclaimer,
         audit.clone(),
         history.sink.clone(),
+        config.lease_timeout,
     );
     supervise(&mut supervisor, "lifecycle", &lifecycle, Lifecycle::run);
     let settings = config.gpus.clone();
@@ -213,6 +214,7 @@ pub fn start(
         limit: ActionLimit::new(config.action_rate),
         audit,
         leadership,
+        lease_timeout: LeaseTimeout(config.lease_timeout),
         sources: supervisor.status(),
         shutdown,
         header_timeout: config.header_timeout,

@@ -31,7 +31,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
-use crate::api::{actions, clusters, doc, gpus, history, jobs, logs, ops, ray, rayjobs, templates};
+use crate::api::{
+    actions, clusters, doc, gpus, history, jobs, leases, logs, ops, ray, rayjobs, templates,
+};
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
 use crate::state::AppState;
@@ -62,6 +64,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gpus::fleet))
         .routes(routes!(gpus::fleet_events))
         .routes(routes!(templates::list))
+        .routes(routes!(leases::renew, leases::release))
         .routes(routes!(history::list))
         .routes(routes!(history::record))
         .routes(routes!(ops::session))

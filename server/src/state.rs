@@ -18,7 +18,7 @@ use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
 use crate::gpus::GpuMetrics;
 use crate::history::History;
-use crate::lifecycle::Leadership;
+use crate::lifecycle::{Leadership, LeaseTimeout};
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
@@ -45,6 +45,8 @@ pub struct AppState {
     pub history: History,
     /// Whether this replica is the one that acts on clusters.
     pub leadership: Leadership,
+    /// How long a pipeline's lease holds unrenewed.
+    pub lease_timeout: LeaseTimeout,
     /// Pods, events and Ray's view, for cluster pages.
     pub overviews: Overviews,
     /// Reads Ray dashboards: GET only, on an allowlist.

@@ -192,3 +192,71 @@ async fn two_raydars_on_one_postgres_elect_one_and_the_other_takes_over() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_lease_left_unrenewed_is_reclaimed_and_a_renewed_one_lives() {
+    let client = kube_client().await;
+    ensure_namespace(&client, NAMESPACE).await;
+    let raydar =
+        start_raydar_with(client.clone(), "local control plane", &["--lease-timeout", "15s"]).await;
+    wait_ready(&raydar.http, &raydar.base).await;
+    leading(&raydar).await;
+    let launch = |name: String, lease: bool| {
+        let raydar = &raydar;
+        async move {
+            let answer = raydar
+                .http
+                .post(format!("{}/api/v1/clusters", raydar.base))
+                .json(&json!({"template": "cpu-small", "namespace": NAMESPACE, "name": name,
+                    "lease": lease, "pipeline": {"name": "nightly", "run": "r1"}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+        }
+    };
+    let (abandoned, renewed, unleased) =
+        (unique_name("abandoned"), unique_name("renewed"), unique_name("unleased"));
+    launch(abandoned.clone(), true).await;
+    launch(renewed.clone(), true).await;
+    launch(unleased.clone(), false).await;
+    let renew = |name: &str| {
+        let url = format!("{}/api/v1/clusters/{NAMESPACE}/{name}/lease", raydar.base);
+        let http = raydar.http.clone();
+        async move {
+            let answer = http.post(url).send().await.unwrap();
+            (answer.status().as_u16(), answer.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = renew(&unleased).await;
+    assert_eq!(status, 409, "a cluster without a lease has none to renew: {body}");
+    let rayclusters = common::ray_clusters(&client, NAMESPACE);
+    let abandoned_uid = rayclusters.get(&abandoned).await.unwrap().metadata.uid.unwrap();
+
+    // Renew one every 5 s for 40 s: the other goes after its 15 s.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(40) {
+        let (status, body) = renew(&renewed).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["timeout"], 15);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    assert!(
+        rayclusters.get_opt(&abandoned).await.unwrap().is_none(),
+        "the abandoned cluster is reclaimed"
+    );
+    assert!(rayclusters.get_opt(&renewed).await.unwrap().is_some(), "the renewed cluster lives");
+    assert!(
+        rayclusters.get_opt(&unleased).await.unwrap().is_some(),
+        "a cluster without a lease lives"
+    );
+    let history = record(&raydar, &abandoned_uid).await;
+    assert_eq!(history["cluster"]["outcome"], "reclaimed", "{history}");
+    assert_eq!(history["cluster"]["endedBy"], "raydar (lease)");
+    assert!(history["cluster"]["endedWhy"].as_str().unwrap().contains("lease was last renewed"));
+    for name in [&renewed, &unleased] {
+        let url = format!("{}/api/v1/clusters/{NAMESPACE}/{name}", raydar.base);
+        assert_eq!(raydar.http.delete(url).send().await.unwrap().status(), 200);
+    }
+}

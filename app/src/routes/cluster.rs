@@ -61,12 +61,17 @@ impl LazyRoute for ClusterPage {
 
 /// Said where a cluster was: it does not exist, or no longer.
 #[component]
-fn Gone(namespace: String, name: String) -> impl IntoView {
+fn Gone(namespace: String, name: String, #[prop(optional)] uid: String) -> impl IntoView {
     let id = format!("{namespace}/{name}");
     let shown = id.clone();
+    // What is left of it: its history (a cluster gone while its page was open has a uid).
+    let history = (!uid.is_empty()).then(|| {
+        view! { <a class="history-link" href=format!("/history/{uid}")>"Its history"</a> " · " }
+    });
     view! {
         <p class="gone" role="status" data-gone=id>
             "RayCluster " <strong>{shown}</strong> " does not exist (any more). "
+            {history}
             <a href="/">"Back to the list"</a>
         </p>
     }
@@ -141,6 +146,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
         _ => None,
     };
     let created = detail.with_untracked(|d| d.summary.created_at);
+    let uid = detail.with_untracked(|d| d.summary.uid.clone());
+    let (expires_at, protected) = detail.with_untracked(|d| (d.expires_at, d.protected));
     let (owner, template) =
         detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
     let (pipeline, run) =
@@ -173,8 +180,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
         <Show
             when=move || !gone.get()
             fallback={
-                let (namespace, name) = (namespace.clone(), name.clone());
-                move || view! { <Gone namespace=namespace.clone() name=name.clone()/> }
+                let (namespace, name, uid) = (namespace.clone(), name.clone(), uid.clone());
+                move || view! { <Gone namespace=namespace.clone() name=name.clone() uid=uid.clone()/> }
             }
         >
             <div class="cluster-header" data-cluster=id.clone() data-phase=phase>
@@ -199,6 +206,15 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 {(!pipeline.is_empty()).then(|| view! {
                     <div><dt>"Pipeline"</dt><dd class="pipeline">{pipeline.clone()} " (run " {run.clone()} ")"</dd></div>
                 })}
+                {expires_at.map(|t| view! {
+                    <div><dt>"Expires"</dt><dd class="expires">
+                        {super::history::utc(t * 1000)}
+                        {protected.then_some(" (protected: never reclaimed)")}
+                    </dd></div>
+                })}
+                <div><dt>"History"</dt><dd>
+                    <a class="history-link" href=format!("/history/{uid}")>"Timeline and events"</a>
+                </dd></div>
             </dl>
             <div class="cluster-actions">
                 {may_change.then(|| view! {

@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod clusters;
 pub mod gpus;
+pub mod history;
 pub mod launch;
 pub mod logs;
 pub mod overview;

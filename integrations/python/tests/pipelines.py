@@ -5,6 +5,7 @@ RAYDAR_TEST_TOKEN_FILE, RAYDAR_TEST_PARAMETERS, RAYDAR_TEST_STUCK_AFTER, RAYDAR_
 
 import json
 import os
+import time
 
 from dagster import Definitions, OpExecutionContext, job, op
 
@@ -57,9 +58,20 @@ def failing_pipeline():
     fail_after_launch()
 
 
+@op
+def hold(context: OpExecutionContext, ray: RaydarCluster) -> None:
+    context.log.info(f"holding {ray.cluster.name}")
+    time.sleep(600)
+
+
 @job(resource_defs={"ray": ray_resource()})
 def long_training():
     train_for_long()
 
 
-defs = Definitions(jobs=[nightly_train, failing_pipeline, long_training])
+@job(resource_defs={"ray": ray_resource()})
+def held_cluster():
+    hold()
+
+
+defs = Definitions(jobs=[nightly_train, failing_pipeline, long_training, held_cluster])

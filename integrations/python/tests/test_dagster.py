@@ -170,3 +170,38 @@ def test_a_terminated_run_tears_its_cluster_down(url, namespace, pipeline_env, t
             run.kill()
     assert run.returncode != 0, out[-3000:]
     _gone_everywhere(url, namespace)
+
+
+def test_a_run_killed_with_sigkill_leaves_nothing_after_the_lease_timeout(
+        url, namespace, pipeline_env, tmp_path):
+    # Its own session: the kill takes the run and every process it started (the step's), as
+    # the loss of its pod would.
+    run = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "job", "execute",
+         "-f", str(HERE / "pipelines.py"), "-j", "held_cluster"],
+        env={**os.environ, **pipeline_env, "DAGSTER_HOME": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        with raydar.Client(url, token=namespace.token()) as c:
+            ready = eventually(
+                "the run's cluster Ready",
+                lambda: [x for x in c.clusters(namespace.name) if x.phase == "Ready"], within=240,
+            )
+            cluster = ready[0]
+            # Renewed by the run while it lives: well past raydar's timeout here (20 s).
+            time.sleep(30)
+            assert c.cluster(namespace.name, cluster.name).uid == cluster.uid, "kept while renewed"
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+            killed = time.monotonic()
+            # Nobody tears it down: raydar reclaims it once the lease lapses.
+            eventually("the cluster reclaimed", lambda: not ray_clusters(namespace.name), within=90)
+            assert time.monotonic() - killed >= 10, "torn down by someone other than raydar"
+            record = c.record(cluster.uid)
+            assert record["cluster"]["outcome"] == "reclaimed", record["cluster"]
+            assert record["cluster"]["endedBy"] == "raydar (lease)", record["cluster"]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+

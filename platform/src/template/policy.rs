@@ -30,6 +30,10 @@ pub const ANNOTATION_AT_EXPIRY: &str = "raydar.dev/at-expiry";
 /// only those allowed to patch the cluster can set it (templates cannot: `raydar.dev/` is
 /// reserved).
 pub const ANNOTATION_PROTECT: &str = "raydar.dev/protect";
+/// Annotation holding when a pipeline last renewed the cluster's lease (RFC 3339): a cluster
+/// launched with a lease is reclaimed once it goes unrenewed for raydar's `--lease-timeout`, so a
+/// pipeline that dies leaves nothing behind.
+pub const ANNOTATION_LEASE: &str = "raydar.dev/lease-renewed-at";
 /// Annotation holding the template's parameters as the launch chose them, a JSON object: how the
 /// cluster was launched, for its history.
 pub const ANNOTATION_PARAMETERS: &str = "raydar.dev/parameters";

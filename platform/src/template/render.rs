@@ -12,8 +12,8 @@ use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
     check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
-    Culprit, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, ANNOTATION_PARAMETERS,
-    LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
+    Culprit, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_LEASE, ANNOTATION_OWNER,
+    ANNOTATION_PARAMETERS, LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -34,6 +34,10 @@ pub struct LaunchRequest {
     /// The pipeline run launching it, if one is: labels, so the list shows which run made what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineRun>,
+    /// Launch it with a lease (`raydar.dev/lease-renewed-at`, now) that its launcher renews:
+    /// unrenewed for raydar's `--lease-timeout`, it is reclaimed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lease: bool,
 }
 
 /// A pipeline's run, as the pipeline names itself. Informational: who launched is the owner,
@@ -67,6 +71,7 @@ impl LaunchRequest {
             namespace: namespace.into(),
             parameters: BTreeMap::new(),
             pipeline: None,
+            lease: false,
         }
     }
 
@@ -146,6 +151,10 @@ pub fn render(
         (ANNOTATION_OWNER.to_owned(), identity.user.clone()),
         (ANNOTATION_PARAMETERS.to_owned(), compiled.chosen(&request.parameters).to_string()),
     ]);
+    if request.lease {
+        let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
+        annotations.insert(ANNOTATION_LEASE.to_owned(), now.to_string());
+    }
     if let Some(lifetime) = compiled.max_lifetime {
         let expires_at = expiry(now, lifetime).ok_or_else(|| Error::InvalidTemplate {
             template: template.template_name().to_owned(),

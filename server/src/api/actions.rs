@@ -74,7 +74,7 @@ pub(crate) async fn call<T>(
 }
 
 /// RayClusters of `namespace`, as `client` (the requester) reaches them.
-fn rayclusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+pub(crate) fn rayclusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<RayCluster>(&()))
 }
 
@@ -116,6 +116,11 @@ pub struct LaunchBody {
     /// labels the list shows (informational; the owner is still the requester).
     #[serde(default)]
     pipeline: Option<PipelineRun>,
+    /// Launch it with a lease: unless renewed (`POST /api/v1/clusters/{ns}/{name}/lease`) at
+    /// least every `--lease-timeout` (5 minutes by default), raydar reclaims it. For pipelines,
+    /// so a run that dies (even by SIGKILL) leaves nothing behind.
+    #[serde(default)]
+    lease: bool,
 }
 
 /// Query of `POST /api/v1/clusters`.
@@ -217,6 +222,7 @@ pub async fn launch(
         namespace: request.namespace,
         parameters: request.parameters,
         pipeline: request.pipeline,
+        lease: request.lease,
     };
     let manifest =
         rendered(&actions.templates, request.template, &launch, &user, Timestamp::now()).await?;

@@ -4,6 +4,7 @@
 //! - [`clusters`]: the list, one cluster, its page's overview, the push stream of changes.
 //! - [`actions`]: launch, suspend, resume, scale, tear down, as the requester.
 //! - [`templates`]: the templates clusters are launched from.
+//! - [`leases`]: pipeline leases, renewed.
 //! - [`jobs`]: a cluster's Ray jobs, typed.
 //! - [`rayjobs`]: KubeRay RayJobs: the list, one, a job submitted to a cluster.
 //! - [`logs`]: job and pod logs, live or as a download.
@@ -20,6 +21,7 @@ pub mod doc;
 pub mod gpus;
 pub mod history;
 pub mod jobs;
+pub mod leases;
 pub mod logs;
 pub mod ops;
 pub mod pages;

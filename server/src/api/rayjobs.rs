@@ -332,6 +332,8 @@ pub async fn run(
         namespace: request.namespace,
         parameters: request.parameters,
         pipeline: request.pipeline,
+        // KubeRay ends the cluster with its job.
+        lease: false,
     };
     let now = Timestamp::now();
     let cluster =

@@ -360,19 +360,6 @@ impl Store {
             .map_err(|e| format!("reading history: {e}"))
     }
 
-    /// The uids of the clusters history holds as live.
-    pub async fn live(&self) -> StoreResult<Vec<String>> {
-        let rows = timed(
-            &self.doing("reading history"),
-            sqlx::query("SELECT uid FROM clusters WHERE deleted_at IS NULL").fetch_all(&self.pool),
-        )
-        .await?;
-        rows.iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("reading history: {e}"))
-    }
-
     /// Everything kept of the cluster `uid`, with at most `max_events` of its events (newest).
     pub async fn record(&self, uid: &str, max_events: usize) -> StoreResult<Option<ClusterRecord>> {
         timed(&self.doing("reading history"), async {

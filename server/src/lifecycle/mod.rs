@@ -25,10 +25,14 @@ use kube::core::ApiResource;
 use kube::Client;
 use platform::history::Outcome;
 use platform::kuberay::RayCluster;
-use platform::lifecycle::{due, human, AtExpiry, Due};
+use platform::lifecycle::{due, human, lease_lapsed, AtExpiry, Due};
 use tokio_util::sync::CancellationToken;
 
 pub use lease::{Elector, Leadership};
+
+/// How long a cluster launched with a lease lives unrenewed (`--lease-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseTimeout(pub Duration);
 
 use crate::history::{Record, Sink};
 use crate::security::{Action, Audit, User};
@@ -61,6 +65,8 @@ pub struct Lifecycle {
     reclaimer: Client,
     audit: Audit,
     history: Sink,
+    /// How long a lease holds unrenewed.
+    lease_timeout: Duration,
     /// What was done already, by (uid, expires-at): warnings given, whether it was acted on.
     /// An extension is a new key, so its warnings come again. Only live clusters are kept.
     done: Arc<Mutex<HashMap<(String, i64), Done>>>,
@@ -81,8 +87,10 @@ impl Lifecycle {
         reclaimer: Client,
         audit: Audit,
         history: Sink,
+        lease_timeout: Duration,
     ) -> Lifecycle {
-        Lifecycle { clusters, leadership, reclaimer, audit, history, done: Arc::default() }
+        let done = Arc::default();
+        Lifecycle { clusters, leadership, reclaimer, audit, history, lease_timeout, done }
     }
 
     /// The source: a pass every [`PASS`] while this replica leads, until `shutdown`.
@@ -107,6 +115,10 @@ impl Lifecycle {
         let living = self.clusters.lifetimes();
         self.done().retain(|(uid, _), _| living.iter().any(|c| &c.summary.uid == uid));
         for cluster in living {
+            if lease_lapsed(&cluster.lifetime, now, self.lease_timeout) {
+                self.reclaim_lapsed(&cluster).await;
+                continue;
+            }
             let Some(expires_at) = cluster.lifetime.expires_at else { continue };
             let key = (cluster.summary.uid.clone(), expires_at);
             let done = self.done().get(&key).cloned().unwrap_or_default();
@@ -153,56 +165,102 @@ impl Lifecycle {
     /// Tears down or suspends `cluster`, whose lifetime ended at `expires_at`; whether it was
     /// done (or needs no doing: already suspended, already gone).
     async fn expire(&self, cluster: &Living, expires_at: i64) -> bool {
+        let ended =
+            jiff::Timestamp::from_second(expires_at).map(|t| t.to_string()).unwrap_or_default();
+        let why = format!("its lifetime ended at {ended} (raydar.dev/expires-at)");
+        let how = cluster.lifetime.at_expiry;
+        if how == AtExpiry::Suspend && cluster.suspended {
+            return true;
+        }
+        if !self.end(cluster, how).await {
+            return false;
+        }
+        let (outcome, what) = match how {
+            AtExpiry::TearDown => (Some(Outcome::Expired), "tore it down"),
+            AtExpiry::Suspend => (None, "suspended it"),
+        };
+        self.record(cluster, "Expired", what, outcome, "raydar (expiry)", &why);
+        true
+    }
+
+    /// Tears down `cluster`, whose launcher stopped renewing its lease, once.
+    async fn reclaim_lapsed(&self, cluster: &Living) {
+        let key = (cluster.summary.uid.clone(), LAPSED);
+        if self.done().get(&key).is_some_and(|d| d.acted) {
+            return;
+        }
+        let renewed = cluster.lifetime.lease_renewed_at.unwrap_or_default();
+        let renewed =
+            jiff::Timestamp::from_second(renewed).map(|t| t.to_string()).unwrap_or_default();
+        let why = format!(
+            "its lease was last renewed at {renewed}, more than {} ago (--lease-timeout): the \
+             pipeline that launched it is gone",
+            human(self.lease_timeout.as_secs() as i64)
+        );
+        if self.end(cluster, AtExpiry::TearDown).await {
+            self.done().entry(key).or_default().acted = true;
+            let outcome = Some(Outcome::Reclaimed);
+            self.record(cluster, "LeaseLapsed", "tore it down", outcome, "raydar (lease)", &why);
+        }
+    }
+
+    /// Ends `cluster` as the reclaimer: deletes it (only it: never one made again under its
+    /// name meanwhile) or suspends it. Whether that is done, or was already.
+    async fn end(&self, cluster: &Living, how: AtExpiry) -> bool {
         let s = &cluster.summary;
-        let api: &Api<DynamicObject> = &Api::namespaced_with(
+        let api: Api<DynamicObject> = Api::namespaced_with(
             self.reclaimer.clone(),
             &s.namespace,
             &ApiResource::erase::<RayCluster>(&()),
         );
-        let ended =
-            jiff::Timestamp::from_second(expires_at).map(|t| t.to_string()).unwrap_or_default();
-        let why = format!("its lifetime ended at {ended} (raydar.dev/expires-at)");
-        let (reason, what, call) = match cluster.lifetime.at_expiry {
-            AtExpiry::Suspend if cluster.suspended => return true,
+        let done = match how {
             AtExpiry::Suspend => {
                 let patch = Patch::Merge(serde_json::json!({"spec": {"suspend": true}}));
-                let call = async move {
-                    api.patch(&s.name, &PatchParams::default(), &patch).await.map(|_| ())
-                };
-                ("Expired", "suspended it", futures::future::Either::Left(call))
+                let params = PatchParams::default();
+                let call = api.patch(&s.name, &params, &patch);
+                tokio::time::timeout(CALL, call).await.map(|r| r.map(|_| ()))
             }
             AtExpiry::TearDown => {
-                // Only this cluster: never one made again under its name meanwhile.
+                let uid = Some(s.uid.clone());
                 let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: Some(s.uid.clone()),
-                        resource_version: None,
-                    }),
+                    preconditions: Some(Preconditions { uid, resource_version: None }),
                     ..DeleteParams::foreground()
                 };
-                let call = async move { api.delete(&s.name, &params).await.map(|_| ()) };
-                ("Expired", "tore it down", futures::future::Either::Right(call))
+                tokio::time::timeout(CALL, api.delete(&s.name, &params))
+                    .await
+                    .map(|r| r.map(|_| ()))
             }
         };
-        match tokio::time::timeout(CALL, call).await {
-            Ok(Ok(())) => {}
-            Ok(Err(kube::Error::Api(status))) if status.code == 404 => return true,
+        let id = format!("{}/{}", s.namespace, s.name);
+        match done {
+            Ok(Ok(())) => true,
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => true,
             Ok(Err(e)) => {
-                tracing::warn!(cluster = %format!("{}/{}", s.namespace, s.name), "expiry: cannot act as the reclaimer: {e}");
-                return false;
+                tracing::warn!(cluster = %id, "cannot act as the reclaimer: {e}");
+                false
             }
             Err(_) => {
-                tracing::warn!(cluster = %format!("{}/{}", s.namespace, s.name), "expiry: the apiserver did not answer within {CALL:?}");
-                return false;
+                tracing::warn!(cluster = %id, "the apiserver did not answer within {CALL:?}");
+                false
             }
         }
-        if cluster.lifetime.at_expiry == AtExpiry::TearDown {
-            self.history.send(Record::Ending {
-                uid: s.uid.clone(),
-                outcome: Outcome::Expired,
-                by: "raydar (expiry)".into(),
-                why: why.clone(),
-            });
+    }
+
+    /// Logs and records what was done to `cluster` (an Event on it; in history, how it ended
+    /// when it did).
+    fn record(
+        &self,
+        cluster: &Living,
+        reason: &'static str,
+        what: &str,
+        outcome: Option<Outcome>,
+        by: &str,
+        why: &str,
+    ) {
+        let s = &cluster.summary;
+        if let Some(outcome) = outcome {
+            let (uid, by, why) = (s.uid.clone(), by.to_owned(), why.to_owned());
+            self.history.send(Record::Ending { uid, outcome, by, why });
         }
         let action = Action {
             reason,
@@ -210,7 +268,9 @@ impl Lifecycle {
             namespace: s.namespace.clone(),
             name: s.name.clone(),
         };
-        self.audit.by_raydar(&action, Some(s.uid.clone()), &why);
-        true
+        self.audit.by_raydar(&action, Some(s.uid.clone()), why);
     }
 }
+
+/// The key under which a lapsed lease's reclaim is remembered (no expiry is this).
+const LAPSED: i64 = i64::MIN;

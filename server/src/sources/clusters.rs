@@ -164,11 +164,12 @@ impl Clusters {
         self.with(namespace, name, |c| c.detail.summary.uid.clone()).filter(|uid| !uid.is_empty())
     }
 
-    /// Every cluster with a lifetime (or protected), for the lifecycle controller.
+    /// Every cluster with an expiry or a lease, for the lifecycle controller.
     pub fn lifetimes(&self) -> Vec<Living> {
         let kept = self.inner.kept.read();
+        let bounded = |l: &Lifetime| l.expires_at.is_some() || l.lease_renewed_at.is_some();
         kept.values()
-            .filter(|c| c.lifetime.expires_at.is_some() && !c.detail.summary.uid.is_empty())
+            .filter(|c| bounded(&c.lifetime) && !c.detail.summary.uid.is_empty())
             .map(|c| Living {
                 summary: c.detail.summary.clone(),
                 suspended: c.detail.suspend,

@@ -15,10 +15,12 @@ and acts as its owner, so Kubernetes RBAC decides, as for a person.
 
 Layout: :mod:`raydar.client` (the calls), :mod:`raydar.models` (what they answer),
 :mod:`raydar.errors` (how they fail), :mod:`raydar.waiting` (why a cluster is not Ready),
+:mod:`raydar.lease` (renewing a cluster's lease from a thread),
 :mod:`raydar.dagster` (the Dagster resource; needs the ``dagster`` extra).
 """
 
 from .client import Client, LogStream
+from .lease import LeaseKeeper
 from .errors import (
     ApiError,
     BadRequest,
@@ -49,7 +51,8 @@ from .models import Cluster, Job, LogLine, Parameter, Progress, RayJob, Template
 __all__ = [
     "ApiError", "BadRequest", "Client", "Cluster", "ClusterFailed", "ClusterGone",
     "ClusterNotReady", "Conflict", "ConnectionFailed", "FieldError", "Forbidden",
-    "ImagePullFailed", "Invalid", "Job", "JobFailed", "JobTimeout", "LogLine", "LogStream",
+    "ImagePullFailed", "Invalid", "Job", "JobFailed", "JobTimeout", "LeaseKeeper", "LogLine",
+    "LogStream",
     "LogStreamLost", "NotFound", "OperatorRefused", "Parameter", "Progress", "QuotaExceeded",
     "RateLimited", "RayJob", "RaydarError", "ReadyTimeout", "Template", "TornDown",
     "Unauthorized", "Unavailable", "Unschedulable",

@@ -148,6 +148,7 @@ class Client:
         pipeline: Optional[str] = None,
         run: Optional[str] = None,
         dry_run: bool = False,
+        lease: bool = False,
     ) -> Cluster:
         """Launches cluster `namespace/name` from `template` as this client's identity.
 
@@ -155,7 +156,9 @@ class Client:
         :class:`~raydar.errors.Invalid` naming it, and nothing is created. `pipeline` and `run`
         label the cluster (``raydar.dev/pipeline``, ``raydar.dev/run``) so raydar's list shows
         which run made it. With `dry_run`, the rendered manifest is checked and nothing is made
-        (the answer's ``raw["manifest"]`` holds it).
+        (the answer's ``raw["manifest"]`` holds it). With `lease`, raydar reclaims the cluster
+        unless :meth:`renew_lease` is called at least every ``timeout`` seconds (raydar's
+        ``--lease-timeout``; :class:`LeaseKeeper` does it from a thread).
         """
         body: dict[str, Any] = {
             "template": template,
@@ -165,6 +168,8 @@ class Client:
         }
         if pipeline or run:
             body["pipeline"] = {"name": pipeline or "", "run": run or ""}
+        if lease:
+            body["lease"] = True
         answer = self._request(
             "POST", "/clusters", body, params={"dryRun": "true"} if dry_run else None
         )
@@ -175,6 +180,24 @@ class Client:
             {"namespace": namespace, "name": name, "uid": meta.get("uid", ""),
              "phase": "Provisioning", "manifest": answer["manifest"]}
         )
+
+    def renew_lease(self, namespace: str, name: str) -> float:
+        """Renews the lease of a cluster launched with one; the seconds it now holds unrenewed.
+        :class:`~raydar.errors.Conflict` if it has no lease."""
+        path = f"/clusters/{_q(namespace)}/{_q(name)}/lease"
+        return float(self._request("POST", path)["timeout"])
+
+    def release_lease(self, namespace: str, name: str) -> bool:
+        """Gives up the lease of a cluster launched with one: raydar keeps it however long
+        nothing renews it (its expiry still holds). Whether it had one."""
+        path = f"/clusters/{_q(namespace)}/{_q(name)}/lease"
+        return bool(self._request("DELETE", path)["released"])
+
+    def record(self, uid: str) -> dict[str, Any]:
+        """Everything raydar's history keeps of the cluster whose uid is `uid`, also after it is
+        gone: ``cluster`` (how it ended, who ended it), ``parameters``, ``manifest``, ``phases``,
+        ``events``."""
+        return self._request("GET", f"/history/clusters/{_q(uid)}")
 
     def clusters(self, namespace: Optional[str] = None) -> list[Cluster]:
         """The clusters this client may see (in `namespace` only, if given)."""

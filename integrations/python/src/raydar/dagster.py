@@ -14,8 +14,10 @@
 
 The cluster is launched from a vetted template when the run starts, waited for until Ready, and
 torn down however the run ends (``cleanup``): a success, an op that raises, a run terminated
-(SIGTERM or Dagster's terminate), a failure while it was being set up. It carries the run's
-identity as labels (``raydar.dev/pipeline``: the Dagster job, ``raydar.dev/run``: the run id).
+(SIGTERM or Dagster's terminate), a failure while it was being set up. A run that cannot clean
+up (SIGKILL, an evicted pod, a lost node) stops renewing the cluster's lease (``lease``), and
+raydar reclaims the cluster after its ``--lease-timeout``. It carries the run's identity as
+labels (``raydar.dev/pipeline``: the Dagster job, ``raydar.dev/run``: the run id).
 
 Dagster sets resources up per step process: with the multiprocess executor, each op that uses
 the resource gets a cluster of its own for its step, so several such ops in one job either run
@@ -36,6 +38,7 @@ from pydantic import PrivateAttr
 
 from .client import Client
 from .errors import ApiError, RaydarError
+from .lease import LeaseKeeper
 from .models import Cluster, RayJob
 
 
@@ -91,6 +94,10 @@ class RaydarCluster(ConfigurableResource):
     """Seconds a reason it cannot become Ready (unschedulable, quota, ...) may hold before failing."""
     job_timeout: float = 24 * 3600.0
     """Seconds a job run by :meth:`run` may take."""
+    lease: bool = True
+    """Launch the cluster with a lease this resource renews while the run's process lives: if
+    the process dies without tearing down (SIGKILL, an evicted pod), raydar reclaims the cluster
+    after its ``--lease-timeout``."""
 
     _client: Optional[Client] = PrivateAttr(default=None)
     _cluster: Optional[Cluster] = PrivateAttr(default=None)
@@ -114,11 +121,12 @@ class RaydarCluster(ConfigurableResource):
         # never came (raydar may have made it); not after a refusal, which made nothing, nor a
         # 409, which names someone else's cluster.
         made = False
+        keeper: Optional[LeaseKeeper] = None
         try:
             try:
                 cluster = client.launch(
                     self.template, self.namespace, name, self.parameters,
-                    pipeline=job_name, run=run_id,
+                    pipeline=job_name, run=run_id, lease=self.lease,
                 )
             except ApiError as e:
                 made = e.status >= 500
@@ -129,6 +137,14 @@ class RaydarCluster(ConfigurableResource):
             made = True
             log.info(f"raydar: launched {self.namespace}/{name} from {self.template}: "
                      f"{client.page_url(self.namespace, name)}")
+            if self.lease:
+                # A first renewal now, which says how long raydar's leases hold.
+                timeout = client.renew_lease(self.namespace, name)
+                keeper = LeaseKeeper(
+                    lambda: Client(self.url, token=self.token, token_path=self.token_path),
+                    self.namespace, name, timeout=timeout,
+                    on_problem=lambda m: log.warning(f"raydar: {m}"),
+                ).start()
             cluster = client.wait_ready(
                 self.namespace, name, timeout=self.ready_timeout, stuck_after=self.stuck_after,
                 progress=lambda p: log.info(
@@ -140,11 +156,16 @@ class RaydarCluster(ConfigurableResource):
             self._client, self._cluster, self._context = client, cluster, context
             yield self
         finally:
+            if keeper is not None:
+                keeper.stop()
             try:
                 if made and self._tear_down(context):
                     gone = client.teardown(self.namespace, name)
                     log.info(f"raydar: tore down {self.namespace}/{name} ({gone.result})")
                 elif made:
+                    if self.lease:
+                        # Kept on purpose: not to be reclaimed once this process is gone.
+                        client.release_lease(self.namespace, name)
                     log.info(f"raydar: kept {self.namespace}/{name} (cleanup={self.cleanup.value})")
             finally:
                 client.close()

@@ -101,6 +101,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/abuse.mjs
 	scripts/raydar.sh run -- node end2end/bench/fleet.mjs
 	cargo bench -p raydar-server --bench gpus
+	cargo bench -p raydar-server --bench history
 	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
 	  scripts/raydar.sh run -- "$$venv/bin/python" integrations/python/bench/pipeline.py
 

@@ -26,13 +26,13 @@ const MAX_EVENTS: usize = 1000;
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only this team's clusters (`raydar.dev/team`).
-    #[param(max_length = 63)]
+    #[param(max_length = 63, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     team: Option<String>,
     /// Only clusters launched by this user (`raydar.dev/owner`).
-    #[param(max_length = 63)]
+    #[param(max_length = 63, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     owner: Option<String>,
     /// Only clusters from this template.
-    #[param(max_length = 253)]
+    #[param(max_length = 253, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     template: Option<String>,
     /// Only this namespace's clusters.
     #[param(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
@@ -47,10 +47,10 @@ pub struct HistoryQuery {
     #[param(minimum = 0)]
     until: Option<i64>,
     /// Words, each looked for in the name, owner, team, template, pipeline and run.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     q: Option<String>,
     /// The `next` of the page before.
-    #[param(max_length = 100)]
+    #[param(pattern = r"^[0-9]{1,18}\.[0-9a-fA-F-]{1,64}$")]
     after: Option<String>,
     /// Clusters on the page, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -113,7 +113,7 @@ pub async fn list(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
     }
-    let cursor = match query.after.as_deref().filter(|a| !a.is_empty()) {
+    let cursor = match query.after.as_deref() {
         None => None,
         Some(after) => Some(Cursor::parse(after).ok_or_else(|| {
             ApiError::invalid_field("after", "is not the `next` of a history page")

@@ -126,11 +126,15 @@ impl Cursor {
     /// A cursor from [`Cursor::encode`]'s text.
     pub fn parse(text: &str) -> Option<Cursor> {
         let (created, uid) = text.split_once('.')?;
-        let valid_uid = !uid.is_empty()
-            && uid.len() <= 64
-            && uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        // Exactly what the API's pattern allows: ^[0-9]{1,18}\.[0-9a-fA-F-]{1,64}$
+        let valid_created =
+            (1..=18).contains(&created.len()) && created.bytes().all(|b| b.is_ascii_digit());
+        let valid_uid =
+            (1..=64).contains(&uid.len()) && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if !(valid_created && valid_uid) {
+            return None;
+        }
         Some(Cursor { created_at: created.parse().ok()?, uid: uid.to_owned() })
-            .filter(|_| valid_uid)
     }
 }
 

@@ -22,7 +22,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, abuse, fleet and pipeline benchmarks"
+	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, abuse, fleet, pipeline and history benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:

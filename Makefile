@@ -22,7 +22,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, abuse, fleet, pipeline and history benchmarks"
+	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, log-archiving, abuse, fleet, pipeline and history benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:
@@ -97,6 +97,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/pages.mjs
 	scripts/raydar.sh run -- node end2end/bench/launch.mjs
 	scripts/raydar.sh run -- node end2end/bench/logs.mjs
+	RAYDAR_HISTORY_JOB_LOG_MIB=0 scripts/raydar.sh run -- node end2end/bench/archive.mjs
 	scripts/raydar.sh run -- node end2end/bench/authz.mjs
 	scripts/raydar.sh run -- node end2end/bench/abuse.mjs
 	scripts/raydar.sh run -- node end2end/bench/fleet.mjs

@@ -134,6 +134,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("jobs") view={Lazy::<routes::rayjobs::RayJobsPage>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("history") view={Lazy::<routes::history::HistoryPage>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("history/:uid") view={Lazy::<routes::history::PostMortemPage>::new()} ssr=SsrMode::Async/>
+                    // An archived job log: the log page's viewer, in its chunk.
+                    <Route path=path!("history/:uid/jobs/:id") view={Lazy::<routes::logs::LogPage>::new()} ssr=SsrMode::Async/>
                     <Route
                         path=path!("clusters/:namespace/:name")
                         view={Lazy::<routes::cluster::ClusterPage>::new()}

@@ -138,6 +138,119 @@ pub struct ClusterRecord {
     pub phases: Vec<PhaseChange>,
     /// Kubernetes Events of the cluster and its pods, newest first.
     pub events: Vec<EventRow>,
+    /// Its Ray jobs, newest first, each with its archived driver log.
+    #[serde(default)]
+    pub jobs: Vec<PastJob>,
+    /// Every time a container of its pods ended, newest first.
+    #[serde(default)]
+    pub terminations: Vec<Termination>,
+}
+
+/// A container of a cluster's Ray pod that ended: why, its exit code, its last lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Termination {
+    pub pod: String,
+    pub container: String,
+    /// When it ended, Unix seconds.
+    pub finished_at: i64,
+    /// Kubernetes' reason: `OOMKilled`, `Error`, `Completed`, ...
+    pub reason: String,
+    pub exit_code: i32,
+    /// The container's restart count when it ended.
+    pub restarts: u32,
+    /// The last lines it printed, when it failed and they could be read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_lines: String,
+}
+
+impl Termination {
+    /// Whether the kernel killed it for memory.
+    pub fn oom_killed(&self) -> bool {
+        self.reason == "OOMKilled"
+    }
+
+    /// Whether it failed (a non-zero exit), as against finishing.
+    pub fn failed(&self) -> bool {
+        self.exit_code != 0
+    }
+}
+
+/// A Ray job as history keeps it: its last status, and its driver log's archive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PastJob {
+    /// Its submission id (or, for a driver started by hand, Ray's job id).
+    pub id: String,
+    /// `PENDING`, `RUNNING`, `STOPPED`, `SUCCEEDED` or `FAILED`, as last seen.
+    pub status: String,
+    /// The command it ran.
+    pub entrypoint: String,
+    /// Ray's words on its status.
+    pub message: String,
+    /// Start and end, Unix milliseconds.
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// Its driver log as archived.
+    pub log: LogArchive,
+}
+
+/// How much of a job's driver log history holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveState {
+    /// Nothing archived (yet).
+    #[default]
+    None,
+    /// Being archived as the job runs.
+    Archiving,
+    /// Every line the job printed.
+    Complete,
+    /// Its first lines, up to the cap per job (`--history-job-log-mib`).
+    Cut,
+    /// What could be read: the log ended early (the head went away) or lines were missed.
+    Partial,
+}
+
+/// A job's archived driver log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LogArchive {
+    pub state: ArchiveState,
+    /// Why it is cut or partial, in words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Lines and bytes of text kept.
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+impl ArchiveState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::None => "none",
+            ArchiveState::Archiving => "archiving",
+            ArchiveState::Complete => "complete",
+            ArchiveState::Cut => "cut",
+            ArchiveState::Partial => "partial",
+        }
+    }
+
+    /// From [`ArchiveState::as_str`]'s name.
+    pub fn parse(name: &str) -> ArchiveState {
+        match name {
+            "archiving" => ArchiveState::Archiving,
+            "complete" => ArchiveState::Complete,
+            "cut" => ArchiveState::Cut,
+            "partial" => ArchiveState::Partial,
+            _ => ArchiveState::None,
+        }
+    }
 }
 
 /// One page of the history list.

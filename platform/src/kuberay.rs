@@ -270,6 +270,8 @@ impl RayCluster {
             may_change: false,
             expires_at: lifetime.expires_at,
             protected: lifetime.protected,
+            // KubeRay's types here leave out its transition times; the watch fills this in.
+            ready_in_ms: None,
         }
     }
 }

@@ -169,6 +169,9 @@ pub struct ClusterDetail {
     /// `raydar.dev/protect`: raydar never reclaims it.
     #[serde(default)]
     pub protected: bool,
+    /// From its creation to Ready, milliseconds (KubeRay's `status.stateTransitionTimes.ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_in_ms: Option<i64>,
 }
 
 /// A worker group with the bounds it can be scaled within.

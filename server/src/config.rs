@@ -66,6 +66,8 @@ pub struct HistorySettings {
     pub keep: Duration,
     /// Most bytes history keeps, about; the oldest deleted clusters go first.
     pub max_bytes: u64,
+    /// Most bytes of text archived of one job's driver log.
+    pub job_log_bytes: u64,
 }
 
 /// GPU metrics: which dcgm-exporters to scrape, or which Prometheus to ask; how often, and the
@@ -330,6 +332,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_HISTORY_MAX_MIB", default_value = "10240", value_name = "MIB",
         value_parser = count, help_heading = "History")]
     history_max_mib: usize,
+    /// Most MiB of one Ray job's driver log that history archives: past it the rest is counted,
+    /// not kept, and the archive says it was cut. 0: job logs are not archived.
+    #[arg(long, env = "RAYDAR_HISTORY_JOB_LOG_MIB", default_value = "64", value_name = "MIB",
+        value_parser = whole, help_heading = "History")]
+    history_job_log_mib: usize,
 
     /// Namespace of the Lease (raydar-lifecycle) by which one replica among several is elected
     /// to act on clusters: expiry, idle reclaim, pipeline leases.
@@ -353,6 +360,7 @@ impl Flags {
             buffer: self.history_buffer,
             keep: Duration::from_secs(u64::from(self.history_keep)),
             max_bytes: (self.history_max_mib as u64).saturating_mul(1 << 20),
+            job_log_bytes: (self.history_job_log_mib as u64).saturating_mul(1 << 20),
         }
     }
 
@@ -533,6 +541,10 @@ fn count(text: &str) -> Result<usize, String> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("{text:?} is not a whole number above 0")),
     }
+}
+
+fn whole(text: &str) -> Result<usize, String> {
+    text.trim().parse::<usize>().map_err(|_| format!("{text:?} is not a whole number"))
 }
 
 fn reach(text: &str) -> Result<Reach, String> {

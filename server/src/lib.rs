@@ -76,6 +76,7 @@ pub use supervisor::Supervisor;
 
 use gpus::GpuMetrics;
 use history::events::EventLog;
+use history::jobs::JobArchiver;
 use history::{History, Observer};
 use lifecycle::{Elector, LeaseTimeout, Lifecycle};
 use logs::LogStreams;
@@ -136,7 +137,7 @@ pub fn start(
     let observer = Observer::new(history.sink.clone());
     let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), Some(observer));
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
-    let pods = RayPods::new(kube.clone(), apiserver.to_owned());
+    let pods = RayPods::new(kube.clone(), apiserver.to_owned(), Some(history.sink.clone()));
     let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned());
     let gpus = GpuMetrics::new(&config.gpus);
     supervise(&mut supervisor, "clusters", &clusters, Clusters::run);
@@ -188,6 +189,21 @@ pub fn start(
     // call within 10 s, 4 at once per cluster.
     let dashboards =
         Dashboards::new(config.ray_dashboard.clone(), kube.clone(), Duration::from_secs(10), 4);
+    let logs = LogStreams::new(
+        config.log_streams,
+        config.log_buffer_lines,
+        config.log_buffer_bytes,
+        logs::LINGER,
+    );
+    let jobs = JobArchiver::new(
+        clusters.clone(),
+        dashboards.clone(),
+        logs.clone(),
+        history.sink.clone(),
+        history.store.clone(),
+        history.job_log_bytes,
+    );
+    supervise(&mut supervisor, "jobs", &jobs, JobArchiver::run);
     let state = AppState {
         leptos: leptos_options(config),
         overviews: Overviews::new(
@@ -199,12 +215,7 @@ pub fn start(
         ),
         ray_metrics: RayMetrics::new(dashboards.clone()),
         dashboards,
-        logs: LogStreams::new(
-            config.log_streams,
-            config.log_buffer_lines,
-            config.log_buffer_bytes,
-            logs::LINGER,
-        ),
+        logs,
         gpus,
         authn: Arc::new(config.authn.clone()),
         tokens: TokenReviews::new(kube.clone(), config.token_audience.clone()),

@@ -67,6 +67,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leases::renew, leases::release))
         .routes(routes!(history::list))
         .routes(routes!(history::record))
+        .routes(routes!(history::job_log))
+        .routes(routes!(history::job_log_stream))
         .routes(routes!(ops::session))
         .split_for_parts();
     // A dashboard path has slashes of its own: routed as a wildcard, described as one parameter.

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use common::postgres::Postgres;
 use common::Scratch;
-use platform::history::{Outcome, PastCluster};
-use platform::overview::EventRow;
+use std::sync::Arc;
+
+use platform::history::{ArchiveState, Outcome, PastCluster, Termination};
+use platform::overview::{EventRow, RayJob};
 use platform::{ClusterPhase, ClusterSummary};
 use raydar_server::config::HistorySettings;
+use raydar_server::history::archive::{unpack, Archive};
 use raydar_server::history::record::{Launched, Seen};
 use raydar_server::history::store::{Cursor, ListFilter};
 use raydar_server::history::{Database, History, Record, Store};
@@ -127,6 +130,47 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
         Record::Deleted { uid: "c-3".into(), at: (T0 + 800) * 1000, by_rayjob: true },
     ];
     store.write(&batch).await.unwrap();
+    // alpha ran a Ray job that printed 30,000 lines; its log archived as it streamed, in
+    // chunks, then marked complete.
+    let job = RayJob {
+        id: "raysubmit_1".into(),
+        submission_id: Some("raysubmit_1".into()),
+        status: "SUCCEEDED".into(),
+        entrypoint: "python train.py".into(),
+        message: Some("Job finished successfully.".into()),
+        start_time: Some((T0 + 50) * 1000),
+        end_time: Some((T0 + 500) * 1000),
+        ..RayJob::default()
+    };
+    let mut archive = Archive::new("a-1", "raysubmit_1", 64 << 20);
+    let printed: Vec<Arc<str>> =
+        (1..=30_000).map(|n| Arc::from(format!("step {n} <b>loss</b> 0.{n}"))).collect();
+    let mut records = vec![Record::Job { cluster: "a-1".into(), job: job.clone() }];
+    records.extend(archive.take(1, &printed[..10_000]));
+    records.extend(archive.flush());
+    records.extend(archive.take(10_001, &printed[10_000..]));
+    records.extend(archive.flush());
+    records.push(Record::JobLogState {
+        cluster: "a-1".into(),
+        job: "raysubmit_1".into(),
+        log: archive.state(true, ""),
+    });
+    // Its head's container was OOMKilled once: recorded at once, its last lines when read, and
+    // seen again (the pod changed) without them.
+    let oom = Termination {
+        pod: "alpha-head".into(),
+        container: "ray-head".into(),
+        finished_at: T0 + 300,
+        reason: "OOMKilled".into(),
+        exit_code: 137,
+        restarts: 0,
+        last_lines: String::new(),
+    };
+    let with_lines = Termination { last_lines: "allocating 80 GiB\nKilled".into(), ..oom.clone() };
+    for termination in [oom.clone(), with_lines.clone(), oom.clone()] {
+        records.push(Record::Terminated { cluster: "a-1".into(), termination });
+    }
+    store.write(&records).await.unwrap();
     // raydar restarts and lists again: omega went while it was not watching.
     store
         .write(&[Record::Relisted { live: vec!["d-4".into()], at: (T0 + 900) * 1000 }])
@@ -159,6 +203,39 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     let events: Vec<(&str, u32)> =
         record.events.iter().map(|e| (e.reason.as_str(), e.count)).collect();
     assert_eq!(events, [("CreatedWorkerPod", 3), ("CreatedHeadPod", 1)], "newest first, counted");
+    assert_eq!(store.namespaces().await.unwrap(), everything, "the namespaces history knows");
+
+    // The job and its whole log, after the cluster is gone.
+    let jobs: Vec<(&str, &str, ArchiveState, u64)> = record
+        .jobs
+        .iter()
+        .map(|j| (j.id.as_str(), j.status.as_str(), j.log.state, j.log.lines))
+        .collect();
+    assert_eq!(jobs, [("raysubmit_1", "SUCCEEDED", ArchiveState::Complete, 30_000)]);
+    assert_eq!(record.jobs[0].started_at, Some((T0 + 50) * 1000));
+    let mut text = String::new();
+    let mut from = 1;
+    loop {
+        let chunks = store.log_chunks("a-1", "raysubmit_1", from, 2).await.unwrap();
+        let Some(last) = chunks.last() else { break };
+        from = last.first_line + last.lines;
+        for chunk in &chunks {
+            text.push_str(&unpack(&chunk.data).unwrap());
+        }
+    }
+    let expected: String = printed.iter().map(|l| format!("{l}\n")).collect();
+    assert!(
+        text == expected,
+        "every line once, in order ({} of {} bytes)",
+        text.len(),
+        expected.len()
+    );
+    // From a line in the middle: the chunk that holds it first.
+    let middle = store.log_chunks("a-1", "raysubmit_1", 15_000, 1).await.unwrap();
+    assert!(middle[0].first_line <= 15_000 && middle[0].first_line + middle[0].lines > 15_000);
+    assert!(store.job("a-1", "raysubmit_2").await.unwrap().is_none());
+    assert_eq!(record.terminations, [with_lines], "once, with its last lines");
+
     let omega = store.record("e-5", 100).await.unwrap().unwrap();
     assert_eq!(omega.cluster.ended_why, "deleted while raydar was not watching");
     assert!(store.record("zz-9", 100).await.unwrap().is_none(), "no record of a stray Event");
@@ -235,6 +312,7 @@ async fn postgres_away_loses_nothing_the_buffer_holds_and_counts_what_it_could_n
         buffer: 100,
         keep: Duration::from_secs(86_400),
         max_bytes: 1 << 30,
+        job_log_bytes: 64 << 20,
     };
     let history = History::open(&settings).unwrap();
     let shutdown = CancellationToken::new();
@@ -292,6 +370,12 @@ async fn retention_removes_the_oldest_gone_clusters_first_and_never_a_live_one()
         let s = summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i);
         batch.push(launched(&s, false));
         batch.push(event(&s.uid, &format!("ev-{i}"), "Created", 1, T0 + i));
+        let job =
+            RayJob { id: format!("job-{i}"), status: "SUCCEEDED".into(), ..RayJob::default() };
+        batch.push(Record::Job { cluster: s.uid.clone(), job });
+        let mut archive = Archive::new(&s.uid, &format!("job-{i}"), 1 << 20);
+        archive.take(1, &[Arc::from("hello")]);
+        batch.extend(archive.flush());
         if i < 5 {
             // c0 went first, c4 last; c5 lives.
             batch.push(Record::Deleted {
@@ -312,6 +396,9 @@ async fn retention_removes_the_oldest_gone_clusters_first_and_never_a_live_one()
     assert_eq!(store.trim((T0 + 1002) * 1000, u64::MAX).await.unwrap(), 2);
     assert_eq!(listed().await, "c2,c3,c4,c5");
     assert!(store.record("u-0", 10).await.unwrap().is_none(), "its events and phases went too");
+    assert!(store.job("u-0", "job-0").await.unwrap().is_none(), "and its jobs");
+    assert!(store.log_chunks("u-0", "job-0", 1, 10).await.unwrap().is_empty(), "and their logs");
+    assert_eq!(store.log_chunks("u-2", "job-2", 1, 10).await.unwrap().len(), 1);
     // By size: room for about two clusters; the oldest deleted go, the live one stays.
     let one = store.record("u-5", 10).await.unwrap().unwrap();
     assert_eq!(one.events.len(), 1);

@@ -148,6 +148,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     let created = detail.with_untracked(|d| d.summary.created_at);
     let uid = detail.with_untracked(|d| d.summary.uid.clone());
     let (expires_at, protected) = detail.with_untracked(|d| (d.expires_at, d.protected));
+    let ready_in = move || detail.with(|d| d.ready_in_ms);
     let (owner, template) =
         detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
     let (pipeline, run) =
@@ -201,6 +202,9 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 <div><dt>"Workers ready"</dt><dd class="workers">{move || { let s = summary(); format!("{}/{}", s.workers_ready, s.workers_desired) }}</dd></div>
                 <div><dt>"GPUs"</dt><dd>{move || summary().gpus_desired}</dd></div>
                 <div><dt>"Age"</dt><dd>{move || format_age(now.get() - created)}</dd></div>
+                {move || ready_in().map(|ms| view! {
+                    <div><dt>"Ready in"</dt><dd class="ready-in">{format!("{:.1} s", ms as f64 / 1000.0)}</dd></div>
+                })}
                 <div><dt>"Owner"</dt><dd>{or_dash(owner.clone())}</dd></div>
                 <div><dt>"Template"</dt><dd>{or_dash(template.clone())}</dd></div>
                 {(!pipeline.is_empty()).then(|| view! {
@@ -232,6 +236,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
             <ClusterGpuSection namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+            <super::history::OlderEvents uid=uid.clone()/>
             <SubmitJob namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }

@@ -1,12 +1,16 @@
 //! History: past and present clusters (`/history`, filtered by the query: `owner`, `team`,
 //! `template`, `namespace`, `outcome`, `q`) and one cluster's post-mortem (`/history/{uid}`),
-//! which works after the cluster is gone: how it was launched, its timeline, its events, how it
-//! ended and who ended it, the manifest. Both read raydar's history API from the browser.
+//! which works after the cluster is gone: how it was launched, its timeline, its events, its Ray
+//! jobs (their archived logs open in the log viewer), its pods' containers that ended (why, exit
+//! code, last lines), how it ended and who ended it, the manifest. Both read raydar's history API from the browser.
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::{lazy_route, LazyRoute};
-use platform::history::{ClusterRecord, HistoryPage as Page, Outcome, PastCluster};
+use platform::history::{
+    ArchiveState, ClusterRecord, HistoryPage as Page, Outcome, PastCluster, PastJob, Termination,
+};
+use platform::overview::EventRow;
 use platform::status::format_age;
 
 /// `/history`.
@@ -292,26 +296,39 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
         </section>
         <section class="events">
             <h2>"Events"</h2>
-            {if r.events.is_empty() {
-                view! { <p class="empty">"No events were kept."</p> }.into_any()
+            {events_table(r.events, "No events were kept.")}
+        </section>
+        <section class="jobs">
+            <h2>"Ray jobs"</h2>
+            {if r.jobs.is_empty() {
+                view! { <p class="empty">"No Ray jobs were seen on this cluster."</p> }.into_any()
+            } else {
+                let uid = c.uid.clone();
+                view! {
+                    <table class="jobs-table">
+                        <thead><tr>
+                            <th scope="col">"Job"</th><th scope="col">"Status"</th>
+                            <th scope="col">"Entrypoint"</th><th scope="col">"Started"</th>
+                            <th scope="col">"Ended"</th><th scope="col">"Log"</th>
+                        </tr></thead>
+                        <tbody>{r.jobs.into_iter().map(|j| job_row(&uid, j)).collect_view()}</tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+        <section class="terminations">
+            <h2>"Pod terminations"</h2>
+            {if r.terminations.is_empty() {
+                view! { <p class="empty">"No container of its pods ended while raydar watched."</p> }.into_any()
             } else {
                 view! {
-                    <table class="events-table">
+                    <table class="terminations-table">
                         <thead><tr>
-                            <th scope="col">"Last seen"</th><th scope="col">"Type"</th>
-                            <th scope="col">"Reason"</th><th scope="col">"Object"</th>
-                            <th scope="col">"Message"</th><th scope="col" class="num">"Count"</th>
+                            <th scope="col">"Ended"</th><th scope="col">"Pod"</th>
+                            <th scope="col">"Container"</th><th scope="col">"Reason"</th>
+                            <th scope="col" class="num">"Exit code"</th><th scope="col" class="num">"Restarts"</th>
                         </tr></thead>
-                        <tbody>{r.events.into_iter().map(|e| view! {
-                            <tr data-reason=e.reason.clone()>
-                                <td>{utc(e.last_seen * 1000)}</td>
-                                <td class=format!("event-{}", e.kind.to_ascii_lowercase())>{e.kind.clone()}</td>
-                                <td>{e.reason.clone()}</td>
-                                <td>{e.object.clone()}</td>
-                                <td>{e.message.clone()}</td>
-                                <td class="num">{e.count}</td>
-                            </tr>
-                        }).collect_view()}</tbody>
+                        <tbody>{r.terminations.into_iter().map(termination_row).collect_view()}</tbody>
                     </table>
                 }.into_any()
             }}
@@ -320,6 +337,122 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
             <summary>"Manifest as launched"</summary>
             <pre>{manifest}</pre>
         </details>
+    }
+}
+
+/// Events as history keeps them, newest first; `none` when there are none.
+fn events_table(events: Vec<EventRow>, none: &'static str) -> AnyView {
+    if events.is_empty() {
+        return view! { <p class="empty">{none}</p> }.into_any();
+    }
+    view! {
+        <table class="events-table">
+            <thead><tr>
+                <th scope="col">"Last seen"</th><th scope="col">"Type"</th>
+                <th scope="col">"Reason"</th><th scope="col">"Object"</th>
+                <th scope="col">"Message"</th><th scope="col" class="num">"Count"</th>
+            </tr></thead>
+            <tbody>{events.into_iter().map(|e| view! {
+                <tr data-reason=e.reason.clone()>
+                    <td>{utc(e.last_seen * 1000)}</td>
+                    <td class=format!("event-{}", e.kind.to_ascii_lowercase())>{e.kind.clone()}</td>
+                    <td>{e.reason.clone()}</td>
+                    <td>{e.object.clone()}</td>
+                    <td>{e.message.clone()}</td>
+                    <td class="num">{e.count}</td>
+                </tr>
+            }).collect_view()}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// How long the apiserver keeps an Event (its default `--event-ttl`): older ones are history's.
+const EVENT_TTL_S: i64 = 3600;
+
+/// On a live cluster's page: its events older than an hour, which the apiserver no longer has,
+/// read from history when opened.
+#[component]
+pub fn OlderEvents(uid: String) -> impl IntoView {
+    let asked = RwSignal::new(false);
+    let record = RwSignal::new(Loaded::<ClusterRecord>::Loading);
+    let open = move |_| {
+        if asked.get_untracked() {
+            return;
+        }
+        asked.set(true);
+        #[cfg(feature = "hydrate")]
+        load(format!("/api/v1/history/clusters/{uid}"), record);
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let _ = &uid;
+    view! {
+        <details class="older-events" on:toggle=open>
+            <summary>"Events older than an hour, from history"</summary>
+            {move || asked.get().then(|| match record.get() {
+                Loaded::Loading => view! { <p class="empty">"Loading…"</p> }.into_any(),
+                Loaded::Failed(why) => view! { <p class="problem" role="alert">{why}</p> }.into_any(),
+                Loaded::Done(r) => {
+                    let cutoff = now_s() - EVENT_TTL_S;
+                    let older = r.events.into_iter().filter(|e| e.last_seen < cutoff).collect();
+                    events_table(older, "None: every event it had is in the last hour.")
+                }
+            })}
+        </details>
+    }
+}
+
+/// Now, Unix seconds, by the browser's clock (the server's has no use here).
+fn now_s() -> i64 {
+    #[cfg(feature = "hydrate")]
+    return (js_sys::Date::now() / 1000.0) as i64;
+    #[cfg(not(feature = "hydrate"))]
+    0
+}
+
+/// A row of the post-mortem's pod terminations; a failed container's last lines under it.
+fn termination_row(t: Termination) -> impl IntoView {
+    let class = if t.oom_killed() || t.failed() { "event-warning" } else { "" };
+    let last = (!t.last_lines.is_empty()).then(|| {
+        view! {
+            <tr class="last-lines"><td colspan="6">
+                <details><summary>"Its last lines"</summary><pre>{t.last_lines.clone()}</pre></details>
+            </td></tr>
+        }
+    });
+    view! {
+        <tr data-pod=t.pod.clone() data-reason=t.reason.clone()>
+            <td>{utc(t.finished_at * 1000)}</td>
+            <td class="mono">{t.pod.clone()}</td>
+            <td>{t.container.clone()}</td>
+            <td class=class>{t.reason.clone()}</td>
+            <td class="num">{t.exit_code}</td>
+            <td class="num">{t.restarts}</td>
+        </tr>
+        {last}
+    }
+}
+
+/// A row of the post-mortem's jobs: its status, and its archived log.
+fn job_row(uid: &str, j: PastJob) -> impl IntoView {
+    let log = match j.log.state {
+        ArchiveState::None => view! { <span class="empty">"not archived"</span> }.into_any(),
+        state => {
+            let href = format!("/history/{uid}/jobs/{}", j.id);
+            let lines = format!("{} lines, {}", j.log.lines, state.as_str());
+            view! { <a href=href>"Log"</a> " " <span class="log-archive">{lines}</span> }.into_any()
+        }
+    };
+    let note = (!j.log.note.is_empty()).then(|| view! { <br/><small>{j.log.note.clone()}</small> });
+    view! {
+        <tr data-job=j.id.clone() data-status=j.status.clone()>
+            <td class="mono">{j.id.clone()}</td>
+            <td>{j.status.clone()}</td>
+            <td class="mono">{j.entrypoint.clone()}</td>
+            <td>{j.started_at.map(utc).unwrap_or_default()}</td>
+            <td>{j.ended_at.map(utc).unwrap_or_default()}</td>
+            <td>{log}{note}</td>
+        </tr>
     }
 }
 

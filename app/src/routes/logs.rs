@@ -1,5 +1,6 @@
 //! The log viewer page: a Ray job's log (`/clusters/{namespace}/{name}/jobs/{job}`) or a Ray pod's
-//! (`/clusters/{namespace}/{name}/pods/{pod}`), live.
+//! (`/clusters/{namespace}/{name}/pods/{pod}`), live; or a job's log as history archived it
+//! (`/history/{uid}/jobs/{job}`), after its cluster is gone.
 //!
 //! The server renders the frame (tools, an empty log, the Download link, which works without
 //! script); in the browser `logview` fills the log from the server's stream of it. The page is a
@@ -23,19 +24,38 @@ impl LazyRoute for LogPage {
         let _ = this;
         let params = use_params_map();
         let read = |key: &str| params.with_untracked(|p| p.get(key).unwrap_or_default());
-        let (namespace, name, kind, id) =
-            (read("namespace"), read("name"), read("kind"), read("id"));
+        let (namespace, name, kind, id, uid) =
+            (read("namespace"), read("name"), read("kind"), read("id"), read("uid"));
+        // An archived job log (`/history/{uid}/jobs/{id}`): the same viewer on history's copy.
+        let archived = !uid.is_empty();
         let what = match kind.as_str() {
+            _ if archived => "Job",
             "jobs" => "Job",
             "pods" => "Pod",
             _ => return view! { <p class="empty">"Page not found."</p> }.into_any(),
         };
-        let api = format!("/api/v1/clusters/{namespace}/{name}/{kind}/{id}/logs");
-        let cluster = format!("/clusters/{namespace}/{name}");
+        let (api, stream) = if archived {
+            let api = format!("/api/v1/history/clusters/{uid}/jobs/{id}/log");
+            (api.clone(), format!("{api}/stream"))
+        } else {
+            let api = format!("/api/v1/clusters/{namespace}/{name}/{kind}/{id}/logs");
+            (api.clone(), format!("{api}/stream"))
+        };
+        let crumbs = if archived {
+            let record = format!("/history/{uid}");
+            view! { <a href="/history">"History"</a> " / " <a href=record>{uid.clone()}</a> }
+                .into_any()
+        } else {
+            let cluster = format!("/clusters/{namespace}/{name}");
+            view! { <a href="/">"Ray clusters"</a> " / " {namespace} " / " <a href=cluster>{name}</a> }
+                .into_any()
+        };
+        let archived_note = archived.then_some(" (archived)");
         let root = NodeRef::<Div>::new();
+        #[cfg(not(feature = "hydrate"))]
+        let _ = stream;
         #[cfg(feature = "hydrate")]
         {
-            let stream = format!("{api}/stream");
             root.on_load(move |el| {
                 let viewer = send_wrapper::SendWrapper::new(crate::logview::start(&el, &stream));
                 on_cleanup(move || drop(viewer.take()));
@@ -43,10 +63,8 @@ impl LazyRoute for LogPage {
         }
         view! {
             <section class="log-page">
-                <p class="crumbs">
-                    <a href="/">"Ray clusters"</a> " / " {namespace} " / " <a href=cluster>{name}</a>
-                </p>
-                <h1>{what} " " <span class="mono">{id}</span> " log"</h1>
+                <p class="crumbs">{crumbs}</p>
+                <h1>{what} " " <span class="mono">{id}</span> " log" {archived_note}</h1>
                 <div class="log-view" node_ref=root>
                     <div class="log-tools">
                         <button type="button" class="pause" aria-pressed="false">"Pause"</button>

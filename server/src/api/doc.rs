@@ -143,6 +143,25 @@ pub enum ReadErrors {
     NotFound(ApiError),
 }
 
+/// What a read of one cluster's history (its record, a job's archived log) may answer besides
+/// its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive only
+pub enum HistoryErrors {
+    /// The uid or job id cannot be one.
+    #[response(status = 400)]
+    Malformed(ApiError),
+    /// The requester may not read its namespace's clusters.
+    #[response(status = 403)]
+    Forbidden(ApiError),
+    /// History has no such cluster, or no such job of it.
+    #[response(status = 404)]
+    NotFound(ApiError),
+    /// The history database does not answer.
+    #[response(status = 503)]
+    Unavailable(ApiError),
+}
+
 /// What any action may answer besides its own.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the derive only

@@ -1,13 +1,26 @@
-//! History: past and present clusters (`GET /api/v1/history/clusters`) and one cluster's record
-//! by uid (`GET /api/v1/history/clusters/{uid}`), read from raydar's own database, so they
-//! answer after the cluster is gone. Reads follow the live rule: a cluster is shown to those who
+//! History: past and present clusters (`GET /api/v1/history/clusters`), one cluster's record
+//! by uid (`GET /api/v1/history/clusters/{uid}`) and its jobs' archived logs (`…/jobs/{job_id}/log`,
+//! a download, and `…/log/stream`, the live viewer's events), read from raydar's own database,
+//! so they answer after the cluster is gone. Reads follow the live rule: a cluster is shown to those who
 //! may list RayClusters in its namespace.
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use platform::history::{ClusterRecord, HistoryPage, Outcome};
+use futures::StreamExt;
+use platform::history::{ArchiveState, ClusterRecord, HistoryPage, Outcome, PastJob};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
+
+use super::logs::{Resume, ResumeHeader, ResumeQuery};
+use crate::history::archive::unpack;
+use crate::logs::{Step, BATCH_LINES};
+use crate::push;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
@@ -142,21 +155,14 @@ pub async fn list(
         pattern = "^[0-9a-fA-F-]{1,64}$", max_length = 64)),
     responses(
         (status = 200, description = "The cluster's record", body = ClusterRecord),
-        (status = 400, description = "The uid cannot be one", body = ApiError),
-        (status = 403, description = "The requester may not read its namespace's clusters", body = ApiError),
-        (status = 404, description = "History has no cluster of that uid", body = ApiError),
-        (status = 503, description = "The history database does not answer", body = ApiError)))]
+        super::doc::HistoryErrors))]
 pub async fn record(
     State(history): State<History>,
     State(access): State<Access>,
     Extension(user): Extension<User>,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<ClusterRecord>> {
-    if uid.is_empty() || uid.len() > 64 || !uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(ApiError::bad_request(format!(
-            "{uid:?} is not a Kubernetes uid (hexadecimal digits and -, at most 64)"
-        )));
-    }
+    check_uid(&uid)?;
     let record = history.store.record(&uid, MAX_EVENTS).await.map_err(unavailable)?;
     let record = record
         .ok_or_else(|| ApiError::not_found(format!("history has no cluster of uid {uid}")))?;
@@ -165,6 +171,165 @@ pub async fn record(
         return Err(may_not_read(&user, "RayClusters", namespace));
     }
     Ok(Json(record))
+}
+
+/// A cluster uid and a job id in a history path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the derive only
+pub struct JobInHistory {
+    /// The cluster's Kubernetes uid.
+    #[param(pattern = "^[0-9a-fA-F-]{1,64}$", max_length = 64)]
+    uid: String,
+    /// The job's submission id (or job id).
+    #[param(pattern = "^[A-Za-z0-9_-]+$", max_length = 128)]
+    job_id: String,
+}
+
+/// Chunks read from the database at a time while a log is sent.
+const CHUNKS_AT_ONCE: usize = 8;
+
+/// The archived job `job` of cluster `uid`, if the requester may read the cluster's namespace.
+async fn archived_job(
+    history: &History,
+    access: &Access,
+    user: &User,
+    (uid, job): (&str, &str),
+) -> ApiResult<PastJob> {
+    check_uid(uid)?;
+    if let Some(problem) = platform::dashboard::job_id_problem(job) {
+        return Err(ApiError::bad_request(problem));
+    }
+    let cluster = history.store.cluster(uid).await.map_err(unavailable)?;
+    let cluster = cluster
+        .ok_or_else(|| ApiError::not_found(format!("history has no cluster of uid {uid}")))?;
+    let namespace = &cluster.namespace;
+    if !access.readable(user, [namespace.clone()]).await.contains(namespace) {
+        return Err(may_not_read(user, "RayClusters", namespace));
+    }
+    let found = history.store.job(uid, job).await.map_err(unavailable)?;
+    found.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "history has no job {job} of cluster {}/{}",
+            namespace, cluster.name
+        ))
+    })
+}
+
+/// The archived log of one job from line `from`, chunk by chunk, as the database gives it.
+fn archived_lines(
+    history: History,
+    (uid, job): (String, String),
+    from: u64,
+) -> impl futures::Stream<Item = Result<(u64, String), String>> {
+    futures::stream::try_unfold((history, from, Vec::new()), move |(history, from, mut left)| {
+        let (uid, job) = (uid.clone(), job.clone());
+        async move {
+            if left.is_empty() {
+                left = history.store.log_chunks(&uid, &job, from, CHUNKS_AT_ONCE).await?;
+                left.reverse();
+            }
+            let Some(chunk) = left.pop() else { return Ok(None) };
+            let text = unpack(&chunk.data)?;
+            let next = chunk.first_line + chunk.lines;
+            Ok(Some(((chunk.first_line, text), (history, next, left))))
+        }
+    })
+}
+
+/// `GET /api/v1/history/clusters/{uid}/jobs/{job_id}/log`: a job's archived driver log, as a
+/// download; it works after the cluster is gone.
+#[utoipa::path(get, path = "/history/clusters/{uid}/jobs/{job_id}/log", tag = "history",
+    params(JobInHistory),
+    responses(
+        (status = 200, description = "The archived log, as an attachment", content_type = "text/plain", body = String),
+        super::doc::HistoryErrors))]
+pub async fn job_log(
+    State(history): State<History>,
+    State(access): State<Access>,
+    Extension(user): Extension<User>,
+    Path((uid, job)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    archived_job(&history, &access, &user, (&uid, &job)).await?;
+    let file = format!("{}-{job}.log", &uid[..uid.len().min(8)]);
+    let body = archived_lines(history, (uid, job), 1)
+        .map(|chunk| chunk.map(|(_, text)| text).map_err(std::io::Error::other));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/history/clusters/{uid}/jobs/{job_id}/log/stream`: a job's archived driver log as
+/// the live log's server-sent events (`lines`, then `end` saying how complete it is), so the
+/// same viewer shows it.
+#[utoipa::path(
+    get,
+    path = "/history/clusters/{uid}/jobs/{job_id}/log/stream",
+    tag = "history",
+    params(JobInHistory, ResumeQuery, ResumeHeader),
+    responses(super::doc::LogStream, super::doc::HistoryErrors)
+)]
+pub async fn job_log_stream(
+    State(history): State<History>,
+    State(access): State<Access>,
+    State(shutdown): State<CancellationToken>,
+    Extension(user): Extension<User>,
+    Path((uid, job)): Path<(String, String)>,
+    Resume(after): Resume,
+) -> ApiResult<Response> {
+    let past = archived_job(&history, &access, &user, (&uid, &job)).await?;
+    let end = match past.log.state {
+        ArchiveState::None => "history has no log of this job".to_owned(),
+        ArchiveState::Archiving => format!(
+            "{} lines archived so far; the job is still running (its live log has the rest)",
+            past.log.lines
+        ),
+        ArchiveState::Complete => format!("the whole log as archived, {} lines", past.log.lines),
+        ArchiveState::Cut | ArchiveState::Partial => {
+            format!("history kept {} lines: {}", past.log.lines, past.log.note)
+        }
+    };
+    let from = after.saturating_add(1);
+    let lines = archived_lines(history, (uid, job), from).flat_map(move |chunk| {
+        let steps: Vec<Step> = match chunk {
+            Ok((first, text)) => {
+                let lines: Vec<Arc<str>> = text.lines().map(Arc::from).collect();
+                // Only the lines after the one the viewer has.
+                let skip = from.saturating_sub(first) as usize;
+                let first = first.max(from);
+                lines
+                    .get(skip..)
+                    .unwrap_or_default()
+                    .chunks(BATCH_LINES)
+                    .enumerate()
+                    .map(|(i, batch)| Step::Lines {
+                        first: first + (i * BATCH_LINES) as u64,
+                        lines: batch.to_vec(),
+                    })
+                    .collect()
+            }
+            Err(e) => vec![Step::Problem(e)],
+        };
+        futures::stream::iter(steps)
+    });
+    let events = lines
+        .chain(futures::stream::once(async move { Step::End(end) }))
+        .map(|step| Ok::<_, std::convert::Infallible>(step.event()));
+    Ok(push::stream(events, &shutdown))
+}
+
+fn check_uid(uid: &str) -> ApiResult<()> {
+    if uid.is_empty() || uid.len() > 64 || !uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(ApiError::bad_request(format!(
+            "{uid:?} is not a Kubernetes uid (hexadecimal digits and -, at most 64)"
+        )));
+    }
+    Ok(())
 }
 
 fn unavailable(reason: String) -> ApiError {

@@ -15,8 +15,12 @@
 //! - [`record`]: what is written, made from what the sources saw.
 //! - [`observe`]: the cluster watch's records: first sight, phase changes, deletion.
 //! - [`events`]: the Kubernetes Events of clusters and their pods, as a source of its own.
+//! - [`jobs`]: clusters' Ray jobs and their driver logs, as a source of its own; [`archive`]:
+//!   one job's log in compressed chunks, capped, and how complete it is.
 
+pub mod archive;
 pub mod events;
+pub mod jobs;
 pub mod observe;
 pub mod record;
 pub mod sink;
@@ -44,6 +48,8 @@ pub struct History {
     writer: Arc<tokio::sync::Mutex<sink::Writer>>,
     keep: Duration,
     max_bytes: u64,
+    /// Most bytes of text archived of one job's log.
+    pub job_log_bytes: u64,
 }
 
 impl History {
@@ -57,6 +63,7 @@ impl History {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             keep: settings.keep,
             max_bytes: settings.max_bytes,
+            job_log_bytes: settings.job_log_bytes,
         })
     }
 

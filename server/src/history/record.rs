@@ -2,8 +2,8 @@
 //! sources saw, small enough to wait in the sink's buffer.
 
 use kube::api::DynamicObject;
-use platform::history::Outcome;
-use platform::overview::EventRow;
+use platform::history::{LogArchive, Outcome, Termination};
+use platform::overview::{EventRow, RayJob};
 use platform::template::ANNOTATION_PARAMETERS;
 use platform::{ClusterPhase, ClusterSummary};
 use serde_json::{json, Value};
@@ -60,6 +60,44 @@ pub enum Record {
         /// When it first happened, Unix seconds.
         first_seen: i64,
     },
+    /// A Ray job of a cluster, as its dashboard said when its status changed.
+    Job {
+        /// The cluster's uid.
+        cluster: String,
+        job: RayJob,
+    },
+    /// Lines of a job's driver log.
+    JobLog(Box<JobLogChunk>),
+    /// A container of a cluster's pod ended.
+    Terminated {
+        /// The cluster's uid.
+        cluster: String,
+        termination: Termination,
+    },
+    /// How much of a job's driver log is archived.
+    JobLogState {
+        /// The cluster's uid.
+        cluster: String,
+        /// The job's id.
+        job: String,
+        log: LogArchive,
+    },
+}
+
+/// Consecutive lines of a job's driver log, compressed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobLogChunk {
+    /// The cluster's uid.
+    pub cluster: String,
+    /// The job's id.
+    pub job: String,
+    /// The number of its first line (from 1), and how many.
+    pub first_line: u64,
+    pub lines: u64,
+    /// The lines, each ending in a newline, gzip-compressed.
+    pub data: Vec<u8>,
+    /// Whether it starts the log again: what was archived of it before is replaced.
+    pub replace: bool,
 }
 
 impl Record {
@@ -71,6 +109,14 @@ impl Record {
             Record::Relisted { live, .. } => 64 + 40 * live.len(),
             Record::Event { row, .. } => {
                 96 + row.message.len() + row.reason.len() + row.object.len()
+            }
+            Record::Job { job, .. } => {
+                128 + job.entrypoint.len() + job.message.as_ref().map_or(0, String::len)
+            }
+            Record::JobLog(chunk) => 64 + chunk.data.len(),
+            Record::JobLogState { log, .. } => 64 + log.note.len(),
+            Record::Terminated { termination: t, .. } => {
+                96 + t.pod.len() + t.reason.len() + t.last_lines.len()
             }
         }
     }
@@ -111,11 +157,7 @@ impl Seen {
     /// `summary` of `object` seen at `at`.
     pub fn of(object: &DynamicObject, summary: &ClusterSummary, at: i64) -> Seen {
         let (phase, reason) = phase_name(&summary.phase);
-        let ready_since = object.data["status"]["stateTransitionTimes"]["ready"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond())
-            .filter(|_| phase == "Ready");
+        let ready_since = ready_since(object).filter(|_| phase == "Ready");
         Seen {
             uid: summary.uid.clone(),
             at,
@@ -125,6 +167,15 @@ impl Seen {
             ready_since,
         }
     }
+}
+
+/// When `object` (a RayCluster) last became Ready, Unix milliseconds, as KubeRay recorded it
+/// (`status.stateTransitionTimes.ready`).
+pub fn ready_since(object: &DynamicObject) -> Option<i64> {
+    object.data["status"]["stateTransitionTimes"]["ready"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_millisecond())
 }
 
 /// A phase's name and reason, as history keeps them.

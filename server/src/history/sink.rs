@@ -5,7 +5,7 @@
 //! answer, the writer keeps the batch it holds and retries; records wait in the buffer, and once
 //! it is full further ones are lost and counted ([`Sink::lost`]), which pages show.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::unix_now;
 const BATCH: usize = 512;
 /// Longest wait between attempts while the database does not answer.
 const MAX_RETRY: Duration = Duration::from_secs(5);
+/// Most bytes the buffer holds, whatever its count of records: job log chunks are far bigger
+/// than phase changes.
+pub const MAX_BUFFER_BYTES: usize = 64 << 20;
 /// Time given to write what is buffered when raydar shuts down.
 const FLUSH_AT_SHUTDOWN: Duration = Duration::from_millis(400);
 
@@ -38,6 +41,8 @@ struct Status {
     lost: AtomicU64,
     /// Records written.
     written: AtomicU64,
+    /// Bytes of the records in the buffer (or in the writer's hands), about.
+    bytes: AtomicUsize,
     /// Since when, and why, the database does not take records.
     outage: Mutex<Option<Stale>>,
 }
@@ -131,14 +136,26 @@ pub fn sink(capacity: usize) -> (Sink, Writer) {
 impl Sink {
     /// Puts `record` in the buffer, or counts it lost when the buffer is full.
     pub fn send(&self, record: Record) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(record) {
+        let size = record.size();
+        let held = self.status.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        let sent = held <= MAX_BUFFER_BYTES && self.tx.try_send(record).is_ok();
+        if !sent {
+            self.status.bytes.fetch_sub(size, Ordering::Relaxed);
             if self.status.lost.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
-                    "history's buffer is full ({} records): records are lost until the database \
-                     answers again",
-                    self.tx.max_capacity()
+                    "history's buffer is full ({} records, {} MiB at most): records are lost \
+                     until the database answers again",
+                    self.tx.max_capacity(),
+                    MAX_BUFFER_BYTES >> 20
                 );
             }
+        }
+    }
+
+    /// Puts every record of `records` in the buffer, as [`Sink::send`].
+    pub fn extend(&self, records: impl IntoIterator<Item = Record>) {
+        for record in records {
+            self.send(record);
         }
     }
 
@@ -198,6 +215,8 @@ impl Writer {
             match store.write(&batch).await {
                 Ok(()) => {
                     self.status.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let bytes: usize = batch.iter().map(Record::size).sum();
+                    self.status.bytes.fetch_sub(bytes, Ordering::Relaxed);
                     batch.clear();
                     self.status.recovered();
                     wait = Duration::from_millis(100);

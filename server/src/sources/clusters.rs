@@ -264,11 +264,18 @@ impl Kept {
         let lifetime = Lifetime::of(object.metadata.annotations.as_ref());
         let typed = serde_json::to_value(object).and_then(serde_json::from_value::<RayCluster>);
         match typed {
-            Ok(cluster) => Kept::new(
-                cluster.detail(),
-                cluster.status.map(|s| s.conditions).unwrap_or_default(),
-                lifetime,
-            ),
+            Ok(cluster) => {
+                let mut detail = cluster.detail();
+                let created_ms = detail.summary.created_at * 1000;
+                detail.ready_in_ms = crate::history::record::ready_since(object)
+                    .map(|ready| ready - created_ms)
+                    .filter(|ms| *ms >= 0);
+                Kept::new(
+                    detail,
+                    cluster.status.map(|s| s.conditions).unwrap_or_default(),
+                    lifetime,
+                )
+            }
             Err(e) => {
                 let meta = &object.metadata;
                 tracing::warn!(
@@ -300,6 +307,7 @@ impl Kept {
                     may_change: false,
                     expires_at: None,
                     protected: false,
+                    ready_in_ms: None,
                 };
                 Kept::new(detail, Vec::new(), lifetime)
             }

@@ -1,18 +1,25 @@
 //! The Ray pod watch: every pod KubeRay made for a RayCluster (label `ray.io/is-ray-node=yes`),
 //! kept as the row cluster pages list and the cluster it belongs to (GPU attribution): a few
-//! hundred bytes a pod, where the Pod object is about 18 KB.
+//! hundred bytes a pod, where the Pod object is about 18 KB. Containers that end (OOMKilled, an
+//! error, done) are recorded into history once each, a failed one with its last lines.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::LogParams;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use platform::history::Termination;
 use platform::overview::PodRow;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
+use crate::history::{Record, Sink};
+
+/// A pod, by namespace and name.
+type Key = (String, String);
 
 const WATCHED: Watched = Watched { kind: "Pod", resource: "pods", install: "" };
 
@@ -20,6 +27,12 @@ const WATCHED: Watched = Watched { kind: "Pod", resource: "pods", install: "" };
 const RAY_PODS: &str = "ray.io/is-ray-node=yes";
 /// Pod changes held for a slow follower; one that falls behind takes everything as changed.
 const CHANGES_CAPACITY: usize = 1024;
+/// Lines kept of a failed container's log, at most so many bytes, read within the timeout; and
+/// how many such reads at once (more failures meanwhile are recorded without their lines).
+const LAST_LINES: i64 = 50;
+const LAST_LINES_BYTES: i64 = 64 * 1024;
+const TAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const TAILS_AT_ONCE: usize = 4;
 
 /// A RayCluster, by namespace and name.
 pub type ClusterKey = (String, String);
@@ -33,6 +46,12 @@ pub struct RayPods {
 struct Shared {
     client: Client,
     apiserver: String,
+    /// Where container terminations are recorded, when history is kept.
+    history: Option<Sink>,
+    /// The terminations recorded of each pod (container, when), so each is recorded once.
+    recorded: Mutex<HashMap<Key, BTreeSet<(String, i64)>>>,
+    /// Reads of a failed container's last lines in flight.
+    tails: Arc<Semaphore>,
     /// What is kept of every Ray pod; synced, errors.
     kept: Projected<RayPod>,
     /// The cluster of every pod that changed, as the watch saw it; `None` after a relist.
@@ -40,10 +59,19 @@ struct Shared {
 }
 
 impl RayPods {
-    /// An empty store, filled once [`RayPods::run`] runs.
-    pub fn new(client: Client, apiserver: String) -> Self {
+    /// An empty store, filled once [`RayPods::run`] runs; containers that end are recorded into
+    /// `history`.
+    pub fn new(client: Client, apiserver: String, history: Option<Sink>) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
-        let shared = Shared { client, apiserver, kept: Projected::default(), changes };
+        let shared = Shared {
+            client,
+            apiserver,
+            history,
+            recorded: Mutex::default(),
+            tails: Arc::new(Semaphore::new(TAILS_AT_ONCE)),
+            kept: Projected::default(),
+            changes,
+        };
         RayPods { inner: Arc::new(shared) }
     }
 
@@ -54,6 +82,11 @@ impl RayPods {
         let config = watcher::Config::default().labels(RAY_PODS).any_semantic();
         let watch = Watch { api, config, what: WATCHED };
         let publish = |change: Change<'_, RayPod>| {
+            match change {
+                Change::Applied(pod) => shared.record_terminations(pod, false),
+                Change::Deleted(pod) => shared.record_terminations(pod, true),
+                Change::Relisted | Change::Unanswered(_) => {}
+            }
             let change = match change {
                 Change::Applied(pod) | Change::Deleted(pod) => {
                     Some((pod.namespace.clone(), pod.cluster.clone()))
@@ -123,23 +156,130 @@ impl RayPods {
     }
 }
 
+impl Shared {
+    /// Records, once each, the containers of `pod` that ended; for a failed one, also its last
+    /// lines, read in the background. `gone`: the pod was deleted (what was recorded of it is
+    /// forgotten here; history keeps it).
+    fn record_terminations(&self, pod: &RayPod, gone: bool) {
+        let Some(history) = &self.history else { return };
+        let key = (pod.namespace.clone(), pod.row.name.clone());
+        let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut new = Vec::new();
+        if !pod.terminations.is_empty() && !pod.owner.is_empty() {
+            let seen = recorded.entry(key.clone()).or_default();
+            for ended in &pod.terminations {
+                if seen.insert((ended.termination.container.clone(), ended.termination.finished_at))
+                {
+                    new.push(ended.clone());
+                }
+            }
+        }
+        if gone {
+            recorded.remove(&key);
+        }
+        drop(recorded);
+        for ended in new {
+            let record =
+                |termination| Record::Terminated { cluster: pod.owner.clone(), termination };
+            history.send(record(ended.termination.clone()));
+            if !ended.termination.failed() {
+                continue;
+            }
+            // Its last lines, if a read is free (else it is recorded without them).
+            let Ok(permit) = self.tails.clone().try_acquire_owned() else { continue };
+            let (client, history) = (self.client.clone(), history.clone());
+            let (namespace, cluster) = (pod.namespace.clone(), pod.owner.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let pods: Api<Pod> = Api::namespaced(client, &namespace);
+                let t = &ended.termination;
+                let params = LogParams {
+                    container: Some(t.container.clone()),
+                    previous: ended.previous,
+                    tail_lines: Some(LAST_LINES),
+                    limit_bytes: Some(LAST_LINES_BYTES),
+                    ..LogParams::default()
+                };
+                let read = tokio::time::timeout(TAIL_TIMEOUT, pods.logs(&t.pod, &params)).await;
+                if let Ok(Ok(text)) = read {
+                    let termination = Termination { last_lines: text, ..ended.termination };
+                    history.send(Record::Terminated { cluster, termination });
+                }
+            });
+        }
+    }
+}
+
 /// What is kept of a Ray pod.
 struct RayPod {
     namespace: String,
     /// Its RayCluster's name (KubeRay's `ray.io/cluster` label); empty when it has none.
     cluster: String,
+    /// Its RayCluster's uid (its owner reference); empty when it has none.
+    owner: String,
     /// The row its cluster's page shows.
     row: PodRow,
+    /// Its containers that ended, as their state and last state say.
+    terminations: Vec<Ended>,
+}
+
+/// A container that ended, and whether its log is now its previous one (it restarted since).
+#[derive(Clone)]
+struct Ended {
+    termination: Termination,
+    previous: bool,
 }
 
 impl RayPod {
     fn of(pod: &Pod) -> RayPod {
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "RayCluster")
+            .map(|o| o.uid.clone())
+            .unwrap_or_default();
         RayPod {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             cluster: label(pod, "ray.io/cluster").unwrap_or_default().to_owned(),
+            owner,
             row: pod_row(pod),
+            terminations: terminations(pod),
         }
     }
+}
+
+/// The containers of `pod` that ended: each container's state, and its last state (before its
+/// latest restart), when `terminated`.
+fn terminations(pod: &Pod) -> Vec<Ended> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    let mut ended = Vec::new();
+    for c in statuses.into_iter().flatten() {
+        let restarts = c.restart_count.max(0) as u32;
+        let now =
+            c.state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| (t, false, restarts));
+        let before = c
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| (t, true, restarts.saturating_sub(1)));
+        for (t, previous, restarts) in now.into_iter().chain(before) {
+            let at = t.finished_at.as_ref().or(t.started_at.as_ref());
+            let termination = Termination {
+                pod: name.clone(),
+                container: c.name.clone(),
+                finished_at: at.map_or(0, |t| t.0.as_second()),
+                reason: t.reason.clone().unwrap_or_default(),
+                exit_code: t.exit_code,
+                restarts,
+                last_lines: String::new(),
+            };
+            ended.push(Ended { termination, previous });
+        }
+    }
+    ended
 }
 
 fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
@@ -175,5 +315,61 @@ fn pod_row(pod: &Pod) -> PodRow {
             .as_ref()
             .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_containers_are_read_from_their_state_and_last_state() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "c-head-x", "namespace": "ml",
+                "labels": {"ray.io/cluster": "c", "ray.io/node-type": "head"},
+                "ownerReferences": [{"apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "c", "uid": "u-1"}]
+            },
+            "status": {"containerStatuses": [
+                {"name": "ray-head", "restartCount": 2, "ready": false, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                     "startedAt": "2026-12-07T01:00:00Z", "finishedAt": "2026-12-07T01:05:00Z"}}},
+                {"name": "sidecar", "restartCount": 0, "ready": false, "image": "", "imageID": "",
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                     "finishedAt": "2026-12-07T01:06:00Z"}}}
+            ]}
+        }))
+        .unwrap();
+        let kept = RayPod::of(&pod);
+        assert_eq!(kept.owner, "u-1");
+        let ended: Vec<(&str, &str, i32, u32, bool, bool)> = kept
+            .terminations
+            .iter()
+            .map(|e| {
+                let t = &e.termination;
+                (
+                    t.container.as_str(),
+                    t.reason.as_str(),
+                    t.exit_code,
+                    t.restarts,
+                    e.previous,
+                    t.oom_killed(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ended,
+            [
+                ("ray-head", "OOMKilled", 137, 1, true, true),
+                ("sidecar", "Completed", 0, 0, false, false)
+            ]
+        );
+        let finished: Vec<i64> =
+            kept.terminations.iter().map(|e| e.termination.finished_at).collect();
+        assert_eq!(finished, [1_796_605_500, 1_796_605_560]);
+        assert!(
+            kept.terminations[0].termination.failed() && !kept.terminations[1].termination.failed()
+        );
     }
 }

@@ -117,7 +117,7 @@ before(async () => {
   kubectl(['apply', '-f', '-'], gpuCluster('busy', 'vision'));
   kubectl(['apply', '-f', '-'], gpuCluster('idle', 'speech'));
   server = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
-    '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s']);
+    '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s', '--history-gpu-step', '10s']);
   browser = await launch();
 });
 
@@ -196,6 +196,37 @@ test('the fleet page flags the cluster whose GPUs sit idle and not the busy one'
   assert.equal((await team('speech'))[4], '1');
   assert.equal((await team('vision'))[4], '0');
   await page.close();
+});
+
+test('history keeps each cluster\'s GPU-hours, busy and idle, and its post-mortem charts them', async () => {
+  const uid = (name) => kubectl(['get', 'raycluster', name, '-n', NS, '-o', 'jsonpath={.metadata.uid}']).trim();
+  const steps = async (name) => (await getJson(`${server.url}/api/v1/history/clusters/${uid(name)}`)).gpuUse ?? [];
+  // This raydar writes a step every 10 s. The running job's GPUs are busy (in its latest steps:
+  // it started after the first), the other cluster's idle; 2 GPUs held throughout.
+  const full = (list) => list.filter((s) => s.gpus === 2);
+  const shown = ({ busy, idle }) => full(busy).length >= 2 && full(idle).length >= 2
+    && full(busy).slice(-2).every((s) => s.busyS > 0 && s.util >= 10)
+    && full(idle).every((s) => s.busyS === 0 && s.idleS > 0 && s.util < 10);
+  let seen = { busy: [], idle: [] };
+  for (let i = 0; i < 90 && !shown(seen); i++) {
+    if (i) await sleep(1000);
+    seen = { busy: await steps('busy'), idle: await steps('idle') };
+  }
+  assert.ok(shown(seen), JSON.stringify(seen));
+
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${server.url}/history/${uid('busy')}`);
+    const hours = page.locator('.gpu-use p.gpu-hours');
+    await hours.waitFor({ timeout: 15_000 });
+    const said = await hours.textContent();
+    const [held, used, wasted] = said.match(/([\d.]+) GPU-hours held: ([\d.]+) busy, ([\d.]+) idle/).slice(1).map(Number);
+    assert.ok(held > 0 && used > 0 && Math.abs(used + wasted - held) < 0.011, said);
+    const points = await page.locator('svg.gpu-chart polyline').getAttribute('points');
+    assert.ok(points.trim().split(/\s+/).length >= 2, `a line of at least two steps: ${points}`);
+  } finally {
+    await page.close();
+  }
 });
 
 test('with --prometheus, a raydar started now flags the idle cluster at once and shows what Prometheus holds', async () => {

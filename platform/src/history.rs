@@ -144,6 +144,35 @@ pub struct ClusterRecord {
     /// Every time a container of its pods ended, newest first.
     #[serde(default)]
     pub terminations: Vec<Termination>,
+    /// What its GPUs did, step by step (5 minutes by default), oldest first.
+    #[serde(default)]
+    pub gpu_use: Vec<GpuSample>,
+}
+
+/// What a cluster's GPUs did over one step of history's GPU record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GpuSample {
+    /// Its start, Unix seconds, and its length.
+    pub at: i64,
+    pub seconds: u32,
+    /// GPUs held at some time in it.
+    pub gpus: u32,
+    /// Their mean utilization, percent, when any was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util: Option<f64>,
+    /// GPU-seconds busy (at or above the idle threshold) and idle.
+    pub busy_s: u64,
+    pub idle_s: u64,
+}
+
+/// GPU-hours of `samples`: held, busy, idle.
+pub fn gpu_hours(samples: &[GpuSample]) -> (f64, f64, f64) {
+    let busy: u64 = samples.iter().map(|s| s.busy_s).sum();
+    let idle: u64 = samples.iter().map(|s| s.idle_s).sum();
+    let hours = |s: u64| s as f64 / 3600.0;
+    (hours(busy + idle), hours(busy), hours(idle))
 }
 
 /// A container of a cluster's Ray pod that ended: why, its exit code, its last lines.

@@ -5,6 +5,9 @@
 //! then pages of the list as the API asks for them (no filter, an owner, an outcome, a word, a
 //! namespace, a second page), timed per call, next to the baseline measured in the same run: a
 //! plain `SELECT` of the same rows by primary key. Target: p99 ≤ 50 ms.
+//!
+//! Then the bytes history takes for one cluster-day (8 GPUs, a job printing 1,000 lines a
+//! minute), on each backend.
 
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
@@ -13,9 +16,12 @@ mod postgres;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use platform::history::Outcome;
-use platform::overview::EventRow;
+use std::sync::Arc;
+
+use platform::history::{GpuSample, Outcome};
+use platform::overview::{EventRow, RayJob};
 use platform::{ClusterPhase, ClusterSummary};
+use raydar_server::history::archive::Archive;
 use raydar_server::history::record::{Launched, Seen};
 use raydar_server::history::store::{Cursor, ListFilter};
 use raydar_server::history::{Database, Record, Store};
@@ -203,12 +209,109 @@ async fn bench(name: &str, database: Database, url: String) {
     );
 }
 
+/// Bytes the database takes now: SQLite's file (checkpointed) or PostgreSQL's database.
+async fn size(database: &Database, url: &str) -> u64 {
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    match database {
+        Database::Sqlite(file) => {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await.unwrap();
+            std::fs::metadata(file).unwrap().len()
+        }
+        Database::Postgres(_) => {
+            sqlx::raw_sql("CHECKPOINT").execute(&pool).await.unwrap();
+            let row = sqlx::query("SELECT CAST(pg_database_size(current_database()) AS BIGINT)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            row.get::<i64, _>(0) as u64
+        }
+    }
+}
+
+/// Bytes history takes for one cluster-day: a cluster of 8 GPUs whose Ray job prints 1,000
+/// lines a minute for 24 hours, its log archived as the archiver does (a chunk every 5 s), its
+/// GPU use every 5 minutes, its events and phases; measured as the database's growth.
+async fn cluster_day(name: &str, database: Database, url: String) {
+    let store = Store::open(&database).unwrap();
+    store.migrate().await.unwrap();
+    let before = size(&database, &url).await;
+    let mut launch = records(0);
+    launch.truncate(4);
+    let uid = format!("{:08x}-0000-4000-8000-{:012x}", 0, 0);
+    launch.push(Record::Job {
+        cluster: uid.clone(),
+        job: RayJob {
+            id: "raysubmit_day".into(),
+            submission_id: Some("raysubmit_day".into()),
+            status: "RUNNING".into(),
+            entrypoint: "python train.py --epochs 100".into(),
+            ..RayJob::default()
+        },
+    });
+    store.write(&launch).await.unwrap();
+    let mut archive = Archive::new(&uid, "raysubmit_day", 1 << 30);
+    let mut batch = Vec::new();
+    let (mut line, lines_per_flush) = (1u64, 1000 / 12);
+    for flush in 0..(24 * 60 * 12) {
+        let lines: Vec<Arc<str>> = (0..lines_per_flush)
+            .map(|i| {
+                let n = line + i;
+                Arc::from(format!(
+                    "(RayTrainWorker pid=4242, ip=10.0.3.17) step {n}: loss={:.4} lr=3.0e-04 \
+                     tokens/s={} grad_norm={:.3}",
+                    2.0 / (1.0 + n as f64 / 1e5),
+                    120_000 + (n * 7919) % 9000,
+                    0.5 + (n % 97) as f64 / 100.0
+                ))
+            })
+            .collect();
+        batch.extend(archive.take(line, &lines));
+        batch.extend(archive.flush());
+        line += lines_per_flush;
+        if flush % 60 == 59 {
+            // Every 5 minutes: the GPUs' step.
+            batch.push(Record::GpuUse {
+                cluster: uid.clone(),
+                sample: GpuSample {
+                    at: T0 + flush as i64 * 5,
+                    seconds: 300,
+                    gpus: 8,
+                    util: Some(85.0),
+                    busy_s: 2400,
+                    idle_s: 0,
+                },
+            });
+        }
+        if batch.len() >= 500 {
+            store.write(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.write(&batch).await.unwrap();
+    let grown = size(&database, &url).await.saturating_sub(before);
+    println!(
+        "history per cluster-day, {name}: {:.1} MiB ({} log lines, {:.1} MiB of text; 288 GPU steps \
+         of 8 GPUs; events and phases)",
+        grown as f64 / (1 << 20) as f64,
+        line - 1,
+        archive.running().bytes as f64 / (1 << 20) as f64,
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let scratch = Scratch::new("sqlite");
     let file = scratch.0.join("raydar.db");
     let url = format!("sqlite://{}", file.display());
     bench("SQLite", Database::Sqlite(file), url).await;
+    let day = scratch.0.join("day.db");
+    cluster_day("SQLite", Database::Sqlite(day.clone()), format!("sqlite://{}", day.display()))
+        .await;
     let server = postgres::Postgres::start();
     bench("PostgreSQL", Database::Postgres(server.url()), server.url()).await;
+    // A database of its own for the day, on the same server.
+    let admin = sqlx::any::AnyPoolOptions::new().connect(&server.url()).await.unwrap();
+    sqlx::raw_sql("CREATE DATABASE day").execute(&admin).await.unwrap();
+    let day = server.url().rsplit_once('/').map(|(base, _)| format!("{base}/day")).unwrap();
+    cluster_day("PostgreSQL", Database::Postgres(day.clone()), day).await;
 }

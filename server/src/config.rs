@@ -68,6 +68,8 @@ pub struct HistorySettings {
     pub max_bytes: u64,
     /// Most bytes of text archived of one job's driver log.
     pub job_log_bytes: u64,
+    /// Seconds between the GPU use written to history.
+    pub gpu_step: u32,
 }
 
 /// GPU metrics: which dcgm-exporters to scrape, or which Prometheus to ask; how often, and the
@@ -337,6 +339,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_HISTORY_JOB_LOG_MIB", default_value = "64", value_name = "MIB",
         value_parser = whole, help_heading = "History")]
     history_job_log_mib: usize,
+    /// How often each cluster's GPU use (GPUs held, utilization, busy and idle GPU-hours) is
+    /// written to history: its resolution there, like 5m.
+    #[arg(long, env = "RAYDAR_HISTORY_GPU_STEP", default_value = "5m", value_name = "DURATION",
+        value_parser = duration, help_heading = "History")]
+    history_gpu_step: u32,
 
     /// Namespace of the Lease (raydar-lifecycle) by which one replica among several is elected
     /// to act on clusters: expiry, idle reclaim, pipeline leases.
@@ -361,6 +368,7 @@ impl Flags {
             keep: Duration::from_secs(u64::from(self.history_keep)),
             max_bytes: (self.history_max_mib as u64).saturating_mul(1 << 20),
             job_log_bytes: (self.history_job_log_mib as u64).saturating_mul(1 << 20),
+            gpu_step: self.history_gpu_step,
         }
     }
 

@@ -76,6 +76,7 @@ pub use supervisor::Supervisor;
 
 use gpus::GpuMetrics;
 use history::events::EventLog;
+use history::gpus::GpuRecorder;
 use history::jobs::JobArchiver;
 use history::{History, Observer};
 use lifecycle::{Elector, LeaseTimeout, Lifecycle};
@@ -204,6 +205,9 @@ pub fn start(
         history.job_log_bytes,
     );
     supervise(&mut supervisor, "jobs", &jobs, JobArchiver::run);
+    let gpu_use =
+        GpuRecorder::new(gpus.clone(), clusters.clone(), history.sink.clone(), history.gpu_step);
+    supervise(&mut supervisor, "gpu-use", &gpu_use, GpuRecorder::run);
     let state = AppState {
         leptos: leptos_options(config),
         overviews: Overviews::new(

@@ -11,7 +11,7 @@ use common::postgres::Postgres;
 use common::Scratch;
 use std::sync::Arc;
 
-use platform::history::{ArchiveState, Outcome, PastCluster, Termination};
+use platform::history::{gpu_hours, ArchiveState, GpuSample, Outcome, PastCluster, Termination};
 use platform::overview::{EventRow, RayJob};
 use platform::{ClusterPhase, ClusterSummary};
 use raydar_server::config::HistorySettings;
@@ -170,6 +170,19 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     for termination in [oom.clone(), with_lines.clone(), oom.clone()] {
         records.push(Record::Terminated { cluster: "a-1".into(), termination });
     }
+    // Its 8 GPUs, two 5-minute steps: busy, then idle (the second written twice: kept once).
+    let step = |at: i64, util: f64, busy_s: u64, idle_s: u64| GpuSample {
+        at,
+        seconds: 300,
+        gpus: 8,
+        util: Some(util),
+        busy_s,
+        idle_s,
+    };
+    let gpu_use = [step(T0 + 300, 87.5, 2400, 0), step(T0 + 600, 1.25, 0, 2400)];
+    for sample in [&gpu_use[1], &gpu_use[0], &gpu_use[1]] {
+        records.push(Record::GpuUse { cluster: "a-1".into(), sample: sample.clone() });
+    }
     store.write(&records).await.unwrap();
     // raydar restarts and lists again: omega went while it was not watching.
     store
@@ -235,6 +248,8 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     assert!(middle[0].first_line <= 15_000 && middle[0].first_line + middle[0].lines > 15_000);
     assert!(store.job("a-1", "raysubmit_2").await.unwrap().is_none());
     assert_eq!(record.terminations, [with_lines], "once, with its last lines");
+    assert_eq!(record.gpu_use, gpu_use, "oldest first, once each");
+    assert_eq!(gpu_hours(&record.gpu_use), (16.0 / 12.0, 8.0 / 12.0, 8.0 / 12.0));
 
     let omega = store.record("e-5", 100).await.unwrap().unwrap();
     assert_eq!(omega.cluster.ended_why, "deleted while raydar was not watching");
@@ -313,6 +328,7 @@ async fn postgres_away_loses_nothing_the_buffer_holds_and_counts_what_it_could_n
         keep: Duration::from_secs(86_400),
         max_bytes: 1 << 30,
         job_log_bytes: 64 << 20,
+        gpu_step: 300,
     };
     let history = History::open(&settings).unwrap();
     let shutdown = CancellationToken::new();

@@ -236,7 +236,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
             <ClusterGpuSection namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
-            <super::history::OlderEvents uid=uid.clone()/>
+            <super::history::OlderEvents uid=uid.clone() now/>
             <SubmitJob namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>
     }

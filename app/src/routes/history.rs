@@ -1,14 +1,16 @@
 //! History: past and present clusters (`/history`, filtered by the query: `owner`, `team`,
 //! `template`, `namespace`, `outcome`, `q`) and one cluster's post-mortem (`/history/{uid}`),
 //! which works after the cluster is gone: how it was launched, its timeline, its events, its Ray
-//! jobs (their archived logs open in the log viewer), its pods' containers that ended (why, exit
-//! code, last lines), how it ended and who ended it, the manifest. Both read raydar's history API from the browser.
+//! jobs (their archived logs open in the log viewer), its GPU-hours and utilization, its pods'
+//! containers that ended (why, exit code, last lines), how it ended and who ended it, the
+//! manifest. Both read raydar's history API from the browser.
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::{lazy_route, LazyRoute};
 use platform::history::{
-    ArchiveState, ClusterRecord, HistoryPage as Page, Outcome, PastCluster, PastJob, Termination,
+    gpu_hours, ArchiveState, ClusterRecord, GpuSample, HistoryPage as Page, Outcome, PastCluster,
+    PastJob, Termination,
 };
 use platform::overview::EventRow;
 use platform::status::format_age;
@@ -316,6 +318,7 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
                 }.into_any()
             }}
         </section>
+        {gpu_section(r.gpu_use)}
         <section class="terminations">
             <h2>"Pod terminations"</h2>
             {if r.terminations.is_empty() {
@@ -373,7 +376,7 @@ const EVENT_TTL_S: i64 = 3600;
 /// On a live cluster's page: its events older than an hour, which the apiserver no longer has,
 /// read from history when opened.
 #[component]
-pub fn OlderEvents(uid: String) -> impl IntoView {
+pub fn OlderEvents(uid: String, now: RwSignal<i64>) -> impl IntoView {
     let asked = RwSignal::new(false);
     let record = RwSignal::new(Loaded::<ClusterRecord>::Loading);
     let open = move |_| {
@@ -393,7 +396,7 @@ pub fn OlderEvents(uid: String) -> impl IntoView {
                 Loaded::Loading => view! { <p class="empty">"Loading…"</p> }.into_any(),
                 Loaded::Failed(why) => view! { <p class="problem" role="alert">{why}</p> }.into_any(),
                 Loaded::Done(r) => {
-                    let cutoff = now_s() - EVENT_TTL_S;
+                    let cutoff = now.get_untracked() - EVENT_TTL_S;
                     let older = r.events.into_iter().filter(|e| e.last_seen < cutoff).collect();
                     events_table(older, "None: every event it had is in the last hour.")
                 }
@@ -402,12 +405,51 @@ pub fn OlderEvents(uid: String) -> impl IntoView {
     }
 }
 
-/// Now, Unix seconds, by the browser's clock (the server's has no use here).
-fn now_s() -> i64 {
-    #[cfg(feature = "hydrate")]
-    return (js_sys::Date::now() / 1000.0) as i64;
-    #[cfg(not(feature = "hydrate"))]
-    0
+/// The post-mortem's GPU use: GPU-hours held, busy and idle, and utilization over the
+/// cluster's life (one point a step), drawn as SVG.
+fn gpu_section(samples: Vec<GpuSample>) -> AnyView {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return view! {
+            <section class="gpu-use"><h2>"GPU use"</h2>
+                <p class="empty">"No GPU use was recorded."</p></section>
+        }
+        .into_any();
+    };
+    let (held, busy, idle) = gpu_hours(&samples);
+    let (from, to) = (first.at, last.at + i64::from(last.seconds));
+    let span = (to - from).max(1) as f64;
+    let x = |t: i64| (t - from) as f64 / span * 600.0;
+    let points = samples
+        .iter()
+        .filter_map(|s| {
+            let u = s.util?;
+            Some(format!(
+                "{:.1},{:.1}",
+                x(s.at + i64::from(s.seconds) / 2),
+                150.0 - u.clamp(0.0, 100.0) * 1.4
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Markup made here of numbers and fixed words only, set as the figure's HTML: SVG elements
+    // built one by one would each add glue to the script every first load carries.
+    let chart = format!(
+        r##"<svg class="gpu-chart" viewBox="0 0 600 160" width="600" role="img" style="max-width: 100%; height: auto" aria-label="Mean GPU utilization, 0 to 100 %, over the cluster's life"><line x1="0" y1="150" x2="600" y2="150" stroke="#999"/><line x1="0" y1="10" x2="600" y2="10" stroke="#ddd"/><polyline class="util" points="{points}" fill="none" stroke="currentColor" stroke-width="2"/></svg>"##
+    );
+    let most = samples.iter().map(|s| s.gpus).max().unwrap_or(0);
+    let hours = format!("{held:.2} GPU-hours held: {busy:.2} busy, {idle:.2} idle");
+    view! {
+        <section class="gpu-use">
+            <h2>"GPU use"</h2>
+            <p class="gpu-hours">{hours}</p>
+            <figure class="gpu-figure" inner_html=chart></figure>
+            <p class="chart-span">
+                {utc(from * 1000)} " to " {utc(to * 1000)}
+                {format!(": mean utilization (0 to 100 %), at most {most} GPUs held")}
+            </p>
+        </section>
+    }
+    .into_any()
 }
 
 /// A row of the post-mortem's pod terminations; a failed container's last lines under it.

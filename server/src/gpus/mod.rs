@@ -65,6 +65,18 @@ struct Round {
     stale: Option<Stale>,
 }
 
+/// What a cluster's GPUs did over a while ([`GpuMetrics::use_between`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GpuUse {
+    /// GPUs it held at some time in it.
+    pub gpus: u32,
+    /// Their mean utilization, percent, when any was read.
+    pub util: Option<f64>,
+    /// GPU-seconds at or above the idle threshold (busy) and below it (idle).
+    pub busy_s: u64,
+    pub idle_s: u64,
+}
+
 /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name.
 pub type PodClusters = HashMap<(String, String), String>;
 
@@ -269,6 +281,40 @@ impl GpuMetrics {
     }
 
     /// GPUs last reported at or after this still count as present.
+    /// What each cluster's GPUs did from `from` to `to` (Unix seconds, `to` excluded), for
+    /// history: every sample counts for one scrape interval of its GPU's time.
+    pub fn use_between(&self, from: u32, to: u32) -> Vec<(ClusterKey, GpuUse)> {
+        let rule = &self.inner.rule;
+        let interval = u64::from(rule.interval_s.max(1));
+        let history = self.read();
+        let mut by: BTreeMap<ClusterKey, (GpuUse, f64, u32)> = BTreeMap::new();
+        for series in history.all() {
+            let Holder::Cluster(cluster) = &series.holder else { continue };
+            let mut samples = series.since(from).take_while(|s| s.t < to).peekable();
+            if samples.peek().is_none() {
+                continue;
+            }
+            let (usage, sum, n) = by.entry(cluster.clone()).or_default();
+            usage.gpus += 1;
+            for sample in samples.filter(|s| !s.util.is_nan()) {
+                let util = f64::from(sample.util);
+                *sum += util;
+                *n += 1;
+                if util >= rule.idle_below {
+                    usage.busy_s += interval;
+                } else {
+                    usage.idle_s += interval;
+                }
+            }
+        }
+        by.into_iter()
+            .map(|(cluster, (mut usage, sum, n))| {
+                usage.util = (n > 0).then(|| sum / f64::from(n));
+                (cluster, usage)
+            })
+            .collect()
+    }
+
     fn seen_since(&self, history: &History) -> u32 {
         let last = history.last_scrape().unwrap_or(0);
         last.saturating_sub(MISSED_SCRAPES * self.inner.rule.interval_s)
@@ -375,5 +421,32 @@ mod tests {
         let panel = metrics.cluster("ns", "train", 2);
         assert_eq!((panel.stale, panel.scraped_at), (None, Some(i64::from(t1))));
         assert_eq!(panel.gpus[0].util, Some(80.0));
+    }
+
+    #[test]
+    fn a_step_of_gpu_use_counts_busy_and_idle_gpu_seconds() {
+        let settings = GpuSettings { interval_s: 15, idle_below: 10.0, ..GpuSettings::default() };
+        let metrics = GpuMetrics::new(&settings);
+        let pods: PodClusters = [(("ns".into(), "train-gpu-0".into()), "train".into())].into();
+        let t0 = (unix_now() as u32 - 3600) / 300 * 300;
+        // Two GPUs for a 5-minute step: 12 scrapes busy (80 %), 8 idle (2 %); then the next
+        // step begins.
+        for i in 0..20 {
+            metrics.record(
+                t0 + i * 15,
+                &readings(if i < 12 { 80.0 } else { 2.0 }),
+                &pods,
+                Vec::new(),
+            );
+        }
+        metrics.record(t0 + 300, &readings(80.0), &pods, Vec::new());
+        let steps = metrics.use_between(t0, t0 + 300);
+        assert_eq!(steps.len(), 1);
+        let (cluster, usage) = &steps[0];
+        assert_eq!(cluster, &("ns".to_owned(), "train".to_owned()));
+        assert_eq!((usage.gpus, usage.busy_s, usage.idle_s), (2, 2 * 12 * 15, 2 * 8 * 15));
+        let util = usage.util.unwrap();
+        assert!((util - (12.0 * 80.0 + 8.0 * 2.0) / 20.0).abs() < 1e-3, "{util}");
+        assert!(metrics.use_between(t0 + 600, t0 + 900).is_empty(), "nothing read then");
     }
 }

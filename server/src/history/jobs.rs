@@ -215,9 +215,8 @@ impl JobArchiver {
         let key = format!("job/{namespace}/{name}/{job}");
         let dashboards = self.dashboards.clone();
         let id = job.to_owned();
-        let Ok(mut viewer) = self
-            .streams
-            .follow(&key, 0, move |feed| follow_job(feed, dashboards, namespace, name, id))
+        let Ok(mut viewer) =
+            self.streams.read(&key, move |feed| follow_job(feed, dashboards, namespace, name, id))
         else {
             // Every log stream is taken: the log is read whole once the job ends.
             return self.after_end(cluster, job, shutdown).await;

@@ -17,9 +17,11 @@
 //! - [`events`]: the Kubernetes Events of clusters and their pods, as a source of its own.
 //! - [`jobs`]: clusters' Ray jobs and their driver logs, as a source of its own; [`archive`]:
 //!   one job's log in compressed chunks, capped, and how complete it is.
+//! - [`gpus`]: clusters' GPU use, a step at a time, as a source of its own.
 
 pub mod archive;
 pub mod events;
+pub mod gpus;
 pub mod jobs;
 pub mod observe;
 pub mod record;
@@ -50,6 +52,8 @@ pub struct History {
     max_bytes: u64,
     /// Most bytes of text archived of one job's log.
     pub job_log_bytes: u64,
+    /// Seconds between GPU use records.
+    pub gpu_step: u32,
 }
 
 impl History {
@@ -64,6 +68,7 @@ impl History {
             keep: settings.keep,
             max_bytes: settings.max_bytes,
             job_log_bytes: settings.job_log_bytes,
+            gpu_step: settings.gpu_step,
         })
     }
 

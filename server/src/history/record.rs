@@ -2,7 +2,7 @@
 //! sources saw, small enough to wait in the sink's buffer.
 
 use kube::api::DynamicObject;
-use platform::history::{LogArchive, Outcome, Termination};
+use platform::history::{GpuSample, LogArchive, Outcome, Termination};
 use platform::overview::{EventRow, RayJob};
 use platform::template::ANNOTATION_PARAMETERS;
 use platform::{ClusterPhase, ClusterSummary};
@@ -68,6 +68,12 @@ pub enum Record {
     },
     /// Lines of a job's driver log.
     JobLog(Box<JobLogChunk>),
+    /// What a cluster's GPUs did over one step.
+    GpuUse {
+        /// The cluster's uid.
+        cluster: String,
+        sample: GpuSample,
+    },
     /// A container of a cluster's pod ended.
     Terminated {
         /// The cluster's uid.
@@ -115,6 +121,7 @@ impl Record {
             }
             Record::JobLog(chunk) => 64 + chunk.data.len(),
             Record::JobLogState { log, .. } => 64 + log.note.len(),
+            Record::GpuUse { .. } => 64,
             Record::Terminated { termination: t, .. } => {
                 96 + t.pod.len() + t.reason.len() + t.last_lines.len()
             }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use platform::history::{
-    ArchiveState, ClusterRecord, LogArchive, Outcome, PastCluster, PastJob, PhaseChange,
+    ArchiveState, ClusterRecord, GpuSample, LogArchive, Outcome, PastCluster, PastJob, PhaseChange,
     Termination,
 };
 use platform::overview::EventRow;
@@ -220,6 +220,9 @@ async fn of_cluster<T>(
     rows.iter().map(each).collect()
 }
 
+/// GPU steps a cluster's record carries: 35 days of 5-minute steps.
+const MAX_GPU_STEPS: usize = 10_080;
+
 /// Phases a cluster's record lists (a cluster changes phase a handful of times).
 const MAX_PHASES: usize = 10_000;
 
@@ -329,9 +332,9 @@ impl Store {
                     Record::Ending { uid, .. } | Record::Deleted { uid, .. } => uid,
                     Record::Event { cluster, .. } | Record::Job { cluster, .. } => cluster,
                     Record::JobLog(chunk) => &chunk.cluster,
-                    Record::JobLogState { cluster, .. } | Record::Terminated { cluster, .. } => {
-                        cluster
-                    }
+                    Record::JobLogState { cluster, .. }
+                    | Record::Terminated { cluster, .. }
+                    | Record::GpuUse { cluster, .. } => cluster,
                     Record::Relisted { .. } => continue,
                 };
                 *sizes.entry(uid).or_default() += record.size() as i64;
@@ -525,6 +528,28 @@ impl Store {
                 },
             )
             .await?;
+            let gpu_use = of_cluster(
+                pool,
+                "SELECT at, seconds, gpus, util_milli, busy_s, idle_s FROM gpu_use \
+                 WHERE cluster_uid = $1 ORDER BY at LIMIT $2",
+                (uid, MAX_GPU_STEPS),
+                |row| {
+                    let count = |column: &str| -> Result<u64, sqlx::Error> {
+                        Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+                    };
+                    Ok(GpuSample {
+                        at: row.try_get("at")?,
+                        seconds: count("seconds")?.min(u64::from(u32::MAX)) as u32,
+                        gpus: count("gpus")?.min(u64::from(u32::MAX)) as u32,
+                        util: row
+                            .try_get::<Option<i64>, _>("util_milli")?
+                            .map(|u| u as f64 / 1000.0),
+                        busy_s: count("busy_s")?,
+                        idle_s: count("idle_s")?,
+                    })
+                },
+            )
+            .await?;
             Ok(Some(ClusterRecord {
                 cluster,
                 parameters,
@@ -533,6 +558,7 @@ impl Store {
                 events,
                 jobs,
                 terminations,
+                gpu_use,
             }))
         })
         .await
@@ -657,7 +683,7 @@ impl Store {
             let listed = listed.join(", ");
             timed(&self.doing("trimming history"), async {
                 let mut tx = self.pool.begin().await?;
-                for table in ["events", "phases", "jobs", "job_logs", "terminations"] {
+                for table in ["events", "phases", "jobs", "job_logs", "terminations", "gpu_use"] {
                     sql.text = format!("DELETE FROM {table} WHERE cluster_uid IN ({listed})");
                     sql.query().execute(&mut *tx).await?;
                 }
@@ -845,6 +871,22 @@ async fn write_one(
             .bind(chunk.first_line.min(i64::MAX as u64) as i64)
             .bind(chunk.lines.min(i64::MAX as u64) as i64)
             .bind(chunk.data.clone())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Record::GpuUse { cluster, sample } => {
+            sqlx::query(
+                "INSERT INTO gpu_use (cluster_uid, at, seconds, gpus, util_milli, busy_s, idle_s) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM clusters \
+                 WHERE uid = $1) ON CONFLICT (cluster_uid, at) DO NOTHING",
+            )
+            .bind(cluster.clone())
+            .bind(sample.at)
+            .bind(i64::from(sample.seconds))
+            .bind(i64::from(sample.gpus))
+            .bind(sample.util.map(|u| (u * 1000.0).round() as i64))
+            .bind(sample.busy_s.min(i64::MAX as u64) as i64)
+            .bind(sample.idle_s.min(i64::MAX as u64) as i64)
             .execute(&mut **tx)
             .await?;
         }

@@ -154,10 +154,35 @@ impl LogStreams {
         U: FnOnce(Feed) -> F,
         F: Future<Output = ()> + Send + 'static,
     {
+        self.join(key, after, upstream, true)
+    }
+
+    /// A reader inside raydar (history's archive) of log `key` from its first line: like a
+    /// viewer it keeps the log followed (and starts it, under the same cap), but it is no page's
+    /// event stream, so `/metrics` does not count it among the viewers, nor its skips.
+    pub fn read<U, F>(&self, key: &str, upstream: U) -> Result<Viewer, AtCapacity>
+    where
+        U: FnOnce(Feed) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.join(key, 0, upstream, false)
+    }
+
+    fn join<U, F>(
+        &self,
+        key: &str,
+        after: u64,
+        upstream: U,
+        counted: bool,
+    ) -> Result<Viewer, AtCapacity>
+    where
+        U: FnOnce(Feed) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let hub = &self.hub;
         let mut sources = lock(&hub.sources);
         if let Some(source) = sources.get(key) {
-            return Ok(Viewer::new(hub.clone(), source.clone(), after));
+            return Ok(Viewer::new(hub.clone(), source.clone(), after, counted));
         }
         if sources.len() >= hub.max_streams {
             hub.refused.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +192,7 @@ impl LogStreams {
         sources.insert(key.to_owned(), source.clone());
         hub.share(&sources);
         // Joined before the source's task starts, so its linger cannot begin before this viewer.
-        let viewer = Viewer::new(hub.clone(), source.clone(), after);
+        let viewer = Viewer::new(hub.clone(), source.clone(), after, counted);
         drop(sources);
         let follow = upstream(Feed { hub: hub.clone(), source: source.clone() });
         tokio::spawn(run(hub.clone(), key.to_owned(), source, follow));
@@ -398,6 +423,22 @@ mod tests {
             other => panic!("expected skipped, got {other:?}"),
         }
         assert_eq!(lines_of(late.next().await), (21, texts(21..=30)));
+    }
+
+    #[tokio::test]
+    async fn a_reader_inside_raydar_keeps_a_log_followed_but_is_no_viewer() {
+        let streams = LogStreams::new(64, 10, BUDGET, LINGER);
+        let (mut viewer, feed) = follow(&streams, "job/a/b/1", 0).unwrap();
+        let mut reader = streams.read("job/a/b/1", |_| std::future::pending::<()>()).unwrap();
+        assert_eq!((streams.metrics().streams, streams.metrics().viewers), (1, 1));
+        feed.unwrap().push(numbered(1..=30));
+        // The viewer fell behind and is counted; the reader's skip is not.
+        assert!(matches!(viewer.next().await, Some(Step::Skipped { count: 20, .. })));
+        assert!(matches!(reader.next().await, Some(Step::Skipped { count: 20, .. })));
+        assert_eq!(streams.metrics().skipped, 20);
+        drop(viewer);
+        assert_eq!(streams.metrics().viewers, 0);
+        assert!(streams.is_followed("job/a/b/1"), "the reader keeps it followed");
     }
 
     #[tokio::test]

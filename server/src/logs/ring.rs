@@ -178,6 +178,9 @@ pub struct Viewer {
     resumed: Option<u64>,
     problem_seen: u64,
     done: bool,
+    /// Whether it is a page's (an event stream, counted in `/metrics`) rather than a reader
+    /// inside raydar (history's archive), which keeps the log followed but is not a viewer.
+    counted: bool,
 }
 
 /// What a viewer is sent next.
@@ -194,9 +197,11 @@ pub enum Step {
 }
 
 impl Viewer {
-    pub(super) fn new(hub: Arc<Hub>, source: Arc<Source>, after: u64) -> Self {
+    pub(super) fn new(hub: Arc<Hub>, source: Arc<Source>, after: u64, counted: bool) -> Self {
         source.viewers.send_modify(|n| *n += 1);
-        hub.viewers.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            hub.viewers.fetch_add(1, Ordering::Relaxed);
+        }
         let changed = source.changed.subscribe();
         Viewer {
             hub,
@@ -206,6 +211,7 @@ impl Viewer {
             resumed: (after > 0).then_some(after),
             problem_seen: 0,
             done: false,
+            counted,
         }
     }
 
@@ -247,7 +253,9 @@ impl Viewer {
                 None => format!("this viewer fell behind the log: {kept}"),
             };
             self.after = ring.first - 1;
-            self.hub.skipped.fetch_add(count, Ordering::Relaxed);
+            if self.counted {
+                self.hub.skipped.fetch_add(count, Ordering::Relaxed);
+            }
             return Some(Step::Skipped { count, through: self.after, reason });
         }
         if self.after < ring.last() {
@@ -282,7 +290,9 @@ impl Viewer {
 impl Drop for Viewer {
     fn drop(&mut self) {
         self.source.viewers.send_modify(|n| *n -= 1);
-        self.hub.viewers.fetch_sub(1, Ordering::Relaxed);
+        if self.counted {
+            self.hub.viewers.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

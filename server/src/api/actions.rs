@@ -415,9 +415,10 @@ pub struct Changed {
     pub changed: bool,
 }
 
-/// `PATCH /api/v1/clusters/{ns}/{name}`: suspend, resume or scale. Reads the cluster, changes
-/// the spec and replaces it with the resourceVersion it read, so a concurrent change is a 409
-/// rather than lost; bounds are checked against the cluster as it is now.
+/// `PATCH /api/v1/clusters/{ns}/{name}`: suspend, resume, scale, extend or protect. Reads the
+/// cluster, changes it and replaces it with the resourceVersion it read, so a concurrent change is
+/// never lost: on a conflict the change is applied again to the cluster as it is then (bounds
+/// checked anew), and after a few conflicts in a row the answer is 409.
 #[utoipa::path(patch, path = "/clusters/{namespace}/{name}", tag = "actions",
     params(super::doc::ClusterParams),
     request_body(content = ClusterChange, content_type = "application/json"),
@@ -469,22 +470,38 @@ pub async fn change(
         name: name.clone(),
     };
     let refused = |error| actions.refused(&user, &action, error);
-    let mut cluster =
-        call(&format!("reading RayCluster {id}"), api.get(&name)).await.map_err(refused)?;
-    let spec = &mut cluster.data["spec"];
-    if let Some(suspend) = change.suspend {
-        spec["suspend"] = json!(suspend);
-    }
-    if let Some(scale) = &change.scale {
-        scale_group(spec, scale).map_err(|error| ApiError::invalid(vec![error]))?;
-    }
-    lifetime_change(&actions.templates, &mut cluster, &change, extend_by, unix_now())
-        .map_err(|error| ApiError::invalid(vec![error]))?;
-    let changing = format!("changing RayCluster {id}");
-    call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await.map_err(refused)?;
+    // The operator writes the cluster's status (a new resourceVersion) every few seconds while it
+    // starts, so a conflict is most often not another person's change: read again and apply the
+    // change to the cluster as it is then, its bounds checked anew, a few times before giving up.
+    let mut attempts = 0;
+    let cluster = loop {
+        attempts += 1;
+        let mut cluster =
+            call(&format!("reading RayCluster {id}"), api.get(&name)).await.map_err(refused)?;
+        let spec = &mut cluster.data["spec"];
+        if let Some(suspend) = change.suspend {
+            spec["suspend"] = json!(suspend);
+        }
+        if let Some(scale) = &change.scale {
+            scale_group(spec, scale).map_err(|error| ApiError::invalid(vec![error]))?;
+        }
+        lifetime_change(&actions.templates, &mut cluster, &change, extend_by, unix_now())
+            .map_err(|error| ApiError::invalid(vec![error]))?;
+        let changing = format!("changing RayCluster {id}");
+        match call(&changing, api.replace(&name, &PostParams::default(), &cluster)).await {
+            Ok(_) => break cluster,
+            Err(error) if error.status == StatusCode::CONFLICT && attempts < CHANGE_ATTEMPTS => {
+                tracing::debug!(cluster = %id, attempts, "changed meanwhile; reading it again");
+            }
+            Err(error) => return Err(refused(error)),
+        }
+    };
     actions.audit.done(&user, &action, cluster.metadata.uid.clone());
     Ok(Json(Changed { namespace, name, changed: true }))
 }
+
+/// How many times a change is applied to a freshly read cluster before a conflict is answered.
+const CHANGE_ATTEMPTS: u32 = 4;
 
 /// Applies `change`'s `extend` (by `extend_by`) and `protect` to `cluster`'s annotations at
 /// `now`, and refuses a resume of an expired cluster that is not also extended (raydar would

@@ -4,6 +4,8 @@
 // heads. Two GPU clusters: "busy" runs a job, "idle" none. A raydar of its own scrapes every 2 s and
 // flags a cluster whose GPUs all stay below 10 % for 20 s. Then a second raydar asks the local
 // plane's real Prometheus (which scrapes the same exporters) instead, from its first second on.
+// Last, both clusters get an idle policy: the first raydar (dry-run) shows what it would reclaim,
+// and one that acts warns and suspends the idle cluster and leaves the one running a job alone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect } from 'node:net';
@@ -116,8 +118,10 @@ before(async () => {
   ensureNamespace(NS);
   kubectl(['apply', '-f', '-'], gpuCluster('busy', 'vision'));
   kubectl(['apply', '-f', '-'], gpuCluster('idle', 'speech'));
+  // Dry-run: it shows what the clusters' idle policy would reclaim (the last test) and acts on none.
   server = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
-    '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s', '--history-gpu-step', '10s']);
+    '--gpu-interval', '2', '--gpu-idle-below', '10', '--gpu-idle-after', '20s', '--history-gpu-step', '10s',
+    '--idle-reclaim', 'dry-run']);
   browser = await launch();
 });
 
@@ -311,5 +315,94 @@ test('with Prometheus gone, the GPU pages keep the last numbers, say since when 
     await page.close();
     asking.stop();
     await prometheus.down();
+  }
+});
+
+/** The Events raydar recorded on `name` with `reason`. */
+function eventsOf(name, reason) {
+  const list = JSON.parse(kubectl(['get', 'events', '-n', NS, '--field-selector',
+    `involvedObject.kind=RayCluster,involvedObject.name=${name},reason=${reason}`, '-o', 'json'])).items;
+  return list.map((e) => e.message);
+}
+
+/** The value of the metric line `name` (with its labels) in raydar's /metrics. */
+async function metric(url, name) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+test('idle reclaim: dry-run shows what the policy would reclaim; on, the idle cluster is warned, then suspended, and the one running a job is left alone', async () => {
+  // The policy a launch from a template with `policy.idle` stamps on its cluster (the rendering
+  // is unit-tested in platform): idle below 10 % for 1 minute, then suspended.
+  const policy = JSON.stringify({ gpuBelow: 10, after: '1m', action: 'suspend' });
+  for (const name of ['busy', 'idle']) {
+    kubectl(['annotate', 'raycluster', name, '-n', NS, `raydar.dev/idle=${policy}`, '--overwrite']);
+  }
+  const suspended = (name) => kubectl(['get', 'raycluster', name, '-n', NS, '-o', 'jsonpath={.spec.suspend}']).trim() === 'true';
+
+  // Dry-run: idle for minutes already, so past its window at once, with GPU-hours it would save.
+  const page = await browser.newPage();
+  try {
+    let reclaims;
+    for (let i = 0; i < 60; i++) {
+      if (i) await sleep(1000);
+      reclaims = (await getJson(`${server.url}/api/v1/gpus`)).reclaims;
+      const idle = reclaims.clusters.find((c) => c.namespace === NS && c.name === 'idle');
+      if (idle && idle.gpuHoursSaved > 0) break;
+    }
+    assert.equal(reclaims.mode, 'dry-run');
+    const idle = reclaims.clusters.find((c) => c.namespace === NS && c.name === 'idle');
+    assert.ok(idle && idle.gpuHoursSaved > 0, JSON.stringify(reclaims));
+    assert.deepEqual([idle.gpus, idle.action, idle.afterS, idle.gpuBelow], [2, 'suspend', 60, 10]);
+    assert.ok(idle.dueAt <= Date.now() / 1000, `past its window: ${JSON.stringify(idle)}`);
+    assert.ok(!reclaims.clusters.some((c) => c.namespace === NS && c.name === 'busy'), 'a cluster running a job is not idle');
+
+    await page.goto(`${server.url}/gpus`);
+    const row = page.locator(`tr[data-reclaim="${NS}/idle"]`);
+    await row.waitFor({ timeout: 15_000 });
+    assert.match(await page.locator('p.reclaim-mode[data-mode="dry-run"]').textContent(), /would have saved [\d.]+ GPU-hours/);
+    const cells = await row.locator('td').allInnerTexts();
+    // team, owner, GPUs, idle for, policy, due, GPU-hours saved
+    assert.deepEqual([cells[0], cells[2], cells[4]], ['speech', '2', 'below 10 % for 1m, then suspend']);
+    assert.match(cells[5], /ago$/);
+    assert.equal(await page.locator(`tr[data-reclaim="${NS}/busy"]`).count(), 0);
+    assert.equal(await metric(server.url, 'raydar_idle_reclaim_mode{mode="dry-run"}'), 1);
+    assert.equal(await metric(server.url, 'raydar_idle_clusters_due'), 1);
+    assert.equal(await metric(server.url, 'raydar_idle_gpus_due'), 2);
+    assert.ok(await metric(server.url, 'raydar_idle_gpu_hours_saved') > 0);
+    // A dry run acts on nothing, however long.
+    await sleep(6_000);
+    assert.equal(suspended('idle'), false);
+    assert.deepEqual(eventsOf('idle', 'IdleReclaimed'), []);
+  } finally {
+    await page.close();
+  }
+
+  // On: a raydar that acts (the dry-run one gives up the Lease as it stops). Its GPU history
+  // begins now, so the idle cluster's minute begins now too: warned 15 s before, then suspended.
+  server.stop();
+  const acting = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
+    '--gpu-interval', '2', '--idle-reclaim', 'on']);
+  const watching = await browser.newPage();
+  try {
+    await watching.goto(`${acting.url}/clusters/${NS}/idle`);
+    const banner = watching.locator('section.gpus p[data-reclaim="suspend"]');
+    await banner.waitFor({ timeout: 120_000 });
+    assert.match(await banner.textContent(), /will have it suspended in \d+s unless it is used/);
+    for (let i = 0; i < 90 && !suspended('idle'); i++) await sleep(1000);
+    assert.ok(suspended('idle'), 'the idle cluster is suspended once idle for its window');
+    const warned = eventsOf('idle', 'IdleSoon');
+    assert.equal(warned.length, 1, JSON.stringify(warned));
+    assert.match(warned[0], /will have it suspended in \d+s unless it is used: every GPU it holds has been below 10 % with no Ray job pending or running since/);
+    const [reclaimed] = eventsOf('idle', 'IdleReclaimed');
+    assert.match(reclaimed ?? '', /^raydar suspended it: idle for 1m/);
+    assert.equal(await metric(acting.url, 'raydar_idle_reclaims_total'), 1);
+    // The cluster running a job: neither warned nor suspended.
+    assert.equal(suspended('busy'), false);
+    assert.deepEqual(eventsOf('busy', 'IdleSoon'), []);
+  } finally {
+    await watching.close();
+    acting.stop();
   }
 });

@@ -88,6 +88,15 @@ test('the launch form runs a job on a cluster of its own: previewed, run, follow
     assert.match((await row.locator('td').allInnerTexts())[0], /\(its own\)$/);
     await row.getByRole('link', { name: 'Follow' }).click();
     await page.locator('.log-lines .line', { hasText: /^from the form 42$/ }).waitFor({ timeout: 30_000 });
+
+    // History keeps the cluster KubeRay made for the RayJob as the RayJob's: the RayJob filter
+    // lists it, the clusters filter does not.
+    await page.goto(`${base}/history?kind=rayjob&q=${name}`);
+    const past = page.locator(`tr[data-history][data-rayjob="${name}"]`);
+    await past.waitFor({ timeout: 15_000 });
+    assert.match(await past.locator('th').textContent(), new RegExp(`^${NS}/${name}-\\w+ for RayJob ${name}$`));
+    await page.goto(`${base}/history?kind=cluster&q=${name}`);
+    await page.locator('p.empty', { hasText: 'No cluster you may see matches.' }).waitFor({ timeout: 15_000 });
   } finally {
     await page.close();
     kubectl(['delete', 'rayjobs,rayclusters', '-n', NS, '--all', '--ignore-not-found', '--wait=false']);

@@ -99,6 +99,9 @@ pub struct PastCluster {
     pub ended_why: String,
     /// Most GPUs it held or asked for at once.
     pub gpus: u64,
+    /// The RayJob it was made for; empty when it was launched on its own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rayjob: String,
 }
 
 impl PastCluster {

@@ -270,6 +270,7 @@ impl RayCluster {
             may_change: false,
             expires_at: lifetime.expires_at,
             protected: lifetime.protected,
+            suspend_at_expiry: lifetime.at_expiry == crate::lifecycle::AtExpiry::Suspend,
             // KubeRay's types here leave out its transition times; the watch fills this in.
             ready_in_ms: None,
         }

@@ -1,6 +1,7 @@
 //! A cluster's lifetime as its annotations say it (`raydar.dev/expires-at`, `raydar.dev/at-expiry`,
-//! `raydar.dev/protect`), and the rules around it: when to warn, when to act, how far an
-//! extension may go. Pure: the server's lifecycle controller and the CLI's `raydar extend` share
+//! `raydar.dev/protect`, `raydar.dev/lease-renewed-at`, `raydar.dev/idle`), and the rules around
+//! it: when to warn, when to act, how far an extension may go, when an idle cluster is due.
+//! Pure: the server's lifecycle controller, template checks and the CLI's `raydar extend` share
 //! them.
 
 use std::collections::BTreeMap;
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use crate::overview::RayJob;
 use crate::template::{
-    ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_LEASE, ANNOTATION_PROTECT,
+    parse_duration, ExpiryAction, IdlePolicy, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT,
+    ANNOTATION_IDLE, ANNOTATION_LEASE, ANNOTATION_PROTECT,
 };
 
 /// Seconds before expiry at which the owner is warned, earliest first.
@@ -32,10 +35,18 @@ impl AtExpiry {
             AtExpiry::Suspend => "suspend",
         }
     }
+
+    /// What it does, as Events say it: `torn down`, `suspended`.
+    pub fn done(self) -> &'static str {
+        match self {
+            AtExpiry::TearDown => "torn down",
+            AtExpiry::Suspend => "suspended",
+        }
+    }
 }
 
 /// A cluster's lifetime, from its annotations.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Lifetime {
     /// When it ends, Unix seconds; `None`: it does not.
     pub expires_at: Option<i64>,
@@ -45,6 +56,8 @@ pub struct Lifetime {
     pub protected: bool,
     /// When its launcher last renewed its lease, Unix seconds; `None`: it has no lease.
     pub lease_renewed_at: Option<i64>,
+    /// When it is reclaimed for sitting idle; `None`: never.
+    pub idle: Option<IdleRule>,
 }
 
 impl Lifetime {
@@ -62,8 +75,102 @@ impl Lifetime {
                 _ => AtExpiry::TearDown,
             },
             protected: get(ANNOTATION_PROTECT) == Some("true"),
+            idle: get(ANNOTATION_IDLE)
+                .and_then(|text| serde_json::from_str::<IdlePolicy>(text).ok())
+                .and_then(|policy| IdleRule::of(&policy).ok()),
         }
     }
+
+    /// Whether raydar has anything to do with the cluster: it ends, holds a lease or may sit
+    /// idle.
+    pub fn bounded(&self) -> bool {
+        self.expires_at.is_some() || self.lease_renewed_at.is_some() || self.idle.is_some()
+    }
+}
+
+/// Shortest idle window a template may set.
+pub const MIN_IDLE: i64 = 60;
+/// Longest idle window a template may set: as far back as raydar keeps GPU readings at full
+/// resolution (`platform::gpu::history::Retention::fine`).
+pub const MAX_IDLE: i64 = 6 * 3600;
+
+/// A cluster's idle policy as raydar applies it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IdleRule {
+    /// A GPU below this utilization, percent, is idle.
+    pub gpu_below: f64,
+    /// Seconds a cluster must sit idle before it is reclaimed.
+    pub after_s: i64,
+    /// What is done to it then.
+    pub action: AtExpiry,
+}
+
+impl IdleRule {
+    /// `policy`, checked; else every problem, by the field under `policy.idle` it is about.
+    pub fn of(policy: &IdlePolicy) -> Result<IdleRule, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let below = policy.gpu_below;
+        if !(below > 0.0 && below <= 100.0) {
+            problems.push((
+                "gpuBelow",
+                format!("must be a percentage above 0, at most 100, got {below}"),
+            ));
+        }
+        let after = parse_duration(&policy.after).ok().map(|d| d.as_secs() as i64);
+        let after = match after {
+            Some(s) if (MIN_IDLE..=MAX_IDLE).contains(&s) => s,
+            _ => {
+                problems.push((
+                    "after",
+                    format!(
+                        "must be a duration from 1m to 6h like 30m or 2h, got {:?}",
+                        policy.after
+                    ),
+                ));
+                0
+            }
+        };
+        let action = match policy.action {
+            Some(ExpiryAction::Teardown) => AtExpiry::TearDown,
+            Some(ExpiryAction::Suspend) | None => AtExpiry::Suspend,
+        };
+        if problems.is_empty() {
+            Ok(IdleRule { gpu_below: below, after_s: after, action })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// How long before acting its owner is warned: 5 minutes, or a quarter of a shorter window.
+    pub fn warning_lead(&self) -> i64 {
+        (self.after_s / 4).min(5 * 60)
+    }
+
+    /// What is due for a cluster idle for `idle_for` seconds, warned already or not.
+    pub fn due(&self, idle_for: i64, warned: bool) -> Due {
+        let left = self.after_s - idle_for;
+        if left <= 0 {
+            Due::Act
+        } else if left <= self.warning_lead() && !warned {
+            Due::Warn { left, before: self.warning_lead() }
+        } else {
+            Due::Nothing
+        }
+    }
+}
+
+/// Since when a cluster's Ray `jobs` (as its dashboard lists them) have left it quiet, Unix
+/// seconds: the latest end of one, or 0 when none ever ran; `None` while one is pending or
+/// running (a job that uses no GPU is still work).
+pub fn jobs_quiet_since(jobs: &[RayJob]) -> Option<i64> {
+    let mut since = 0;
+    for job in jobs {
+        if !job.finished() {
+            return None;
+        }
+        since = since.max(job.end_time.unwrap_or(0) / 1000);
+    }
+    Some(since)
 }
 
 /// What is due for a cluster at one moment.
@@ -145,18 +252,7 @@ pub fn extended(
 
 /// `90` as `1m30s`, `7200` as `2h`: how durations are written to people.
 pub fn human(seconds: i64) -> String {
-    if seconds <= 0 {
-        return "0s".into();
-    }
-    let mut text = String::new();
-    let mut rest = seconds;
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if rest >= size {
-            text.push_str(&format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    text
+    crate::template::format_duration(Duration::from_secs(seconds.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -169,7 +265,59 @@ mod tests {
             at_expiry: AtExpiry::TearDown,
             protected: false,
             lease_renewed_at: None,
+            idle: None,
         }
+    }
+
+    #[test]
+    fn an_idle_policy_is_checked_stamped_and_due_after_a_warning() {
+        let policy = |below: f64, after: &str| IdlePolicy {
+            gpu_below: below,
+            after: after.into(),
+            action: None,
+        };
+        let rule = IdleRule::of(&policy(10.0, "2h")).unwrap();
+        assert_eq!((rule.after_s, rule.action), (7_200, AtExpiry::Suspend));
+        let problems = IdleRule::of(&policy(0.0, "7h")).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["gpuBelow", "after"]);
+        assert!(problems[1].1.contains("from 1m to 6h"), "{problems:?}");
+        assert!(IdleRule::of(&policy(f64::NAN, "1h")).is_err());
+        assert!(IdleRule::of(&policy(10.0, "30s")).is_err(), "shorter than a minute");
+
+        // The annotation a launch stamps; a garbled one reclaims nothing.
+        let stamped = BTreeMap::from([(
+            ANNOTATION_IDLE.to_owned(),
+            r#"{"gpuBelow":10.0,"after":"2h","action":"teardown"}"#.to_owned(),
+        )]);
+        let read = Lifetime::of(Some(&stamped));
+        assert_eq!(read.idle.map(|r| r.action), Some(AtExpiry::TearDown));
+        assert!(read.bounded());
+        let garbled = BTreeMap::from([(ANNOTATION_IDLE.to_owned(), "2h".to_owned())]);
+        assert_eq!(Lifetime::of(Some(&garbled)).idle, None);
+
+        // Warned 5 minutes before, once; acted on at 2 hours. A 1-minute window warns 15 s ahead.
+        assert_eq!(rule.due(6_000, false), Due::Nothing);
+        assert_eq!(rule.due(6_900, false), Due::Warn { left: 300, before: 300 });
+        assert_eq!(rule.due(6_950, true), Due::Nothing);
+        assert_eq!(rule.due(7_200, true), Due::Act);
+        assert_eq!(rule.due(7_300, false), Due::Act, "acted on even if the warning was missed");
+        let minute = IdleRule::of(&policy(10.0, "1m")).unwrap();
+        assert_eq!(minute.due(45, false), Due::Warn { left: 15, before: 15 });
+    }
+
+    #[test]
+    fn jobs_leave_a_cluster_quiet_from_the_last_ones_end() {
+        let job = |status: &str, end_ms: Option<i64>| RayJob {
+            status: status.into(),
+            end_time: end_ms,
+            ..RayJob::default()
+        };
+        assert_eq!(jobs_quiet_since(&[]), Some(0), "none ever ran");
+        let done = [job("SUCCEEDED", Some(5_000_000)), job("FAILED", Some(7_000_000))];
+        assert_eq!(jobs_quiet_since(&done), Some(7_000));
+        assert_eq!(jobs_quiet_since(&[done[0].clone(), job("PENDING", None)]), None);
+        assert_eq!(jobs_quiet_since(&[job("RUNNING", None)]), None);
     }
 
     #[test]

@@ -169,6 +169,10 @@ pub struct ClusterDetail {
     /// `raydar.dev/protect`: raydar never reclaims it.
     #[serde(default)]
     pub protected: bool,
+    /// Whether raydar suspends it at expiry (`raydar.dev/at-expiry: suspend`) rather than
+    /// tearing it down.
+    #[serde(default)]
+    pub suspend_at_expiry: bool,
     /// From its creation to Ready, milliseconds (KubeRay's `status.stateTransitionTimes.ready`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_in_ms: Option<i64>,

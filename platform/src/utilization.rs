@@ -211,6 +211,10 @@ pub struct ClusterGpus {
     /// last round read, as of `scrapedAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<Stale>,
+    /// Set while the cluster is idle by its template's policy long enough to be warned: when
+    /// it is reclaimed, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<Reclaimable>,
 }
 
 /// One cluster's row on the fleet page.
@@ -279,6 +283,51 @@ pub struct Fleet {
     /// Set while the GPU readings cannot be read at all: the numbers are the last round read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<Stale>,
+    /// Idle reclaim: clusters idle by their template's policy.
+    #[serde(default)]
+    pub reclaims: Reclaims,
+}
+
+/// Idle reclaim as the fleet page shows it: what raydar does (`--idle-reclaim`), and each
+/// cluster idle by its template's policy (`policy.idle`) long enough to be warned or reclaimed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Reclaims {
+    /// `on` (warned, then reclaimed), `dry-run` (only shown) or `off`.
+    pub mode: String,
+    /// Most overdue first.
+    pub clusters: Vec<Reclaimable>,
+    /// Clusters this raydar has reclaimed for sitting idle since it started.
+    pub reclaimed: u64,
+}
+
+/// A cluster idle by its template's policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Reclaimable {
+    pub namespace: String,
+    pub name: String,
+    /// Its `raydar.dev/team` label, or `""`.
+    pub team: String,
+    /// Its `raydar.dev/owner` label, or `""`.
+    pub owner: String,
+    /// GPUs it holds.
+    pub gpus: u32,
+    /// Its policy: below this utilization, percent, for `after_s` seconds…
+    pub gpu_below: f64,
+    pub after_s: i64,
+    /// …and then `suspend` or `teardown`.
+    pub action: String,
+    /// Since when, Unix seconds, every GPU it holds has been below the threshold with no Ray job
+    /// pending or running.
+    pub idle_since: i64,
+    /// When the policy reclaims it: `idle_since` plus the window.
+    pub due_at: i64,
+    /// GPU-hours it has held since `due_at`: what reclaiming saves (with `dry-run`, would have
+    /// saved by now).
+    pub gpu_hours_saved: f64,
 }
 
 impl Fleet {

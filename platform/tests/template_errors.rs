@@ -4,9 +4,10 @@ mod template_support;
 
 use raydar_platform::template::{
     parse_template, render, validate_template, Error, FieldError, Identity, LaunchRequest,
-    ANNOTATION_EXPIRES_AT, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM, LABEL_TEMPLATE,
+    ANNOTATION_EXPIRES_AT, ANNOTATION_IDLE, ANNOTATION_OWNER, LABEL_OWNER, LABEL_TEAM,
+    LABEL_TEMPLATE,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use template_support::{
     alice, every_type, now, render_as_alice, request, request_errors, shipped_template,
     unchecked_template, EVERY_TYPE,
@@ -498,6 +499,31 @@ fn policy_definitions() {
         )),
         ["spec.policy.allowedImages[0]"]
     );
+    let idle = |policy: &str| {
+        EVERY_TYPE.replace("maxLifetime: 8h", &format!("maxLifetime: 8h\n    idle: {policy}"))
+    };
+    let errors = validate_template(&unchecked_template(&idle("{gpuBelow: 150, after: 1d}")));
+    assert_eq!(
+        errors.unwrap_err().field_errors(),
+        [
+            error(
+                "spec.policy.idle.gpuBelow",
+                "must be a percentage above 0, at most 100, got 150"
+            ),
+            error(
+                "spec.policy.idle.after",
+                r#"must be a duration from 1m to 6h like 30m or 2h, got "1d""#
+            ),
+        ]
+    );
+    let valid = unchecked_template(&idle("{gpuBelow: 10, after: 2h}"));
+    validate_template(&valid).expect("a valid idle policy");
+    let manifest = render_as_alice(&valid, &request()).expect("renders");
+    let stamped: Value = serde_json::from_str(
+        manifest["metadata"]["annotations"][ANNOTATION_IDLE].as_str().expect("stamped"),
+    )
+    .unwrap();
+    assert_eq!(stamped, json!({"gpuBelow": 10.0, "after": "2h", "action": "suspend"}));
     let renamed = unchecked_template(&EVERY_TYPE.replace("name: every-type", "name: Every_Type"));
     let errors = validate_template(&renamed).unwrap_err();
     assert_eq!(fields(errors.field_errors()), ["metadata.name"]);

@@ -12,6 +12,8 @@
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../tests/common/scratch.rs"]
+mod scratch;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -25,24 +27,8 @@ use raydar_server::history::archive::Archive;
 use raydar_server::history::record::{Launched, Seen};
 use raydar_server::history::store::{Cursor, ListFilter};
 use raydar_server::history::{Database, Record, Store};
+use scratch::Scratch;
 use sqlx::Row;
-
-/// A folder of its own, removed when dropped (what `postgres` expects of `super::Scratch`).
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    pub fn new(what: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("raydar-bench-{what}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const CLUSTERS: usize = 100_000;
 const NAMESPACES: usize = 40;
@@ -88,7 +74,7 @@ fn records(i: usize) -> Vec<Record> {
             summary: summary.clone(),
             parameters: r#"{"workers":4}"#.into(),
             manifest,
-            by_rayjob: false,
+            rayjob: String::new(),
         })),
         seen(created * 1000, "Provisioning", ""),
         if failed {

@@ -53,6 +53,20 @@ pub struct Config {
     pub lease_namespace: String,
     /// How long a cluster launched with a lease lives unrenewed.
     pub lease_timeout: Duration,
+    /// Whether idle clusters are reclaimed as their templates say, only shown, or neither.
+    pub idle_reclaim: IdleReclaim,
+}
+
+/// What raydar does with clusters that sit idle by their template's policy (`policy.idle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IdleReclaim {
+    /// Warns their owners, then suspends or tears them down.
+    On,
+    /// Only shows what would be reclaimed and the GPU-hours that would save (fleet page,
+    /// /metrics): to try a policy on a fleet before it acts.
+    DryRun,
+    /// Neither.
+    Off,
 }
 
 /// History: the database, the buffer in front of it, and retention.
@@ -355,6 +369,17 @@ struct Flags {
     #[arg(long, env = "RAYDAR_LEASE_TIMEOUT", default_value = "5m", value_name = "DURATION",
         value_parser = duration, help_heading = "Lifecycle")]
     lease_timeout: u32,
+    /// Clusters whose template has an idle policy (policy.idle) and that sit idle by it: on
+    /// (warned, then suspended or torn down), dry-run (only shown on the fleet page and in
+    /// /metrics, with the GPU-hours reclaiming would save) or off.
+    #[arg(
+        long,
+        env = "RAYDAR_IDLE_RECLAIM",
+        value_enum,
+        default_value = "on",
+        help_heading = "Lifecycle"
+    )]
+    idle_reclaim: IdleReclaim,
 }
 
 impl Flags {
@@ -430,6 +455,7 @@ impl Flags {
             history: self.history_settings(),
             lease_namespace: self.lease_namespace.clone(),
             lease_timeout: Duration::from_secs(u64::from(self.lease_timeout)),
+            idle_reclaim: self.idle_reclaim,
             addr: self.addr,
             site_root: self.site_root,
             authn,
@@ -641,6 +667,15 @@ mod tests {
         assert!(parse(&["--auth", "dev", "--addr", "[::1]:3000"]).is_ok());
         let e = parse(&["--auth", "dev", "--addr", "0.0.0.0:3000"]).unwrap_err();
         assert!(e.contains("loopback only") && e.contains("0.0.0.0:3000"), "{e}");
+    }
+
+    #[test]
+    fn idle_reclaim_acts_unless_told_to_only_show_or_not() {
+        assert_eq!(parse(&["--auth", "dev"]).unwrap().idle_reclaim, IdleReclaim::On);
+        let dry = parse(&["--auth", "dev", "--idle-reclaim", "dry-run"]).unwrap();
+        assert_eq!(dry.idle_reclaim, IdleReclaim::DryRun);
+        let e = parse(&["--auth", "dev", "--idle-reclaim", "maybe"]).unwrap_err();
+        assert!(e.contains("--idle-reclaim") && e.contains("dry-run"), "{e}");
     }
 
     #[test]

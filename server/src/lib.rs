@@ -79,7 +79,7 @@ use history::events::EventLog;
 use history::gpus::GpuRecorder;
 use history::jobs::JobArchiver;
 use history::{History, Observer};
-use lifecycle::{Elector, LeaseTimeout, Lifecycle};
+use lifecycle::{Elector, IdleInputs, IdlePlan, JobActivity, LeaseTimeout, Lifecycle};
 use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
@@ -154,6 +154,8 @@ pub fn start(
     let reclaimer =
         Access::new(kube.clone()).client_for(&lifecycle::reclaimer()).map_err(Error::Lifecycle)?;
     let audit = Audit::new(kube.clone());
+    let activity = JobActivity::default();
+    let idle = IdlePlan::new(config.idle_reclaim);
     let lifecycle = Lifecycle::new(
         clusters.clone(),
         leadership.clone(),
@@ -161,6 +163,7 @@ pub fn start(
         audit.clone(),
         history.sink.clone(),
         config.lease_timeout,
+        IdleInputs { gpus: gpus.clone(), jobs: activity.clone(), plan: idle.clone() },
     );
     supervise(&mut supervisor, "lifecycle", &lifecycle, Lifecycle::run);
     let settings = config.gpus.clone();
@@ -199,6 +202,7 @@ pub fn start(
     let jobs = JobArchiver::new(
         clusters.clone(),
         dashboards.clone(),
+        activity,
         logs.clone(),
         history.sink.clone(),
         history.store.clone(),
@@ -221,6 +225,7 @@ pub fn start(
         dashboards,
         logs,
         gpus,
+        idle,
         authn: Arc::new(config.authn.clone()),
         tokens: TokenReviews::new(kube.clone(), config.token_audience.clone()),
         served_as: Arc::new(config.served_as.clone()),

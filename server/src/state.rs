@@ -18,7 +18,7 @@ use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
 use crate::gpus::GpuMetrics;
 use crate::history::History;
-use crate::lifecycle::{Leadership, LeaseTimeout};
+use crate::lifecycle::{IdlePlan, Leadership, LeaseTimeout};
 use crate::logs::LogStreams;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
@@ -57,6 +57,8 @@ pub struct AppState {
     pub logs: LogStreams,
     /// GPU history and what pages make of it.
     pub gpus: GpuMetrics,
+    /// The clusters idle by their template's policy, and what is done with them.
+    pub idle: IdlePlan,
     /// Where identities come from.
     pub authn: Arc<Authn>,
     /// Bearer tokens' users, as the apiserver says.
@@ -116,6 +118,7 @@ impl FromRef<AppState> for Gpus {
             ray: s.ray_metrics.clone(),
             clusters: s.clusters.clone(),
             sources: s.sources.clone(),
+            idle: s.idle.clone(),
         }
     }
 }
@@ -159,6 +162,7 @@ impl FromRef<AppState> for Metered {
             logs: s.logs.clone(),
             sources: s.sources.clone(),
             streams: s.streams.clone(),
+            idle: s.idle.clone(),
         }
     }
 }

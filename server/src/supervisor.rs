@@ -190,9 +190,20 @@ mod tests {
             }
         });
         let status = supervisor.status();
-        tokio::time::sleep(ms(100)).await;
-        let down = status.get("flaky").unwrap();
-        assert_eq!(down.failures, 1);
+        let started = Instant::now();
+        // Waits (a loaded machine is slow) until the source's health is as `wanted` says.
+        let until = async |wanted: &dyn Fn(&Health) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let health = status.get("flaky").unwrap_or_default();
+                if wanted(&health) {
+                    return health;
+                }
+                assert!(Instant::now() < deadline, "never as wanted: {health:?}");
+                tokio::time::sleep(ms(10)).await;
+            }
+        };
+        let down = until(&|h| h.failures == 1).await;
         // Pages that show a source's data say it is down; others do not.
         assert_eq!(status.down_of(|name| name == "flaky").len(), 1);
         assert!(status.down_of(|name| name == "clusters").is_empty());
@@ -201,13 +212,14 @@ mod tests {
             "{down:?}"
         );
         assert_eq!(status.down().len(), 1);
-        // 200 ms later the second run fails at once, and waits 400 ms.
-        tokio::time::sleep(ms(200)).await;
-        let down = status.get("flaky").unwrap();
-        assert_eq!((down.failures, down.restarts), (2, 1));
+        // After 200 ms the second run fails at once; after 400 ms more the third runs.
+        let down = until(&|h| h.failures == 2).await;
+        assert_eq!(down.restarts, 1);
         assert!(down.down.as_deref().unwrap().contains("the second run fails"), "{down:?}");
-        tokio::time::sleep(ms(500)).await;
-        assert_eq!(status.get("flaky").unwrap(), Health { down: None, failures: 2, restarts: 2 });
+        assert!(started.elapsed() >= ms(200), "the first wait is 200 ms");
+        let up = until(&|h| h.restarts == 2).await;
+        assert_eq!(up, Health { down: None, failures: 2, restarts: 2 });
+        assert!(started.elapsed() >= ms(600), "the second wait is 400 ms");
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         shutdown.cancel();
         supervisor.join(Duration::from_secs(1)).await;

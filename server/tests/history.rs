@@ -17,7 +17,7 @@ use platform::{ClusterPhase, ClusterSummary};
 use raydar_server::config::HistorySettings;
 use raydar_server::history::archive::{unpack, Archive};
 use raydar_server::history::record::{Launched, Seen};
-use raydar_server::history::store::{Cursor, ListFilter};
+use raydar_server::history::store::{Cursor, Kind, ListFilter};
 use raydar_server::history::{Database, History, Record, Store};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -45,14 +45,15 @@ fn summary(namespace: &str, name: &str, uid: &str, owner: &str, created: i64) ->
     }
 }
 
-fn launched(s: &ClusterSummary, by_rayjob: bool) -> Record {
+/// `s` launched, for RayJob `rayjob` (`""`: on its own).
+fn launched(s: &ClusterSummary, rayjob: &str) -> Record {
     Record::Launched(Box::new(Launched {
         summary: s.clone(),
         parameters: json!({"workers": 2, "gpus": 8}).to_string(),
         manifest:
             json!({"kind": "RayCluster", "metadata": {"name": s.name}, "spec": {"suspend": false}})
                 .to_string(),
-        by_rayjob,
+        rayjob: rayjob.into(),
     }))
 }
 
@@ -101,7 +102,7 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     let delta = summary("nlp", "delta", "d-4", "carol", T0 + 180);
     let omega = summary("secret", "omega", "e-5", "alice", T0 + 240);
     let batch = vec![
-        launched(&alpha, false),
+        launched(&alpha, ""),
         seen("a-1", T0, "Provisioning", ""),
         seen("a-1", T0 + 42, "Ready", ""),
         // The same phase again (a restart of raydar sees it anew): no new step.
@@ -112,13 +113,13 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
         event("a-1", "ev-2", "CreatedWorkerPod", 3, T0 + 9),
         // An Event of a cluster history does not hold is not kept.
         event("zz-9", "ev-3", "Stray", 1, T0),
-        launched(&beta, false),
+        launched(&beta, ""),
         seen("b-2", T0 + 60, "Failed", "HeadPodFailed"),
-        launched(&gamma, true),
+        launched(&gamma, "nightly-eval"),
         seen("c-3", T0 + 120, "Ready", ""),
-        launched(&delta, false),
+        launched(&delta, ""),
         seen("d-4", T0 + 180, "Ready", ""),
-        launched(&omega, false),
+        launched(&omega, ""),
         Record::Ending {
             uid: "a-1".into(),
             outcome: Outcome::TornDown,
@@ -202,6 +203,7 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     assert_eq!(outcome("alpha"), Outcome::TornDown);
     assert_eq!(outcome("beta"), Outcome::Failed);
     assert_eq!(outcome("gamma"), Outcome::Finished);
+    assert_eq!(items.iter().find(|c| c.name == "gamma").unwrap().rayjob, "nightly-eval");
     assert_eq!(outcome("delta"), Outcome::Live);
     assert_eq!(outcome("omega"), Outcome::Deleted);
 
@@ -269,6 +271,12 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     assert_eq!(list(nlp).await, "delta");
     let words = ListFilter { text: Some("ALP".into()), ..ListFilter::default() };
     assert_eq!(list(words).await, "alpha", "case does not matter");
+    let rayjobs = ListFilter { kind: Some(Kind::RayJob), ..ListFilter::default() };
+    assert_eq!(list(rayjobs).await, "gamma", "made for a RayJob");
+    let clusters = ListFilter { kind: Some(Kind::Cluster), ..ListFilter::default() };
+    assert_eq!(list(clusters).await, "omega,delta,beta,alpha");
+    let by_job = ListFilter { text: Some("nightly".into()), ..ListFilter::default() };
+    assert_eq!(list(by_job).await, "gamma", "found by its RayJob's name");
     let wildcard = ListFilter { text: Some("%".into()), ..ListFilter::default() };
     assert_eq!(list(wildcard).await, "", "% is a character, not a wildcard");
     // Made by T0+130 s and still there at T0+650 s: not alpha (deleted at T0+600 s), not delta
@@ -334,9 +342,8 @@ async fn postgres_away_loses_nothing_the_buffer_holds_and_counts_what_it_could_n
     let shutdown = CancellationToken::new();
     tokio::spawn(history.clone().run(shutdown.clone()));
     let sink = &history.sink;
-    let launch = |i: i64| {
-        launched(&summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i), false)
-    };
+    let launch =
+        |i: i64| launched(&summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i), "");
     for i in 0..10 {
         sink.send(launch(i));
     }
@@ -384,7 +391,7 @@ async fn retention_removes_the_oldest_gone_clusters_first_and_never_a_live_one()
     let mut batch = Vec::new();
     for i in 0..6 {
         let s = summary("ml", &format!("c{i}"), &format!("u-{i}"), "alice", T0 + i);
-        batch.push(launched(&s, false));
+        batch.push(launched(&s, ""));
         batch.push(event(&s.uid, &format!("ev-{i}"), "Created", 1, T0 + i));
         let job =
             RayJob { id: format!("job-{i}"), status: "SUCCEEDED".into(), ..RayJob::default() };

@@ -147,7 +147,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     };
     let created = detail.with_untracked(|d| d.summary.created_at);
     let uid = detail.with_untracked(|d| d.summary.uid.clone());
-    let (expires_at, protected) = detail.with_untracked(|d| (d.expires_at, d.protected));
+    let expires_at = move || detail.with(|d| d.expires_at);
+    let protected = move || detail.with(|d| d.protected);
     let ready_in = move || detail.with(|d| d.ready_in_ms);
     let (owner, template) =
         detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
@@ -210,16 +211,17 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 {(!pipeline.is_empty()).then(|| view! {
                     <div><dt>"Pipeline"</dt><dd class="pipeline">{pipeline.clone()} " (run " {run.clone()} ")"</dd></div>
                 })}
-                {expires_at.map(|t| view! {
+                {move || expires_at().map(|t| view! {
                     <div><dt>"Expires"</dt><dd class="expires">
                         {super::history::utc(t * 1000)}
-                        {protected.then_some(" (protected: never reclaimed)")}
+                        {protected().then_some(" (protected: never reclaimed)")}
                     </dd></div>
                 })}
                 <div><dt>"History"</dt><dd>
                     <a class="history-link" href=format!("/history/{uid}")>"Timeline and events"</a>
                 </dd></div>
             </dl>
+            <Expiry detail now namespace=namespace.clone() name=name.clone() may_change/>
             <div class="cluster-actions">
                 {may_change.then(|| view! {
                     <button type="button" on:click=toggle_suspend.clone() disabled=move || pending.get()
@@ -238,6 +240,70 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
             <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <super::history::OlderEvents uid=uid.clone() now/>
             <SubmitJob namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+        </Show>
+    }
+}
+
+/// How long an extension the page offers, shortest first.
+const EXTENSIONS: [&str; 4] = ["1h", "2h", "4h", "8h"];
+
+/// The cluster's end: from 30 minutes before it, a banner that counts down (and says when it has
+/// passed); for those who may change the cluster, an extension within its template's maximum
+/// lifetime (the server says how far that is when asked for more).
+#[component]
+fn Expiry(
+    detail: RwSignal<ClusterDetail>,
+    now: RwSignal<i64>,
+    namespace: String,
+    name: String,
+    may_change: bool,
+) -> impl IntoView {
+    let failed = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let by = RwSignal::new(EXTENSIONS[0].to_owned());
+    let banner = move || {
+        let (expires_at, protected, suspend) =
+            detail.with(|d| (d.expires_at, d.protected, d.suspend_at_expiry));
+        let left = expires_at? - now.get();
+        if protected || left > 30 * 60 {
+            return None;
+        }
+        let then = if suspend { "suspended" } else { "torn down" };
+        let text = if left > 0 {
+            format!(
+                "This cluster's lifetime ends in {}: raydar will then have it {then}.",
+                format_age(left)
+            )
+        } else {
+            format!("This cluster's lifetime has ended: raydar has it {then}.")
+        };
+        Some(view! { <p class="idle-flag" role="alert" data-expiry-warning=left.max(0)>{text}</p> })
+    };
+    let extend = move |_| {
+        if pending.get_untracked() {
+            return;
+        }
+        let body = serde_json::json!({ "extend": by.get_untracked() }).to_string();
+        pending.set(true);
+        failed.set(None);
+        let (namespace, name) = (namespace.clone(), name.clone());
+        leptos::task::spawn_local(async move {
+            if let Err(why) = change(namespace, name, body).await {
+                failed.set(Some(why));
+            }
+            pending.set(false);
+        });
+    };
+    let options = EXTENSIONS.map(|e| view! { <option value=e>{e}</option> });
+    let extendable = move || may_change && detail.with(|d| d.expires_at.is_some() && !d.protected);
+    view! {
+        {banner}
+        <Show when=extendable>
+            <div class="extend">
+                <label>"Extend by " <select on:change=move |e| by.set(event_target_value(&e))>{options.clone()}</select></label>
+                " " <button type="button" on:click=extend.clone() disabled=move || pending.get()>"Extend"</button>
+                {move || failed.get().map(|why| view! { <span class="error" role="alert">{why}</span> })}
+            </div>
         </Show>
     }
 }

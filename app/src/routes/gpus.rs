@@ -11,7 +11,9 @@
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};
 use platform::status::format_age;
-use platform::utilization::{gib, percent, watts, Chart, ClusterGpus, Fleet, GpuNow, Window};
+use platform::utilization::{
+    gib, percent, watts, Chart, ClusterGpus, Fleet, GpuNow, Reclaims, Window,
+};
 
 use crate::api::read_fleet;
 use crate::components::failure::{self, AppError};
@@ -108,6 +110,25 @@ fn stale_note(stale: Option<platform::Stale>, now: Signal<i64>) -> impl IntoView
     )
 }
 
+/// The banner of a cluster its template's idle policy is about to reclaim (or is reclaiming).
+fn reclaim_warning(r: platform::utilization::Reclaimable, now: Signal<i64>) -> impl IntoView {
+    let then = if r.action == "teardown" { "torn down" } else { "suspended" };
+    let rule = format!(
+        "no Ray job has run and every GPU has stayed below {:.0} % for {}",
+        r.gpu_below,
+        format_age(now.get_untracked() - r.idle_since)
+    );
+    let text = move || {
+        let left = r.due_at - now.get();
+        if left > 0 {
+            format!("Idle: {rule}. By its template's idle policy raydar will have it {then} in {} unless it is used (a Ray job keeps it).", format_age(left))
+        } else {
+            format!("Idle: {rule}. By its template's idle policy raydar is having it {then}.")
+        }
+    };
+    view! { <p class="idle-flag" role="alert" data-reclaim=r.action.clone()>{text}</p> }
+}
+
 /// The numbers above the charts: held and busy GPUs, the idle flag, each GPU now, Ray's view.
 #[component]
 fn GpuSummary(panel: ClusterGpus, now: Signal<i64>) -> impl IntoView {
@@ -152,6 +173,7 @@ fn GpuSummary(panel: ClusterGpus, now: Signal<i64>) -> impl IntoView {
         </p>
         {stale_note(panel.stale, now)}
         {idle.map(|text| view! { <p class="idle-flag" role="status">{text}</p> })}
+        {panel.reclaim.map(|r| reclaim_warning(r, now))}
         {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
         <table class="gpu-table" hidden=held == 0>
             <thead><tr>
@@ -308,5 +330,62 @@ fn fleet_tables(f: &Fleet, now: Signal<i64>) -> impl IntoView {
             </tr></thead>
             <tbody>{clusters}</tbody>
         </table>
+        {reclaims(&f.reclaims, now)}
+    }
+}
+
+/// Idle reclaim: what raydar does with clusters idle by their template's policy, and each one
+/// idle long enough to be warned or reclaimed.
+fn reclaims(r: &Reclaims, now: Signal<i64>) -> impl IntoView {
+    let saved: f64 = r.clusters.iter().map(|c| c.gpu_hours_saved).sum();
+    let mode = match r.mode.as_str() {
+        "on" => format!(
+            "Clusters whose template has an idle policy are warned, then suspended or torn down, once no Ray job runs and every GPU stays below the policy's utilization for its window. {} reclaimed since raydar started.",
+            r.reclaimed
+        ),
+        "dry-run" => format!(
+            "Dry run: raydar shows what its templates' idle policies would reclaim and acts on none. Reclaiming those past their window would have saved {saved:.2} GPU-hours so far."
+        ),
+        _ => "Off: templates' idle policies are not applied.".to_owned(),
+    };
+    let rows = r
+        .clusters
+        .iter()
+        .map(|c| {
+            let href = crate::api::rest::page(&c.namespace, &c.name);
+            let window = platform::template::format_duration(std::time::Duration::from_secs(c.after_s.max(0) as u64));
+            let policy = format!("below {:.0} % for {window}, then {}", c.gpu_below, c.action);
+            let (since, due_at) = (c.idle_since, c.due_at);
+            let due = move || {
+                let left = due_at - now.get();
+                if left > 0 { format!("in {}", format_age(left)) } else { format!("{} ago", format_age(-left)) }
+            };
+            view! {
+                <tr data-reclaim=format!("{}/{}", c.namespace, c.name) data-action=c.action.clone()>
+                    <th scope="row"><a href=href>{c.namespace.clone()} " / " {c.name.clone()}</a></th>
+                    <td>{c.team.clone()}</td>
+                    <td>{c.owner.clone()}</td>
+                    <td class="num">{c.gpus}</td>
+                    <td>{move || format_age(now.get() - since)}</td>
+                    <td>{policy}</td>
+                    <td>{due}</td>
+                    <td class="num">{format!("{:.2}", c.gpu_hours_saved)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Idle reclaim"</h2>
+        <p class="reclaim-mode" data-mode=r.mode.clone()>{mode}</p>
+        {(!r.clusters.is_empty()).then(|| view! {
+            <table class="fleet-reclaims">
+                <thead><tr>
+                    <th scope="col">"Cluster"</th><th scope="col">"Team"</th><th scope="col">"Owner"</th>
+                    <th scope="col" class="num">"GPUs"</th><th scope="col">"Idle for"</th><th scope="col">"Policy"</th>
+                    <th scope="col">"Reclaim due"</th><th scope="col" class="num">"GPU-hours saved"</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        })}
     }
 }

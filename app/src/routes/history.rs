@@ -1,5 +1,5 @@
 //! History: past and present clusters (`/history`, filtered by the query: `owner`, `team`,
-//! `template`, `namespace`, `outcome`, `q`) and one cluster's post-mortem (`/history/{uid}`),
+//! `template`, `namespace`, `outcome`, `kind`, `q`) and one cluster's post-mortem (`/history/{uid}`),
 //! which works after the cluster is gone: how it was launched, its timeline, its events, its Ray
 //! jobs (their archived logs open in the log viewer), its GPU-hours and utilization, its pods'
 //! containers that ended (why, exit code, last lines), how it ended and who ended it, the
@@ -48,11 +48,17 @@ fn Filters() -> impl IntoView {
         }
     };
     let outcome = asked("outcome");
+    let kind = asked("kind");
+    let kinds =
+        [("", "any"), ("cluster", "clusters"), ("rayjob", "RayJobs")].map(|(value, label)| {
+            view! { <option value=value selected=kind == value>{label}</option> }
+        });
     view! {
         <form class="history-filters" method="get" action="/history">
             <label>"Search"
-                <input type="search" name="q" value=asked("q") placeholder="name, owner, team, template, pipeline…"/>
+                <input type="search" name="q" value=asked("q") placeholder="name, owner, team, template, pipeline, RayJob…"/>
             </label>
+            <label>"Kind"<select name="kind">{kinds}</select></label>
             {field("owner", "Owner")}
             {field("team", "Team")}
             {field("template", "Template")}
@@ -135,11 +141,12 @@ fn list(page: Page) -> impl IntoView {
     });
     let query = use_query_map().get_untracked();
     let next = page.next.map(|after| {
-        let mut pairs: Vec<String> = ["q", "owner", "team", "template", "namespace", "outcome"]
-            .into_iter()
-            .filter_map(|name| query.get(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
-            .map(|(name, value)| format!("{name}={}", encode(&value)))
-            .collect();
+        let mut pairs: Vec<String> =
+            ["q", "owner", "team", "template", "namespace", "outcome", "kind"]
+                .into_iter()
+                .filter_map(|name| query.get(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
+                .map(|(name, value)| format!("{name}={}", encode(&value)))
+                .collect();
         pairs.push(format!("after={}", encode(&after)));
         let href = format!("/history?{}", pairs.join("&"));
         view! { <a class="next" href=href>"Older →"</a> }
@@ -188,8 +195,11 @@ fn row(c: PastCluster) -> impl IntoView {
     let id = format!("{}/{}", c.namespace, c.name);
     let label = id.clone();
     view! {
-        <tr data-history=id data-outcome=outcome>
-            <th scope="row"><a href=href>{label}</a></th>
+        <tr data-history=id data-outcome=outcome data-rayjob=c.rayjob.clone()>
+            <th scope="row">
+                <a href=href>{label}</a>
+                {(!c.rayjob.is_empty()).then(|| view! { <span class="rayjob">" for RayJob " {c.rayjob.clone()}</span> })}
+            </th>
             <td>{c.owner.clone()}{(!c.pipeline.is_empty()).then(|| format!(" via {}", c.pipeline))}</td>
             <td>{c.team.clone()}</td>
             <td>{c.template.clone()}</td>
@@ -276,6 +286,7 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
             {fact("Owner", c.owner.clone())}
             {fact("Team", c.team.clone())}
             {fact("Template", c.template.clone())}
+            {fact("RayJob", c.rayjob.clone())}
             {fact("Parameters", parameters)}
             {fact("Pipeline", pipeline)}
             {fact("Created", utc(c.created_at * 1000))}

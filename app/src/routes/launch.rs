@@ -111,7 +111,8 @@ fn Launch(forms: LaunchForms) -> impl IntoView {
     .into_any()
 }
 
-/// The template's limits in one line: "at most 16 GPUs · lives 8h · images rayproject/ray:*".
+/// The template's limits in one line: "at most 16 GPUs · lives 8h · suspended when idle 2h (no
+/// Ray job, GPUs below 10 %) · images rayproject/ray:*".
 fn limits(form: &TemplateForm) -> String {
     let policy = &form.policy;
     let mut parts = Vec::new();
@@ -120,6 +121,16 @@ fn limits(form: &TemplateForm) -> String {
     }
     if let Some(lifetime) = &policy.max_lifetime {
         parts.push(format!("lives at most {lifetime}"));
+    }
+    if let Some(idle) = &policy.idle {
+        let action = match idle.action {
+            Some(platform::template::ExpiryAction::Teardown) => "torn down",
+            _ => "suspended",
+        };
+        parts.push(format!(
+            "{action} when idle {} (no Ray job, GPUs below {:.0} %)",
+            idle.after, idle.gpu_below
+        ));
     }
     if !policy.allowed_images.is_empty() {
         parts.push(format!("images {}", policy.allowed_images.join(", ")));

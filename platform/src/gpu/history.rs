@@ -114,6 +114,20 @@ impl Series {
         }
     }
 
+    /// Since when this GPU's utilization has stayed below `threshold` percent (Unix seconds),
+    /// as far back as its full-resolution samples reach; `None` when its latest reading is at or
+    /// above it, or it has none. A sample without utilization says nothing either way.
+    pub fn below_since_for(&self, threshold: f64) -> Option<u32> {
+        let mut since = None;
+        for sample in self.fine.iter().rev().filter(|s| !s.util.is_nan()) {
+            if f64::from(sample.util) >= threshold {
+                break;
+            }
+            since = Some(sample.t);
+        }
+        since
+    }
+
     /// Full-resolution samples taken at or after `from`, oldest first.
     pub fn since(&self, from: u32) -> impl Iterator<Item = &Sample> {
         let start = self.fine.partition_point(|s| s.t < from);

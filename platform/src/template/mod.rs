@@ -49,7 +49,7 @@ mod validate;
 
 pub use duration::{format_duration, parse_duration};
 pub use parameter::{
-    ExpiryAction, FieldError, ParameterKind, Scalar, TemplateForm, TemplateParameter,
+    ExpiryAction, FieldError, IdlePolicy, ParameterKind, Scalar, TemplateForm, TemplateParameter,
     TemplatePolicy,
 };
 pub use quantity::Quantity;
@@ -60,9 +60,9 @@ pub use value::ParameterValue;
 pub use k8s_openapi::jiff::Timestamp;
 #[cfg(feature = "kube")]
 pub use policy::{
-    label_value, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_LEASE, ANNOTATION_OWNER,
-    ANNOTATION_PARAMETERS, ANNOTATION_PROTECT, FIELD_MANAGER, LABEL_OWNER, LABEL_PIPELINE,
-    LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
+    label_value, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_IDLE, ANNOTATION_LEASE,
+    ANNOTATION_OWNER, ANNOTATION_PARAMETERS, ANNOTATION_PROTECT, FIELD_MANAGER, LABEL_OWNER,
+    LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
 };
 #[cfg(feature = "kube")]
 pub use render::{render, Identity, LaunchRequest, PipelineRun};

@@ -92,9 +92,33 @@ pub struct TemplatePolicy {
     /// `suspend` keeps it without pods, to be extended and resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_expiry: Option<ExpiryAction>,
+    /// When raydar gives back the GPUs of a cluster that sits idle; none: it never does. Rendering
+    /// stamps it on the cluster (`raydar.dev/idle`), so a later change of the template does not
+    /// change the rules a running cluster was launched under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdlePolicy>,
 }
 
-/// What raydar does to a cluster whose lifetime ended.
+/// Idle reclaim: a cluster is idle when no Ray job of it is pending or running and every GPU it
+/// holds stays below `gpuBelow` percent utilization for `after`; then raydar warns its owner and,
+/// a few minutes later, suspends it or tears it down.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IdlePolicy {
+    /// Utilization, percent (above 0, at most 100), below which a GPU counts as idle.
+    pub gpu_below: f64,
+    /// How long a cluster must stay idle before it is reclaimed (`2h`; from 1m to 6h, the
+    /// readings raydar keeps at full resolution).
+    pub after: String,
+    /// What raydar does then: `suspend` (the default: its pods go, it can be resumed) or
+    /// `teardown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ExpiryAction>,
+}
+
+/// What raydar does to a cluster whose lifetime ended, or that sat idle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]

@@ -26,6 +26,10 @@ pub const ANNOTATION_OWNER: &str = "raydar.dev/owner";
 pub const ANNOTATION_EXPIRES_AT: &str = "raydar.dev/expires-at";
 /// Annotation saying what happens at expiry: `suspend`, or (absent, or `teardown`) deletion.
 pub const ANNOTATION_AT_EXPIRY: &str = "raydar.dev/at-expiry";
+/// Annotation holding the template's idle policy as the cluster was launched under it, a JSON
+/// object (`{"gpuBelow": 10, "after": "2h", "action": "suspend"}`): raydar reclaims the cluster
+/// when it sits idle that long.
+pub const ANNOTATION_IDLE: &str = "raydar.dev/idle";
 /// Annotation that exempts a cluster from every reclaim (expiry, idleness, leases) when `"true"`;
 /// only those allowed to patch the cluster can set it (templates cannot: `raydar.dev/` is
 /// reserved).

@@ -12,8 +12,9 @@ use super::check::{scalar_json, ParameterValue};
 use super::parameter::FieldError;
 use super::policy::{
     check_spec, cluster_name_problem, culprits, label_pods, label_value, namespace_problem,
-    Culprit, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_LEASE, ANNOTATION_OWNER,
-    ANNOTATION_PARAMETERS, LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM, LABEL_TEMPLATE,
+    Culprit, ANNOTATION_AT_EXPIRY, ANNOTATION_EXPIRES_AT, ANNOTATION_IDLE, ANNOTATION_LEASE,
+    ANNOTATION_OWNER, ANNOTATION_PARAMETERS, LABEL_OWNER, LABEL_PIPELINE, LABEL_RUN, LABEL_TEAM,
+    LABEL_TEMPLATE,
 };
 use super::reference::{display_path, get_mut, is_parameter_name};
 use super::validate::{compile, CompiledTemplate};
@@ -164,6 +165,13 @@ pub fn render(
         if template.spec.policy.at_expiry == Some(super::ExpiryAction::Suspend) {
             annotations.insert(ANNOTATION_AT_EXPIRY.to_owned(), "suspend".to_owned());
         }
+    }
+    if let Some(idle) = &template.spec.policy.idle {
+        // Stamped with its action spelled out: what the cluster was launched under, whatever
+        // the default becomes.
+        let action = idle.action.unwrap_or(super::ExpiryAction::Suspend);
+        let stamped = super::IdlePolicy { action: Some(action), ..idle.clone() };
+        annotations.insert(ANNOTATION_IDLE.to_owned(), json!(stamped).to_string());
     }
     Ok(json!({
         "apiVersion": "ray.io/v1",

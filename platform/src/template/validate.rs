@@ -85,6 +85,13 @@ pub(super) fn compile(
             None
         }
     });
+    if let Some(idle) = &policy.idle {
+        if let Err(problems) = crate::lifecycle::IdleRule::of(idle) {
+            errors.extend(problems.into_iter().map(|(field, message)| {
+                FieldError::new(format!("spec.policy.idle.{field}"), message)
+            }));
+        }
+    }
     for (index, image) in policy.allowed_images.iter().enumerate() {
         if image.is_empty() || image.trim_end_matches('*').contains('*') {
             errors.push(FieldError::new(

@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
 use crate::gpus::charts::{self, Theme};
 use crate::gpus::GpuMetrics;
+use crate::lifecycle::IdlePlan;
 use crate::push::{changes_only, json_event};
 use crate::ray::RayMetrics;
 use crate::security::access::MayReadCluster;
@@ -37,6 +38,8 @@ pub struct Gpus {
     pub clusters: Clusters,
     /// How the sources are: GPU pages say when theirs is down.
     pub sources: SourceStatus,
+    /// The clusters idle by their template's policy.
+    pub idle: IdlePlan,
 }
 
 /// The sources GPU pages show the data of: the GPU readings (one of the two) and the Ray pods
@@ -71,6 +74,7 @@ pub async fn panel(gpus: &Gpus, namespace: &str, name: &str) -> ApiResult<Cluste
         gpus.clusters.get(namespace, name).ok_or_else(|| ApiError::no_cluster(namespace, name))?;
     let mut panel = gpus.metrics.cluster(namespace, name, summary.gpus_desired);
     panel.errors.extend(gpus.sources_down());
+    panel.reclaim = gpus.idle.of(namespace, name, panel.now);
     match gpus.ray.usage(namespace, name).await {
         Ok(usage) => panel.ray = Some(usage),
         Err(why) => panel.ray_error = Some(why),
@@ -152,6 +156,7 @@ pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
         gpus.clusters.list().into_iter().filter(|c| readable.contains(&c.namespace)).collect();
     let mut fleet = gpus.metrics.fleet(clusters);
     fleet.errors.extend(gpus.sources_down());
+    fleet.reclaims = gpus.idle.show(fleet.now, |namespace| readable.contains(namespace));
     fleet
 }
 

@@ -24,7 +24,7 @@ use crate::push;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
-use crate::history::store::{Cursor, ListFilter};
+use crate::history::store::{Cursor, Kind, ListFilter};
 use crate::history::History;
 use crate::security::access::may_not_read;
 use crate::security::{Access, User};
@@ -59,9 +59,13 @@ pub struct HistoryQuery {
     /// Only clusters made by this time, Unix seconds.
     #[param(minimum = 0)]
     until: Option<i64>,
-    /// Words, each looked for in the name, owner, team, template, pipeline and run.
+    /// Words, each looked for in the name, owner, team, template, pipeline, run and RayJob.
     #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     q: Option<String>,
+    /// Only clusters made for RayJobs (`rayjob`), or only those launched on their own
+    /// (`cluster`).
+    #[param(pattern = "^(cluster|rayjob)$")]
+    kind: Option<String>,
     /// The `next` of the page before.
     #[param(pattern = r"^[0-9]{1,18}\.[0-9a-fA-F-]{1,64}$")]
     after: Option<String>,
@@ -94,7 +98,14 @@ impl HistoryQuery {
                 return Err(ApiError::invalid_field(field, "must be Unix seconds, 0 or more"));
             }
         }
+        let kind = match self.kind.as_deref() {
+            None | Some("") => None,
+            Some("cluster") => Some(Kind::Cluster),
+            Some("rayjob") => Some(Kind::RayJob),
+            Some(_) => return Err(ApiError::invalid_field("kind", "must be cluster or rayjob")),
+        };
         Ok(ListFilter {
+            kind,
             team: text("team", &self.team, 63)?,
             owner: text("owner", &self.owner, 63)?,
             template: text("template", &self.template, 253)?,

@@ -151,7 +151,7 @@ pub async fn job_stream(
 ) -> ApiResult<Response> {
     check_cluster(&namespace, &name)?;
     let read = Read::parse(&format!("api/jobs/{job}"), None).map_err(ApiError::bad_request)?;
-    let key = format!("job/{namespace}/{name}/{job}");
+    let key = crate::logs::job::key(&namespace, &name, &job);
     // Only a log not followed yet is checked with Ray: viewers of a followed one cost no call.
     // A job Ray does not know is refused; an unreachable dashboard is not: the stream opens and
     // says so, and starts when the dashboard answers.

@@ -11,6 +11,7 @@ use platform::status::format_age;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::lifecycle::IdlePlan;
 use crate::logs::LogStreams;
 use crate::security::{CsrfKey, StreamLimit, User};
 use crate::sources::{Clusters, RayJobs, RayPods, Templates};
@@ -117,6 +118,8 @@ pub struct Metered {
     pub sources: SourceStatus,
     /// Open event streams.
     pub streams: StreamLimit,
+    /// The clusters idle by their template's policy.
+    pub idle: IdlePlan,
 }
 
 /// Prometheus text: one metric with its help and type lines.
@@ -230,5 +233,46 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
         "Times a background source was started again.",
         &each(&|h| h.restarts as f64),
     );
+    idle_metrics(&mut out, &m.idle);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0).into_response()
+}
+
+/// Idle reclaim: what is due, what it holds, what reclaiming saves (or, dry-run, would).
+fn idle_metrics(out: &mut Exposition, idle: &IdlePlan) {
+    let now = unix_now();
+    let plan = idle.show(now, |_| true);
+    let mode = format!("{{mode=\"{}\"}}", plan.mode);
+    out.metric(
+        "raydar_idle_reclaim_mode",
+        "gauge",
+        "1, labelled with --idle-reclaim: on (idle clusters are reclaimed), dry-run (only shown) or off.",
+        &[(mode.as_str(), 1.0)],
+    );
+    let due: Vec<_> = plan.clusters.iter().filter(|c| c.due_at <= now).collect();
+    out.one(
+        "raydar_idle_clusters_due",
+        "gauge",
+        "Clusters idle past their template's idle window: reclaimed within seconds when on; what \
+         would be reclaimed in dry-run.",
+        due.len() as f64,
+    );
+    out.one(
+        "raydar_idle_gpus_due",
+        "gauge",
+        "GPUs those clusters hold.",
+        due.iter().map(|c| f64::from(c.gpus)).sum::<f64>(),
+    );
+    out.one(
+        "raydar_idle_gpu_hours_saved",
+        "gauge",
+        "GPU-hours those clusters have held past their idle window: what reclaiming saves (in \
+         dry-run, would have saved by now).",
+        plan.clusters.iter().map(|c| c.gpu_hours_saved).sum::<f64>(),
+    );
+    out.one(
+        "raydar_idle_reclaims_total",
+        "counter",
+        "Clusters this raydar suspended or tore down for sitting idle.",
+        plan.reclaimed as f64,
+    );
 }

@@ -164,6 +164,7 @@ impl GpuMetrics {
             ray_error: None,
             errors,
             stale,
+            reclaim: None,
         }
     }
 
@@ -266,6 +267,7 @@ impl GpuMetrics {
             teams: Vec::new(),
             errors,
             stale,
+            reclaims: Default::default(),
         }
         .group()
     }
@@ -280,7 +282,23 @@ impl GpuMetrics {
         self.inner.round.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// GPUs last reported at or after this still count as present.
+    /// Since when every GPU `namespace/name` holds has stayed below `threshold` percent (Unix
+    /// seconds), and how many it holds; `None` when it holds none, one is at or above it, or the
+    /// readings are stale (nothing is judged idle on old numbers).
+    pub fn idle_since(&self, namespace: &str, name: &str, threshold: f64) -> Option<(i64, u32)> {
+        if self.round().stale.is_some() {
+            return None;
+        }
+        let history = self.read();
+        let held = history.held_by(&key(namespace, name), self.seen_since(&history));
+        let mut since = None::<u32>;
+        for series in &held {
+            let below = series.below_since_for(threshold)?;
+            since = Some(since.map_or(below, |s| s.max(below)));
+        }
+        Some((i64::from(since?), held.len() as u32))
+    }
+
     /// What each cluster's GPUs did from `from` to `to` (Unix seconds, `to` excluded), for
     /// history: every sample counts for one scrape interval of its GPU's time.
     pub fn use_between(&self, from: u32, to: u32) -> Vec<(ClusterKey, GpuUse)> {
@@ -315,6 +333,7 @@ impl GpuMetrics {
             .collect()
     }
 
+    /// GPUs last reported at or after this still count as present.
     fn seen_since(&self, history: &History) -> u32 {
         let last = history.last_scrape().unwrap_or(0);
         last.saturating_sub(MISSED_SCRAPES * self.inner.rule.interval_s)
@@ -371,28 +390,28 @@ fn gpu_now(series: &Series) -> GpuNow {
     }
 }
 
+/// Two GPUs of `ns/train`'s worker (pod `train-gpu-0`), at `util` percent: readings for tests.
+#[cfg(test)]
+pub(crate) fn two_gpus(util: f64) -> BTreeMap<GpuId, GpuReading> {
+    let pod = PodRef { namespace: "ns".into(), pod: "train-gpu-0".into(), container: "w".into() };
+    (0..2)
+        .map(|index| {
+            let id = GpuId { host: "n1".into(), uuid: format!("GPU-{index}"), index, mig: None };
+            let reading = GpuReading {
+                model: "H100".into(),
+                pod: Some(pod.clone()),
+                util: Some(util),
+                ..GpuReading::default()
+            };
+            (id, reading)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Two GPUs of `ns/train`'s worker, at `util` percent.
-    fn readings(util: f64) -> BTreeMap<GpuId, GpuReading> {
-        let pod =
-            PodRef { namespace: "ns".into(), pod: "train-gpu-0".into(), container: "w".into() };
-        (0..2)
-            .map(|index| {
-                let id =
-                    GpuId { host: "n1".into(), uuid: format!("GPU-{index}"), index, mig: None };
-                let reading = GpuReading {
-                    model: "H100".into(),
-                    pod: Some(pod.clone()),
-                    util: Some(util),
-                    ..GpuReading::default()
-                };
-                (id, reading)
-            })
-            .collect()
-    }
+    use two_gpus as readings;
 
     #[test]
     fn rounds_that_read_nothing_keep_the_last_readings_marked_stale_and_not_idle() {

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::archive::Archive;
 use super::{Record, Sink, Store};
+use crate::lifecycle::JobActivity;
 use crate::logs::job::follow_job;
 use crate::logs::{LogStreams, Step};
 use crate::ray::{Dashboards, Read};
@@ -55,6 +56,8 @@ pub struct JobArchiver {
     cap: u64,
     /// Jobs whose logs are being archived now, by (cluster uid, job id).
     archiving: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Where each read's jobs are told to the idle rule: whether any runs.
+    activity: JobActivity,
 }
 
 /// What this source remembers of a cluster between reads.
@@ -74,17 +77,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl JobArchiver {
-    /// Reads the jobs of `clusters` through `dashboards`, follows logs through `streams`, writes
-    /// into `sink` (and asks `store` what was archived before), keeping `cap` bytes per log.
+    /// Reads the jobs of `clusters` through `dashboards` (telling `activity` what it read),
+    /// follows logs through `streams`, writes into `sink` (and asks `store` what was archived
+    /// before), keeping `cap` bytes per log.
     pub fn new(
         clusters: Clusters,
         dashboards: Dashboards,
+        activity: JobActivity,
         streams: LogStreams,
         sink: Sink,
         store: Store,
         cap: u64,
     ) -> JobArchiver {
-        JobArchiver { clusters, dashboards, streams, sink, store, cap, archiving: Arc::default() }
+        let archiving = Arc::default();
+        JobArchiver { clusters, dashboards, streams, sink, store, cap, archiving, activity }
     }
 
     /// Logs archived now.
@@ -110,6 +116,7 @@ impl JobArchiver {
                 .collect();
             let live: HashSet<&str> = ready.iter().map(|c| c.uid.as_str()).collect();
             known.retain(|uid, _| live.contains(uid.as_str()));
+            self.activity.retain(|uid| live.contains(uid));
             let now = Instant::now();
             let due: Vec<ClusterSummary> = ready
                 .iter()
@@ -140,6 +147,7 @@ impl JobArchiver {
                     Ok(jobs) => {
                         entry.failures = 0;
                         entry.next = None;
+                        self.activity.saw(&cluster.uid, &jobs, crate::unix_now());
                         for job in jobs {
                             self.saw(&cluster, entry, job, &shutdown).await;
                         }
@@ -212,7 +220,7 @@ impl JobArchiver {
     /// Archives the log of running job `job` as it streams, until it ends (or `shutdown`).
     async fn follow(&self, cluster: &ClusterSummary, job: &str, shutdown: &CancellationToken) {
         let (namespace, name) = (cluster.namespace.clone(), cluster.name.clone());
-        let key = format!("job/{namespace}/{name}/{job}");
+        let key = crate::logs::job::key(&namespace, &name, job);
         let dashboards = self.dashboards.clone();
         let id = job.to_owned();
         let Ok(mut viewer) =

@@ -49,7 +49,7 @@ impl Observer {
         let first = !known.contains_key(&summary.uid);
         let by_rayjob = if first {
             let launched = Launched::of(object, summary.clone());
-            let by_rayjob = launched.by_rayjob;
+            let by_rayjob = launched.by_rayjob();
             self.sink.send(Record::Launched(Box::new(launched)));
             by_rayjob
         } else {

@@ -138,8 +138,15 @@ pub struct Launched {
     pub parameters: String,
     /// metadata (labels, annotations) and spec, JSON.
     pub manifest: String,
-    /// Whether a RayJob made it (KubeRay deletes it when the job is done).
-    pub by_rayjob: bool,
+    /// The RayJob it was made for (KubeRay deletes it when the job is done), `""` for none.
+    pub rayjob: String,
+}
+
+impl Launched {
+    /// Whether a RayJob made it.
+    pub fn by_rayjob(&self) -> bool {
+        !self.rayjob.is_empty()
+    }
 }
 
 /// A cluster's phase and size at one moment.
@@ -207,10 +214,13 @@ impl Launched {
             .filter(|p| serde_json::from_str::<serde_json::Map<String, Value>>(p).is_ok())
             .cloned()
             .unwrap_or_else(|| "{}".into());
-        let by_rayjob = meta
+        let rayjob = meta
             .owner_references
-            .as_ref()
-            .is_some_and(|owners| owners.iter().any(|o| o.kind == "RayJob"));
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "RayJob")
+            .map(|o| o.name.clone())
+            .unwrap_or_default();
         let metadata = json!({
             "namespace": meta.namespace,
             "name": meta.name,
@@ -236,6 +246,6 @@ impl Launched {
             })
             .to_string();
         }
-        Launched { summary, parameters, manifest, by_rayjob }
+        Launched { summary, parameters, manifest, rayjob }
     }
 }

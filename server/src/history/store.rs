@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use super::record::Record;
+use super::record::{Launched, Record};
 
 /// Where history is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,8 +111,19 @@ pub struct ListFilter {
     pub since: Option<i64>,
     /// ...until this.
     pub until: Option<i64>,
-    /// Words looked for in the name, owner, team, template, pipeline and run.
+    /// Words looked for in the name, owner, team, template, pipeline, run and RayJob.
     pub text: Option<String>,
+    /// Clusters made for RayJobs only, or launched on their own only.
+    pub kind: Option<Kind>,
+}
+
+/// What made a cluster, as the list filters by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Launched on its own (from a template, or by hand).
+    Cluster,
+    /// Made by KubeRay for a RayJob.
+    RayJob,
 }
 
 /// Where a page of the history list starts: after this cluster (newest first).
@@ -175,7 +186,8 @@ impl Sql {
 }
 
 const CLUSTER_COLUMNS: &str = "uid, namespace, name, team, owner, template, pipeline, run, \
-    created_at, ready_at, deleted_at, phase, phase_reason, outcome, ended_by, ended_why, gpus";
+    created_at, ready_at, deleted_at, phase, phase_reason, outcome, ended_by, ended_why, gpus, \
+    rayjob";
 
 fn past_cluster(row: &AnyRow) -> Result<PastCluster, sqlx::Error> {
     let outcome: String = row.try_get("outcome")?;
@@ -197,6 +209,7 @@ fn past_cluster(row: &AnyRow) -> Result<PastCluster, sqlx::Error> {
         ended_by: row.try_get("ended_by")?,
         ended_why: row.try_get("ended_why")?,
         gpus: row.try_get::<i64, _>("gpus")?.max(0) as u64,
+        rayjob: row.try_get("rayjob")?,
     })
 }
 
@@ -383,6 +396,11 @@ impl Store {
         }
         if let Some(outcome) = filter.outcome {
             clauses.push(format!("outcome = {}", sql.arg(Arg::Text(outcome.as_str().into()))));
+        }
+        match filter.kind {
+            Some(Kind::Cluster) => clauses.push("rayjob = ''".into()),
+            Some(Kind::RayJob) => clauses.push("rayjob <> ''".into()),
+            None => {}
         }
         if let Some(since) = filter.since {
             let since = sql.arg(Arg::Int(since * 1000));
@@ -697,11 +715,12 @@ impl Store {
     }
 }
 
-/// What the list's search looks in for a cluster: its words, lowercased, as the search's are.
-fn search_words(s: &platform::ClusterSummary) -> String {
-    [&s.name, &s.owner, &s.team, &s.template, &s.pipeline, &s.run]
-        .map(|word| word.to_lowercase())
-        .join(" ")
+/// What the list's search looks in for a cluster launched as `launched`: its words, lowercased,
+/// as the search's are.
+fn search_words(launched: &Launched) -> String {
+    let s = &launched.summary;
+    let words = [&s.name, &s.owner, &s.team, &s.template, &s.pipeline, &s.run, &launched.rayjob];
+    words.map(|word| word.to_lowercase()).join(" ").trim_end().to_owned()
 }
 
 /// Writes one record within a transaction.
@@ -715,8 +734,8 @@ async fn write_one(
             let s = &launched.summary;
             sqlx::query(
                 "INSERT INTO clusters (uid, namespace, name, team, owner, template, pipeline, run, \
-                 parameters, manifest, created_at, gpus, updated_at, search) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 parameters, manifest, created_at, gpus, updated_at, search, rayjob) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (uid) DO NOTHING",
             )
             .bind(s.uid.clone())
@@ -732,7 +751,8 @@ async fn write_one(
             .bind(s.created_at)
             .bind(s.gpus_desired.min(i64::MAX as u64) as i64)
             .bind(now)
-            .bind(search_words(s))
+            .bind(search_words(launched))
+            .bind(launched.rayjob.clone())
             .execute(&mut **tx)
             .await?;
             sqlx::query("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")

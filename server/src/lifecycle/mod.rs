@@ -1,7 +1,10 @@
 //! Lifecycle: raydar acting on clusters on its own, so none outlives its purpose. A cluster's
 //! `raydar.dev/expires-at` is enforced: its owner is warned 30 and 5 minutes before (an Event on
 //! the cluster, which its page and history show), and at expiry it is torn down or suspended, as
-//! its template said (`raydar.dev/at-expiry`). `raydar.dev/protect: "true"` exempts it.
+//! its template said (`raydar.dev/at-expiry`). A cluster launched with a lease that goes
+//! unrenewed is torn down. A cluster that sits idle as long as its template's idle policy says
+//! (`raydar.dev/idle`) is warned, then suspended or torn down (`--idle-reclaim on`), or only
+//! shown as such (`dry-run`). `raydar.dev/protect: "true"` exempts a cluster from all of it.
 //!
 //! Only one replica acts: the holder of a Kubernetes Lease ([`lease`]). It acts as the
 //! reclaimer, a ServiceAccount of its own that may do nothing but patch and delete RayClusters
@@ -12,8 +15,10 @@
 //! # Layout
 //!
 //! - [`lease`]: the leader election.
+//! - [`idle`]: which clusters sit idle by their policy, and the plan pages show.
 //! - this module: the controller, a pass over every cluster with a lifetime every few seconds.
 
+pub mod idle;
 pub mod lease;
 
 use std::collections::HashMap;
@@ -28,12 +33,15 @@ use platform::kuberay::RayCluster;
 use platform::lifecycle::{due, human, lease_lapsed, AtExpiry, Due};
 use tokio_util::sync::CancellationToken;
 
+pub use idle::{IdlePlan, JobActivity};
 pub use lease::{Elector, Leadership};
 
 /// How long a cluster launched with a lease lives unrenewed (`--lease-timeout`).
 #[derive(Clone, Copy, Debug)]
 pub struct LeaseTimeout(pub Duration);
 
+use crate::config::IdleReclaim;
+use crate::gpus::GpuMetrics;
 use crate::history::{Record, Sink};
 use crate::security::{Action, Audit, User};
 use crate::sources::clusters::Living;
@@ -70,6 +78,22 @@ pub struct Lifecycle {
     /// What was done already, by (uid, expires-at): warnings given, whether it was acted on.
     /// An extension is a new key, so its warnings come again. Only live clusters are kept.
     done: Arc<Mutex<HashMap<(String, i64), Done>>>,
+    /// What idleness is judged from: GPU readings and Ray jobs.
+    gpus: GpuMetrics,
+    jobs: JobActivity,
+    /// The idle clusters, as the last pass found them; the mode.
+    plan: IdlePlan,
+    /// What was done to each idle cluster in its current idle spell, by uid: a cluster found
+    /// not idle starts afresh.
+    idle_done: Arc<Mutex<HashMap<String, Done>>>,
+}
+
+/// What the idle rule reads and where it shows what it found.
+#[derive(Clone)]
+pub struct IdleInputs {
+    pub gpus: GpuMetrics,
+    pub jobs: JobActivity,
+    pub plan: IdlePlan,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -80,7 +104,7 @@ struct Done {
 
 impl Lifecycle {
     /// A controller acting on `clusters` while `leadership` holds, through `reclaimer` (a client
-    /// as the reclaimer), recording to `audit` and `history`.
+    /// as the reclaimer), recording to `audit` and `history`; judging idleness from `idle`.
     pub fn new(
         clusters: Clusters,
         leadership: Leadership,
@@ -88,16 +112,34 @@ impl Lifecycle {
         audit: Audit,
         history: Sink,
         lease_timeout: Duration,
+        idle: IdleInputs,
     ) -> Lifecycle {
-        let done = Arc::default();
-        Lifecycle { clusters, leadership, reclaimer, audit, history, lease_timeout, done }
+        Lifecycle {
+            clusters,
+            leadership,
+            reclaimer,
+            audit,
+            history,
+            lease_timeout,
+            done: Arc::default(),
+            gpus: idle.gpus,
+            jobs: idle.jobs,
+            plan: idle.plan,
+            idle_done: Arc::default(),
+        }
     }
 
-    /// The source: a pass every [`PASS`] while this replica leads, until `shutdown`.
+    /// The source: a pass every [`PASS`] until `shutdown`. Every replica judges idleness (its
+    /// fleet page shows it); only the one that leads acts.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         loop {
-            if self.leadership.leading() && self.clusters.health().synced() {
-                self.pass(unix_now()).await;
+            if self.clusters.health().synced() {
+                let (now, leading) = (unix_now(), self.leadership.leading());
+                let living = self.clusters.lifetimes();
+                if leading {
+                    self.pass(&living, now).await;
+                }
+                self.idle_pass(&living, now, leading).await;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -110,13 +152,13 @@ impl Lifecycle {
         self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One pass at `now`: every warning and act that is due.
-    async fn pass(&self, now: i64) {
-        let living = self.clusters.lifetimes();
+    /// One pass over `living` at `now`: every expiry warning and act that is due, every lapsed
+    /// lease.
+    async fn pass(&self, living: &[Living], now: i64) {
         self.done().retain(|(uid, _), _| living.iter().any(|c| &c.summary.uid == uid));
         for cluster in living {
             if lease_lapsed(&cluster.lifetime, now, self.lease_timeout) {
-                self.reclaim_lapsed(&cluster).await;
+                self.reclaim_lapsed(cluster).await;
                 continue;
             }
             let Some(expires_at) = cluster.lifetime.expires_at else { continue };
@@ -130,11 +172,11 @@ impl Lifecycle {
             match due(&cluster.lifetime, now, &done.warned) {
                 Due::Nothing => {}
                 Due::Warn { left, before } => {
-                    self.warn(&cluster, left);
+                    self.warn(cluster, left);
                     self.done().entry(key).or_default().warned.push(before);
                 }
                 Due::Act => {
-                    if self.expire(&cluster, expires_at).await {
+                    if self.expire(cluster, expires_at).await {
                         self.done().entry(key).or_default().acted = true;
                     }
                 }
@@ -142,12 +184,100 @@ impl Lifecycle {
         }
     }
 
+    /// Judges every cluster of `living` with an idle policy at `now` and shows those idle long
+    /// enough to be warned; `leading` with `--idle-reclaim on`, warns and reclaims them.
+    async fn idle_pass(&self, living: &[Living], now: i64, leading: bool) {
+        if self.plan.mode() == IdleReclaim::Off {
+            return;
+        }
+        let idle: Vec<idle::IdleCluster> =
+            living.iter().filter_map(|c| idle::judge(c, &self.gpus, &self.jobs, now)).collect();
+        self.idle_done().retain(|uid, _| idle.iter().any(|c| &c.living.summary.uid == uid));
+        let acting = leading && self.plan.mode() == IdleReclaim::On;
+        let mut shown = Vec::new();
+        for cluster in idle {
+            let idle_for = now - cluster.since;
+            if idle_for < cluster.rule.after_s - cluster.rule.warning_lead() {
+                continue;
+            }
+            shown.push(cluster.clone());
+            let uid = cluster.living.summary.uid.clone();
+            let done = self.idle_done().get(&uid).cloned().unwrap_or_default();
+            if !acting || done.acted {
+                continue;
+            }
+            match cluster.rule.due(idle_for, !done.warned.is_empty()) {
+                Due::Nothing => {}
+                Due::Warn { left, before } => {
+                    self.warn_idle(&cluster, left);
+                    self.idle_done().entry(uid).or_default().warned.push(before);
+                }
+                Due::Act => {
+                    if self.reclaim_idle(&cluster, idle_for).await {
+                        self.idle_done().entry(uid).or_default().acted = true;
+                        self.plan.reclaimed();
+                    }
+                }
+            }
+        }
+        self.plan.set(shown);
+    }
+
+    fn idle_done(&self) -> std::sync::MutexGuard<'_, HashMap<String, Done>> {
+        self.idle_done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why `cluster` counts as idle, for its Events.
+    fn idle_why(cluster: &idle::IdleCluster) -> String {
+        let since =
+            jiff::Timestamp::from_second(cluster.since).map(|t| t.to_string()).unwrap_or_default();
+        format!(
+            "every GPU it holds has been below {} % with no Ray job pending or running since \
+             {since}, and its template reclaims a cluster idle for {} (raydar.dev/idle)",
+            cluster.rule.gpu_below,
+            human(cluster.rule.after_s)
+        )
+    }
+
+    fn warn_idle(&self, cluster: &idle::IdleCluster, left: i64) {
+        let s = &cluster.living.summary;
+        let action = Action {
+            reason: "IdleSoon",
+            what: format!(
+                "will have it {} in {} unless it is used",
+                cluster.rule.action.done(),
+                human(left)
+            ),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+        };
+        let why = format!(
+            "{}; a Ray job keeps it, as does protecting it (raydar protect {} -n {})",
+            Self::idle_why(cluster),
+            s.name,
+            s.namespace
+        );
+        self.audit.by_raydar(&action, Some(s.uid.clone()), &why);
+    }
+
+    /// Suspends or tears down `cluster`, idle for `idle_for` seconds; whether it was done.
+    async fn reclaim_idle(&self, cluster: &idle::IdleCluster, idle_for: i64) -> bool {
+        let how = cluster.rule.action;
+        if !self.end(&cluster.living, how).await {
+            return false;
+        }
+        let (outcome, what) = match how {
+            AtExpiry::TearDown => (Some(Outcome::Reclaimed), "tore it down"),
+            AtExpiry::Suspend => (None, "suspended it"),
+        };
+        let why = format!("idle for {}: {}", human(idle_for), Self::idle_why(cluster));
+        self.record(&cluster.living, "IdleReclaimed", what, outcome, "raydar (idle)", &why);
+        true
+    }
+
     fn warn(&self, cluster: &Living, left: i64) {
         let s = &cluster.summary;
-        let then = match cluster.lifetime.at_expiry {
-            AtExpiry::TearDown => "torn down",
-            AtExpiry::Suspend => "suspended",
-        };
+        let then = cluster.lifetime.at_expiry.done();
         let action = Action {
             reason: "ExpiresSoon",
             what: format!("will have it {then} in {}", human(left)),

@@ -17,6 +17,12 @@ const TAIL_PING: Duration = Duration::from_secs(15);
 /// a running job means a quiet log; anything else means the tail is lost and is reopened.
 const TAIL_QUIET: Duration = Duration::from_secs(30);
 
+/// The key under which Ray job `job` of cluster `namespace/name` is followed in
+/// [`super::LogStreams`]: its viewers and its archive share the one stream.
+pub fn key(namespace: &str, name: &str, job: &str) -> String {
+    format!("job/{namespace}/{name}/{job}")
+}
+
 /// Follows Ray job `job`'s log on the dashboard of `namespace/name` until the job is done.
 ///
 /// Ray's tail replays the log from its first line on every connect, in TEXT frames of up to 10

@@ -57,6 +57,8 @@ pub struct Living {
     pub suspended: bool,
     /// When it ends and what happens then.
     pub lifetime: Lifetime,
+    /// When it last became Ready, Unix seconds.
+    pub ready_since: Option<i64>,
 }
 
 /// Names a RayCluster that was deleted.
@@ -164,16 +166,19 @@ impl Clusters {
         self.with(namespace, name, |c| c.detail.summary.uid.clone()).filter(|uid| !uid.is_empty())
     }
 
-    /// Every cluster with an expiry or a lease, for the lifecycle controller.
+    /// Every cluster with an expiry, a lease or an idle policy, for the lifecycle controller.
     pub fn lifetimes(&self) -> Vec<Living> {
         let kept = self.inner.kept.read();
-        let bounded = |l: &Lifetime| l.expires_at.is_some() || l.lease_renewed_at.is_some();
         kept.values()
-            .filter(|c| bounded(&c.lifetime) && !c.detail.summary.uid.is_empty())
+            .filter(|c| c.lifetime.bounded() && !c.detail.summary.uid.is_empty())
             .map(|c| Living {
                 summary: c.detail.summary.clone(),
                 suspended: c.detail.suspend,
                 lifetime: c.lifetime.clone(),
+                ready_since: c
+                    .detail
+                    .ready_in_ms
+                    .map(|ms| c.detail.summary.created_at + ms.div_euclid(1000)),
             })
             .collect()
     }
@@ -307,6 +312,7 @@ impl Kept {
                     may_change: false,
                     expires_at: None,
                     protected: false,
+                    suspend_at_expiry: false,
                     ready_in_ms: None,
                 };
                 Kept::new(detail, Vec::new(), lifetime)

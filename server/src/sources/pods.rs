@@ -162,6 +162,10 @@ impl Shared {
     /// forgotten here; history keeps it).
     fn record_terminations(&self, pod: &RayPod, gone: bool) {
         let Some(history) = &self.history else { return };
+        // Most pod changes end no container: they take no lock.
+        if pod.terminations.is_empty() && !gone {
+            return;
+        }
         let key = (pod.namespace.clone(), pod.row.name.clone());
         let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
         let mut new = Vec::new();

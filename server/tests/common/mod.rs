@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod scratch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use raydar_server::{AppState, Config, Supervisor};
+pub use scratch::Scratch;
 use serde_json::{json, Value};
 
 /// How long one step of a test may take.
@@ -79,25 +81,6 @@ pub async fn start_raydar_and(
     tokio::spawn(raydar_server::run(listener, state.clone(), supervisor, shutdown.clone()));
     let http = page_client(&base, &[]).await;
     Raydar { base, http, state, _stop: shutdown.drop_guard(), _data: scratch }
-}
-
-/// A folder of its own under the system's temporary folder, removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(what: &str) -> Scratch {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("raydar-{what}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A client that talks to raydar at `base` as its pages do, with `identity` headers (what an

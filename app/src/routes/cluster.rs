@@ -244,6 +244,24 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     }
 }
 
+/// Sends `body` as a change of `namespace/name`: `pending` meanwhile, a refusal into `failed`.
+fn send_change(
+    namespace: String,
+    name: String,
+    body: String,
+    pending: RwSignal<bool>,
+    failed: RwSignal<Option<String>>,
+) {
+    pending.set(true);
+    failed.set(None);
+    leptos::task::spawn_local(async move {
+        if let Err(why) = change(namespace, name, body).await {
+            failed.set(Some(why));
+        }
+        pending.set(false);
+    });
+}
+
 /// How long an extension the page offers, shortest first.
 const EXTENSIONS: [&str; 4] = ["1h", "2h", "4h", "8h"];
 
@@ -284,15 +302,7 @@ fn Expiry(
             return;
         }
         let body = serde_json::json!({ "extend": by.get_untracked() }).to_string();
-        pending.set(true);
-        failed.set(None);
-        let (namespace, name) = (namespace.clone(), name.clone());
-        leptos::task::spawn_local(async move {
-            if let Err(why) = change(namespace, name, body).await {
-                failed.set(Some(why));
-            }
-            pending.set(false);
-        });
+        send_change(namespace.clone(), name.clone(), body, pending, failed);
     };
     let options = EXTENSIONS.map(|e| view! { <option value=e>{e}</option> });
     let extendable = move || may_change && detail.with(|d| d.expires_at.is_some() && !d.protected);
@@ -379,15 +389,7 @@ fn GroupRow(
             let body =
                 serde_json::json!({ "scale": { "group": group_name, "replicas": replicas } })
                     .to_string();
-            pending.set(true);
-            failed.set(None);
-            let (namespace, name) = (namespace.clone(), name.clone());
-            leptos::task::spawn_local(async move {
-                if let Err(why) = change(namespace, name, body).await {
-                    failed.set(Some(why));
-                }
-                pending.set(false);
-            });
+            send_change(namespace.clone(), name.clone(), body, pending, failed);
         }
     };
     view! {

@@ -218,3 +218,38 @@ test('a URL the list cannot show says why, and nothing else breaks', async () =>
   assert.ok(!escaped.includes('<script>window.__x'), 'search text is escaped in the page');
   await page.close();
 });
+
+test("a cluster's last half hour counts down on its page, and its owner extends it there within its template's maximum", async () => {
+  // As a launch from cpu-small (12 hours at most) stamps it, ten minutes before its end.
+  const name = `exp-${Date.now().toString(36).slice(-5)}`;
+  const soon = new Date(Date.now() + 10 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  kubectl(['apply', '-f', '-'], smallCluster(namespace, name, { metadata: {
+    labels: { 'raydar.dev/template': 'cpu-small' }, annotations: { 'raydar.dev/expires-at': soon } } }));
+  const page = await browser().newPage();
+  try {
+    await page.goto(`${base}/clusters/${namespace}/${name}`);
+    const banner = page.locator('p[data-expiry-warning]');
+    await banner.waitFor({ timeout: 30_000 });
+    assert.match(await banner.textContent(), /^This cluster's lifetime ends in \d+m\d*s?: raydar will then have it torn down\.$/);
+    // It counts down by itself.
+    const left = Number(await banner.getAttribute('data-expiry-warning'));
+    await page.waitForFunction((n) => Number(document.querySelector('p[data-expiry-warning]')?.dataset.expiryWarning) < n,
+      left, { timeout: 5_000 });
+
+    // Eight hours more: past the half hour, the banner goes (the change is pushed to the page).
+    await page.getByLabel('Extend by').selectOption('8h');
+    await page.getByRole('button', { name: 'Extend' }).click();
+    await banner.waitFor({ state: 'detached', timeout: 15_000 });
+    const stamped = kubectl(['get', 'raycluster', name, '-n', namespace, '-o', 'jsonpath={.metadata.annotations.raydar\\.dev/expires-at}']);
+    const hours = (Date.parse(stamped) - Date.now()) / 3_600_000;
+    assert.ok(hours > 8 && hours < 8.2, `extended to ${stamped}`);
+    // Eight more would pass cpu-small's 12 hours from now: refused, saying how far it may go.
+    await page.getByRole('button', { name: 'Extend' }).click();
+    const refused = page.locator('div.extend [role="alert"]');
+    await refused.waitFor({ timeout: 15_000 });
+    assert.match(await refused.textContent(), /past its template's maximum lifetime of 12h: extend by at most 3h\d+m/);
+  } finally {
+    await page.close();
+    kubectl(['delete', 'raycluster', name, '-n', namespace, '--ignore-not-found', '--wait=false']);
+  }
+});

@@ -398,6 +398,15 @@ test('idle reclaim: dry-run shows what the policy would reclaim; on, the idle cl
     const [reclaimed] = eventsOf('idle', 'IdleReclaimed');
     assert.match(reclaimed ?? '', /^raydar suspended it: idle for 1m/);
     assert.equal(await metric(acting.url, 'raydar_idle_reclaims_total'), 1);
+    // History keeps both, with the reason, past the apiserver's hour.
+    const uid = kubectl(['get', 'raycluster', 'idle', '-n', NS, '-o', 'jsonpath={.metadata.uid}']).trim();
+    let kept = [];
+    for (let i = 0; i < 30 && kept.length < 2; i++) {
+      if (i) await sleep(1000);
+      const events = (await getJson(`${acting.url}/api/v1/history/clusters/${uid}`)).events ?? [];
+      kept = events.filter((e) => ['IdleSoon', 'IdleReclaimed'].includes(e.reason));
+    }
+    assert.deepEqual(kept.map((e) => e.reason).sort(), ['IdleReclaimed', 'IdleSoon'], JSON.stringify(kept));
     // The cluster running a job: neither warned nor suspended.
     assert.equal(suspended('busy'), false);
     assert.deepEqual(eventsOf('busy', 'IdleSoon'), []);

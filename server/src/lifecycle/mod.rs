@@ -83,9 +83,9 @@ pub struct Lifecycle {
     jobs: JobActivity,
     /// The idle clusters, as the last pass found them; the mode.
     plan: IdlePlan,
-    /// What was done to each idle cluster in its current idle spell, by uid: a cluster found
-    /// not idle starts afresh.
-    idle_done: Arc<Mutex<HashMap<String, Done>>>,
+    /// What was done to idle clusters, by (uid, idle since): a new spell of idleness is a new
+    /// key, while a pass that cannot judge (readings stale a moment) changes nothing.
+    idle_done: Arc<Mutex<HashMap<(String, i64), Done>>>,
 }
 
 /// What the idle rule reads and where it shows what it found.
@@ -192,7 +192,7 @@ impl Lifecycle {
         }
         let idle: Vec<idle::IdleCluster> =
             living.iter().filter_map(|c| idle::judge(c, &self.gpus, &self.jobs, now)).collect();
-        self.idle_done().retain(|uid, _| idle.iter().any(|c| &c.living.summary.uid == uid));
+        self.idle_done().retain(|(uid, _), _| living.iter().any(|c| &c.summary.uid == uid));
         let acting = leading && self.plan.mode() == IdleReclaim::On;
         let mut shown = Vec::new();
         for cluster in idle {
@@ -201,8 +201,8 @@ impl Lifecycle {
                 continue;
             }
             shown.push(cluster.clone());
-            let uid = cluster.living.summary.uid.clone();
-            let done = self.idle_done().get(&uid).cloned().unwrap_or_default();
+            let key = (cluster.living.summary.uid.clone(), cluster.since);
+            let done = self.idle_done().get(&key).cloned().unwrap_or_default();
             if !acting || done.acted {
                 continue;
             }
@@ -210,11 +210,11 @@ impl Lifecycle {
                 Due::Nothing => {}
                 Due::Warn { left, before } => {
                     self.warn_idle(&cluster, left);
-                    self.idle_done().entry(uid).or_default().warned.push(before);
+                    self.idle_mark(key, |done| done.warned.push(before));
                 }
                 Due::Act => {
                     if self.reclaim_idle(&cluster, idle_for).await {
-                        self.idle_done().entry(uid).or_default().acted = true;
+                        self.idle_mark(key, |done| done.acted = true);
                         self.plan.reclaimed();
                     }
                 }
@@ -223,8 +223,15 @@ impl Lifecycle {
         self.plan.set(shown);
     }
 
-    fn idle_done(&self) -> std::sync::MutexGuard<'_, HashMap<String, Done>> {
+    fn idle_done(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Done>> {
         self.idle_done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes what was done in the idle spell `key`, forgetting the cluster's earlier spells.
+    fn idle_mark(&self, key: (String, i64), mark: impl FnOnce(&mut Done)) {
+        let mut done = self.idle_done();
+        done.retain(|(uid, since), _| *uid != key.0 || *since == key.1);
+        mark(done.entry(key).or_default());
     }
 
     /// Why `cluster` counts as idle, for its Events.

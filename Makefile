@@ -89,8 +89,9 @@ test-python:
 	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
 	  RAYDAR_LEASE_TIMEOUT=20s scripts/raydar.sh run -- "$$venv/bin/pytest" -q -p no:cacheprovider integrations/python/tests
 
+# The tests' shared raydar only shows idle clusters: the GPU test starts the one that acts.
 test-e2e:
-	scripts/raydar.sh run -- npm --prefix end2end test
+	RAYDAR_IDLE_RECLAIM=dry-run scripts/raydar.sh run -- npm --prefix end2end test
 
 bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/freshness.mjs
@@ -103,6 +104,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/fleet.mjs
 	cargo bench -p raydar-server --bench gpus
 	cargo bench -p raydar-server --bench history
+	cargo bench -p raydar-platform --bench capacity
 	venv=$$(tools/venv.sh python integrations/python/requirements.txt integrations/python) && \
 	  scripts/raydar.sh run -- "$$venv/bin/python" integrations/python/bench/pipeline.py
 

@@ -379,11 +379,11 @@ test('idle reclaim: dry-run shows what the policy would reclaim; on, the idle cl
     await page.close();
   }
 
-  // On: a raydar that acts (the dry-run one gives up the Lease as it stops). Its GPU history
-  // begins now, so the idle cluster's minute begins now too: warned 15 s before, then suspended.
-  server.stop();
+  // On: a raydar that acts, elected by a Lease of its own (the shared raydar of these tests, run
+  // with --idle-reclaim dry-run by make test-e2e, holds the usual one). Its GPU history begins
+  // now, so the idle cluster's minute begins now too: warned 15 s before, then suspended.
   const acting = await startRaydar(['--auth', 'dev', '--dev-user', 'developer', '--dev-groups', 'dev',
-    '--gpu-interval', '2', '--idle-reclaim', 'on']);
+    '--gpu-interval', '2', '--idle-reclaim', 'on', '--lease-name', `raydar-lifecycle-${NS}`]);
   const watching = await browser.newPage();
   try {
     await watching.goto(`${acting.url}/clusters/${NS}/idle`);

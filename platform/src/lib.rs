@@ -16,6 +16,8 @@
 //!   (feature `kube`).
 //! - [`history`]: what raydar remembers of clusters after they are gone, as its history API
 //!   answers.
+//! - [`capacity`]: whether a launch's pods fit the nodes and the namespace's quota, before it is
+//!   made (feature `kube`).
 //! - [`lifecycle`]: a cluster's lifetime from its annotations: when to warn, when to act, how far
 //!   an extension may go (feature `kube`).
 //! - [`rayjob`]: the KubeRay `RayJob` resource as a row of the RayJob list.
@@ -28,6 +30,8 @@
 //!   with feature `kube`).
 
 pub mod ansi;
+#[cfg(feature = "kube")]
+pub mod capacity;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
 #[cfg(feature = "metrics")]

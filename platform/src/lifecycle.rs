@@ -146,15 +146,17 @@ impl IdleRule {
         (self.after_s / 4).min(5 * 60)
     }
 
-    /// What is due for a cluster idle for `idle_for` seconds, warned already or not.
-    pub fn due(&self, idle_for: i64, warned: bool) -> Due {
-        let left = self.after_s - idle_for;
-        if left <= 0 {
-            Due::Act
-        } else if left <= self.warning_lead() && !warned {
-            Due::Warn { left, before: self.warning_lead() }
-        } else {
-            Due::Nothing
+    /// What is due for a cluster idle for `idle_for` seconds at `now`, `act_at` being when its
+    /// warning said it would be reclaimed (if it was warned). Never an act without a warning
+    /// first and its whole lead: a cluster found past its window (its policy new to it, or
+    /// raydar's readings reaching back) is warned now and reclaimed a lead later.
+    pub fn due(&self, idle_for: i64, now: i64, act_at: Option<i64>) -> Due {
+        let lead = self.warning_lead();
+        match act_at {
+            Some(at) if now >= at => Due::Act,
+            Some(_) => Due::Nothing,
+            None if self.after_s - idle_for <= lead => Due::Warn { left: lead, before: lead },
+            None => Due::Nothing,
         }
     }
 }
@@ -296,14 +298,15 @@ mod tests {
         let garbled = BTreeMap::from([(ANNOTATION_IDLE.to_owned(), "2h".to_owned())]);
         assert_eq!(Lifetime::of(Some(&garbled)).idle, None);
 
-        // Warned 5 minutes before, once; acted on at 2 hours. A 1-minute window warns 15 s ahead.
-        assert_eq!(rule.due(6_000, false), Due::Nothing);
-        assert_eq!(rule.due(6_900, false), Due::Warn { left: 300, before: 300 });
-        assert_eq!(rule.due(6_950, true), Due::Nothing);
-        assert_eq!(rule.due(7_200, true), Due::Act);
-        assert_eq!(rule.due(7_300, false), Due::Act, "acted on even if the warning was missed");
+        // Warned 5 minutes before, then acted on at 2 hours; a 1-minute window warns 15 s ahead.
+        assert_eq!(rule.due(6_000, 50_000, None), Due::Nothing);
+        assert_eq!(rule.due(6_900, 50_000, None), Due::Warn { left: 300, before: 300 });
+        assert_eq!(rule.due(6_950, 50_050, Some(50_300)), Due::Nothing);
+        assert_eq!(rule.due(7_200, 50_300, Some(50_300)), Due::Act);
+        // Found past its window unwarned: warned now, with the whole lead before the act.
+        assert_eq!(rule.due(9_000, 60_000, None), Due::Warn { left: 300, before: 300 });
         let minute = IdleRule::of(&policy(10.0, "1m")).unwrap();
-        assert_eq!(minute.due(45, false), Due::Warn { left: 15, before: 15 });
+        assert_eq!(minute.due(45, 1_000, None), Due::Warn { left: 15, before: 15 });
     }
 
     #[test]

@@ -49,8 +49,10 @@ pub struct Config {
     pub gpus: GpuSettings,
     /// Where history is kept, and how much ([`HistorySettings`]).
     pub history: HistorySettings,
-    /// The namespace of the Lease that elects the one replica that acts (expiry, reclaims).
+    /// The namespace and name of the Lease that elects the one replica that acts (expiry,
+    /// reclaims).
     pub lease_namespace: String,
+    pub lease_name: String,
     /// How long a cluster launched with a lease lives unrenewed.
     pub lease_timeout: Duration,
     /// Whether idle clusters are reclaimed as their templates say, only shown, or neither.
@@ -359,11 +361,16 @@ struct Flags {
         value_parser = duration, help_heading = "History")]
     history_gpu_step: u32,
 
-    /// Namespace of the Lease (raydar-lifecycle) by which one replica among several is elected
-    /// to act on clusters: expiry, idle reclaim, pipeline leases.
+    /// Namespace of the Lease by which one replica among several is elected to act on
+    /// clusters: expiry, idle reclaim, pipeline leases.
     #[arg(long, env = "RAYDAR_LEASE_NAMESPACE", default_value = "raydar", value_name = "NS",
         value_parser = namespace, help_heading = "Lifecycle")]
     lease_namespace: String,
+    /// Name of that Lease: replicas that share it elect one among them; raydars given other
+    /// names act each on their own (two installations side by side).
+    #[arg(long, env = "RAYDAR_LEASE_NAME", default_value = "raydar-lifecycle", value_name = "NAME",
+        value_parser = namespace, help_heading = "Lifecycle")]
+    lease_name: String,
     /// A cluster launched with a lease (pipelines: the Dagster resource) is reclaimed once its
     /// lease goes unrenewed this long, like 5m.
     #[arg(long, env = "RAYDAR_LEASE_TIMEOUT", default_value = "5m", value_name = "DURATION",
@@ -454,6 +461,7 @@ impl Flags {
             gpus: self.gpu_settings(),
             history: self.history_settings(),
             lease_namespace: self.lease_namespace.clone(),
+            lease_name: self.lease_name.clone(),
             lease_timeout: Duration::from_secs(u64::from(self.lease_timeout)),
             idle_reclaim: self.idle_reclaim,
             addr: self.addr,

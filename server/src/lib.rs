@@ -149,7 +149,7 @@ pub fn start(
     let events = EventLog::new(kube.clone(), history.sink.clone(), clusters.clone(), pods.clone());
     supervise(&mut supervisor, "events", &events, EventLog::run);
     let (elector, leadership) =
-        Elector::new(kube.clone(), &config.lease_namespace, LEASE, replica_identity());
+        Elector::new(kube.clone(), &config.lease_namespace, &config.lease_name, replica_identity());
     supervise(&mut supervisor, "election", &elector, Elector::run);
     let reclaimer =
         Access::new(kube.clone()).client_for(&lifecycle::reclaimer()).map_err(Error::Lifecycle)?;
@@ -248,9 +248,6 @@ pub fn start(
     };
     Ok((state, supervisor))
 }
-
-/// The Lease that elects the replica that acts on clusters.
-pub const LEASE: &str = "raydar-lifecycle";
 
 /// This replica's name in the Lease: its host, process and a random part (two processes of one
 /// host, or a restarted one, are told apart).

@@ -72,6 +72,8 @@ pub struct IdleCluster {
     pub since: i64,
     /// GPUs it holds.
     pub gpus: u32,
+    /// When its owner was told it would be reclaimed, once warned.
+    pub act_at: Option<i64>,
 }
 
 /// Whether `cluster` is idle by its policy at `now`, judged from `gpus` and `jobs`; `None` when
@@ -94,7 +96,7 @@ pub fn judge(
     let (gpus_since, held) = gpus.idle_since(&s.namespace, &s.name, rule.gpu_below)?;
     let jobs_since = jobs.quiet_since(&s.uid, now)?;
     let since = gpus_since.max(jobs_since).max(ready_since);
-    Some(IdleCluster { living: cluster.clone(), rule, since, gpus: held })
+    Some(IdleCluster { living: cluster.clone(), rule, since, gpus: held, act_at: None })
 }
 
 /// The idle clusters the fleet page and `/metrics` show, as of the controller's last pass:
@@ -174,7 +176,7 @@ fn mode_name(mode: IdleReclaim) -> &'static str {
 
 fn reclaimable(c: &IdleCluster, now: i64) -> Reclaimable {
     let s = &c.living.summary;
-    let due_at = c.since + c.rule.after_s;
+    let due_at = c.act_at.unwrap_or(c.since + c.rule.after_s);
     Reclaimable {
         namespace: s.namespace.clone(),
         name: s.name.clone(),

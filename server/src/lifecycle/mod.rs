@@ -85,7 +85,15 @@ pub struct Lifecycle {
     plan: IdlePlan,
     /// What was done to idle clusters, by (uid, idle since): a new spell of idleness is a new
     /// key, while a pass that cannot judge (readings stale a moment) changes nothing.
-    idle_done: Arc<Mutex<HashMap<(String, i64), Done>>>,
+    idle_done: Arc<Mutex<HashMap<(String, i64), Spell>>>,
+}
+
+/// What was done in one idle spell of a cluster.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spell {
+    /// When its warning said it would be reclaimed; `None` before the warning.
+    act_at: Option<i64>,
+    acted: bool,
 }
 
 /// What the idle rule reads and where it shows what it found.
@@ -200,21 +208,24 @@ impl Lifecycle {
             if idle_for < cluster.rule.after_s - cluster.rule.warning_lead() {
                 continue;
             }
-            shown.push(cluster.clone());
             let key = (cluster.living.summary.uid.clone(), cluster.since);
-            let done = self.idle_done().get(&key).cloned().unwrap_or_default();
-            if !acting || done.acted {
+            let spell = self.idle_done().get(&key).copied().unwrap_or_default();
+            shown.push(idle::IdleCluster { act_at: spell.act_at, ..cluster.clone() });
+            if !acting || spell.acted {
                 continue;
             }
-            match cluster.rule.due(idle_for, !done.warned.is_empty()) {
+            match cluster.rule.due(idle_for, now, spell.act_at) {
                 Due::Nothing => {}
-                Due::Warn { left, before } => {
+                Due::Warn { left, .. } => {
                     self.warn_idle(&cluster, left);
-                    self.idle_mark(key, |done| done.warned.push(before));
+                    self.idle_mark(key, |spell| spell.act_at = Some(now + left));
+                    if let Some(last) = shown.last_mut() {
+                        last.act_at = Some(now + left);
+                    }
                 }
                 Due::Act => {
                     if self.reclaim_idle(&cluster, idle_for).await {
-                        self.idle_mark(key, |done| done.acted = true);
+                        self.idle_mark(key, |spell| spell.acted = true);
                         self.plan.reclaimed();
                     }
                 }
@@ -223,12 +234,12 @@ impl Lifecycle {
         self.plan.set(shown);
     }
 
-    fn idle_done(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Done>> {
+    fn idle_done(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Spell>> {
         self.idle_done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes what was done in the idle spell `key`, forgetting the cluster's earlier spells.
-    fn idle_mark(&self, key: (String, i64), mark: impl FnOnce(&mut Done)) {
+    fn idle_mark(&self, key: (String, i64), mark: impl FnOnce(&mut Spell)) {
         let mut done = self.idle_done();
         done.retain(|(uid, since), _| *uid != key.0 || *since == key.1);
         mark(done.entry(key).or_default());

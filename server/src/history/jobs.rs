@@ -11,8 +11,8 @@
 //!
 //! Bounded: at most [`MAX_ARCHIVING`] logs archived at once (a job beyond waits for a slot; if
 //! it ends meanwhile it is read whole), [`READS_AT_ONCE`] dashboards read at once, a dashboard
-//! that does not answer read less and less often (up to [`MAX_BACKOFF`] apart), and what is
-//! remembered here is only of clusters that exist.
+//! that does not answer read less and less often after a few tries (up to [`MAX_BACKOFF`]
+//! apart), and what is remembered here is only of clusters that exist.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,6 +43,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// How often an archived log's gathered lines are written while its job runs: what a crash of
 /// raydar, or the cluster's sudden end, can lose of it.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// How long after `failures` reads in a row that failed a dashboard is read again: as usual for
+/// the first few (a cluster's dashboard often answers a little after the cluster is Ready, and
+/// a job that runs meanwhile must still be seen running), then twice as long each time, up to
+/// [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    const GRACE: u32 = 3;
+    let doublings = failures.saturating_sub(GRACE).min(10);
+    (EVERY * 2u32.pow(doublings)).min(MAX_BACKOFF)
+}
 
 /// Reads clusters' Ray jobs and archives their logs: cheap to clone.
 #[derive(Clone)]
@@ -154,8 +164,7 @@ impl JobArchiver {
                     }
                     Err(e) => {
                         entry.failures += 1;
-                        let wait =
-                            (EVERY * 2u32.saturating_pow(entry.failures.min(10))).min(MAX_BACKOFF);
+                        let wait = backoff(entry.failures);
                         entry.next = Some(Instant::now() + wait);
                         tracing::debug!(
                             cluster = %format!("{}/{}", cluster.namespace, cluster.name),
@@ -333,5 +342,17 @@ impl JobArchiver {
             job: job.to_owned(),
             log,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dashboard_that_does_not_answer_is_read_as_usual_a_few_times_then_less_and_less() {
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [10, 10, 10, 20, 40, 80, 160, 320]);
+        assert_eq!(backoff(50), MAX_BACKOFF);
     }
 }

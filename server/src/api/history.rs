@@ -63,8 +63,8 @@ pub struct HistoryQuery {
     #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     q: Option<String>,
     /// Only clusters made for RayJobs (`rayjob`), or only those launched on their own
-    /// (`cluster`).
-    #[param(pattern = "^(cluster|rayjob)$")]
+    /// (`cluster`); empty: both.
+    #[param(pattern = "^(cluster|rayjob)?$")]
     kind: Option<String>,
     /// The `next` of the page before.
     #[param(pattern = r"^[0-9]{1,18}\.[0-9a-fA-F-]{1,64}$")]

@@ -74,16 +74,13 @@ fn pods() -> Vec<Pod> {
         .collect()
 }
 
+/// `count` pods of `cpus` CPUs and `gib` GiB each, for any node without taints.
+fn cpu_pods(group: &str, count: u32, cpus: i128, gib: i128) -> PodShape {
+    let requests = [("cpu".to_owned(), cpus * UNIT), ("memory".to_owned(), gib * (1 << 30) * UNIT)];
+    PodShape { group: group.into(), count, requests: requests.into(), ..PodShape::default() }
+}
+
 fn launch() -> Vec<PodShape> {
-    let head = PodShape {
-        group: "head".into(),
-        count: 1,
-        requests: Resources::from([
-            ("cpu".to_owned(), 4 * UNIT),
-            ("memory".to_owned(), 16 * (1 << 30) * UNIT),
-        ]),
-        ..PodShape::default()
-    };
     let gpu = PodShape {
         group: "gpu".into(),
         count: 4,
@@ -99,16 +96,7 @@ fn launch() -> Vec<PodShape> {
         }],
         ..PodShape::default()
     };
-    let cpu = PodShape {
-        group: "cpu".into(),
-        count: 16,
-        requests: Resources::from([
-            ("cpu".to_owned(), 16 * UNIT),
-            ("memory".to_owned(), 64 * (1 << 30) * UNIT),
-        ]),
-        ..PodShape::default()
-    };
-    vec![head, gpu, cpu]
+    vec![cpu_pods("head", 1, 4, 16), gpu, cpu_pods("cpu", 16, 16, 64)]
 }
 
 /// Adds up each node's pods' requests.

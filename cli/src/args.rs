@@ -100,6 +100,10 @@ pub struct RenderArgs {
     /// [default: a placeholder].
     #[arg(long, value_name = "USER", env = "RAYDAR_USER")]
     pub user: Option<String>,
+    /// Also say whether its pods fit the cluster's nodes and the namespace's quota now (always
+    /// said for a template read from the cluster; a template file needs no cluster without it).
+    #[arg(long)]
+    pub capacity: bool,
 }
 
 /// `raydar up`.

@@ -3,6 +3,7 @@
 
 use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
+use platform::capacity::Capacity;
 use platform::kuberay::RayCluster;
 use platform::template::{
     manifest_yaml, render as render_manifest, Identity, LaunchRequest, RayClusterTemplate,
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{GlobalArgs, Output, RenderArgs, TemplateArgs, UpArgs};
+use crate::capacity;
 use crate::error::{Error, Result};
 use crate::kuberay;
 use crate::kubernetes::{context_namespace, Kubernetes};
@@ -33,21 +35,28 @@ pub struct UpReport {
     pub action: &'static str,
     /// The cluster after the apply, or once Ready with `--wait`.
     pub cluster: ClusterRow,
+    /// Whether its pods fitted the nodes and quota as it was launched.
+    pub capacity: Capacity,
 }
 
 /// `raydar render`: prints the manifest; reads the cluster only for a template given by name.
 pub async fn render(global: &GlobalArgs, args: &RenderArgs) -> Result<()> {
     let source = TemplateSource::from_arg(&args.template.template);
+    let connect = || Kubernetes::connect(global.context.as_deref(), global.request_timeout);
+    // The cluster, when it is read anyway or capacity is asked for.
+    let mut cluster = None;
     let template = match source.read_file() {
         Some(file) => file?,
         None => {
-            source
-                .load(
-                    &Kubernetes::connect(global.context.as_deref(), global.request_timeout).await?,
-                )
-                .await?
+            let kubernetes = connect().await?;
+            let template = source.load(&kubernetes).await?;
+            cluster = Some(kubernetes);
+            template
         }
     };
+    if cluster.is_none() && args.capacity {
+        cluster = Some(connect().await?);
+    }
     let namespace = match &args.template.namespace {
         Some(ns) => ns.clone(),
         None => context_namespace(global.context.as_deref()),
@@ -66,17 +75,29 @@ pub async fn render(global: &GlobalArgs, args: &RenderArgs) -> Result<()> {
         &identity,
         Timestamp::now(),
     )?;
+    let capacity = match &cluster {
+        Some(kubernetes) => Some(capacity::judge(kubernetes, &namespace, &manifest).await),
+        None => None,
+    };
     const NOTE: &str =
         "preview only: the owner is a placeholder; `raydar up` sets it to the user the apiserver names";
     match global.output {
+        // The manifest alone on stdout, for scripts; the rest is said on stderr.
         Output::Json => {
             if placeholder {
                 eprintln!("note: {NOTE}");
             }
+            if let Some(capacity) = &capacity {
+                eprint!("{}", capacity::lines(capacity, "note: "));
+            }
             print_json(&manifest);
         }
+        // Comments at the top keep it a manifest kubectl applies.
         Output::Text => {
-            let header = if placeholder { format!("# {NOTE}\n") } else { String::new() };
+            let mut header = if placeholder { format!("# {NOTE}\n") } else { String::new() };
+            if let Some(capacity) = &capacity {
+                header.push_str(&capacity::lines(capacity, "# "));
+            }
             print_text(&format!("{header}{}", manifest_yaml(&manifest)));
         }
     }
@@ -137,6 +158,11 @@ pub async fn up(kubernetes: &Kubernetes, args: &UpArgs, output: Output) -> Resul
             api.patch(name, &PatchParams { dry_run: true, ..params.clone() }, &patch),
         )
         .await?;
+    // Said before the apply, so a launch that will wait says why at once.
+    let capacity = capacity::judge(kubernetes, &namespace, &manifest).await;
+    if output == Output::Text {
+        print_text(&capacity::lines(&capacity, ""));
+    }
     let applied = kuberay::ray_cluster(
         kubernetes
             .call(&format!("applying RayCluster {id}"), api.patch(name, &params, &patch))
@@ -166,7 +192,7 @@ pub async fn up(kubernetes: &Kubernetes, args: &UpArgs, output: Output) -> Resul
         }
     }
     if output == Output::Json {
-        print_json(&UpReport { action, cluster });
+        print_json(&UpReport { action, cluster, capacity });
     }
     Ok(())
 }

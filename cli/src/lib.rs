@@ -18,6 +18,7 @@
 //! - [`kuberay`]: reading RayClusters (as KubeRay stores them) into platform's lean type.
 //! - [`templates`]: `raydar templates`, and finding the template `-t` names (file or cluster).
 //! - [`launch`]: `raydar render` and `raydar up` (render, server-side dry-run, server-side apply).
+//! - [`capacity`]: whether a launch's pods fit the nodes and quota, said by `up` and `render`.
 //! - [`list`]: `raydar ls` and the cluster row it prints.
 //! - [`teardown`]: `raydar down`.
 //! - [`lifetime`]: `raydar extend` and `raydar protect`: a cluster's expiry and protection
@@ -35,6 +36,7 @@
 //! - [`error`]: why a command failed, printed as one `error:` line (one per field for bad values).
 
 pub mod args;
+pub mod capacity;
 pub mod dashboard;
 pub mod error;
 pub mod jobs;

@@ -185,6 +185,16 @@ fn up_wait_then_ls_then_down_wait() {
         (Some(2), Some(2))
     );
     assert_eq!(cluster["owner"], user.as_str());
+    // Whether its pods fitted, judged before the apply: the head and the worker group.
+    let capacity = &report["capacity"];
+    let groups: Vec<(&str, u64)> = capacity["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["pods"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(groups, [("head", 1), ("cpu", 2)], "{capacity:#}");
+    assert_eq!(capacity["unknown"], json!([]), "the nodes and quotas were read");
     assert!(
         up.stderr.contains(&format!("{NAMESPACE}/{name}: Ready, workers 2/2 ready")),
         "progress: {}",
@@ -373,6 +383,56 @@ fn templates_and_render_by_name_print_json() {
     assert_eq!(manifest["metadata"]["name"], "preview");
     assert_eq!(manifest["metadata"]["labels"]["raydar.dev/template"], "gpu-single-node");
     assert!(stored("preview").is_none(), "render creates nothing");
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn render_says_when_a_worker_fits_no_node() {
+    // gpu-single-node as a file, allowing 16 GPUs a worker where no node has more than 8.
+    let shipped =
+        std::fs::read_to_string(support::repo_root().join("deploy/templates/gpu-single-node.yaml"))
+            .unwrap();
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique("sixteen")));
+    let _gone = RemoveFile(file.clone());
+    let allowing =
+        shipped.replace("      max: 8\n", "      max: 16\n").replace("maxGpus: 8", "maxGpus: 16");
+    std::fs::write(&file, allowing).unwrap();
+    let path = file.to_str().unwrap();
+    let render = |more: &[&str]| {
+        let args =
+            [&["render", "-t", path, "-n", NAMESPACE, "--set", "gpus=16"][..], more].concat();
+        raydar(&args)
+    };
+
+    // With --capacity, the manifest begins with the verdict as comments: still a manifest.
+    let text = render(&["--capacity"]).ok().to_owned();
+    let comments: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("# capacity") || l.starts_with("#   gpu")).collect();
+    assert_eq!(
+        comments,
+        [
+            "# capacity: workers gpu cannot start: no node has 16 nvidia.com/gpu; the largest has 8",
+            "#   gpu (1): no node has 16 nvidia.com/gpu; the largest has 8",
+        ],
+        "{text}"
+    );
+    let manifest: Value = serde_saphyr::from_str(&text).expect("the output is still YAML");
+    assert_eq!(manifest["kind"], "RayCluster");
+
+    // A template file needs no cluster without it; as JSON, the verdict goes to stderr.
+    assert!(!render(&[]).ok().contains("capacity"));
+    let json = render(&["--capacity", "-o", "json"]);
+    assert_eq!(json.json()["kind"], "RayCluster");
+    assert!(json.stderr.contains("note: capacity: workers gpu cannot start"), "{}", json.stderr);
+}
+
+/// Removes a file when dropped.
+struct RemoveFile(std::path::PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A copy of the kubeconfig with a context `it-nobody` whose requests impersonate `user`; it holds

@@ -96,6 +96,40 @@ test('bad input shows each field\'s error as it is typed, and Launch creates not
   await page.close();
 });
 
+test('the preview says whether the pods fit: each group, and a quota the launch would pass', async () => {
+  // A namespace of its own with a quota of 4 GPUs, so no other test's clusters change the answer.
+  const quotaNamespace = unique('raydar-e2e-quota');
+  kubectl(['create', 'namespace', quotaNamespace]);
+  try {
+    kubectl(['create', 'quota', 'gpus', '--hard=requests.nvidia.com/gpu=4', '-n', quotaNamespace]);
+    const page = await browser().newPage();
+    await openForm(page, 'gpu-single-node');
+    await page.getByLabel('Namespace').fill(quotaNamespace);
+    await page.getByLabel('Cluster name').fill(unique('fit'));
+    // 8 GPUs (the default) of 4: flagged, with the numbers; Launch stays (Kubernetes decides).
+    const capacity = page.locator('.preview .capacity');
+    await capacity.and(page.locator('[data-verdict="over-quota"]')).waitFor({ timeout: 15_000 });
+    assert.equal(
+      await capacity.locator('.summary').textContent(),
+      'over quota: requests.nvidia.com/gpu (quota gpus): this launch 8, used 0 of 4: 4 over, pods past it will be refused',
+    );
+    // The nodes were read (raydar's own RBAC lets it): each group has its verdict.
+    assert.match(await capacity.locator('li[data-group="head"]').textContent(), /^Head \(1\): /);
+    assert.match(await capacity.locator('li[data-group="gpu"]').textContent(), /^Workers gpu \(1\): /);
+    assert.equal(await capacity.locator('li.unknown').count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Launch' }).isDisabled(), false);
+
+    // 4 GPUs: within it, and the quota says what is left.
+    await page.getByLabel('gpus').fill('4');
+    await capacity.locator('li.quota', { hasText: 'this launch 4, used 0 of 4: 0 left after it' })
+      .waitFor({ timeout: 15_000 });
+    assert.notEqual(await capacity.getAttribute('data-verdict'), 'over-quota');
+    await page.close();
+  } finally {
+    kubectl(['delete', 'namespace', quotaNamespace, '--wait=false']);
+  }
+});
+
 test('a refusal from Kubernetes reaches the form, and nothing is created', async () => {
   const page = await browser().newPage();
   await openForm(page, 'cpu-small');

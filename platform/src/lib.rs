@@ -28,6 +28,8 @@
 //! - [`template`]: the template engine: `RayClusterTemplate`s with typed parameters, rendered
 //!   into RayCluster manifests under the platform's policy (the parameter schema always, the rest
 //!   with feature `kube`).
+//! - [`waiting`]: a cluster's start stage by stage (created → scheduled → running → Ray head →
+//!   workers → Ready), how long each took, and what holds the one it is in.
 
 pub mod ansi;
 #[cfg(feature = "kube")]
@@ -46,6 +48,7 @@ pub mod rayjob;
 pub mod status;
 pub mod template;
 pub mod utilization;
+pub mod waiting;
 
 pub use status::{
     ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, Stale, WorkerGroupSummary,

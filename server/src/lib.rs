@@ -84,7 +84,7 @@ use logs::LogStreams;
 use overview::Overviews;
 use ray::{Dashboards, RayMetrics};
 use security::{Access, ActionLimit, Audit, CsrfKey, StreamLimit, TokenReviews};
-use sources::{Clusters, Exporters, Prometheus, RayJobs, RayPods, Templates};
+use sources::{Clusters, Exporters, NodeCapacity, Prometheus, RayJobs, RayPods, Templates};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,8 @@ pub fn start(
     supervise(&mut supervisor, "templates", &templates, Templates::run);
     supervise(&mut supervisor, "pods", &pods, RayPods::run);
     supervise(&mut supervisor, "rayjobs", &rayjobs, RayJobs::run);
+    let capacity = NodeCapacity::new(kube.clone(), apiserver.to_owned());
+    supervise(&mut supervisor, "capacity", &capacity, NodeCapacity::run);
     supervise(&mut supervisor, "history", &history, History::run);
     let events = EventLog::new(kube.clone(), history.sink.clone(), clusters.clone(), pods.clone());
     supervise(&mut supervisor, "events", &events, EventLog::run);
@@ -243,6 +245,7 @@ pub fn start(
         clusters,
         templates,
         rayjobs,
+        capacity,
         history,
         kube,
     };

@@ -25,7 +25,7 @@ use crate::ray::{Dashboards, RayMetrics};
 use crate::security::{
     Access, ActionLimit, Audit, Authn, CsrfKey, Identify, ServedAs, StreamLimit, TokenReviews,
 };
-use crate::sources::{Clusters, RayJobs, Templates};
+use crate::sources::{Clusters, NodeCapacity, RayJobs, Templates};
 use crate::supervisor::SourceStatus;
 
 /// Everything a handler may ask for.
@@ -41,6 +41,8 @@ pub struct AppState {
     pub templates: Templates,
     /// The watched RayJobs.
     pub rayjobs: RayJobs,
+    /// Nodes, their pods' requests and quotas: what launches are judged against.
+    pub capacity: NodeCapacity,
     /// What raydar remembers of clusters, past and present.
     pub history: History,
     /// Whether this replica is the one that acts on clusters.
@@ -95,6 +97,7 @@ impl FromRef<AppState> for Actions {
             limit: s.limit.clone(),
             audit: s.audit.clone(),
             history: s.history.sink.clone(),
+            capacity: s.capacity.clone(),
         }
     }
 }

@@ -147,8 +147,9 @@ enum Preview {
     Waiting(String),
     /// A dry-run is on its way.
     Checking,
-    /// The manifest Kubernetes accepted in a dry-run.
-    Manifest(String),
+    /// The manifest Kubernetes accepted in a dry-run, and whether its pods fit (the answer's
+    /// `capacity`, as JSON).
+    Manifest(String, serde_json::Value),
     /// The server or Kubernetes refused the form as a whole (per-field errors go to the fields).
     Refused(String),
 }
@@ -287,6 +288,7 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                                 server_errors.set(BTreeMap::new());
                                 preview.set(Preview::Manifest(
                                     answer.body["yaml"].as_str().unwrap_or_default().to_owned(),
+                                    answer.body["capacity"].clone(),
                                 ));
                             }
                             Ok(answer) => refused(answer, server_errors, preview),
@@ -407,10 +409,57 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
             {move || match preview.get() {
                 Preview::Waiting(why) => view! { <p class="empty">{why}</p> }.into_any(),
                 Preview::Checking => view! { <p class="empty">"Checking with Kubernetes (dry-run)…"</p> }.into_any(),
-                Preview::Manifest(yaml) => view! { <pre class="manifest"><code>{yaml}</code></pre> }.into_any(),
+                Preview::Manifest(yaml, capacity) => view! {
+                    {capacity_view(&capacity)}
+                    <pre class="manifest"><code>{yaml}</code></pre>
+                }.into_any(),
                 Preview::Refused(why) => view! { <p class="error" role="alert">{why}</p> }.into_any(),
             }}
         </section>
+    }
+}
+
+/// Whether the launch's pods fit, from the dry-run's `capacity`: the verdict in a line, then
+/// each group's and each quota limit's. It informs; the Launch button stays.
+fn capacity_view(capacity: &serde_json::Value) -> impl IntoView {
+    let text =
+        |v: &serde_json::Value, field: &str| v[field].as_str().unwrap_or_default().to_owned();
+    let verdict = text(capacity, "verdict");
+    let groups = capacity["groups"].as_array().cloned().unwrap_or_default();
+    let quotas = capacity["quotas"].as_array().cloned().unwrap_or_default();
+    let unknown = capacity["unknown"].as_array().cloned().unwrap_or_default();
+    let group_rows = groups
+        .iter()
+        .map(|g| {
+            let group = text(g, "group");
+            let waits = g["fitNow"].as_u64() < g["pods"].as_u64();
+            let label =
+                if group == "head" { "Head".to_owned() } else { format!("Workers {group}") };
+            view! {
+                <li class:waits=waits data-group=group>
+                    <strong>{label}</strong>{format!(" ({}): {}", g["pods"], text(g, "verdict"))}
+                </li>
+            }
+        })
+        .collect_view();
+    let quota_rows = quotas
+        .iter()
+        .map(|q| {
+            let over = q["exceeds"].as_bool().unwrap_or(false);
+            view! { <li class:over=over class="quota">{text(q, "verdict")}</li> }
+        })
+        .collect_view();
+    let unknown_rows = unknown
+        .iter()
+        .map(|u| view! { <li class="unknown">{u.as_str().unwrap_or_default().to_owned()}</li> })
+        .collect_view();
+    view! {
+        <div class="capacity" data-verdict=verdict aria-label="Capacity">
+            <h3>"Capacity"</h3>
+            <p class="summary">{text(capacity, "summary")}</p>
+            <ul>{group_rows}{quota_rows}{unknown_rows}</ul>
+            <p class="help">"Kubernetes decides: a launch that does not fit is still sent, and waits."</p>
+        </div>
     }
 }
 

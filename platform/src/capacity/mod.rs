@@ -13,14 +13,19 @@
 //!
 //! - [`shape`]: the pods a rendered RayCluster spec asks for, per group ([`PodShape`]).
 //! - [`matching`]: whether a pod may run on a node at all: taints, selectors, affinity.
+//! - [`objects`]: the nodes, pods and quotas read from Kubernetes objects.
+//! - [`report`]: a launch's [`Capacity`] as the preview, the API and the CLI tell it.
 //! - this module: [`fit`], a verdict per group; [`quota_use`], what a launch uses of a quota.
 
 pub mod matching;
+pub mod objects;
+pub mod report;
 pub mod shape;
 
 use std::collections::BTreeMap;
 
 pub use matching::{Requirement, Taint, Toleration};
+pub use report::{judge, Capacity, QuotaLimit, Verdict};
 pub use shape::{shapes, PodShape};
 
 /// Resources as the scheduler counts them: name to nano-units (a CPU is 10^9, a byte 10^9, a
@@ -44,7 +49,9 @@ pub struct Node {
 }
 
 /// How one group of a launch fits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
 pub struct GroupFit {
     /// `head`, or the worker group's name.
     pub group: String,

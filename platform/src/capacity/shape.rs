@@ -87,43 +87,71 @@ fn shape(group: &str, count: u32, pod: &Value) -> PodShape {
     PodShape { group: group.into(), count, requests, limits, node_selector, tolerations, affinity }
 }
 
-/// A pod's requests and limits: containers added up; where an init container (they run one at a
-/// time, before the rest) asks for more of a resource, that.
+/// A pod's requests and limits, from its spec as JSON.
 fn resources(pod: &Value) -> (Resources, Resources) {
-    let containers = |field: &str| pod[field].as_array().cloned().unwrap_or_default();
+    let containers = |field: &str| {
+        let each = pod[field].as_array().into_iter().flatten();
+        each.map(|c| {
+            container_resources(
+                quantities(&c["resources"]["requests"]),
+                quantities(&c["resources"]["limits"]),
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    pod_resources(containers("containers"), containers("initContainers"))
+}
+
+/// The quantities of a `requests` or `limits` object, as text.
+fn quantities(field: &Value) -> Vec<(String, String)> {
+    let each = field.as_object().into_iter().flatten();
+    each.filter_map(|(name, v)| {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some((name.clone(), text))
+    })
+    .collect()
+}
+
+/// A pod's requests and limits, from its containers' and init containers' (each as
+/// [`container_resources`] reads it): containers added up; where an init container (they run
+/// one at a time, before the rest) asks for more of a resource, that.
+pub(super) fn pod_resources(
+    containers: Vec<(Resources, Resources)>,
+    init_containers: Vec<(Resources, Resources)>,
+) -> (Resources, Resources) {
     let (mut requests, mut limits) = (Resources::new(), Resources::new());
-    for container in containers("containers") {
-        let (r, l) = container_resources(&container);
-        add(&mut requests, &r);
-        add(&mut limits, &l);
+    for (r, l) in &containers {
+        add(&mut requests, r);
+        add(&mut limits, l);
     }
-    for container in containers("initContainers") {
-        let (r, l) = container_resources(&container);
-        at_least(&mut requests, &r);
-        at_least(&mut limits, &l);
+    for (r, l) in &init_containers {
+        at_least(&mut requests, r);
+        at_least(&mut limits, l);
     }
     (requests, limits)
 }
 
-fn container_resources(container: &Value) -> (Resources, Resources) {
-    let read = |field: &str| -> Resources {
-        container["resources"][field]
-            .as_object()
+/// A container's requests and limits from their quantities as text; what does not parse counts
+/// as nothing (the apiserver refuses it anyway).
+pub(super) fn container_resources(
+    requests: Vec<(String, String)>,
+    limits: Vec<(String, String)>,
+) -> (Resources, Resources) {
+    let read = |quantities: Vec<(String, String)>| -> Resources {
+        quantities
             .into_iter()
-            .flatten()
-            .filter_map(|(name, v)| {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => return None,
-                };
+            .filter_map(|(name, text)| {
                 let nanos = Quantity::parse(&text).ok()?.nanos();
-                (nanos > 0).then(|| (name.clone(), nanos))
+                (nanos > 0).then_some((name, nanos))
             })
             .collect()
     };
-    let limits = read("limits");
-    let mut requests = read("requests");
+    let limits = read(limits);
+    let mut requests = read(requests);
     // Kubernetes defaults a missing request to the limit.
     for (name, limit) in &limits {
         requests.entry(name.clone()).or_insert(*limit);

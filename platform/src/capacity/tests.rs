@@ -273,3 +273,133 @@ fn a_rendered_spec_is_its_pods() {
     assert_eq!(amount("memory", gib(480)), "480Gi");
     assert_eq!(amount("cpu", units(3) / 4), "0.75");
 }
+
+#[test]
+fn nodes_pods_and_quotas_are_read_from_their_objects() {
+    let kube_node: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "metadata": {"name": "gpu-1", "labels": {"nvidia.com/gpu.product": "A100-SXM4-80GB"}},
+        "spec": {"unschedulable": true,
+                 "taints": [{"key": GPU, "effect": "NoSchedule"}]},
+        "status": {"allocatable": {"cpu": "95500m", "memory": "1Ti", GPU: "8", MIG: "7"}}
+    }))
+    .unwrap();
+    let node = objects::node(&kube_node);
+    assert_eq!(node.name, "gpu-1");
+    assert!(node.unschedulable);
+    assert_eq!(
+        node.taints,
+        [Taint { key: GPU.into(), value: String::new(), effect: "NoSchedule".into() }]
+    );
+    assert_eq!(node.allocatable["cpu"], 95_500_000_000);
+    assert_eq!(node.allocatable[MIG], units(7));
+
+    // Two containers add up; the init container asks for more CPU than both, so that counts.
+    let pod = |phase: &str, node: Option<&str>| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ml"},
+            "spec": {
+                "nodeName": node,
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "6"}}}],
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "2", "memory": "4Gi"},
+                                                "limits": {GPU: "1"}}},
+                    {"name": "b", "resources": {"requests": {"cpu": "1"}}}
+                ]
+            },
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    };
+    let (on, requests) = objects::pod_load(&pod("Running", Some("gpu-1"))).unwrap();
+    assert_eq!(on, "gpu-1");
+    assert_eq!(
+        requests,
+        Resources::from([
+            ("cpu".into(), units(6)),
+            ("memory".into(), gib(4)),
+            (GPU.into(), units(1))
+        ])
+    );
+    // Not yet bound, or ended: it holds no room.
+    assert_eq!(objects::pod_load(&pod("Pending", None)), None);
+    assert_eq!(objects::pod_load(&pod("Succeeded", Some("gpu-1"))), None);
+
+    let mut nodes = vec![node, cpu_node("cpu-1")];
+    objects::add_load(
+        &mut nodes,
+        [("gpu-1", &requests), ("gpu-1", &requests), ("gone", &requests)],
+    );
+    assert_eq!(nodes[0].requested[GPU], units(2));
+    assert!(nodes[1].requested.is_empty());
+
+    let quota = |scoped: bool| -> k8s_openapi::api::core::v1::ResourceQuota {
+        let scopes = if scoped { json!(["BestEffort"]) } else { json!(null) };
+        serde_json::from_value(json!({
+            "metadata": {"name": "gpus", "namespace": "ml"},
+            "spec": {"hard": {"requests.nvidia.com/gpu": "16", "pods": "10"}, "scopes": scopes},
+            "status": {"used": {"requests.nvidia.com/gpu": "4"}}
+        }))
+        .unwrap()
+    };
+    let read = objects::quota(&quota(false)).unwrap();
+    assert_eq!(read.hard["requests.nvidia.com/gpu"], units(16));
+    assert_eq!(read.used["requests.nvidia.com/gpu"], units(4));
+    // A scoped quota counts only the pods its scopes pick: not judged.
+    assert_eq!(objects::quota(&quota(true)), None);
+}
+
+#[test]
+fn a_launch_is_summed_up_by_its_worst_group() {
+    let spec = |gpus: u32, replicas: u32| {
+        json!({
+            "headGroupSpec": {"template": {"spec": {"containers": [
+                {"name": "ray-head", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}]}}},
+            "workerGroupSpecs": [{"groupName": "gpu", "replicas": replicas,
+                "template": {"spec": {
+                    "tolerations": [{"key": GPU, "operator": "Exists"}],
+                    "containers": [{"name": "ray-worker",
+                        "resources": {"limits": {"cpu": "8", GPU: gpus.to_string()}}}]}}}]
+        })
+    };
+    let nodes = [cpu_node("cpu-1"), gpu_node("gpu-1", 0), gpu_node("gpu-2", 4)];
+    let quotas: [Quota; 0] = [];
+
+    let all = report::judge(&spec(4, 3), Ok(&nodes), Ok(&quotas));
+    assert_eq!(all.verdict, Verdict::Now, "{all:?}");
+    assert_eq!(all.summary, "all 4 pods can start now");
+
+    let partly = report::judge(&spec(8, 3), Ok(&nodes), Ok(&quotas));
+    assert_eq!(partly.verdict, Verdict::Partly);
+    assert_eq!(
+        partly.summary,
+        "2 of 4 pods can start now; 2 will wait for capacity (2 of workers gpu)"
+    );
+    assert_eq!(partly.groups[1].fit_now, 1);
+
+    let never = report::judge(&spec(16, 1), Ok(&nodes), Ok(&quotas));
+    assert_eq!(never.verdict, Verdict::Never);
+    assert_eq!(
+        never.summary,
+        "workers gpu cannot start: no node has 16 nvidia.com/gpu; the largest has 8"
+    );
+
+    let quota = Quota {
+        name: "team".into(),
+        hard: [("requests.nvidia.com/gpu".into(), units(8))].into(),
+        used: [("requests.nvidia.com/gpu".into(), units(6))].into(),
+    };
+    let over = report::judge(&spec(4, 1), Ok(&nodes), Ok(std::slice::from_ref(&quota)));
+    assert_eq!(over.verdict, Verdict::OverQuota);
+    assert!(over.quotas[0].exceeds);
+    assert_eq!(
+        over.summary,
+        "over quota: requests.nvidia.com/gpu (quota team): this launch 4, used 6 of 8: 2 over, \
+         pods past it will be refused"
+    );
+
+    // Nodes raydar may not read: the quota is still judged, and the summary says why not.
+    let blind = report::judge(&spec(1, 1), Err("raydar may not list Nodes".into()), Ok(&[quota]));
+    assert_eq!(blind.verdict, Verdict::Unknown);
+    assert_eq!(blind.summary, "capacity not judged: raydar may not list Nodes");
+    assert_eq!(blind.quotas.len(), 1);
+}

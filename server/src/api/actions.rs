@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use platform::capacity::Capacity;
 use platform::history::Outcome;
 use platform::kuberay::RayCluster;
 use platform::lifecycle::{extended, Lifetime};
@@ -35,7 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{body, ClusterPath, Query};
 use crate::history::{Record, Sink};
 use crate::security::{Access, Action, ActionLimit, Audit, User};
-use crate::sources::{Clusters, Templates};
+use crate::sources::{Clusters, NodeCapacity, Templates};
 use crate::unix_now;
 
 /// Longest a single Kubernetes call of an action may take.
@@ -56,6 +57,8 @@ pub struct Actions {
     pub audit: Audit,
     /// History: who tore a cluster down.
     pub history: Sink,
+    /// What a launch preview judges capacity against.
+    pub capacity: NodeCapacity,
 }
 
 /// Runs one Kubernetes call within [`CALL_TIMEOUT`]; failures become the API's answer.
@@ -145,6 +148,9 @@ pub struct LaunchPreview {
     pub manifest: Value,
     /// The same manifest as YAML, as kubectl users read it.
     pub yaml: String,
+    /// Whether its pods fit the nodes (how many now) and the namespace's quota: it informs, it
+    /// does not refuse (Kubernetes stays the judge).
+    pub capacity: Capacity,
 }
 
 /// A launched cluster.
@@ -263,7 +269,10 @@ pub async fn launch(
     if dry_run {
         // The YAML is what the launch form previews: the exact manifest, as kubectl users read it.
         let yaml = platform::template::manifest_yaml(&manifest);
-        return Ok(Json(LaunchPreview { namespace, name, manifest, yaml }).into_response());
+        let capacity = actions.capacity.judge(&namespace, &manifest["spec"]);
+        return Ok(
+            Json(LaunchPreview { namespace, name, manifest, yaml, capacity }).into_response()
+        );
     }
     let applying = format!("applying RayCluster {id}");
     let applied = call(&applying, api.patch(&name, &params, &patch)).await.map_err(refused)?;

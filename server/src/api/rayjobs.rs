@@ -356,7 +356,10 @@ pub async fn run(
         // What the launch form previews, as for a cluster: the manifest, and as YAML.
         let yaml = platform::template::manifest_yaml(&manifest);
         let (namespace, name) = (launch.namespace, launch.name);
-        return Ok(Json(LaunchPreview { namespace, name, manifest, yaml }).into_response());
+        let capacity = actions.capacity.judge(&namespace, &manifest["spec"]["rayClusterSpec"]);
+        return Ok(
+            Json(LaunchPreview { namespace, name, manifest, yaml, capacity }).into_response()
+        );
     }
     actions.limit.allow(&user)?;
     let action = Action {

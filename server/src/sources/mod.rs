@@ -11,9 +11,12 @@
 //! - [`templates`]: the RayClusterTemplates launches render from.
 //! - [`pods`]: every Ray pod: cluster pages' pods, GPU attribution.
 //! - [`rayjobs`]: every KubeRay RayJob, for the RayJob list.
+//! - [`capacity`]: nodes, what the pods on them request, quotas: what launches are judged
+//!   against.
 //! - [`exporters`]: dcgm-exporter pods, scraped into [`crate::gpus::GpuMetrics`].
 //! - [`prometheus`]: or a Prometheus server, asked for the same (`--prometheus`).
 
+pub mod capacity;
 pub mod clusters;
 pub mod exporters;
 pub mod pods;
@@ -22,6 +25,7 @@ pub mod rayjobs;
 pub mod templates;
 pub mod watch;
 
+pub use capacity::NodeCapacity;
 pub use clusters::{ClusterChange, Clusters};
 pub use exporters::Exporters;
 pub use pods::RayPods;

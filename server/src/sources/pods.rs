@@ -12,6 +12,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::history::Termination;
 use platform::overview::PodRow;
+use platform::waiting::{PodProgress, Trouble};
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -128,6 +129,20 @@ impl RayPods {
         rows
     }
 
+    /// How far each pod of RayCluster `namespace/name` has got in starting (pods being deleted
+    /// left out).
+    pub fn progress_of(&self, namespace: &str, name: &str) -> Vec<PodProgress> {
+        let from = (namespace.to_owned(), String::new());
+        self.inner
+            .kept
+            .read()
+            .range(from..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter(|(_, pod)| pod.cluster == name)
+            .filter_map(|(_, pod)| pod.progress.clone())
+            .collect()
+    }
+
     /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name
     /// (KubeRay's `ray.io/cluster` label).
     pub fn clusters(&self) -> HashMap<(String, String), String> {
@@ -223,6 +238,8 @@ struct RayPod {
     owner: String,
     /// The row its cluster's page shows.
     row: PodRow,
+    /// How far it has got in starting, for its cluster's stages; `None` while it is deleted.
+    progress: Option<PodProgress>,
     /// Its containers that ended, as their state and last state say.
     terminations: Vec<Ended>,
 }
@@ -249,6 +266,7 @@ impl RayPod {
             cluster: label(pod, "ray.io/cluster").unwrap_or_default().to_owned(),
             owner,
             row: pod_row(pod),
+            progress: progress(pod),
             terminations: terminations(pod),
         }
     }
@@ -284,6 +302,59 @@ fn terminations(pod: &Pod) -> Vec<Ended> {
         }
     }
     ended
+}
+
+/// How far `pod` has got in starting, from its conditions and container states.
+fn progress(pod: &Pod) -> Option<PodProgress> {
+    let meta = &pod.metadata;
+    if meta.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = pod.status.as_ref();
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let condition = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+    let since = |type_: &str| {
+        let c = condition(type_).filter(|c| c.status == "True")?;
+        Some(c.last_transition_time.as_ref().map_or(0, |t| t.0.as_second()))
+    };
+    let unschedulable = condition("PodScheduled")
+        .filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| c.message.clone().unwrap_or_default());
+    let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+    let wanted = pod.spec.as_ref().map_or(0, |s| s.containers.len());
+    let started: Vec<i64> = statuses
+        .iter()
+        .filter_map(|c| c.state.as_ref()?.running.as_ref())
+        .map(|r| r.started_at.as_ref().map_or(0, |t| t.0.as_second()))
+        .collect();
+    let running_at =
+        (wanted > 0 && started.len() == wanted).then(|| started.into_iter().max()).flatten();
+    let init = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default();
+    // A container waiting for a reason other than being made: what holds it needs someone.
+    let trouble = init.iter().chain(statuses).find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.clone().unwrap_or_default();
+        if matches!(reason.as_str(), "" | "ContainerCreating" | "PodInitializing") {
+            return None;
+        }
+        Some(Trouble {
+            container: c.name.clone(),
+            reason,
+            message: waiting.message.clone().unwrap_or_default(),
+            restarts: c.restart_count.max(0) as u32,
+            last_lines: String::new(),
+        })
+    });
+    Some(PodProgress {
+        name: meta.name.clone().unwrap_or_default(),
+        head: label(pod, "ray.io/node-type") == Some("head"),
+        created: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+        scheduled_at: since("PodScheduled"),
+        unschedulable,
+        running_at,
+        trouble,
+        ready_at: since("Ready"),
+    })
 }
 
 fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {

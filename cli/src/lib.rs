@@ -24,6 +24,7 @@
 //! - [`lifetime`]: `raydar extend` and `raydar protect`: a cluster's expiry and protection
 //!   annotations, merge-patched as the user within platform's lifetime rules.
 //! - [`wait`]: `--wait`: watching one object; a RayCluster until Ready or gone.
+//! - [`stages`]: the stages of a cluster's start, as `up --wait` says them.
 //! - [`dashboard`]: a RayCluster's Ray dashboard through the apiserver's service proxy: GETs of
 //!   its jobs and job logs, nothing else.
 //! - [`jobs`]: `raydar jobs`: a cluster's Ray jobs.
@@ -49,6 +50,7 @@ pub mod logs;
 pub mod output;
 pub mod rayjob;
 pub mod run;
+pub mod stages;
 pub mod submit;
 pub mod teardown;
 pub mod templates;

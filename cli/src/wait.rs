@@ -1,5 +1,6 @@
 //! `--wait`: watching one object (a RayCluster until it is Ready for `up` or gone for `down`; a
-//! RayJob, for [`crate::rayjob`]), printing its progress on stderr.
+//! RayJob, for [`crate::rayjob`]), printing its progress on stderr: for `up`, also the stage of
+//! its start it is in and what holds it ([`crate::stages`]), and at Ready how long each took.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
+use platform::kuberay::RayCluster;
 use platform::ClusterPhase;
 use tokio::time::Instant;
 
@@ -15,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::kuberay;
 use crate::kubernetes::Kubernetes;
 use crate::list::ClusterRow;
+use crate::stages;
+
+/// How often `up --wait` reads the stages of the cluster's start again.
+const STAGES_EVERY: Duration = Duration::from_secs(2);
 
 /// What to wait for.
 #[derive(Clone, Debug)]
@@ -45,11 +51,37 @@ pub async fn until(
     let deadline = started + timeout;
     let mut last: Option<ClusterRow> = None;
     let mut printed = String::new();
+    // While waiting for Ready: the stages, read again every few seconds (pods and events change
+    // without the RayCluster changing), said when they change.
+    let mut cluster: Option<RayCluster> = None;
+    let mut stage_said = String::new();
+    let mut stage_tick = tokio::time::interval(STAGES_EVERY);
+    let stamp = |started: Instant| format!("[{:>5.1}s]", started.elapsed().as_secs_f64());
     loop {
-        let current = match tokio::time::timeout_at(deadline, states.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, states.next()) => next,
+            _ = stage_tick.tick(), if matches!(goal, Goal::Ready) && cluster.is_some() => {
+                let read = match &cluster {
+                    Some(cluster) => stages::read(kubernetes, cluster).await,
+                    None => None,
+                };
+                let line = read.as_ref().map(stages::now).unwrap_or_default();
+                if !line.is_empty() && line != stage_said {
+                    eprintln!("{} {line}", stamp(started));
+                    stage_said = line;
+                }
+                continue;
+            }
+        };
+        let current = match next {
             Err(_) | Ok(None) => {
-                let last =
+                let mut last =
                     last.as_ref().map_or_else(|| "not seen yet".to_owned(), ClusterRow::progress);
+                if let Some(reason) =
+                    stage_said.lines().find_map(|l| l.trim().strip_prefix("waiting: "))
+                {
+                    last = format!("{last}; {reason}");
+                }
                 let goal = if matches!(goal, Goal::Ready) { "to be Ready" } else { "to be gone" };
                 let object = format!("RayCluster {id}");
                 return Err(Error::WaitTimeout { object, goal, last, after: timeout });
@@ -60,11 +92,12 @@ pub async fn until(
             }
             Ok(Some(Ok(object))) => object.map(kuberay::ray_cluster),
         };
+        cluster = current.clone();
         let row = current.as_ref().map(ClusterRow::new);
         if let Some(row) = &row {
             let line = row.progress();
             if line != printed {
-                eprintln!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+                eprintln!("{} {line}", stamp(started));
                 printed = line;
             }
             last = Some(row.clone());
@@ -76,7 +109,16 @@ pub async fn until(
                 )))
             }
             (Goal::Ready, Some(_), Some(row)) => match &row.summary.phase {
-                ClusterPhase::Ready if !row.deleting => return Ok(Some(row)),
+                ClusterPhase::Ready if !row.deleting => {
+                    let read = match &cluster {
+                        Some(cluster) => stages::read(kubernetes, cluster).await,
+                        None => None,
+                    };
+                    if let Some(waiting) = read {
+                        eprintln!("{} {}", stamp(started), stages::durations(&waiting));
+                    }
+                    return Ok(Some(row));
+                }
                 ClusterPhase::Failed(reason) => {
                     return Err(Error::ClusterFailed { cluster: id, reason: reason.clone() })
                 }
@@ -94,7 +136,7 @@ pub async fn until(
                 return Ok(None);
             }
             (Goal::Gone { .. }, None, _) => {
-                eprintln!("[{:>5.1}s] {id}: gone", started.elapsed().as_secs_f64());
+                eprintln!("{} {id}: gone", stamp(started));
                 return Ok(None);
             }
             _ => {}

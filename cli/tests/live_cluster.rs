@@ -200,6 +200,14 @@ fn up_wait_then_ls_then_down_wait() {
         "progress: {}",
         up.stderr
     );
+    // At Ready, how long each stage of its start took.
+    assert!(
+        up.stderr.lines().any(|l| l.contains("created → Ready in")
+            && l.contains("Pods scheduled")
+            && l.contains("Ray head answering")),
+        "stages: {}",
+        up.stderr
+    );
 
     // What Kubernetes stored: the owner the apiserver named, team and template, raydar's field manager.
     let object = stored(&name).expect("the cluster exists");
@@ -388,16 +396,8 @@ fn templates_and_render_by_name_print_json() {
 #[test]
 #[ignore = "needs the local control plane; make test runs it"]
 fn render_says_when_a_worker_fits_no_node() {
-    // gpu-single-node as a file, allowing 16 GPUs a worker where no node has more than 8.
-    let shipped =
-        std::fs::read_to_string(support::repo_root().join("deploy/templates/gpu-single-node.yaml"))
-            .unwrap();
-    let file = std::env::temp_dir().join(format!("{}.yaml", unique("sixteen")));
-    let _gone = RemoveFile(file.clone());
-    let allowing =
-        shipped.replace("      max: 8\n", "      max: 16\n").replace("maxGpus: 8", "maxGpus: 16");
-    std::fs::write(&file, allowing).unwrap();
-    let path = file.to_str().unwrap();
+    let file = sixteen_gpu_template();
+    let path = file.0.to_str().unwrap();
     let render = |more: &[&str]| {
         let args =
             [&["render", "-t", path, "-n", NAMESPACE, "--set", "gpus=16"][..], more].concat();
@@ -424,6 +424,60 @@ fn render_says_when_a_worker_fits_no_node() {
     let json = render(&["--capacity", "-o", "json"]);
     assert_eq!(json.json()["kind"], "RayCluster");
     assert!(json.stderr.contains("note: capacity: workers gpu cannot start"), "{}", json.stderr);
+}
+
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn up_wait_says_what_holds_a_cluster_that_fits_no_node() {
+    ensure_namespace();
+    let name = unique("nofit");
+    let _cleanup = Cleanup(name.clone());
+    let file = sixteen_gpu_template();
+    let path = file.0.to_str().unwrap();
+    let up = raydar(&[
+        "up",
+        &name,
+        "-t",
+        path,
+        "-n",
+        NAMESPACE,
+        "--set",
+        "gpus=16",
+        "--wait",
+        "--timeout",
+        "20s",
+    ]);
+    assert_ne!(up.code, 0, "it never becomes Ready");
+    // Said before the launch, and launched all the same: Kubernetes decides.
+    assert!(
+        up.stdout.contains("capacity: workers gpu cannot start: no node has 16 nvidia.com/gpu"),
+        "{}",
+        up.stdout
+    );
+    assert!(stored(&name).is_some());
+    // While it waits: the stage, and the scheduler's own words; the timeout repeats them.
+    assert!(up.stderr.contains("stage: Pods scheduled (1 of 2 pods)"), "{}", up.stderr);
+    assert!(
+        up.stderr.contains("waiting: pod ")
+            && up.stderr.contains("cannot be placed on any node; the scheduler says: 0/"),
+        "{}",
+        up.stderr
+    );
+    let error = up.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    assert!(error.contains("Insufficient nvidia.com/gpu"), "{error}");
+}
+
+/// gpu-single-node as a file, allowing 16 GPUs a worker where no node has more than 8; removed
+/// when dropped.
+fn sixteen_gpu_template() -> RemoveFile {
+    let shipped =
+        std::fs::read_to_string(support::repo_root().join("deploy/templates/gpu-single-node.yaml"))
+            .unwrap();
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique("sixteen")));
+    let allowing =
+        shipped.replace("      max: 8\n", "      max: 16\n").replace("maxGpus: 8", "maxGpus: 16");
+    std::fs::write(&file, allowing).unwrap();
+    RemoveFile(file)
 }
 
 /// Removes a file when dropped.

@@ -128,7 +128,7 @@ build_prometheus() {
 
 # Files the scripts use, copied from the same pinned modules.
 build_share() {
-  local key="v2 kuberay=$KUBERAY_VERSION kwok=$KWOK_VERSION"
+  local key="v3 kuberay=$KUBERAY_VERSION kwok=$KWOK_VERSION stages=$(cksum < "$LOCAL_DIR/kwok-stages.yaml")"
   if fresh share "$key" "$SHARE/kuberay/crds/ray.io_rayclusters.yaml" "$SHARE/kwok/stages.yaml"; then
     log "share (CRDs, RBAC, sample, kwok stages): up to date"; return
   fi
@@ -145,14 +145,23 @@ namespace: ray-system
 resources: [role.yaml, role_binding.yaml, service_account.yaml]
 YAML
   cp "$ray"/config/samples/ray-cluster.sample.yaml "$SHARE/kuberay/samples/"
-  # kwok's default stages, as kwokctl assembles them: node init + heartbeat with lease; pod ready/complete/delete.
+  # kwok's default stages, as kwokctl assembles them: node init + heartbeat with lease; pod ready/complete/delete;
+  # then raydar's own (kwok-stages.yaml), whose pods pod-ready leaves alone.
   local s first=1
   for s in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
            pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     ((first)) || echo '---'
     first=0
-    cat "$kwok/kustomize/stage/$s.yaml"
+    if [[ $s == pod/fast/pod-ready ]]; then
+      # The first matchExpressions is the stage's selector.
+      sed '0,/matchExpressions:/s//matchExpressions:\n    - key: '"'"'.metadata.annotations["test.raydar.local\/stage"]'"'"'\n      operator: '"'"'DoesNotExist'"'"'/' \
+        "$kwok/kustomize/stage/$s.yaml"
+    else
+      cat "$kwok/kustomize/stage/$s.yaml"
+    fi
   done > "$SHARE/kwok/stages.yaml"
+  echo '---' >> "$SHARE/kwok/stages.yaml"
+  cat "$LOCAL_DIR/kwok-stages.yaml" >> "$SHARE/kwok/stages.yaml"
   # kwok's Logs/ClusterLogs CRDs: `kubectl logs` of a fake pod is served from a file they name.
   cp "$kwok"/kustomize/crd/bases/kwok.x-k8s.io_{logs,clusterlogs}.yaml "$SHARE/kwok/crds/"
   chmod -R u+w "$SHARE"

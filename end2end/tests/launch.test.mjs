@@ -55,6 +55,13 @@ test('launch from the form: preview, double-click Launch, one cluster, Ready, to
   await page.locator(`.cluster-header[data-phase="Ready"]`).waitFor({ timeout: 60_000 });
   await page.locator('dd.workers', { hasText: '1/1' }).waitFor({ timeout: 30_000 });
   await list.locator(`tr[data-cluster="${namespace}/${name}"][data-phase="Ready"]`).waitFor({ timeout: 10_000 });
+  // Its start, stage by stage, on the same page: every stage done, and how long it took in all.
+  const starting = page.locator('section.starting');
+  await starting.locator('h2', { hasText: /^Started: Ready in \d/ }).waitFor({ timeout: 15_000 });
+  assert.deepEqual(
+    await starting.locator('li').evaluateAll((items) => items.map((i) => `${i.dataset.stage}:${i.dataset.state}`)),
+    ['created:done', 'scheduled:done', 'running:done', 'head:done', 'workers:done', 'ready:done'],
+  );
 
   // The confirmation names the cluster; after it, the cluster leaves this page and the list.
   const asked = new Promise((resolve) => page.once('dialog', async (dialog) => {
@@ -127,6 +134,36 @@ test('the preview says whether the pods fit: each group, and a quota the launch 
     await page.close();
   } finally {
     kubectl(['delete', 'namespace', quotaNamespace, '--wait=false']);
+  }
+});
+
+test('a cluster that cannot be placed says why on its page, and on the fleet page with the others that wait', async () => {
+  const name = unique('unplaced');
+  const cluster = JSON.parse(smallCluster(namespace, name));
+  // No node has this label: the scheduler can place neither pod.
+  for (const group of [cluster.spec.headGroupSpec, cluster.spec.workerGroupSpecs[0]]) {
+    group.template.spec.nodeSelector = { 'test.raydar.local/nowhere': 'true' };
+  }
+  kubectl(['apply', '-f', '-'], JSON.stringify(cluster));
+  try {
+    const page = await browser().newPage();
+    await page.goto(`${base}/clusters/${namespace}/${name}`);
+    const starting = page.locator('section.starting[data-current="scheduled"]');
+    const reason = starting.locator('.waiting-reason[data-kind="unschedulable"]');
+    await reason.waitFor({ timeout: 30_000 });
+    assert.match(await reason.textContent(), /cannot be placed on any node; the scheduler says: 0\/\d+ nodes are available: .*didn't match Pod's node affinity\/selector/);
+    assert.equal(await starting.locator('li[data-stage="created"]').getAttribute('data-state'), 'done');
+    assert.match(await starting.locator('li[data-stage="scheduled"]').textContent(), /Pods scheduled0 of 2 pods, waiting \d+s/);
+
+    // The fleet page groups it with the other clusters the scheduler cannot place.
+    await page.goto(`${base}/gpus`);
+    const row = page.locator(`table.starts-waiting[data-reason="unschedulable"] tr[data-cluster="${namespace}/${name}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    assert.match(await row.textContent(), /Pods scheduled/);
+    assert.match(await page.locator('h3[data-reason="unschedulable"]').textContent(), /^Unschedulable \(\d+\)$/);
+    await page.close();
+  } finally {
+    kubectl(['delete', 'raycluster', name, '-n', namespace, '--wait=false']);
   }
 });
 

@@ -22,6 +22,9 @@ pub struct ClusterOverview {
     pub events: Vec<EventRow>,
     /// Ray's nodes and jobs, as the dashboard last told them.
     pub ray: RayView,
+    /// The stages of its start, how long each took, and what holds it; `None` while suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<crate::waiting::Waiting>,
     /// The server's clock (Unix seconds), so ages are computed against it, not the browser's.
     pub now: i64,
     /// Set while the Kubernetes API does not answer: the pods, conditions and events are what

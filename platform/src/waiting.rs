@@ -5,10 +5,16 @@
 //! pull, a container crash-looping (with its last lines), the operator refusing (a quota), Ray's
 //! head not answering. Pure: the server gathers the facts from its watches, the page and the CLI
 //! show the answer.
+//!
+//! # Layout
+//!
+//! - this module: [`waiting`], a cluster's stages from its facts.
+//! - [`objects`]: those facts read from Pods and RayClusters (feature `kube`).
+//! - [`fleet`]: the fleet's waiting clusters grouped by reason; time to Ready per template.
 
 use serde::{Deserialize, Serialize};
 
-use crate::template::format_duration;
+use crate::status::format_age;
 
 /// How long a head whose container runs may take to answer before it counts as not answering:
 /// Ray's head starts in 10 to 30 s on a healthy node.
@@ -168,7 +174,10 @@ pub fn waiting(cluster: &ClusterProgress, pods: &[PodProgress], now: i64) -> Opt
         workers_joined,
         ready_since.zip(workers_joined).map(|(a, b)| a.max(b)),
     ];
-    let count = |n: usize, of: usize, what: &str| format!("{n} of {of} {what}");
+    let count = |n: usize, of: usize, what: &str| match of {
+        1 => format!("{n} of 1 {}", what.trim_end_matches('s')),
+        _ => format!("{n} of {of} {what}"),
+    };
     let progress = [
         String::new(),
         count(pods.iter().filter(|p| p.scheduled_at.is_some()).count(), wanted, "pods"),
@@ -300,16 +309,18 @@ fn held(
         let head = head?;
         let running = head.running_at?;
         let waited = now - running;
-        let error = cluster.head_unanswered.as_ref();
-        if waited < HEAD_PATIENCE_S && error.is_none() {
+        // Any head refuses connections for its first seconds: only a wait past the patience
+        // counts, whatever raydar's own read said meanwhile.
+        if waited < HEAD_PATIENCE_S {
             return None;
         }
+        let error = cluster.head_unanswered.as_ref();
         let why = error.map_or(String::new(), |e| format!(": {e}"));
         Some(Reason {
             kind: "head-not-answering".into(),
             message: format!(
                 "Ray's head has run for {} without answering{why}",
-                format_duration(std::time::Duration::from_secs(waited.max(0) as u64))
+                format_age(waited)
             ),
             pods: vec![head.name.clone()],
             last_lines: String::new(),
@@ -336,5 +347,8 @@ fn pods_named(pods: &[&PodProgress]) -> String {
     }
 }
 
+pub mod fleet;
+#[cfg(feature = "kube")]
+pub mod objects;
 #[cfg(test)]
 mod tests;

@@ -25,10 +25,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
 use platform::overview::{ClusterOverview, EventRow, RayJob, RayNode, RayView};
+use platform::waiting::objects::cluster_progress;
+use platform::waiting::{waiting, Refusal, Waiting};
+use platform::ClusterCondition;
 
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +53,11 @@ const MAX_EVENTS: usize = 50;
 const POD_EVENTS_READ: u32 = 500;
 /// How often a feed looks again at what it reads in the background (Ray, events).
 const FEED_TICK: Duration = Duration::from_secs(1);
+/// Lines shown of a crash-looping container's previous run, and at most so many bytes.
+const LAST_LINES: i64 = 20;
+const LAST_LINES_BYTES: i64 = 8 * 1024;
+/// How long a crashed run's last lines are kept: keyed by restart, they do not change.
+const LAST_LINES_FRESH: Duration = Duration::from_secs(300);
 /// Clusters followed at once; a page for one more is refused until another closes.
 pub const MAX_FOLLOWED: usize = 512;
 
@@ -69,6 +77,8 @@ struct Inner {
     dashboards: Dashboards,
     events: Cache<Result<Vec<EventRow>, String>>,
     ray: Cache<RayView>,
+    /// Crash-looping containers' last lines, by pod, container and restart.
+    last_lines: Cache<String>,
     /// The feed of every followed cluster. A std mutex: never held across an await.
     feeds: Mutex<HashMap<ClusterKey, watch::Sender<Option<ClusterOverview>>>>,
     /// Ends every feed when raydar shuts down.
@@ -98,6 +108,7 @@ impl Overviews {
             dashboards,
             events: Cache::new(FRESH_FOR),
             ray: Cache::new(FRESH_FOR),
+            last_lines: Cache::new(LAST_LINES_FRESH),
             feeds: Mutex::default(),
             shutdown,
         };
@@ -216,15 +227,88 @@ impl Overviews {
             }
             None => Vec::new(),
         };
+        let ray = ray.unwrap_or_default();
+        let waiting = self.waiting(namespace, name, &conditions, &events, &ray).await;
         Some(ClusterOverview {
             pods,
             conditions,
             events,
-            ray: ray.unwrap_or_default(),
+            ray,
+            waiting,
             now: unix_now(),
             // The cluster's watch first: it is the one the summary above comes from.
             stale: self.inner.clusters.stale().or_else(|| self.inner.pods.health().stale()),
         })
+    }
+}
+
+impl Overviews {
+    /// The stages of the cluster's start (`None` while it is suspended), from what the watches
+    /// keep and the events and Ray's view just read; a crash-looping container's last lines are
+    /// read once per restart.
+    async fn waiting(
+        &self,
+        namespace: &str,
+        name: &str,
+        conditions: &[ClusterCondition],
+        events: &[EventRow],
+        ray: &RayView,
+    ) -> Option<Waiting> {
+        let detail = self.inner.clusters.detail(namespace, name)?;
+        // What KubeRay said against it: its Warning events.
+        let warnings = events
+            .iter()
+            .filter(|e| e.kind == "Warning" && e.object.starts_with("RayCluster/"))
+            .map(|e| Refusal {
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                at: e.last_seen,
+            })
+            .collect();
+        let cluster = cluster_progress(
+            &detail.summary,
+            detail.suspend,
+            conditions,
+            warnings,
+            ray.error.clone(),
+        );
+        let mut pods = self.inner.pods.progress_of(namespace, name);
+        for pod in &mut pods {
+            let Some(trouble) = pod.trouble.as_mut().filter(|t| t.reason == "CrashLoopBackOff")
+            else {
+                continue;
+            };
+            let key =
+                format!("{namespace}/{}/{}/{}", pod.name, trouble.container, trouble.restarts);
+            let (kube, ns, pod_name, container) = (
+                self.inner.kube.clone(),
+                namespace.to_owned(),
+                pod.name.clone(),
+                trouble.container.clone(),
+            );
+            let read = async move { last_lines(kube, &ns, &pod_name, &container).await };
+            if let Some(lines) = self.inner.last_lines.get(&key, read, |_, new| new).await {
+                trouble.last_lines = lines;
+            }
+        }
+        waiting(&cluster, &pods, unix_now())
+    }
+}
+
+/// The last lines of a crashed container's previous run, or what kept them from being read.
+async fn last_lines(kube: Client, namespace: &str, pod: &str, container: &str) -> String {
+    let api: Api<Pod> = Api::namespaced(kube, namespace);
+    let params = LogParams {
+        container: Some(container.to_owned()),
+        previous: true,
+        tail_lines: Some(LAST_LINES),
+        limit_bytes: Some(LAST_LINES_BYTES),
+        ..LogParams::default()
+    };
+    match tokio::time::timeout(EVENTS_TIMEOUT, api.logs(pod, &params)).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(e)) => format!("(its log could not be read: {e})"),
+        Err(_) => format!("(its log was not read within {} s)", EVENTS_TIMEOUT.as_secs()),
     }
 }
 

@@ -32,7 +32,7 @@ use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
 use crate::api::{
-    actions, clusters, doc, gpus, history, jobs, leases, logs, ops, ray, rayjobs, templates,
+    actions, clusters, doc, gpus, history, jobs, leases, logs, ops, ray, rayjobs, starts, templates,
 };
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
@@ -62,6 +62,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gpus::cluster_events))
         .routes(routes!(gpus::chart))
         .routes(routes!(gpus::fleet))
+        .routes(routes!(starts::starts))
         .routes(routes!(gpus::fleet_events))
         .routes(routes!(templates::list))
         .routes(routes!(leases::renew, leases::release))

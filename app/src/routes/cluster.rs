@@ -17,7 +17,7 @@ use crate::components::failure::{self, AppError};
 use crate::components::stream::StreamState;
 use crate::routes::clusters::TearDownButton;
 use crate::routes::gpus::ClusterGpuSection;
-use crate::routes::overview::Overview;
+use crate::routes::overview::{follow, Overview, StartingSection};
 use crate::routes::submit::SubmitJob;
 
 /// `/clusters/{namespace}/{name}`.
@@ -178,6 +178,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
     };
 
     let (ns_for_groups, name_for_groups) = (namespace.clone(), name.clone());
+    // One push stream for the page's start stages near the top and its overview below.
+    let feed = follow(&namespace, &name);
     view! {
         <Show
             when=move || !gone.get()
@@ -235,9 +237,10 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 })}
                 {move || failed.get().map(|why| view! { <p class="error" role="alert">{why}</p> })}
             </div>
+            <StartingSection feed/>
             <Groups detail namespace=ns_for_groups.clone() name=name_for_groups.clone() may_change/>
             <ClusterGpuSection namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
-            <Overview namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
+            <Overview feed namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
             <super::history::OlderEvents uid=uid.clone() now/>
             <SubmitJob namespace=ns_for_groups.clone() name=name_for_groups.clone()/>
         </Show>

@@ -18,6 +18,7 @@ use platform::utilization::{
 use crate::api::read_fleet;
 use crate::components::failure::{self, AppError};
 use crate::components::stream::{Reconnecting, StreamState};
+use platform::waiting::fleet::{TemplateStarts, WaitingGroup};
 
 /// A cluster's GPUs, kept current by the server's pushes.
 #[component]
@@ -256,6 +257,113 @@ fn FleetView(fleet: Fleet) -> impl IntoView {
     view! {
         <Reconnecting stream/>
         {move || fleet.with(|f| fleet_tables(f, now.into()))}
+        <FleetStarts now=now.into()/>
+    }
+}
+
+/// How often the fleet's starts are read again.
+#[cfg(feature = "hydrate")]
+const STARTS_EVERY_MS: i32 = 5_000;
+
+/// The clusters waiting to start, grouped by what holds them, and time to Ready per template
+/// (`/api/v1/starts`, read again every few seconds).
+#[component]
+fn FleetStarts(now: Signal<i64>) -> impl IntoView {
+    let groups = RwSignal::new(None::<Vec<WaitingGroup>>);
+    let templates = RwSignal::new(Vec::<TemplateStarts>::new());
+    let error = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    crate::http::repeat(
+        STARTS_EVERY_MS,
+        || crate::http::send("GET", "/api/v1/starts", None),
+        move |answer| match answer {
+            Ok(answer) if answer.ok() => {
+                let read = |field: &str| answer.body[field].clone();
+                groups.set(serde_json::from_value(read("waiting")).ok());
+                templates.set(serde_json::from_value(read("templates")).unwrap_or_default());
+                error.set(answer.body["historyError"].as_str().map(str::to_owned));
+            }
+            Ok(answer) => error.set(Some(answer.message())),
+            Err(why) => error.set(Some(why)),
+        },
+    );
+    let waiting = move || {
+        match groups.get() {
+        None => view! { <p class="empty">"Reading the clusters that wait…"</p> }.into_any(),
+        Some(groups) if groups.is_empty() => {
+            view! { <p class="empty">"Every cluster has started."</p> }.into_any()
+        }
+        Some(groups) => groups
+            .into_iter()
+            .map(|g| {
+                let count = g.clusters.len();
+                let rows = g
+                    .clusters
+                    .into_iter()
+                    .map(|c| {
+                        let href = crate::api::rest::page(&c.namespace, &c.name);
+                        let since = c.since;
+                        view! {
+                            <tr data-cluster=format!("{}/{}", c.namespace, c.name)>
+                                <th scope="row"><a href=href>{c.namespace.clone()} " / " {c.name.clone()}</a></th>
+                                <td>{c.template}</td>
+                                <td>{c.owner}</td>
+                                <td>{c.stage}</td>
+                                <td class="num">{move || format_age(now.get() - since)}</td>
+                                <td>{c.message}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view();
+                view! {
+                    <h3 data-reason=g.kind.clone()>{g.label} " (" {count} ")"</h3>
+                    <table class="starts-waiting" data-reason=g.kind>
+                        <thead><tr>
+                            <th scope="col">"Cluster"</th><th scope="col">"Template"</th><th scope="col">"Owner"</th>
+                            <th scope="col">"Stage"</th><th scope="col" class="num">"Waiting"</th><th scope="col">"Why"</th>
+                        </tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                }
+            })
+            .collect_view()
+            .into_any(),
+    }
+    };
+    let ready_rows = move || {
+        templates
+            .get()
+            .into_iter()
+            .map(|t| {
+                let name = t.template.clone();
+                view! {
+                    <tr data-template=name>
+                        <th scope="row">{t.template}</th>
+                        <td class="num">{t.clusters}</td>
+                        <td class="num">{format!("{:.1} s", t.p50_s)}</td>
+                        <td class="num">{format!("{:.1} s", t.p95_s)}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <section class="starts">
+            <h2>"Waiting to start"</h2>
+            {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
+            {waiting}
+            <h2>"Time to Ready by template (7 days)"</h2>
+            {move || templates.with(Vec::is_empty).then(|| view! {
+                <p class="empty">"No cluster launched from a template has become Ready in the last 7 days."</p>
+            })}
+            <table class="starts-templates" hidden=move || templates.with(Vec::is_empty)>
+                <thead><tr>
+                    <th scope="col">"Template"</th><th scope="col" class="num">"Clusters"</th>
+                    <th scope="col" class="num">"p50"</th><th scope="col" class="num">"p95"</th>
+                </tr></thead>
+                <tbody>{ready_rows}</tbody>
+            </table>
+        </section>
     }
 }
 

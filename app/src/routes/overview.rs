@@ -9,32 +9,65 @@
 use leptos::prelude::*;
 use platform::overview::{ClusterOverview, EventRow, PodRow, RayJob, RayNode, RayView};
 use platform::status::format_age;
+use platform::waiting::Waiting;
 use platform::ClusterCondition;
 
 use crate::components::stream::{Reconnecting, StreamState};
 
-/// Pods, Ray, conditions and events of `namespace/name`, kept current by the server's pushes.
-#[component]
-pub fn Overview(namespace: String, name: String) -> impl IntoView {
-    let overview = RwSignal::new(None::<ClusterOverview>);
-    let stream = RwSignal::new(StreamState::Connecting);
-    // The server's clock at the last push, advanced by the browser's between pushes.
-    let now = RwSignal::new(0_i64);
+/// One page's follow of a cluster's overview: the server's pushes, and its clock advanced by the
+/// browser's between them. One stream, however many parts of the page show it.
+#[derive(Clone, Copy)]
+pub struct Feed {
+    overview: RwSignal<Option<ClusterOverview>>,
+    stream: RwSignal<StreamState>,
+    now: RwSignal<i64>,
+}
+
+/// Follows the overview of `namespace/name` for as long as the calling component lives.
+pub fn follow(namespace: &str, name: &str) -> Feed {
+    let feed = Feed {
+        overview: RwSignal::new(None),
+        stream: RwSignal::new(StreamState::Connecting),
+        now: RwSignal::new(0),
+    };
     #[cfg(feature = "hydrate")]
     {
-        let url = crate::api::push::overview_path(&namespace, &name);
+        let url = crate::api::push::overview_path(namespace, name);
         let apply = move |fresh: ClusterOverview| {
-            now.set(fresh.now);
-            overview.set(Some(fresh));
+            feed.now.set(fresh.now);
+            feed.overview.set(Some(fresh));
         };
-        crate::live::follow_json(&url, crate::api::push::OVERVIEW, apply, stream);
-        crate::http::repeat(1000, || std::future::ready(()), move |()| now.update(|t| *t += 1));
+        crate::live::follow_json(&url, crate::api::push::OVERVIEW, apply, feed.stream);
+        crate::http::repeat(
+            1000,
+            || std::future::ready(()),
+            move |()| feed.now.update(|t| *t += 1),
+        );
     }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (namespace, name);
+    feed
+}
+
+/// The cluster's start, near the top of its page: the stages and what holds it.
+#[component]
+pub fn StartingSection(feed: Feed) -> impl IntoView {
+    let now = Signal::from(feed.now);
+    move || {
+        let waiting = feed.overview.with(|o| o.as_ref().and_then(|o| o.waiting.clone()));
+        waiting.map(|waiting| view! { <Starting waiting now/> })
+    }
+}
+
+/// Pods, Ray, conditions and events of `namespace/name`, kept current by the server's pushes.
+#[component]
+pub fn Overview(feed: Feed, namespace: String, name: String) -> impl IntoView {
     let (ns, cluster) = (StoredValue::new(namespace), StoredValue::new(name));
-    let now = Signal::from(now);
+    let now = Signal::from(feed.now);
+    let stream = feed.stream;
     view! {
         <Reconnecting stream/>
-        {move || match overview.get() {
+        {move || match feed.overview.get() {
             None => view! { <p class="empty">"Loading pods, Ray and events…"</p> }.into_any(),
             Some(o) => view! {
                 {o.stale.map(|s| view! { <p class="error" role="alert" data-stale>{move || s.describe(now.get())}</p> })}
@@ -176,6 +209,57 @@ fn job_row(job: RayJob, now: Signal<i64>, namespace: &str, name: &str) -> impl I
             <td class="num">{duration}</td>
             <td><a href=viewer>"Follow"</a> " · " <a href=href download>"Download"</a></td>
         </tr>
+    }
+}
+
+/// The cluster's start, stage by stage: how long each took, the one it is in counting up, and
+/// what holds it in words (with a crash-looping container's last lines).
+#[component]
+fn Starting(waiting: Waiting, now: Signal<i64>) -> impl IntoView {
+    let heading = match (&waiting.current, waiting.time_to_ready_s) {
+        (None, Some(took)) => format!("Started: Ready in {}", format_age(took)),
+        (None, None) => "Started".to_owned(),
+        (Some(_), _) => "Starting".to_owned(),
+    };
+    let stages = waiting
+        .stages
+        .into_iter()
+        .map(|stage| {
+            let (name, state) = (stage.name.clone(), stage.state.clone());
+            let took = match (stage.state.as_str(), stage.took_s, stage.started_at) {
+                ("now", _, Some(began)) => {
+                    let progress = stage.progress.clone();
+                    let counting = move || {
+                        let waited = format!("waiting {}", format_age(now.get() - began));
+                        if progress.is_empty() { waited } else { format!("{progress}, {waited}") }
+                    };
+                    view! { <span class="took">{counting}</span> }.into_any()
+                }
+                ("done", Some(took), _) if stage.name != "created" => {
+                    view! { <span class="took">{format_age(took)}</span> }.into_any()
+                }
+                _ => ().into_any(),
+            };
+            view! { <li data-stage=name data-state=state><span class="label">{stage.label}</span>{took}</li> }
+        })
+        .collect_view();
+    let reason = waiting.reason.map(|r| {
+        let lines = (!r.last_lines.is_empty())
+            .then(|| view! { <pre class="last-lines">{r.last_lines}</pre> });
+        view! {
+            <div class="waiting-reason" role="status" data-kind=r.kind>
+                <p>{r.message}</p>
+                {lines}
+            </div>
+        }
+    });
+    let current = waiting.current.unwrap_or_default();
+    view! {
+        <section class="starting" data-current=current>
+            <h2>{heading}</h2>
+            <ol class="stages">{stages}</ol>
+            {reason}
+        </section>
     }
 }
 

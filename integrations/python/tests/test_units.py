@@ -68,6 +68,28 @@ def test_a_waiting_cluster_is_diagnosed_by_its_newest_telling_event():
     assert diagnose("ml", "c", {"pods": [], "conditions": [], "events": []}) is None
 
 
+def test_raydars_own_reason_for_the_stage_comes_first_and_is_typed():
+    def waiting(kind, message, **more):
+        return {"pods": [], "conditions": [], "events": [], "waiting": {
+            "stages": [], "current": "running",
+            "reason": {"kind": kind, "message": message, "pods": ["c-head-x"], **more}}}
+    crash = diagnose("ml", "c", waiting(
+        "crash-loop", "container ray-head of c-head-x keeps crashing: restarted 3 times",
+        lastLines="ValueError: bad address\n"))
+    assert isinstance(crash, raydar.CrashLooping) and crash.last_lines == "ValueError: bad address\n"
+    assert "keeps crashing" in str(crash)
+    for kind, error in [("unschedulable", raydar.Unschedulable), ("quota", raydar.QuotaExceeded),
+                        ("image-pull", raydar.ImagePullFailed), ("operator", raydar.OperatorRefused),
+                        ("head-not-answering", raydar.HeadNotAnswering),
+                        ("container", raydar.ContainerFailed)]:
+        assert type(diagnose("ml", "c", waiting(kind, "why"))) is error, kind
+    # Nothing holds the stage: no failure, whatever old events say.
+    calm = {"pods": [_pod("c-head-x", "node-1")], "conditions": [],
+            "waiting": {"stages": [], "current": "head"},
+            "events": [_warning("FailedScheduling", "0/4 nodes", "Pod/c-head-x")]}
+    assert diagnose("ml", "c", calm) is None
+
+
 def test_kuberays_failed_phase_is_a_failure_with_its_reason():
     why = failed("ml", "c", {"phase": "Failed", "reason": "HeadPodNotFound"})
     assert isinstance(why, raydar.ClusterFailed) and "HeadPodNotFound" in str(why)

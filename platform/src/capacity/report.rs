@@ -125,6 +125,10 @@ fn sum_up(
         );
         return (Verdict::Partly, summary);
     }
-    let all = if pods == 1 { "its pod".to_owned() } else { format!("all {pods} pods") };
+    let all = match pods {
+        1 => "its pod".to_owned(),
+        2 => "both pods".to_owned(),
+        n => format!("all {n} pods"),
+    };
     (Verdict::Now, format!("{all} can start now"))
 }

@@ -151,12 +151,13 @@ fn a_head_that_runs_but_does_not_answer_is_said_after_a_minute() {
     let late = waiting(&c, std::slice::from_ref(&head), T0 + 100).unwrap();
     let reason = late.reason.unwrap();
     assert_eq!(reason.kind, "head-not-answering");
-    assert_eq!(reason.message, "Ray's head has run for 1m30s without answering");
-    // raydar's own read failing says so at once, with why.
+    assert_eq!(reason.message, "Ray's head has run for 90s without answering");
+    // raydar's own read failing says why, once the head has had its time.
     let mut unanswered = cluster(0);
     unanswered.head_unanswered = Some("connection refused".into());
-    let reason = waiting(&unanswered, &[head], T0 + 20).unwrap().reason.unwrap();
-    assert_eq!(reason.message, "Ray's head has run for 10s without answering: connection refused");
+    assert_eq!(waiting(&unanswered, std::slice::from_ref(&head), T0 + 20).unwrap().reason, None);
+    let reason = waiting(&unanswered, &[head], T0 + 80).unwrap().reason.unwrap();
+    assert_eq!(reason.message, "Ray's head has run for 70s without answering: connection refused");
 }
 
 #[test]
@@ -168,4 +169,62 @@ fn a_suspended_cluster_waits_for_nothing_and_missing_pods_are_counted() {
     assert_eq!(fresh.current.as_deref(), Some("scheduled"));
     assert_eq!(fresh.stages[1].progress, "0 of 4 pods");
     assert_eq!(fresh.reason, None);
+}
+
+#[test]
+fn the_fleet_groups_waiting_clusters_by_reason_and_templates_by_time_to_ready() {
+    let stuck = |name: &str, since: i64| {
+        let row = fleet::WaitingCluster {
+            namespace: "ml".into(),
+            name: name.into(),
+            template: "gpu".into(),
+            owner: "ada".into(),
+            stage: String::new(),
+            since,
+            message: String::new(),
+        };
+        let pod = PodProgress {
+            unschedulable: Some("0/4 nodes".into()),
+            ..pod(&format!("{name}-head"), true)
+        };
+        let mut c = cluster(0);
+        c.created = since;
+        (row, waiting(&c, &[pod], T0 + 100).unwrap())
+    };
+    let on_its_way = {
+        let (row, _) = stuck("fresh", T0 + 90);
+        (row, waiting(&cluster(0), &[], T0 + 100).unwrap())
+    };
+    let ready = {
+        let (row, _) = stuck("done", T0);
+        let mut c = cluster(0);
+        c.head_ready_since = Some(T0 + 3);
+        (row, waiting(&c, &[started("done-head", true, 1, 2, 3)], T0 + 100).unwrap())
+    };
+    let groups = fleet::group(vec![on_its_way, stuck("late", T0 + 50), ready, stuck("early", T0)]);
+    let shown: Vec<(&str, &str, Vec<&str>)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.kind.as_str(),
+                g.label.as_str(),
+                g.clusters.iter().map(|c| c.name.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("unschedulable", "Unschedulable", vec!["early", "late"]),
+            ("starting", "On its way", vec!["fresh"]),
+        ]
+    );
+    assert_eq!(groups[0].clusters[0].stage, "Pods scheduled");
+    assert!(groups[0].clusters[0].message.ends_with("the scheduler says: 0/4 nodes"));
+
+    let samples = (1..=20).map(|s| ("gpu".to_owned(), s * 1000)).chain([("cpu".to_owned(), 4000)]);
+    let starts = fleet::template_starts(samples);
+    let shown: Vec<(&str, u32, f64, f64)> =
+        starts.iter().map(|t| (t.template.as_str(), t.clusters, t.p50_s, t.p95_s)).collect();
+    assert_eq!(shown, [("cpu", 1, 4.0, 4.0), ("gpu", 20, 10.0, 19.0)]);
 }

@@ -15,6 +15,7 @@ use axum::{Extension, Json};
 use futures::StreamExt;
 use platform::overview::ClusterOverview;
 use platform::status::PhaseName;
+use platform::waiting::Waiting;
 use platform::{ClusterSummary, Stale};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -193,21 +194,37 @@ pub async fn list(
     }))
 }
 
-/// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster, or 404.
+/// One cluster: its row of the list, and how its start is going.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterState {
+    #[serde(flatten)]
+    pub summary: ClusterSummary,
+    /// The stages of its start (created → pods scheduled → containers running → Ray head
+    /// answering → workers joined → Ready), how long each took or has taken, and, for the one it
+    /// is in, what holds it, in words. Absent while it is suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// `GET /api/v1/clusters/{namespace}/{name}`: one RayCluster and how its start is going, or 404.
 #[utoipa::path(get, path = "/clusters/{namespace}/{name}", tag = "clusters",
     params(super::doc::ClusterParams),
     responses(
-        (status = 200, description = "The cluster", body = ClusterSummary),
+        (status = 200, description = "The cluster", body = ClusterState),
         super::doc::ReadErrors))]
 pub async fn get(
     _: MayReadCluster,
     State(clusters): State<Clusters>,
+    State(overviews): State<Overviews>,
     path: ClusterPath,
-) -> ApiResult<Json<ClusterSummary>> {
-    clusters
-        .get(&path.namespace, &path.name)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("RayCluster {} not found", path.id())))
+) -> ApiResult<Json<ClusterState>> {
+    let Some(summary) = clusters.get(&path.namespace, &path.name) else {
+        return Err(ApiError::not_found(format!("RayCluster {} not found", path.id())));
+    };
+    // Read from the page's caches: events and Ray's view at most a couple of seconds old.
+    let overview = overviews.overview(&path.namespace, &path.name).await;
+    Ok(Json(ClusterState { summary, waiting: overview.and_then(|o| o.waiting) }))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/overview`: pods, conditions, events, Ray's nodes and

@@ -9,6 +9,7 @@
 //! - [`rayjobs`]: KubeRay RayJobs: the list, one, a job submitted to a cluster.
 //! - [`logs`]: job and pod logs, live or as a download.
 //! - [`gpus`]: a cluster's GPUs and charts, the fleet.
+//! - [`starts`]: the fleet's waiting clusters by reason; time to Ready per template.
 //! - [`history`]: clusters past and present, and one cluster's record, after it is gone too.
 //! - [`ray`]: allowlisted reads of a Ray dashboard.
 //! - [`ops`]: health, readiness, metrics, the session.
@@ -27,4 +28,5 @@ pub mod ops;
 pub mod pages;
 pub mod ray;
 pub mod rayjobs;
+pub mod starts;
 pub mod templates;

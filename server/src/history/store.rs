@@ -450,6 +450,32 @@ impl Store {
         Ok((items, next))
     }
 
+    /// Of the clusters launched from a template and created since `since` (Unix seconds) that
+    /// became Ready, newest first and at most `limit`: their namespace, template, and the
+    /// milliseconds from creation to Ready.
+    pub async fn ready_times(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, String, i64)>> {
+        let rows = timed(
+            &self.doing("reading history"),
+            sqlx::query(
+                "SELECT namespace, template, ready_at - created_at * 1000 FROM clusters \
+                 WHERE created_at >= $1 AND ready_at IS NOT NULL AND template <> '' \
+                 ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(since)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| format!("reading history: {e}"))
+    }
+
     /// The namespaces history has clusters of.
     pub async fn namespaces(&self) -> StoreResult<BTreeSet<String>> {
         let rows = timed(

@@ -121,6 +121,15 @@ impl Clusters {
         self.inner.kept.read().get(&(namespace.to_owned(), name.to_owned())).map(f)
     }
 
+    /// Every cluster not suspended, as its start is judged: its detail and KubeRay's conditions.
+    pub fn starting(&self) -> Vec<(ClusterDetail, Vec<ClusterCondition>)> {
+        let kept = self.inner.kept.read();
+        kept.values()
+            .filter(|c| !c.detail.suspend)
+            .map(|c| (c.detail.clone(), c.conditions.clone()))
+            .collect()
+    }
+
     /// Every cluster, sorted by namespace and name.
     pub fn list(&self) -> Vec<ClusterSummary> {
         self.inner.kept.read().values().map(|c| c.detail.summary.clone()).collect()

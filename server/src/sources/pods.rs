@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use platform::history::Termination;
 use platform::overview::PodRow;
-use platform::waiting::{PodProgress, Trouble};
+use platform::waiting::PodProgress;
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -266,7 +266,7 @@ impl RayPod {
             cluster: label(pod, "ray.io/cluster").unwrap_or_default().to_owned(),
             owner,
             row: pod_row(pod),
-            progress: progress(pod),
+            progress: platform::waiting::objects::pod_progress(pod),
             terminations: terminations(pod),
         }
     }
@@ -302,59 +302,6 @@ fn terminations(pod: &Pod) -> Vec<Ended> {
         }
     }
     ended
-}
-
-/// How far `pod` has got in starting, from its conditions and container states.
-fn progress(pod: &Pod) -> Option<PodProgress> {
-    let meta = &pod.metadata;
-    if meta.deletion_timestamp.is_some() {
-        return None;
-    }
-    let status = pod.status.as_ref();
-    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let condition = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
-    let since = |type_: &str| {
-        let c = condition(type_).filter(|c| c.status == "True")?;
-        Some(c.last_transition_time.as_ref().map_or(0, |t| t.0.as_second()))
-    };
-    let unschedulable = condition("PodScheduled")
-        .filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-        .map(|c| c.message.clone().unwrap_or_default());
-    let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
-    let wanted = pod.spec.as_ref().map_or(0, |s| s.containers.len());
-    let started: Vec<i64> = statuses
-        .iter()
-        .filter_map(|c| c.state.as_ref()?.running.as_ref())
-        .map(|r| r.started_at.as_ref().map_or(0, |t| t.0.as_second()))
-        .collect();
-    let running_at =
-        (wanted > 0 && started.len() == wanted).then(|| started.into_iter().max()).flatten();
-    let init = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default();
-    // A container waiting for a reason other than being made: what holds it needs someone.
-    let trouble = init.iter().chain(statuses).find_map(|c| {
-        let waiting = c.state.as_ref()?.waiting.as_ref()?;
-        let reason = waiting.reason.clone().unwrap_or_default();
-        if matches!(reason.as_str(), "" | "ContainerCreating" | "PodInitializing") {
-            return None;
-        }
-        Some(Trouble {
-            container: c.name.clone(),
-            reason,
-            message: waiting.message.clone().unwrap_or_default(),
-            restarts: c.restart_count.max(0) as u32,
-            last_lines: String::new(),
-        })
-    });
-    Some(PodProgress {
-        name: meta.name.clone().unwrap_or_default(),
-        head: label(pod, "ray.io/node-type") == Some("head"),
-        created: meta.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
-        scheduled_at: since("PodScheduled"),
-        unschedulable,
-        running_at,
-        trouble,
-        ready_at: since("Ready"),
-    })
 }
 
 fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {

@@ -29,8 +29,11 @@ from .errors import (
     ClusterNotReady,
     Conflict,
     ConnectionFailed,
+    ContainerFailed,
+    CrashLooping,
     FieldError,
     Forbidden,
+    HeadNotAnswering,
     ImagePullFailed,
     Invalid,
     JobFailed,
@@ -50,7 +53,8 @@ from .models import Cluster, Job, LogLine, Parameter, Progress, RayJob, Template
 
 __all__ = [
     "ApiError", "BadRequest", "Client", "Cluster", "ClusterFailed", "ClusterGone",
-    "ClusterNotReady", "Conflict", "ConnectionFailed", "FieldError", "Forbidden",
+    "ClusterNotReady", "Conflict", "ConnectionFailed", "ContainerFailed", "CrashLooping",
+    "FieldError", "Forbidden", "HeadNotAnswering",
     "ImagePullFailed", "Invalid", "Job", "JobFailed", "JobTimeout", "LeaseKeeper", "LogLine",
     "LogStream",
     "LogStreamLost", "NotFound", "OperatorRefused", "Parameter", "Progress", "QuotaExceeded",

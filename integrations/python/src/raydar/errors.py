@@ -153,6 +153,22 @@ class OperatorRefused(ClusterNotReady):
     """KubeRay refused the spec or could not create what it needs."""
 
 
+class CrashLooping(ClusterNotReady):
+    """A container keeps crashing; ``last_lines`` are its previous run's last lines."""
+
+    def __init__(self, namespace: str, name: str, message: str, last_lines: str = "") -> None:
+        self.last_lines = last_lines
+        super().__init__(namespace, name, message)
+
+
+class ContainerFailed(ClusterNotReady):
+    """A container cannot start (a bad config, a missing secret)."""
+
+
+class HeadNotAnswering(ClusterNotReady):
+    """Ray's head runs but does not answer."""
+
+
 class ClusterFailed(ClusterNotReady):
     """KubeRay reports the cluster failed."""
 

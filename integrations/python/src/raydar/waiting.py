@@ -11,6 +11,9 @@ from typing import Any, Mapping, Optional
 from .errors import (
     ClusterFailed,
     ClusterNotReady,
+    ContainerFailed,
+    CrashLooping,
+    HeadNotAnswering,
     ImagePullFailed,
     OperatorRefused,
     QuotaExceeded,
@@ -27,12 +30,30 @@ def _quota(message: str) -> bool:
     return "exceeded quota" in message or "forbidden: failed quota" in message
 
 
+# raydar's own reasons (the overview's `waiting.reason.kind`) and the failure each raises.
+_KINDS = {
+    "unschedulable": Unschedulable,
+    "image-pull": ImagePullFailed,
+    "quota": QuotaExceeded,
+    "operator": OperatorRefused,
+    "container": ContainerFailed,
+    "head-not-answering": HeadNotAnswering,
+}
+
+
 def diagnose(namespace: str, name: str, overview: Mapping[str, Any]) -> Optional[ClusterNotReady]:
     """The reason the cluster `namespace/name` cannot become Ready now, if its overview shows one.
 
-    The newest telling event wins (an old one may have been resolved since); a scheduling failure
-    counts only for a pod that exists and still has no node.
+    raydar's own reason for the stage the cluster waits in comes first (``waiting``). Without
+    one, the newest telling event wins (an old one may have been resolved
+    since); a scheduling failure counts only for a pod that exists and still has no node.
     """
+    reason = (overview.get("waiting") or {}).get("reason")
+    if reason:
+        kind, message = reason.get("kind", ""), reason.get("message", "")
+        if kind == "crash-loop":
+            return CrashLooping(namespace, name, message, reason.get("lastLines", ""))
+        return _KINDS.get(kind, OperatorRefused)(namespace, name, message)
     for condition in overview.get("conditions") or ():
         if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
             message = condition.get("message") or condition.get("reason") or "ReplicaFailure"

@@ -3,17 +3,15 @@
 //! launch form's preview judges them. It informs, never stops a launch: what cannot be read
 //! (RBAC, a slow apiserver) is said, and the launch goes on.
 
-use std::collections::HashMap;
-
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod, ResourceQuota};
 use kube::api::{Api, ListParams};
-use platform::capacity::{self, objects, Capacity, Node, Quota, Resources, Verdict};
+use platform::capacity::{self, objects, Capacity, Node, Quota, Verdict};
 use serde_json::Value;
 
 use crate::kubernetes::Kubernetes;
 
-/// Pods read a page at a time: a fleet's tens of thousands are summed per node as they come,
-/// never held.
+/// Pods read a page at a time: a fleet's tens of thousands are added to their nodes as they
+/// come, never held.
 const PAGE: u32 = 500;
 
 /// The capacity of a launch of RayCluster `manifest` into `namespace`.
@@ -54,7 +52,6 @@ async fn nodes(kubernetes: &Kubernetes) -> Result<Vec<Node>, String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut nodes: Vec<Node> = listed.items.iter().map(objects::node).collect();
-    let mut load: HashMap<String, Resources> = HashMap::new();
     let pods: Api<Pod> = Api::all(kubernetes.client.clone());
     let mut params = ListParams::default().fields(objects::PODS_ON_NODES).limit(PAGE);
     loop {
@@ -62,18 +59,16 @@ async fn nodes(kubernetes: &Kubernetes) -> Result<Vec<Node>, String> {
             .call("listing the pods on nodes", pods.list(&params))
             .await
             .map_err(|e| e.to_string())?;
-        for (node, requests) in page.items.iter().filter_map(objects::pod_load) {
-            let sum = load.entry(node).or_default();
-            for (name, n) in requests {
-                *sum.entry(name).or_default() += n;
-            }
-        }
+        let loads: Vec<_> = page.items.iter().filter_map(objects::pod_load).collect();
+        objects::add_load(
+            &mut nodes,
+            loads.iter().map(|(node, requests)| (node.as_str(), requests)),
+        );
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => break,
         }
     }
-    objects::add_load(&mut nodes, load.iter().map(|(node, sum)| (node.as_str(), sum)));
     Ok(nodes)
 }
 

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{ListParams, LogParams};
+use k8s_openapi::api::core::v1::Event;
+use kube::api::ListParams;
 use kube::{Api, Client};
 use platform::overview::{ClusterOverview, EventRow, RayJob, RayNode, RayView};
 use platform::waiting::objects::cluster_progress;
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::ray::{Dashboards, Read};
-use crate::sources::pods::ClusterKey;
+use crate::sources::pods::{last_lines, ClusterKey};
 use crate::sources::{ClusterChange, Clusters, RayPods};
 use crate::unix_now;
 
@@ -286,29 +286,18 @@ impl Overviews {
                 pod.name.clone(),
                 trouble.container.clone(),
             );
-            let read = async move { last_lines(kube, &ns, &pod_name, &container).await };
+            let read = async move {
+                let read = last_lines(kube, &ns, &pod_name, &container, true);
+                match read.lines(LAST_LINES, LAST_LINES_BYTES).await {
+                    Ok(text) => text,
+                    Err(why) => format!("(its log could not be read: {why})"),
+                }
+            };
             if let Some(lines) = self.inner.last_lines.get(&key, read, |_, new| new).await {
                 trouble.last_lines = lines;
             }
         }
         waiting(&cluster, &pods, unix_now())
-    }
-}
-
-/// The last lines of a crashed container's previous run, or what kept them from being read.
-async fn last_lines(kube: Client, namespace: &str, pod: &str, container: &str) -> String {
-    let api: Api<Pod> = Api::namespaced(kube, namespace);
-    let params = LogParams {
-        container: Some(container.to_owned()),
-        previous: true,
-        tail_lines: Some(LAST_LINES),
-        limit_bytes: Some(LAST_LINES_BYTES),
-        ..LogParams::default()
-    };
-    match tokio::time::timeout(EVENTS_TIMEOUT, api.logs(pod, &params)).await {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) => format!("(its log could not be read: {e})"),
-        Err(_) => format!("(its log was not read within {} s)", EVENTS_TIMEOUT.as_secs()),
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod, ResourceQuota};
 use kube::runtime::watcher;
@@ -138,19 +137,6 @@ impl NodeCapacity {
             *summed = (changes, Arc::new(nodes));
         }
         Ok(summed.1.clone())
-    }
-
-    /// The health of the node watch (for readiness and /metrics).
-    pub fn health(&self) -> &WatchHealth {
-        &self.inner.nodes.health
-    }
-
-    /// Waits up to `limit` for every watch's first list (tests).
-    pub async fn synced(&self, limit: Duration) -> Result<(), String> {
-        let shared = &self.inner;
-        shared.nodes.health.wait_synced(limit, "Node").await?;
-        shared.pods.health.wait_synced(limit, "Pod").await?;
-        shared.quotas.health.wait_synced(limit, "ResourceQuota").await
     }
 }
 

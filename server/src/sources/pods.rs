@@ -210,21 +210,51 @@ impl Shared {
             let (namespace, cluster) = (pod.namespace.clone(), pod.owner.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                let pods: Api<Pod> = Api::namespaced(client, &namespace);
                 let t = &ended.termination;
-                let params = LogParams {
-                    container: Some(t.container.clone()),
-                    previous: ended.previous,
-                    tail_lines: Some(LAST_LINES),
-                    limit_bytes: Some(LAST_LINES_BYTES),
-                    ..LogParams::default()
-                };
-                let read = tokio::time::timeout(TAIL_TIMEOUT, pods.logs(&t.pod, &params)).await;
-                if let Ok(Ok(text)) = read {
+                let read = last_lines(client, &namespace, &t.pod, &t.container, ended.previous)
+                    .lines(LAST_LINES, LAST_LINES_BYTES);
+                if let Ok(text) = read.await {
                     let termination = Termination { last_lines: text, ..ended.termination };
                     history.send(Record::Terminated { cluster, termination });
                 }
             });
+        }
+    }
+}
+
+/// A read of a container's last lines: [`LastLines::lines`] says how many, within [`TAIL_TIMEOUT`].
+pub(crate) struct LastLines<'a> {
+    pods: Api<Pod>,
+    pod: &'a str,
+    container: &'a str,
+    previous: bool,
+}
+
+/// The last lines of `container` of `pod` in `namespace`: its previous run's when `previous`.
+pub(crate) fn last_lines<'a>(
+    client: Client,
+    namespace: &str,
+    pod: &'a str,
+    container: &'a str,
+    previous: bool,
+) -> LastLines<'a> {
+    LastLines { pods: Api::namespaced(client, namespace), pod, container, previous }
+}
+
+impl LastLines<'_> {
+    /// At most `lines` lines and `bytes` bytes of them, or why they were not read.
+    pub(crate) async fn lines(self, lines: i64, bytes: i64) -> Result<String, String> {
+        let params = LogParams {
+            container: Some(self.container.to_owned()),
+            previous: self.previous,
+            tail_lines: Some(lines),
+            limit_bytes: Some(bytes),
+            ..LogParams::default()
+        };
+        match tokio::time::timeout(TAIL_TIMEOUT, self.pods.logs(self.pod, &params)).await {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("not read within {} s", TAIL_TIMEOUT.as_secs())),
         }
     }
 }

@@ -16,7 +16,7 @@ export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-$root/target/site}
 export KUBECONFIG=${KUBECONFIG:-$local_dir/kubeconfig}
 pidfile=$local_dir/raydar.pid
 # raydar-server runs as its own ServiceAccount on the local control plane (read + impersonate,
-# deploy/kubernetes/rbac.yaml), as it would in a real cluster; elsewhere, as KUBECONFIG says.
+# deploy/kustomize/rbac/cluster-wide), as it would in a real cluster; elsewhere, as KUBECONFIG says.
 server_kubeconfig=${RAYDAR_KUBECONFIG:-$local_dir/kubeconfig-raydar}
 [ -f "$server_kubeconfig" ] || server_kubeconfig=$KUBECONFIG
 # Local use: dev mode (loopback only), everyone is RAYDAR_DEV_USER (default developer, whom

@@ -14,7 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v go >/dev/null || die "go is not on PATH (Go 1.26 or newer is needed)"
-for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION PROMETHEUS_VERSION; do
+for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION PROMETHEUS_VERSION PROMETHEUS_OPERATOR_VERSION; do
   [[ -n "${!v:-}" ]] || die "$v is empty in tools/versions.env"
 done
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -128,15 +128,19 @@ build_prometheus() {
 
 # Files the scripts use, copied from the same pinned modules.
 build_share() {
-  local key="v3 kuberay=$KUBERAY_VERSION kwok=$KWOK_VERSION stages=$(cksum < "$LOCAL_DIR/kwok-stages.yaml")"
-  if fresh share "$key" "$SHARE/kuberay/crds/ray.io_rayclusters.yaml" "$SHARE/kwok/stages.yaml"; then
+  local key="v4 kuberay=$KUBERAY_VERSION kwok=$KWOK_VERSION stages=$(cksum < "$LOCAL_DIR/kwok-stages.yaml") prometheus-operator=$PROMETHEUS_OPERATOR_VERSION"
+  local servicemonitors="$SHARE/prometheus-operator/crds/monitoring.coreos.com_servicemonitors.yaml"
+  if fresh share "$key" "$SHARE/kuberay/crds/ray.io_rayclusters.yaml" "$SHARE/kwok/stages.yaml" "$servicemonitors"; then
     log "share (CRDs, RBAC, sample, kwok stages): up to date"; return
   fi
-  local ray kwok
+  local ray kwok promop
   ray="$(module_dir "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION")"
   kwok="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")"
-  rm -rf "$SHARE/kuberay" "$SHARE/kwok"
-  mkdir -p "$SHARE/kuberay/crds" "$SHARE/kuberay/rbac" "$SHARE/kuberay/samples" "$SHARE/kwok/crds"
+  promop="$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"
+  rm -rf "$SHARE/kuberay" "$SHARE/kwok" "$SHARE/prometheus-operator"
+  mkdir -p "$SHARE/kuberay/crds" "$SHARE/kuberay/rbac" "$SHARE/kuberay/samples" "$SHARE/kwok/crds" \
+    "$SHARE/prometheus-operator/crds"
+  cp "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$servicemonitors"
   cp "$ray"/config/crd/bases/ray.io_{rayclusters,rayjobs,rayservices}.yaml "$SHARE/kuberay/crds/"
   cp "$ray"/config/rbac/{role,role_binding,service_account}.yaml "$SHARE/kuberay/rbac/"
   cat > "$SHARE/kuberay/rbac/kustomization.yaml" <<'YAML'
@@ -166,7 +170,7 @@ YAML
   cp "$kwok"/kustomize/crd/bases/kwok.x-k8s.io_{logs,clusterlogs}.yaml "$SHARE/kwok/crds/"
   chmod -R u+w "$SHARE"
   stamp share "$key"
-  log "share: copied KubeRay $KUBERAY_VERSION CRDs/RBAC/sample and kwok $KWOK_VERSION stages"
+  log "share: copied KubeRay $KUBERAY_VERSION CRDs/RBAC/sample, kwok $KWOK_VERSION stages, the ServiceMonitor CRD"
 }
 
 # Real Ray for the head pods (deploy/local/ray/heads.py), every package pinned by ray/requirements.txt.

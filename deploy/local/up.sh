@@ -121,7 +121,7 @@ cert dcgm-exporter "/CN=raydar:local-dcgm-exporter" clientAuth
 # Prometheus discovers the exporter pods as a production one does (kubernetes_sd_configs): list/watch
 # pods, its own identity and ClusterRole below.
 cert prometheus "/CN=raydar:local-prometheus" clientAuth
-# raydar-server authenticates as the ServiceAccount deploy/kubernetes/rbac.yaml binds: it reads and
+# raydar-server authenticates as the ServiceAccount deploy/kustomize/rbac/cluster-wide binds: it reads and
 # impersonates, exactly as in a real cluster.
 cert raydar "/O=system:serviceaccounts/O=system:serviceaccounts:raydar/CN=system:serviceaccount:raydar:raydar" clientAuth
 # The operator authenticates as the ServiceAccount KubeRay's own RBAC (config/rbac) binds.

@@ -19,6 +19,10 @@ use crate::security::{Authn, Cidr, ProxyHeaders, ServedAs, User};
 pub struct Config {
     /// Where to listen.
     pub addr: SocketAddr,
+    /// Where to serve health, readiness and metrics alone, without identity, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The namespaces watched: every one, or a team's.
+    pub scope: Scope,
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS.
     pub site_root: PathBuf,
     /// Where identities come from.
@@ -57,6 +61,37 @@ pub struct Config {
     pub lease_timeout: Duration,
     /// Whether idle clusters are reclaimed as their templates say, only shown, or neither.
     pub idle_reclaim: IdleReclaim,
+}
+
+/// Which namespaces raydar watches and launches into.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace (a cluster-wide install).
+    #[default]
+    All,
+    /// Only these, sorted (a team's install, whose RBAC is a Role in each): RayClusters, their
+    /// pods, events and RayJobs elsewhere are not seen, and Nodes are not read.
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    /// Whether `namespace` is watched.
+    pub fn covers(&self, namespace: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Namespaces(listed) => {
+                listed.binary_search_by(|n| n.as_str().cmp(namespace)).is_ok()
+            }
+        }
+    }
+
+    /// The namespaces to watch one by one; `None` for every namespace at once.
+    pub fn namespaces(&self) -> Option<&[String]> {
+        match self {
+            Scope::All => None,
+            Scope::Namespaces(listed) => Some(listed),
+        }
+    }
 }
 
 /// What raydar does with clusters that sit idle by their template's policy (`policy.idle`).
@@ -155,9 +190,10 @@ enum AuthMode {
     name = "raydar-server",
     version,
     about = "The console of a shared Ray-on-Kubernetes platform.",
-    long_about = "Watches KubeRay RayClusters in every namespace of the Kubernetes cluster named by \
-        the current kubeconfig context (KUBECONFIG), or the cluster it runs in, and serves raydar \
-        on --addr. Every flag can be set by the environment variable named beside it; a flag wins."
+    long_about = "Watches KubeRay RayClusters in every namespace (or those of --namespaces) of \
+        the Kubernetes cluster named by the current kubeconfig context (KUBECONFIG), or the \
+        cluster it runs in, and serves raydar on --addr. Every flag can be set by the \
+        environment variable named beside it; a flag wins."
 )]
 struct Flags {
     /// Where to listen.
@@ -179,6 +215,16 @@ struct Flags {
     #[arg(long, env = "RAYDAR_PUBLIC_URL", value_name = "URL", value_parser = public_url,
         help_heading = "Serving")]
     public_url: Option<reqwest::Url>,
+    /// Also serve /metrics, /healthz and /readyz here, without identity, and nothing else: for
+    /// Prometheus and the kubelet's probes, which no proxy signs in.
+    #[arg(long, env = "RAYDAR_METRICS_ADDR", value_name = "HOST:PORT", value_parser = socket_addr,
+        help_heading = "Serving")]
+    metrics_addr: Option<SocketAddr>,
+    /// Watch only these namespaces (a team's install, whose RBAC is a Role in each), not every
+    /// one: launches elsewhere are refused, and capacity is not judged (Nodes are not read).
+    #[arg(long, env = "RAYDAR_NAMESPACES", value_name = "NS,..", value_delimiter = ',',
+        value_parser = namespace, help_heading = "Serving")]
+    namespaces: Vec<String>,
 
     /// Where identities come from.
     #[arg(
@@ -465,6 +511,11 @@ impl Flags {
             lease_timeout: Duration::from_secs(u64::from(self.lease_timeout)),
             idle_reclaim: self.idle_reclaim,
             addr: self.addr,
+            metrics_addr: self.metrics_addr,
+            scope: match self.namespaces.is_empty() {
+                true => Scope::All,
+                false => Scope::Namespaces(sorted_unique(self.namespaces)),
+            },
             site_root: self.site_root,
             authn,
             token_audience: self.token_audience,
@@ -598,6 +649,12 @@ fn namespace(text: &str) -> Result<String, String> {
         None => Ok(text.trim().to_owned()),
         Some(problem) => Err(problem),
     }
+}
+
+fn sorted_unique(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn percent(text: &str) -> Result<f64, String> {

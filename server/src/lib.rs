@@ -70,7 +70,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use router::{router, serve};
+pub use router::{ops_router, router, serve};
 pub use state::AppState;
 pub use supervisor::Supervisor;
 
@@ -136,19 +136,27 @@ pub fn start(
     let mut supervisor = Supervisor::new(shutdown.clone());
     let history = History::open(&config.history).map_err(Error::History)?;
     let observer = Observer::new(history.sink.clone());
-    let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), Some(observer));
+    let scope = &config.scope;
+    let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), scope.clone(), Some(observer));
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
-    let pods = RayPods::new(kube.clone(), apiserver.to_owned(), Some(history.sink.clone()));
-    let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned());
+    let sink = Some(history.sink.clone());
+    let pods = RayPods::new(kube.clone(), apiserver.to_owned(), scope.clone(), sink);
+    let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned(), scope.clone());
     let gpus = GpuMetrics::new(&config.gpus);
     supervise(&mut supervisor, "clusters", &clusters, Clusters::run);
     supervise(&mut supervisor, "templates", &templates, Templates::run);
     supervise(&mut supervisor, "pods", &pods, RayPods::run);
     supervise(&mut supervisor, "rayjobs", &rayjobs, RayJobs::run);
-    let capacity = NodeCapacity::new(kube.clone(), apiserver.to_owned());
+    let capacity = NodeCapacity::new(kube.clone(), apiserver.to_owned(), scope.clone());
     supervise(&mut supervisor, "capacity", &capacity, NodeCapacity::run);
     supervise(&mut supervisor, "history", &history, History::run);
-    let events = EventLog::new(kube.clone(), history.sink.clone(), clusters.clone(), pods.clone());
+    let events = EventLog::new(
+        kube.clone(),
+        scope.clone(),
+        history.sink.clone(),
+        clusters.clone(),
+        pods.clone(),
+    );
     supervise(&mut supervisor, "events", &events, EventLog::run);
     let (elector, leadership) =
         Elector::new(kube.clone(), &config.lease_namespace, &config.lease_name, replica_identity());
@@ -284,6 +292,16 @@ fn leptos_options(config: &Config) -> LeptosOptions {
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build()
+}
+
+/// Serves health, readiness and metrics alone ([`ops_router`]) on `listener` until `shutdown`.
+pub async fn run_ops(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let header_timeout = state.header_timeout;
+    serve(listener, ops_router(state), header_timeout, shutdown.cancelled_owned()).await
 }
 
 /// How long open requests may take to finish after shutdown begins; event streams end at once.

@@ -38,6 +38,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let (state, supervisor) = raydar_server::start(&config, client, &apiserver, shutdown.clone())?;
+    if let Some(addr) = config.metrics_addr {
+        let ops = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| raydar_server::Error::Listen { addr, source })?;
+        tracing::info!("health, readiness and metrics on http://{addr} (no identity)");
+        tokio::spawn(raydar_server::run_ops(ops, state.clone(), shutdown.clone()));
+    }
     raydar_server::run(listener, state, supervisor, shutdown).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())

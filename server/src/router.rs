@@ -159,6 +159,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Health, readiness and metrics alone, answered without identity: what `--metrics-addr`
+/// serves, for Prometheus and the kubelet's probes, which no proxy signs in. Nothing there
+/// names a person or a cluster.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(middleware::from_fn(headers::security_headers))
+        .with_state(state)
+}
+
 /// Serves `router` on `listener` until `shutdown`: then no new connection is taken, each open one
 /// ends after the request it is answering, and this returns once every connection has closed.
 ///

@@ -1,7 +1,7 @@
 //! Who sees and does what, decided by the real apiserver's RBAC: three people in two teams —
 //! alice may launch and tear down in team A's namespace, bob may only read there, mallory (team B)
 //! may do nothing in it — through raydar's API, with raydar running as its own ServiceAccount
-//! (deploy/kubernetes/rbac.yaml: read and impersonate only) behind a proxy on loopback (this test).
+//! (deploy/kustomize/rbac/cluster-wide: read and impersonate only) behind a proxy on loopback (this test).
 //! And a pipeline, which is its ServiceAccount: it sends that account's token, the apiserver says
 //! whose it is, and RBAC decides as for a person.
 //!
@@ -18,7 +18,7 @@ use common::{
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Event, Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
@@ -382,6 +382,16 @@ async fn get_as(http: &reqwest::Client, base: &str, user: &str, groups: &str) ->
 
 /// A client that sends `token` as its bearer token, and nothing a browser would (no Origin, no
 /// CSRF token, no proxy headers).
+/// A token of ServiceAccount `name`, valid 10 minutes (TokenRequest, as a projected token is).
+async fn token_of(accounts: &Api<ServiceAccount>, name: &str) -> String {
+    let request = TokenRequest {
+        spec: TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() },
+        ..Default::default()
+    };
+    let made = accounts.create_token_request(name, &PostParams::default(), &request).await;
+    made.unwrap().status.unwrap().token
+}
+
 fn with_token(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {token}");
@@ -412,17 +422,7 @@ async fn a_pipeline_is_its_service_account_by_its_token_and_rbac_decides() {
         .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
         .await
         .unwrap();
-    let request = TokenRequest {
-        spec: TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() },
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request("pipeline", &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
+    let token = token_of(&accounts, "pipeline").await;
     let raydar = behind_proxy().await;
     let base = raydar.base.clone();
     let pipeline = with_token(&token);
@@ -473,4 +473,129 @@ async fn a_pipeline_is_its_service_account_by_its_token_and_rbac_decides() {
         .unwrap();
     assert_eq!(malformed.status(), 401);
     drop(teams);
+}
+
+/// raydar's own identity as a namespaced install has it (deploy/kustomize/rbac/namespaced): a
+/// ServiceAccount with the shipped Role in one namespace and the identity, election and GPU
+/// metrics bindings every install has; the bindings outside that namespace removed on drop.
+struct NamespacedIdentity {
+    admin: Client,
+    name: String,
+    token: String,
+}
+
+impl NamespacedIdentity {
+    async fn create(admin: &Client, namespace: &str) -> NamespacedIdentity {
+        let name = format!("ns-raydar-{}", std::process::id());
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+        let account = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        accounts.create(&PostParams::default(), &account).await.unwrap();
+        // The Role exactly as shipped.
+        let reads = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/kustomize/rbac/namespaced/team/reads.yaml");
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&std::fs::read_to_string(reads).unwrap()).unwrap();
+        let role = docs.into_iter().find(|d| d["kind"] == "Role").expect("a Role");
+        Api::<Role>::namespaced(admin.clone(), namespace)
+            .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+            .await
+            .unwrap();
+        let subject = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
+        let bind = |kind: &str, role: &str| {
+            json!({
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                "subjects": subject
+            })
+        };
+        for (ns, role) in [
+            (namespace, "raydar"),
+            ("raydar", "raydar-election"),
+            ("gpu-operator", "raydar-gpu-metrics"),
+        ] {
+            Api::<RoleBinding>::namespaced(admin.clone(), ns)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(bind("Role", role)).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        Api::<ClusterRoleBinding>::all(admin.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(bind("ClusterRole", "raydar-identity")).unwrap(),
+            )
+            .await
+            .unwrap();
+        let token = token_of(&accounts, &name).await;
+        NamespacedIdentity { admin: admin.clone(), name, token }
+    }
+
+    /// A client of the local control plane that is this ServiceAccount.
+    async fn client(&self) -> Client {
+        let mut config = kube::Config::infer().await.unwrap();
+        config.auth_info = serde_json::from_value(json!({"token": self.token})).unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for NamespacedIdentity {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async move {
+                let dp = DeleteParams::default();
+                let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&name, &dp).await;
+                for ns in ["raydar", "gpu-operator"] {
+                    let _ =
+                        Api::<RoleBinding>::namespaced(admin.clone(), ns).delete(&name, &dp).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane; `make test` runs it"]
+async fn a_namespaced_install_watches_and_launches_only_in_its_namespaces() {
+    let admin = kube_client().await;
+    let teams = Teams::create(&admin).await;
+    let (a, b) = (teams.a.clone(), teams.b.clone());
+    let identity = NamespacedIdentity::create(&admin, &a).await;
+    let flags = ["--auth", "proxy", "--trusted-proxies", "127.0.0.1/32", "--namespaces", &a];
+    let raydar = start_raydar_with(identity.client().await, "local control plane", &flags).await;
+    // Ready: every watch it needs was allowed by the namespaced RBAC alone (a list in every
+    // namespace would be refused).
+    wait_ready(&reqwest::Client::new(), &raydar.base).await;
+    let base = raydar.base.clone();
+    let developer = as_user(&base, "developer", "dev").await;
+
+    // developer may read every namespace; this raydar shows team A's only.
+    let seen = listed(&developer, &base, &format!("{a}/demo")).await;
+    assert!(seen.iter().any(|(id, _)| id == &format!("{a}/demo")), "{seen:?}");
+    assert!(!seen.iter().any(|(id, _)| id.starts_with(&b)), "{seen:?}");
+    let (status, _) = get(&developer, format!("{base}/api/v1/clusters/{b}/demo")).await;
+    assert_eq!(status, 404, "a cluster outside its namespaces is not known");
+
+    // A launch elsewhere is refused naming the field and what is allowed; nothing is made.
+    let launch = |ns: &str| json!({"template": "cpu-small", "namespace": ns, "name": "scoped", "parameters": {}});
+    let refused = developer.post(format!("{base}/api/v1/clusters")).json(&launch(&b)).send();
+    let refused = refused.await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let why: Value = refused.json().await.unwrap();
+    let field = &why["errors"][0];
+    assert_eq!(field["field"], "namespace", "{why}");
+    assert!(
+        field["message"].as_str().unwrap().contains(&format!("only the namespaces {a}")),
+        "{why}"
+    );
+    assert!(ray_clusters(&admin, &b).get_opt("scoped").await.unwrap().is_none());
+
+    // In its namespace the preview works; capacity says why it cannot be judged (no Nodes read).
+    let preview = developer.post(format!("{base}/api/v1/clusters?dryRun=true")).json(&launch(&a));
+    let preview: Value = preview.send().await.unwrap().json().await.unwrap();
+    assert_eq!(preview["capacity"]["verdict"], "unknown", "{preview}");
+    assert!(preview["capacity"].to_string().contains("--namespaces"), "{preview}");
 }

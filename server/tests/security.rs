@@ -77,6 +77,30 @@ async fn without_identity_only_health_answers() {
     assert!(body["error"].as_str().unwrap().contains("sign-in required"), "{body}");
 }
 
+/// `--metrics-addr`: Prometheus and the kubelet reach health, readiness and metrics there
+/// without identity; nothing else is answered there, and the main port still asks for identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_port_answers_health_and_metrics_only() {
+    let raydar = behind_proxy(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let ops = raydar.ops_base.clone().expect("--metrics-addr serves");
+    let http = plain();
+    let get = |base: &str, path: &str| http.get(format!("{base}{path}")).send();
+    let metrics = get(&ops, "/metrics").await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("raydar_rayclusters "));
+    assert_eq!(get(&ops, "/healthz").await.unwrap().status(), 200);
+    // No apiserver behind it: not ready, and it says why.
+    let ready = get(&ops, "/readyz").await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("127.0.0.1:1"));
+    for path in
+        ["/", "/api/v1/clusters", "/api/v1/session", "/api/v1/openapi.json", "/pkg/raydar.js"]
+    {
+        assert_eq!(get(&ops, path).await.unwrap().status(), 404, "{path} on the metrics port");
+    }
+    assert_eq!(get(&raydar.base, "/metrics").await.unwrap().status(), 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_count_only_from_the_trusted_proxy() {
     let elsewhere = {

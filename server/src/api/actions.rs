@@ -167,6 +167,21 @@ pub struct Launched {
     pub manifest: Value,
 }
 
+/// Refuses a launch into a namespace raydar does not watch (`--namespaces`): its cluster would
+/// never show.
+pub(crate) fn watched(clusters: &Clusters, namespace: &str) -> ApiResult<()> {
+    match clusters.scope().namespaces() {
+        Some(watched) if !clusters.scope().covers(namespace) => Err(ApiError::invalid_field(
+            "namespace",
+            format!(
+                "raydar watches only the namespaces {}: choose one of them",
+                watched.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The RayCluster manifest template `template` renders for `launch` as `user` at `now`, or the
 /// API's answer: the template missing or unknown, a field invalid (one message each), the
 /// template itself broken.
@@ -233,6 +248,7 @@ pub async fn launch(
     let manifest =
         rendered(&actions.templates, request.template, &launch, &user, Timestamp::now()).await?;
     let (namespace, name) = (launch.namespace, launch.name);
+    watched(&actions.clusters, &namespace)?;
     let id = format!("{namespace}/{name}");
     // A preview asks Kubernetes too (a dry-run), but changes nothing: only launches count.
     if !dry_run {

@@ -348,6 +348,7 @@ pub async fn run(
             }
             Err(refusal) => return Err(refusal),
         };
+    super::actions::watched(&actions.clusters, &launch.namespace)?;
     let job_id = format!("{}-{}", launch.name, random_suffix());
     let job = JobRequest { entrypoint: entrypoint.clone(), runtime_env, job_id: job_id.clone() };
     let manifest = ephemeral(&cluster, &job, ttl, now);

@@ -12,6 +12,7 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use super::{Record, Sink};
+use crate::config::Scope;
 use crate::overview::event_row;
 use crate::sources::{Clusters, RayPods};
 
@@ -19,23 +20,38 @@ use crate::sources::{Clusters, RayPods};
 #[derive(Clone)]
 pub struct EventLog {
     client: Client,
+    scope: Scope,
     sink: Sink,
     clusters: Clusters,
     pods: RayPods,
 }
 
 impl EventLog {
-    /// Records into `sink` the Events of `clusters` and of `pods`.
-    pub fn new(client: Client, sink: Sink, clusters: Clusters, pods: RayPods) -> EventLog {
-        EventLog { client, sink, clusters, pods }
+    /// Records into `sink` the Events of `clusters` and of `pods`, in the namespaces of `scope`.
+    pub fn new(
+        client: Client,
+        scope: Scope,
+        sink: Sink,
+        clusters: Clusters,
+        pods: RayPods,
+    ) -> EventLog {
+        EventLog { client, scope, sink, clusters, pods }
     }
 
     /// The source: follows Events until `shutdown`; a failed watch is retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
-        let api: Api<Event> = Api::all(self.client.clone());
-        let events = watcher(api, watcher::Config::default().page_size(500))
-            .default_backoff()
-            .applied_objects();
+        let apis: Vec<Api<Event>> = match self.scope.namespaces() {
+            None => vec![Api::all(self.client.clone())],
+            Some(namespaces) => {
+                namespaces.iter().map(|ns| Api::namespaced(self.client.clone(), ns)).collect()
+            }
+        };
+        let events = futures::stream::select_all(apis.into_iter().map(|api| {
+            watcher(api, watcher::Config::default().page_size(500))
+                .default_backoff()
+                .applied_objects()
+                .boxed()
+        }));
         tokio::pin!(events);
         loop {
             let event = tokio::select! {

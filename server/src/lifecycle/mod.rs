@@ -8,7 +8,7 @@
 //!
 //! Only one replica acts: the holder of a Kubernetes Lease ([`lease`]). It acts as the
 //! reclaimer, a ServiceAccount of its own that may do nothing but patch and delete RayClusters
-//! (deploy/kubernetes/rbac.yaml), impersonated, so raydar's own identity stays read-only and the
+//! (deploy/kustomize/rbac/identity), impersonated, so raydar's own identity stays read-only and the
 //! apiserver's audit log names the reclaimer. Every act is logged, recorded as an Event on the
 //! cluster and in history, with its reason.
 //!
@@ -53,7 +53,7 @@ const PASS: Duration = Duration::from_secs(5);
 /// Longest a call to the apiserver may take.
 const CALL: Duration = Duration::from_secs(10);
 
-/// The reclaimer's ServiceAccount (deploy/kubernetes/rbac.yaml), as Kubernetes names it.
+/// The reclaimer's ServiceAccount (deploy/kustomize/rbac/identity), as Kubernetes names it.
 pub const RECLAIMER: &str = "system:serviceaccount:raydar:raydar-reclaimer";
 
 /// The identity raydar acts as when it reclaims.

@@ -45,7 +45,7 @@ pub struct Action {
 /// Records actions; cheap to clone.
 #[derive(Clone)]
 pub struct Audit {
-    /// raydar's own client: Events are raydar's one write of its own (deploy/kubernetes/rbac.yaml).
+    /// raydar's own client: Events are raydar's one write of its own (deploy/kustomize/rbac).
     client: Client,
 }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{Projected, Watch, WatchHealth, Watched};
+use crate::config::Scope;
 
 const NODES: Watched = Watched { kind: "Node", resource: "nodes", install: "" };
 const PODS: Watched = Watched { kind: "Pod", resource: "pods", install: "" };
@@ -33,6 +34,8 @@ pub struct NodeCapacity {
 struct Shared {
     client: Client,
     apiserver: String,
+    /// The namespaces watched: with only some, raydar reads no Node nor other teams' pods.
+    scope: Scope,
     nodes: Projected<Node>,
     pods: Projected<Load>,
     quotas: Projected<Option<Quota>>,
@@ -45,10 +48,11 @@ struct Shared {
 impl NodeCapacity {
     /// Empty stores, filled once [`NodeCapacity::run`] runs; `apiserver` names the cluster in
     /// error messages.
-    pub fn new(client: Client, apiserver: String) -> Self {
+    pub fn new(client: Client, apiserver: String, scope: Scope) -> Self {
         let shared = Shared {
             client,
             apiserver,
+            scope,
             nodes: Projected::default(),
             pods: Projected::default(),
             quotas: Projected::default(),
@@ -59,28 +63,30 @@ impl NodeCapacity {
         NodeCapacity { inner: Arc::new(shared) }
     }
 
-    /// The source: watches nodes, the pods bound to them and quotas, until `shutdown`.
+    /// The source: watches nodes, the pods bound to them and quotas, until `shutdown`; only
+    /// the quotas of its namespaces when it watches only some.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let (client, apiserver) = (&shared.client, shared.apiserver.as_str());
         let changed = || {
             shared.changes.fetch_add(1, Ordering::Relaxed);
         };
-        let nodes = Watch {
-            api: Api::<KubeNode>::all(client.clone()),
-            config: watcher::Config::default().any_semantic(),
-            what: NODES,
+        let any = || watcher::Config::default().any_semantic();
+        let quota_api = |ns: Option<&str>| match ns {
+            None => Api::<ResourceQuota>::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
         };
-        let pods = Watch {
-            api: Api::<Pod>::all(client.clone()),
-            config: watcher::Config::default().fields(objects::PODS_ON_NODES).any_semantic(),
-            what: PODS,
-        };
-        let quotas = Watch {
-            api: Api::<ResourceQuota>::all(client.clone()),
-            config: watcher::Config::default().any_semantic(),
-            what: QUOTAS,
-        };
+        let quotas = Watch::scoped(&shared.scope, quota_api, any(), QUOTAS);
+        if shared.scope.namespaces().is_some() {
+            shared
+                .quotas
+                .watch(quotas, apiserver, objects::quota, |_| {}, shutdown.cancelled())
+                .await;
+            return Ok(());
+        }
+        let nodes = Watch::all(Api::<KubeNode>::all(client.clone()), any(), NODES);
+        let on_nodes = any().fields(objects::PODS_ON_NODES);
+        let pods = Watch::all(Api::<Pod>::all(client.clone()), on_nodes, PODS);
         tokio::join!(
             shared.nodes.watch(
                 nodes,
@@ -125,6 +131,12 @@ impl NodeCapacity {
     /// changed since they were last made.
     fn summed(&self) -> Result<Arc<Vec<Node>>, String> {
         let shared = &self.inner;
+        if let Some(namespaces) = shared.scope.namespaces() {
+            return Err(format!(
+                "raydar reads no Nodes: it watches only the namespaces {} (--namespaces)",
+                namespaces.join(", ")
+            ));
+        }
         readable(&shared.nodes.health, "Nodes")?;
         readable(&shared.pods.health, "Pods")?;
         let changes = shared.changes.load(Ordering::Relaxed);
@@ -167,7 +179,7 @@ mod tests {
     async fn sums_are_made_again_only_after_a_change() {
         let client =
             Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
-        let capacity = NodeCapacity::new(client, "test".into());
+        let capacity = NodeCapacity::new(client, "test".into(), Scope::All);
         let shared = &capacity.inner;
         let key = |name: &str| (String::new(), name.to_owned());
         shared.nodes.write_for_tests().insert(key("gpu-1"), gpu_node("gpu-1"));
@@ -189,7 +201,7 @@ mod tests {
     async fn a_watch_that_has_not_listed_says_so() {
         let client =
             Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
-        let capacity = NodeCapacity::new(client, "test".into());
+        let capacity = NodeCapacity::new(client, "test".into(), Scope::All);
         let spec = serde_json::json!({"headGroupSpec": {"template": {"spec": {"containers": []}}}});
         let judged = capacity.judge("ml", &spec);
         assert_eq!(judged.verdict, capacity::Verdict::Unknown);

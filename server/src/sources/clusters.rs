@@ -10,14 +10,16 @@ use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::Client;
 use platform::kuberay::RayCluster;
 use platform::lifecycle::Lifetime;
 use platform::{ClusterCondition, ClusterDetail, ClusterPhase, ClusterSummary, Stale};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::dynamic_api;
 use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
+use crate::config::Scope;
 use crate::history::Observer;
 use crate::list::{self, Page, View};
 use crate::security::Grants;
@@ -80,6 +82,8 @@ struct Shared {
     client: Client,
     /// Names the Kubernetes cluster in error messages.
     apiserver: String,
+    /// The namespaces watched.
+    scope: Scope,
     /// What is kept of every RayCluster; synced, errors.
     kept: Projected<Kept>,
     /// Changes, in the order the watch saw them.
@@ -91,19 +95,20 @@ struct Shared {
 impl Clusters {
     /// An empty store, filled once [`Clusters::run`] runs; `apiserver` names the cluster in
     /// error messages. What the watch sees is recorded into `history` too, if given.
-    pub fn new(client: Client, apiserver: String, history: Option<Observer>) -> Self {
+    pub fn new(client: Client, apiserver: String, scope: Scope, history: Option<Observer>) -> Self {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let kept = Projected::default();
-        Clusters { inner: Arc::new(Shared { client, apiserver, kept, feed, history }) }
+        Clusters { inner: Arc::new(Shared { client, apiserver, scope, kept, feed, history }) }
     }
 
-    /// The source: watches RayClusters in every namespace until `shutdown`. Errors are reported
-    /// and retried; they never end the watch.
+    /// The source: watches RayClusters in the namespaces of its scope until `shutdown`. Errors
+    /// are reported and retried; they never end the watch.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let resource = ApiResource::erase::<RayCluster>(&());
-        let api = Api::<DynamicObject>::all_with(shared.client.clone(), &resource);
-        let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
+        let api = |ns: Option<&str>| dynamic_api(&shared.client, ns, &resource);
+        let config = watcher::Config::default().any_semantic();
+        let watch = Watch::scoped(&shared.scope, api, config, WATCHED);
         let publish = |change: Change<'_, Kept>| shared.publish(change);
         let project = |object: &DynamicObject| {
             let kept = Kept::of(object);
@@ -114,6 +119,11 @@ impl Clusters {
         };
         shared.kept.watch(watch, &shared.apiserver, project, publish, shutdown.cancelled()).await;
         Ok(())
+    }
+
+    /// The namespaces watched.
+    pub fn scope(&self) -> &Scope {
+        &self.inner.scope
     }
 
     /// What is kept of one cluster, through `f`.
@@ -339,7 +349,7 @@ mod tests {
     fn fleet(rows: &[(&str, &str, &str, &str, i64, u32, bool)]) -> Clusters {
         let client = Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap()))
             .expect("a client that is never used");
-        let clusters = Clusters::new(client, "nowhere".into(), None);
+        let clusters = Clusters::new(client, "nowhere".into(), Scope::All, None);
         let mut kept = clusters.inner.kept.write_for_tests();
         for &(namespace, name, team, owner, created, gpus, suspend) in rows {
             let object: DynamicObject = serde_json::from_value(serde_json::json!({

@@ -73,7 +73,7 @@ impl Exporters {
         let settings = &shared.settings;
         let api = Api::<Pod>::namespaced(shared.kube.clone(), &settings.namespace);
         let config = watcher::Config::default().labels(&settings.selector).any_semantic();
-        let watch = Watch { api, config, what: WATCHED };
+        let watch = Watch::all(api, config, WATCHED);
         let watch = shared.exporters.watch(
             watch,
             &shared.apiserver,

@@ -34,6 +34,18 @@ pub use rayjobs::RayJobs;
 pub use templates::Templates;
 pub use watch::{WatchHealth, Watched};
 
+/// The API of a dynamic kind (`resource`) in `namespace`, or in every namespace.
+pub(crate) fn dynamic_api(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    resource: &kube::core::ApiResource,
+) -> kube::Api<kube::core::DynamicObject> {
+    match namespace {
+        None => kube::Api::all_with(client.clone(), resource),
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, resource),
+    }
+}
+
 /// A response's body as text, refused past `max` bytes rather than held.
 pub(crate) async fn read_capped(
     mut response: reqwest::Response,

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
+use crate::config::Scope;
 use crate::history::{Record, Sink};
 
 /// A pod, by namespace and name.
@@ -47,6 +48,8 @@ pub struct RayPods {
 struct Shared {
     client: Client,
     apiserver: String,
+    /// The namespaces watched.
+    scope: Scope,
     /// Where container terminations are recorded, when history is kept.
     history: Option<Sink>,
     /// The terminations recorded of each pod (container, when), so each is recorded once.
@@ -62,11 +65,12 @@ struct Shared {
 impl RayPods {
     /// An empty store, filled once [`RayPods::run`] runs; containers that end are recorded into
     /// `history`.
-    pub fn new(client: Client, apiserver: String, history: Option<Sink>) -> Self {
+    pub fn new(client: Client, apiserver: String, scope: Scope, history: Option<Sink>) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
         let shared = Shared {
             client,
             apiserver,
+            scope,
             history,
             recorded: Mutex::default(),
             tails: Arc::new(Semaphore::new(TAILS_AT_ONCE)),
@@ -76,12 +80,15 @@ impl RayPods {
         RayPods { inner: Arc::new(shared) }
     }
 
-    /// The source: watches Ray pods in every namespace until `shutdown`.
+    /// The source: watches Ray pods in the namespaces of its scope until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
-        let api = Api::<Pod>::all(shared.client.clone());
+        let api = |ns: Option<&str>| match ns {
+            None => Api::<Pod>::all(shared.client.clone()),
+            Some(ns) => Api::namespaced(shared.client.clone(), ns),
+        };
         let config = watcher::Config::default().labels(RAY_PODS).any_semantic();
-        let watch = Watch { api, config, what: WATCHED };
+        let watch = Watch::scoped(&shared.scope, api, config, WATCHED);
         let publish = |change: Change<'_, RayPod>| {
             match change {
                 Change::Applied(pod) => shared.record_terminations(pod, false),

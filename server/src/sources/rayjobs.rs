@@ -6,12 +6,14 @@ use std::sync::Arc;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::Client;
 use platform::rayjob::RayJobSummary;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::dynamic_api;
 use super::watch::{Change, Projected, Watch, WatchHealth, Watched};
+use crate::config::Scope;
 
 const WATCHED: Watched = Watched {
     kind: "RayJob",
@@ -33,6 +35,7 @@ pub struct RayJobs {
 struct Shared {
     client: Client,
     apiserver: String,
+    scope: Scope,
     kept: Projected<RayJobSummary>,
     /// Counts changes, for pages that follow the list: a watch channel, so a follower that
     /// falls behind sees only that something changed, never a queue.
@@ -42,21 +45,23 @@ struct Shared {
 impl RayJobs {
     /// An empty store, filled once [`RayJobs::run`] runs; `apiserver` names the cluster in
     /// error messages.
-    pub fn new(client: Client, apiserver: String) -> Self {
+    pub fn new(client: Client, apiserver: String, scope: Scope) -> Self {
         let shared = Shared {
             client,
             apiserver,
+            scope,
             kept: Projected::default(),
             changed: watch::Sender::new(0),
         };
         RayJobs { inner: Arc::new(shared) }
     }
 
-    /// The source: watches RayJobs in every namespace until `shutdown`.
+    /// The source: watches RayJobs in the namespaces of its scope until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
-        let api = Api::<DynamicObject>::all_with(shared.client.clone(), &resource());
-        let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
+        let api = |ns: Option<&str>| dynamic_api(&shared.client, ns, &resource());
+        let config = watcher::Config::default().any_semantic();
+        let watch = Watch::scoped(&shared.scope, api, config, WATCHED);
         // Read from the object's JSON, as the apiserver sent it: a field of the wrong type reads
         // as absent rather than failing the watch.
         let keep =

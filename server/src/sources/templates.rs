@@ -44,7 +44,7 @@ impl Templates {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
         let api = Api::<RayClusterTemplate>::all(shared.client.clone());
-        let watch = Watch { api, config: watcher::Config::default().any_semantic(), what: WATCHED };
+        let watch = Watch::all(api, watcher::Config::default().any_semantic(), WATCHED);
         let keep = |t: &RayClusterTemplate| Arc::new(t.clone());
         shared.kept.watch(watch, &shared.apiserver, keep, |_| {}, shutdown.cancelled()).await;
         Ok(())

@@ -16,6 +16,8 @@ use platform::Stale;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::config::Scope;
+
 /// What a watch lists, named for error messages.
 #[derive(Clone, Copy, Debug)]
 pub struct Watched {
@@ -27,12 +29,38 @@ pub struct Watched {
     pub install: &'static str,
 }
 
-/// What one watch asks the apiserver for: the objects of `api`, as `config` selects them;
+/// What one watch asks the apiserver for: the objects of its APIs, as `config` selects them;
 /// `what` names them in messages.
 pub struct Watch<K> {
-    pub api: Api<K>,
-    pub config: watcher::Config,
-    pub what: Watched,
+    /// One API for every namespace (`None`), or one per namespace watched: each part is listed
+    /// and kept current on its own, and replaces only its own namespace's objects when it lists.
+    parts: Vec<(Option<String>, Api<K>)>,
+    config: watcher::Config,
+    what: Watched,
+}
+
+impl<K: Resource> Watch<K> {
+    /// Every object of `api`: a cluster-scoped kind, or a namespaced one in every namespace.
+    pub fn all(api: Api<K>, config: watcher::Config, what: Watched) -> Self {
+        Watch { parts: vec![(None, api)], config, what }
+    }
+
+    /// The objects of a namespaced kind in the namespaces `scope` watches, through the API
+    /// `api` makes for a namespace (`None`: every namespace).
+    pub fn scoped(
+        scope: &Scope,
+        api: impl Fn(Option<&str>) -> Api<K>,
+        config: watcher::Config,
+        what: Watched,
+    ) -> Self {
+        let parts = match scope.namespaces() {
+            None => vec![(None, api(None))],
+            Some(namespaces) => {
+                namespaces.iter().map(|ns| (Some(ns.clone()), api(Some(ns)))).collect()
+            }
+        };
+        Watch { parts, config, what }
+    }
 }
 
 /// The health of one watch. Written by its source, read by handlers.
@@ -225,14 +253,20 @@ impl<P> Projected<P> {
     ) where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
-        let Watch { api, config, what } = watch;
-        let watcher = || watcher::watcher(api.clone(), config.clone());
-        self.run(watcher, what, apiserver, project, on_change, shutdown).await
+        let Watch { parts, config, what } = watch;
+        let namespaces: Vec<Option<String>> = parts.iter().map(|(ns, _)| ns.clone()).collect();
+        let watcher = || {
+            futures::stream::select_all(parts.iter().enumerate().map(|(part, (_, api))| {
+                watcher::watcher(api.clone(), config.clone()).map(move |e| (part, e)).boxed()
+            }))
+        };
+        self.run(watcher, &namespaces, what, apiserver, project, on_change, shutdown).await
     }
 
-    /// Keeps the store current with the objects a kube-rs `watcher` (made by `watch`) tells of
-    /// until `shutdown`, keeping what `project` makes of each, and telling `on_change` of each
-    /// change once the store has it.
+    /// Keeps the store current with the objects kube-rs watchers (made by `watch`, each event
+    /// with the index of its part in `parts`) tell of until `shutdown`, keeping what `project`
+    /// makes of each, and telling `on_change` of each change once the store has it. A part is
+    /// the namespace it watches, or `None` for every namespace.
     ///
     /// An error never ends the run: it is recorded in [`Self::health`] (in words, as `explain`
     /// says), told once as [`Change::Unanswered`] when it starts an outage, and followed after a
@@ -240,9 +274,11 @@ impl<P> Projected<P> {
     /// say nothing when nothing changed, so only a complete list proves the store current:
     /// the outage ends at that list's [`Change::Relisted`]. A watch whose resume point is gone
     /// (410, after etcd compacted) lists again at once, without an outage.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run<K, S>(
         &self,
         watch: impl Fn() -> S,
+        parts: &[Option<String>],
         what: Watched,
         apiserver: &str,
         project: impl Fn(&K) -> P,
@@ -250,7 +286,7 @@ impl<P> Projected<P> {
         shutdown: impl Future<Output = ()>,
     ) where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-        S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
+        S: Stream<Item = (usize, watcher::Result<watcher::Event<K>>)> + Send,
     {
         let key = |o: &K| {
             let meta = o.meta();
@@ -260,15 +296,18 @@ impl<P> Projected<P> {
         let mut retry = Retry::new();
         let mut patience = Retry::LIST_PATIENCE;
         'watch: loop {
-            // The list in progress, swapped in whole when it is complete.
-            let mut relist: Option<BTreeMap<Key, P>> = None;
+            // Each part's list in progress, swapped in whole when it is complete; which parts
+            // have listed since this watch began.
+            let mut relist: Vec<Option<BTreeMap<Key, P>>> = parts.iter().map(|_| None).collect();
+            let mut listed = vec![false; parts.len()];
             let stream = watch();
             tokio::pin!(stream);
             let error = loop {
                 // During an outage, a list the apiserver sits on is asked again: it may have
                 // reached the apiserver while it was starting, and a new one is answered sooner.
                 // The patience doubles each time, so a list that is merely long gets its time.
-                let listing_in_outage = relist.is_some() && self.health.stale().is_some();
+                let listing_in_outage =
+                    relist.iter().any(Option::is_some) && self.health.stale().is_some();
                 let stall = async {
                     match listing_in_outage {
                         true => tokio::time::sleep(patience).await,
@@ -286,23 +325,37 @@ impl<P> Projected<P> {
                     }
                     event = stream.next() => event,
                 };
-                let event = match event {
+                let (part, event) = match event {
                     // A watcher's stream does not end; were it to, list again.
                     None => break None,
-                    Some(Err(e)) => break Some(e),
-                    Some(Ok(event)) => event,
+                    Some((_, Err(e))) => break Some(e),
+                    Some((part, Ok(event))) => (part, event),
                 };
                 match event {
-                    watcher::Event::Init => relist = Some(BTreeMap::new()),
+                    watcher::Event::Init => relist[part] = Some(BTreeMap::new()),
                     watcher::Event::InitApply(o) => {
-                        relist.get_or_insert_default().insert(key(&o), project(&o));
+                        relist[part].get_or_insert_default().insert(key(&o), project(&o));
                     }
                     watcher::Event::InitDone => {
-                        let listed = relist.take().unwrap_or_default();
-                        let count = listed.len();
+                        let new = relist[part].take().unwrap_or_default();
+                        let (old, count) = {
+                            let mut objects = self.write();
+                            let old = match &parts[part] {
+                                None => std::mem::replace(&mut *objects, new),
+                                Some(namespace) => {
+                                    objects.retain(|(ns, _), _| ns != namespace);
+                                    objects.extend(new);
+                                    BTreeMap::new()
+                                }
+                            };
+                            (old, objects.len())
+                        };
                         // The old map is freed after the lock is let go.
-                        let old = std::mem::replace(&mut *self.write(), listed);
                         drop(old);
+                        listed[part] = true;
+                        if !listed.iter().all(|l| *l) {
+                            continue;
+                        }
                         (retry, patience) = (Retry::new(), Retry::LIST_PATIENCE);
                         if self.health.mark_synced() {
                             tracing::info!(objects = count, "{} watch synced", what.kind);
@@ -511,7 +564,7 @@ mod tests {
         ]));
         let watch = || {
             let script = scripts.lock().unwrap().pop_front().unwrap_or_default();
-            futures::stream::iter(script).chain(futures::stream::pending())
+            futures::stream::iter(script).chain(futures::stream::pending()).map(|e| (0, e))
         };
         let store: Projected<String> = Projected::default();
         let keys = |store: &Projected<String>| store.read().values().cloned().collect::<Vec<_>>();
@@ -530,7 +583,8 @@ mod tests {
             }
         };
         let name = |m: &ConfigMap| m.metadata.name.clone().unwrap();
-        let run = store.run(watch, RAYCLUSTER, "https://k8s", name, on_change, done.cancelled());
+        let run =
+            store.run(watch, &[None], RAYCLUSTER, "https://k8s", name, on_change, done.cancelled());
         tokio::time::timeout(Duration::from_secs(10), run).await.expect("the run ends when told");
         let unanswered = "unanswered: cannot reach the Kubernetes apiserver at https://k8s: \
                           ServiceError: refused [\"a\", \"b\"]";
@@ -544,6 +598,55 @@ mod tests {
             ]
         );
         assert_eq!((store.health.stale(), store.health.error_count()), (None, 2));
+    }
+
+    #[tokio::test]
+    async fn a_namespace_that_lists_again_replaces_only_its_own_objects() {
+        let in_ns = |namespace: &str, name: &str| {
+            let mut m = map(name);
+            m.metadata.namespace = Some(namespace.into());
+            m
+        };
+        let script: Vec<(usize, watcher::Result<watcher::Event<ConfigMap>>)> = vec![
+            (0, Ok(watcher::Event::Init)),
+            (1, Ok(watcher::Event::Init)),
+            (0, Ok(watcher::Event::InitApply(in_ns("a", "x")))),
+            (0, Ok(watcher::Event::InitDone)),
+            (1, Ok(watcher::Event::InitApply(in_ns("b", "y")))),
+            (1, Ok(watcher::Event::InitDone)),
+            // b lists again on its own: a's objects stay.
+            (1, Ok(watcher::Event::Init)),
+            (1, Ok(watcher::Event::InitApply(in_ns("b", "z")))),
+            (1, Ok(watcher::Event::InitDone)),
+        ];
+        let script = Mutex::new(Some(script));
+        let watch = || {
+            let script = script.lock().unwrap().take().unwrap_or_default();
+            futures::stream::iter(script).chain(futures::stream::pending())
+        };
+        let store: Projected<String> = Projected::default();
+        let done = tokio_util::sync::CancellationToken::new();
+        let mut changes = Vec::new();
+        let on_change = |change: Change<'_, String>| {
+            if let Change::Relisted = change {
+                changes.push(store.read().keys().cloned().collect::<Vec<_>>());
+            }
+            if changes.len() == 2 {
+                done.cancel();
+            }
+        };
+        let name = |m: &ConfigMap| m.metadata.name.clone().unwrap();
+        let parts = [Some("a".to_owned()), Some("b".to_owned())];
+        let run =
+            store.run(watch, &parts, RAYCLUSTER, "https://k8s", name, on_change, done.cancelled());
+        tokio::time::timeout(Duration::from_secs(10), run).await.expect("the run ends when told");
+        let key = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
+        // Synced only once both namespaces had listed.
+        assert_eq!(
+            changes,
+            [vec![key("a", "x"), key("b", "y")], vec![key("a", "x"), key("b", "z")]]
+        );
+        assert!(store.health.synced());
     }
 
     #[tokio::test]

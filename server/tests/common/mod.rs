@@ -23,6 +23,8 @@ pub const STEP: Duration = Duration::from_secs(90);
 /// `main` does: Leptos renders pages on spawned tasks.
 pub struct Raydar {
     pub base: String,
+    /// Where health, readiness and metrics are served alone, with `--metrics-addr`.
+    pub ops_base: Option<String>,
     /// Talks to raydar as its pages do: same Origin, the signed-in user's CSRF token.
     pub http: reqwest::Client,
     /// Its handles, as handlers see them.
@@ -79,8 +81,14 @@ pub async fn start_raydar_and(
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(raydar_server::run(listener, state.clone(), supervisor, shutdown.clone()));
+    let mut ops_base = None;
+    if let Some(addr) = config.metrics_addr {
+        let ops = tokio::net::TcpListener::bind(addr).await.unwrap();
+        ops_base = Some(format!("http://{}", ops.local_addr().unwrap()));
+        tokio::spawn(raydar_server::run_ops(ops, state.clone(), shutdown.clone()));
+    }
     let http = page_client(&base, &[]).await;
-    Raydar { base, http, state, _stop: shutdown.drop_guard(), _data: scratch }
+    Raydar { base, ops_base, http, state, _stop: shutdown.drop_guard(), _data: scratch }
 }
 
 /// A client that talks to raydar at `base` as its pages do, with `identity` headers (what an

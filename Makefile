@@ -78,7 +78,7 @@ test-controlplane:
 # recompiling dependencies with other features; runs the tests that need the control plane (real
 # Ray heads, kwok's pod logs, RBAC).
 test-integration:
-	cargo test --release --workspace --test live_capacity --test live_cluster --test live_faults --test live_history --test live_lifecycle --test live_logs --test live_security --test ray_readonly \
+	cargo test --release --workspace --test live_capacity --test live_cluster --test live_faults --test live_history --test live_lifecycle --test live_logs --test live_security --test live_tracing --test ray_readonly \
 	  -- --ignored --test-threads=1
 
 # schemathesis (tools/api-fuzz) against a real raydar on the local control plane, from raydar's own

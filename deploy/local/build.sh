@@ -14,7 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v go >/dev/null || die "go is not on PATH (Go 1.26 or newer is needed)"
-for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION PROMETHEUS_VERSION PROMETHEUS_OPERATOR_VERSION; do
+for v in K8S_VERSION ETCD_VERSION KWOK_VERSION KUBERAY_VERSION PROMETHEUS_VERSION PROMETHEUS_OPERATOR_VERSION JAEGER_VERSION; do
   [[ -n "${!v:-}" ]] || die "$v is empty in tools/versions.env"
 done
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -81,6 +81,23 @@ build_etcd() {
   mv -f "$BIN/etcd.new" "$BIN/etcd"
   stamp etcd "$key"
   log "etcd: built in $(since "$t")"
+}
+
+# Jaeger v2, the OTLP receiver the tracing test sends to and reads traces back from (its query API).
+build_jaeger() {
+  local dir="$LOCAL_DIR/go/jaeger"
+  if ! grep -Eq "^[[:space:]]+github.com/jaegertracing/jaeger $JAEGER_VERSION( |\$)" "$dir/go.mod" 2>/dev/null; then
+    log "jaeger: go.mod does not match JAEGER_VERSION=$JAEGER_VERSION; running pin.sh jaeger (commit the result)"
+    "$LOCAL_DIR/pin.sh" jaeger
+  fi
+  local key="$JAEGER_VERSION $GO_VERSION $(hash_files "$dir/go.mod" "$dir/go.sum")"
+  if fresh jaeger "$key" "$BIN/jaeger"; then log "jaeger $JAEGER_VERSION: up to date"; return; fi
+  log "jaeger $JAEGER_VERSION: building"
+  local t; t=$(now)
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/jaeger.new" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv -f "$BIN/jaeger.new" "$BIN/jaeger"
+  stamp jaeger "$key"
+  log "jaeger: built in $(since "$t")"
 }
 
 # go_install <stamp-name> <binary> <package@version> <ldflags> [build tags]: `go install` outside any
@@ -193,11 +210,11 @@ build_ray() {
 }
 
 T0=$(now)
-parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay prometheus kube ray)
+parts=("$@"); ((${#parts[@]})) || parts=(share etcd kwok kuberay prometheus jaeger kube ray)
 for part in "${parts[@]}"; do
   case "$part" in
-    kube|etcd|kwok|kuberay|prometheus|share|ray) "build_$part" ;;
-    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|prometheus|share|ray)" ;;
+    kube|etcd|kwok|kuberay|prometheus|jaeger|share|ray) "build_$part" ;;
+    *) die "unknown part '$part' (kube|etcd|kwok|kuberay|prometheus|jaeger|share|ray)" ;;
   esac
 done
 log "build done in $(since "$T0"); binaries in $BIN"

@@ -21,6 +21,8 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Where to serve health, readiness and metrics alone, without identity, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// The namespaces watched: every one, or a team's.
     pub scope: Scope,
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS.
@@ -61,6 +63,16 @@ pub struct Config {
     pub lease_timeout: Duration,
     /// Whether idle clusters are reclaimed as their templates say, only shown, or neither.
     pub idle_reclaim: IdleReclaim,
+}
+
+/// How raydar writes its log lines (to standard output).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text each, for people.
+    #[default]
+    Text,
+    /// One JSON object each (time, level, target, message and fields), for log pipelines.
+    Json,
 }
 
 /// Which namespaces raydar watches and launches into.
@@ -218,8 +230,18 @@ struct Flags {
     /// Also serve /metrics, /healthz and /readyz here, without identity, and nothing else: for
     /// Prometheus and the kubelet's probes, which no proxy signs in.
     #[arg(long, env = "RAYDAR_METRICS_ADDR", value_name = "HOST:PORT", value_parser = socket_addr,
-        help_heading = "Serving")]
+        help_heading = "Observability")]
     metrics_addr: Option<SocketAddr>,
+    /// How log lines are written: text for people, json (one object a line) for log pipelines.
+    /// RUST_LOG says which (default info).
+    #[arg(
+        long,
+        env = "RAYDAR_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        help_heading = "Observability"
+    )]
+    log_format: LogFormat,
     /// Watch only these namespaces (a team's install, whose RBAC is a Role in each), not every
     /// one: launches elsewhere are refused, and capacity is not judged (Nodes are not read).
     #[arg(long, env = "RAYDAR_NAMESPACES", value_name = "NS,..", value_delimiter = ',',
@@ -512,6 +534,7 @@ impl Flags {
             idle_reclaim: self.idle_reclaim,
             addr: self.addr,
             metrics_addr: self.metrics_addr,
+            log_format: self.log_format,
             scope: match self.namespaces.is_empty() {
                 true => Scope::All,
                 false => Scope::Namespaces(sorted_unique(self.namespaces)),

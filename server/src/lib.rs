@@ -36,7 +36,11 @@
 //! - [`lifecycle`]: raydar acting on clusters on its own (expiry), one replica at a time (a
 //!   Lease), as a reclaimer identity of its own.
 //! - [`overview`]: a cluster page's events and Ray view, read in the background and cached.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+//!   a request's span is the child of its caller's `traceparent`.
 //! - [`cache`]: the small keyed cache those reads share.
+//! - [`metrics`]: what raydar measures of itself (request and database call durations, counts
+//!   by label), bounded, for `/metrics`.
 //! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
 
 // The list page's typed view, rendered here, nests past the default of 128.
@@ -52,6 +56,7 @@ pub mod history;
 pub mod lifecycle;
 pub mod list;
 pub mod logs;
+pub mod metrics;
 pub mod overview;
 pub mod push;
 pub mod ray;
@@ -60,6 +65,7 @@ pub mod security;
 pub mod sources;
 pub mod state;
 pub mod supervisor;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -247,6 +253,7 @@ pub fn start(
         lease_timeout: LeaseTimeout(config.lease_timeout),
         sources: supervisor.status(),
         shutdown,
+        requests: metrics::RequestTimes::default(),
         header_timeout: config.header_timeout,
         streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
         downloads: api::logs::Downloads::new(config.log_downloads),

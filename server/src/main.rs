@@ -1,20 +1,39 @@
 //! raydar-server: see the crate docs for what it does and how it is laid out.
 
 use anyhow::Context;
+use raydar_server::config::LogFormat;
 use raydar_server::security::Authn;
+use raydar_server::telemetry;
 use raydar_server::Config;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")),
-        )
-        .init();
     let config = Config::from_command_line();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off"));
+    let logs = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        // Fields at the top level beside the message, as log pipelines index them.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .boxed(),
+    };
+    let traces = match telemetry::endpoint() {
+        None => None,
+        Some(_) => Some(telemetry::provider().map_err(anyhow::Error::msg)?),
+    };
+    let exported =
+        traces.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(telemetry::tracer(p)));
+    tracing_subscriber::registry().with(filter).with(logs).with(exported).init();
+    if let Some(endpoint) = telemetry::endpoint() {
+        tracing::info!("traces go to {endpoint} (OTLP/HTTP)");
+    }
 
     let kube_config = kube::Config::infer().await.context(
         "cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster",
@@ -46,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(raydar_server::run_ops(ops, state.clone(), shutdown.clone()));
     }
     raydar_server::run(listener, state, supervisor, shutdown).await.context("serving HTTP")?;
+    if let Some(traces) = traces {
+        telemetry::shutdown(traces).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

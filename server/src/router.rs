@@ -37,6 +37,7 @@ use crate::api::{
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
 use crate::state::AppState;
+use crate::{metrics, telemetry};
 
 /// Largest request body raydar accepts: a launch request is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -156,6 +157,9 @@ pub fn router(state: AppState) -> Router {
         // Compresses pages, wasm, JS and JSON; never the event stream, which would then be held
         // back until a compression block fills.
         .layer(CompressionLayer::new())
+        // Outermost: every answer is timed and traced, a refusal by a layer above too.
+        .layer(middleware::from_fn(telemetry::traced_requests))
+        .layer(middleware::from_fn_with_state(state.requests.clone(), metrics::time_requests))
         .with_state(state)
 }
 

@@ -20,6 +20,7 @@ use crate::gpus::GpuMetrics;
 use crate::history::History;
 use crate::lifecycle::{IdlePlan, Leadership, LeaseTimeout};
 use crate::logs::LogStreams;
+use crate::metrics::RequestTimes;
 use crate::overview::Overviews;
 use crate::ray::{Dashboards, RayMetrics};
 use crate::security::{
@@ -31,6 +32,8 @@ use crate::supervisor::SourceStatus;
 /// Everything a handler may ask for.
 #[derive(Clone, FromRef)]
 pub struct AppState {
+    /// How long answers took, by route.
+    pub requests: RequestTimes,
     /// Leptos settings: site root and output names.
     pub leptos: LeptosOptions,
     /// raydar's own Kubernetes client: it reads, and impersonates users.
@@ -166,6 +169,10 @@ impl FromRef<AppState> for Metered {
             sources: s.sources.clone(),
             streams: s.streams.clone(),
             idle: s.idle.clone(),
+            rayjobs: s.rayjobs.clone(),
+            requests: s.requests.clone(),
+            database: s.history.store.timings().clone(),
+            lifecycle: s.audit.by_raydar_counts().clone(),
         }
     }
 }

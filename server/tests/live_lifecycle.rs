@@ -141,6 +141,13 @@ async fn an_expired_cluster_is_warned_then_torn_down_unless_protected() {
     );
     let rayclusters = common::ray_clusters(&client, NAMESPACE);
     assert!(rayclusters.get_opt(&doomed).await.unwrap().is_none(), "the RayCluster is gone");
+    // Operators see it in /metrics, by reason: the warning and the act.
+    let metrics = raydar.http.get(format!("{}/metrics", raydar.base)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for reason in ["ExpiresSoon", "Expired"] {
+        let series = format!("raydar_lifecycle_actions_total{{reason=\"{reason}\"}} ");
+        assert!(metrics.lines().any(|l| l.starts_with(&series) && !l.ends_with(" 0")), "{metrics}");
+    }
 
     // The protected one, expired as well, is still there.
     let protected =

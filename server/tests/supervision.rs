@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,39 +97,15 @@ async fn a_gpu_source_that_is_down_is_said_on_the_gpu_pages() {
     }
 }
 
-/// A kubeconfig whose apiserver is never there.
-fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        "apiVersion: v1\nkind: Config\ncurrent-context: none\n\
-         clusters: [{name: none, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
-         users: [{name: none, user: {token: none}}]\n\
-         contexts: [{name: none, context: {cluster: none, user: none}}]\n",
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_streams_and_the_process_within_5_s() {
     let dir = std::env::temp_dir().join(format!("raydar-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_raydar-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--auth", "dev"])
-        .env("KUBECONFIG", unreachable_kubeconfig(&dir))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = common::server_binary(port, &dir).spawn().unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let started = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "raydar-server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::answered(&http, &format!("{base}/healthz"), "raydar-server").await;
     // Two open event streams, each past its first event.
     let mut streams = Vec::new();
     for _ in 0..2 {

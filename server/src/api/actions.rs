@@ -28,6 +28,7 @@ use platform::template::{ANNOTATION_EXPIRES_AT, ANNOTATION_PROTECT, LABEL_TEMPLA
 use platform::ClusterSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 pub use platform::template::FIELD_MANAGER;
@@ -245,8 +246,10 @@ pub async fn launch(
         pipeline: request.pipeline,
         lease: request.lease,
     };
-    let manifest =
-        rendered(&actions.templates, request.template, &launch, &user, Timestamp::now()).await?;
+    // A launch's trace: render, read what exists, the dry-run, the apply (telemetry.rs).
+    let manifest = rendered(&actions.templates, request.template, &launch, &user, Timestamp::now())
+        .instrument(tracing::info_span!("render", template = %template_name))
+        .await?;
     let (namespace, name) = (launch.namespace, launch.name);
     watched(&actions.clusters, &namespace)?;
     let id = format!("{namespace}/{name}");
@@ -268,6 +271,7 @@ pub async fn launch(
     // a launch creates, so an existing one is a conflict. (Between this read and the apply another
     // launcher could create the name; the window is one round trip.)
     if call(&format!("reading RayCluster {id}"), api.get_opt(&name))
+        .instrument(tracing::info_span!("read existing"))
         .await
         .map_err(refused)?
         .is_some()
@@ -281,7 +285,8 @@ pub async fn launch(
     let patch = Patch::Apply(&manifest);
     let checking = format!("checking RayCluster {id} (server-side dry-run)");
     let dry = PatchParams { dry_run: true, ..params.clone() };
-    call(&checking, api.patch(&name, &dry, &patch)).await.map_err(refused)?;
+    let checked = call(&checking, api.patch(&name, &dry, &patch));
+    checked.instrument(tracing::info_span!("dry-run")).await.map_err(refused)?;
     if dry_run {
         // The YAML is what the launch form previews: the exact manifest, as kubectl users read it.
         let yaml = platform::template::manifest_yaml(&manifest);
@@ -291,7 +296,8 @@ pub async fn launch(
         );
     }
     let applying = format!("applying RayCluster {id}");
-    let applied = call(&applying, api.patch(&name, &params, &patch)).await.map_err(refused)?;
+    let applied = call(&applying, api.patch(&name, &params, &patch));
+    let applied = applied.instrument(tracing::info_span!("apply")).await.map_err(refused)?;
     actions.audit.done(&user, &action, applied.metadata.uid.clone());
     let cluster = serde_json::to_value(&applied)
         .ok()

@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 
 use crate::lifecycle::IdlePlan;
 use crate::logs::LogStreams;
+use crate::metrics::{label, Counters, Histograms, RequestTimes};
 use crate::security::{CsrfKey, StreamLimit, User};
-use crate::sources::{Clusters, RayJobs, RayPods, Templates};
+use crate::sources::{Clusters, RayJobs, RayPods, Templates, WatchHealth};
 use crate::supervisor::SourceStatus;
 use crate::unix_now;
 
@@ -120,6 +121,14 @@ pub struct Metered {
     pub streams: StreamLimit,
     /// The clusters idle by their template's policy.
     pub idle: IdlePlan,
+    /// The RayJob watch.
+    pub rayjobs: RayJobs,
+    /// How long answers took, by route.
+    pub requests: RequestTimes,
+    /// How long the history database's statements took.
+    pub database: Histograms,
+    /// What raydar did or warned of on its own, by reason.
+    pub lifecycle: Counters,
 }
 
 /// Prometheus text: one metric with its help and type lines.
@@ -233,8 +242,70 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
         "Times a background source was started again.",
         &each(&|h| h.restarts as f64),
     );
+    watch_metrics(&mut out, &m);
     idle_metrics(&mut out, &m.idle);
+    m.lifecycle.write(
+        &mut out.0,
+        "raydar_lifecycle_actions_total",
+        "What raydar did or warned of on its own, by reason: ExpiresSoon and IdleSoon (warnings), \
+         Expired, IdleReclaimed, LeaseLapsed (acts).",
+        "reason",
+    );
+    m.requests.0.write(
+        &mut out.0,
+        "raydar_http_request_duration_seconds",
+        "How long raydar took to answer, until the answer's head (an event stream's opening), by \
+         method, route template and status class.",
+    );
+    m.database.write(
+        &mut out.0,
+        "raydar_history_db_seconds",
+        "How long the history database's statements took (a write is one batch's transaction), \
+         by what they do.",
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out.0).into_response()
+}
+
+/// Each watch: whether it has listed everything, how old what it keeps may be (since when it
+/// has not been answered; 0 while it is), how many objects it keeps, its errors.
+fn watch_metrics(out: &mut Exposition, m: &Metered) {
+    let watches = [
+        ("RayCluster", m.clusters.health(), m.clusters.len()),
+        ("RayClusterTemplate", m.templates.health(), m.templates.count()),
+        ("Ray pod", m.pods.health(), m.pods.len()),
+        ("RayJob", m.rayjobs.health(), m.rayjobs.count()),
+    ];
+    let now = unix_now();
+    let labels: Vec<String> =
+        watches.iter().map(|(w, ..)| format!("{{{}}}", label("watch", w))).collect();
+    let each = |value: &dyn Fn(&WatchHealth, usize) -> f64| -> Vec<(&str, f64)> {
+        labels.iter().zip(&watches).map(|(l, (_, h, n))| (l.as_str(), value(h, *n))).collect()
+    };
+    out.metric(
+        "raydar_watch_synced",
+        "gauge",
+        "1 once the watch has listed everything.",
+        &each(&|h, _| f64::from(u8::from(h.synced()))),
+    );
+    out.metric(
+        "raydar_watch_stale_seconds",
+        "gauge",
+        "How old what the watch keeps may be: seconds since the apiserver stopped answering it, \
+         0 while it answers.",
+        &each(&|h, _| h.stale().map_or(0.0, |s| (now - s.since).max(0) as f64)),
+    );
+    out.metric(
+        "raydar_watch_objects",
+        "gauge",
+        "Objects the watch keeps (projections, not the objects).",
+        &each(&|_, n| n as f64),
+    );
+    out.metric(
+        "raydar_watch_errors_total",
+        "counter",
+        "Errors of the watch (it retries).",
+        &each(&|h, _| h.error_count() as f64),
+    );
 }
 
 /// Idle reclaim: what is due, what it holds, what reclaiming saves (or, dry-run, would).

@@ -16,6 +16,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use super::record::{Launched, Record};
+use crate::metrics::{label, Histograms};
 
 /// Where history is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub struct Store {
     postgres: bool,
     /// Names it in messages.
     pub name: String,
+    /// How long its statements took, by what they do.
+    timings: Histograms,
 }
 
 /// A failed database call, in words.
@@ -294,7 +297,22 @@ impl Store {
             })
             .connect_lazy(&database.url())
             .map_err(|e| format!("{}: {e}", database.describe()))?;
-        Ok(Store { pool, postgres: !sqlite, name: database.describe() })
+        let timings = Histograms::default();
+        Ok(Store { pool, postgres: !sqlite, name: database.describe(), timings })
+    }
+
+    /// How long its statements took, by what they do (`raydar_history_db_seconds`).
+    pub fn timings(&self) -> &Histograms {
+        &self.timings
+    }
+
+    /// Runs `call`, `what` it does (reading history, ...), as [`timed`] does, and times it.
+    async fn measured<T, E: std::fmt::Display>(
+        &self,
+        what: &'static str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        self.timings.time(label("op", what), timed(&self.doing(what), call)).await
     }
 
     /// `what` (reading history, ...) and the database it is done to, for messages.
@@ -304,8 +322,8 @@ impl Store {
 
     /// Brings the schema up to date (every replica may: the migrator locks).
     pub async fn migrate(&self) -> StoreResult<()> {
-        timed(
-            &self.doing("migrating the history database"),
+        self.measured(
+            "migrating the history database",
             sqlx::migrate!("./migrations").run(&self.pool),
         )
         .await?;
@@ -315,16 +333,17 @@ impl Store {
             // in under a millisecond, not a 25 ms scan. Not a migration, as SQLite has no such
             // thing (its scan of the listing index is 15 ms); without it searches are slower,
             // not wrong.
-            let indexed = timed(
-                &self.doing("indexing the history search"),
-                sqlx::raw_sql(
-                    "CREATE EXTENSION IF NOT EXISTS pg_trgm; \
+            let indexed = self
+                .measured(
+                    "indexing the history search",
+                    sqlx::raw_sql(
+                        "CREATE EXTENSION IF NOT EXISTS pg_trgm; \
                      CREATE INDEX IF NOT EXISTS clusters_search ON clusters \
                      USING gin (search gin_trgm_ops);",
+                    )
+                    .execute(&self.pool),
                 )
-                .execute(&self.pool),
-            )
-            .await;
+                .await;
             if let Err(e) = indexed {
                 tracing::warn!("history search runs without its index: {e}");
             }
@@ -334,7 +353,7 @@ impl Store {
 
     /// Writes `batch` in one transaction: all of it or, on an error, none.
     pub async fn write(&self, batch: &[Record]) -> StoreResult<()> {
-        timed(&self.doing("writing history"), async {
+        self.measured("writing history", async {
             let mut tx = self.pool.begin().await?;
             let mut sizes: HashMap<&str, i64> = HashMap::new();
             for record in batch {
@@ -436,7 +455,7 @@ impl Store {
              ORDER BY created_at DESC, uid DESC LIMIT {limit_arg}",
             clauses.join(" AND ")
         );
-        let rows = timed(&self.doing("reading history"), sql.query().fetch_all(&self.pool)).await?;
+        let rows = self.measured("reading history", sql.query().fetch_all(&self.pool)).await?;
         let mut items = rows
             .iter()
             .map(past_cluster)
@@ -458,18 +477,19 @@ impl Store {
         since: i64,
         limit: usize,
     ) -> StoreResult<Vec<(String, String, i64)>> {
-        let rows = timed(
-            &self.doing("reading history"),
-            sqlx::query(
-                "SELECT namespace, template, ready_at - created_at * 1000 FROM clusters \
+        let rows = self
+            .measured(
+                "reading history",
+                sqlx::query(
+                    "SELECT namespace, template, ready_at - created_at * 1000 FROM clusters \
                  WHERE created_at >= $1 AND ready_at IS NOT NULL AND template <> '' \
                  ORDER BY created_at DESC LIMIT $2",
+                )
+                .bind(since)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool),
             )
-            .bind(since)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool),
-        )
-        .await?;
+            .await?;
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect::<Result<_, sqlx::Error>>()
@@ -478,11 +498,12 @@ impl Store {
 
     /// The namespaces history has clusters of.
     pub async fn namespaces(&self) -> StoreResult<BTreeSet<String>> {
-        let rows = timed(
-            &self.doing("reading history"),
-            sqlx::query("SELECT name FROM namespaces").fetch_all(&self.pool),
-        )
-        .await?;
+        let rows = self
+            .measured(
+                "reading history",
+                sqlx::query("SELECT name FROM namespaces").fetch_all(&self.pool),
+            )
+            .await?;
         rows.iter()
             .map(|row| row.try_get::<String, _>(0))
             .collect::<Result<_, _>>()
@@ -491,7 +512,7 @@ impl Store {
 
     /// Everything kept of the cluster `uid`, with at most `max_events` of its events (newest).
     pub async fn record(&self, uid: &str, max_events: usize) -> StoreResult<Option<ClusterRecord>> {
-        timed(&self.doing("reading history"), async {
+        self.measured("reading history", async {
             let sql = format!(
                 "SELECT {CLUSTER_COLUMNS}, parameters, manifest FROM clusters WHERE uid = $1"
             );
@@ -611,27 +632,29 @@ impl Store {
     /// The cluster `uid`'s row of the history list.
     pub async fn cluster(&self, uid: &str) -> StoreResult<Option<PastCluster>> {
         let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE uid = $1");
-        let row = timed(
-            &self.doing("reading history"),
-            sqlx::query(AssertSqlSafe(sql)).bind(uid.to_owned()).fetch_optional(&self.pool),
-        )
-        .await?;
+        let row = self
+            .measured(
+                "reading history",
+                sqlx::query(AssertSqlSafe(sql)).bind(uid.to_owned()).fetch_optional(&self.pool),
+            )
+            .await?;
         row.as_ref().map(past_cluster).transpose().map_err(|e| format!("reading history: {e}"))
     }
 
     /// The job `job` of the cluster `uid`, as history keeps it.
     pub async fn job(&self, uid: &str, job: &str) -> StoreResult<Option<PastJob>> {
-        let row = timed(
-            &self.doing("reading history"),
-            sqlx::query(
-                "SELECT id, status, entrypoint, message, started_at, ended_at, log_state, \
+        let row = self
+            .measured(
+                "reading history",
+                sqlx::query(
+                    "SELECT id, status, entrypoint, message, started_at, ended_at, log_state, \
                  log_note, log_lines, log_bytes FROM jobs WHERE cluster_uid = $1 AND id = $2",
+                )
+                .bind(uid.to_owned())
+                .bind(job.to_owned())
+                .fetch_optional(&self.pool),
             )
-            .bind(uid.to_owned())
-            .bind(job.to_owned())
-            .fetch_optional(&self.pool),
-        )
-        .await?;
+            .await?;
         row.as_ref().map(past_job).transpose().map_err(|e| format!("reading history: {e}"))
     }
 
@@ -644,8 +667,7 @@ impl Store {
         from: u64,
         max: usize,
     ) -> StoreResult<Vec<LogChunk>> {
-        let rows = timed(
-            &self.doing("reading history"),
+        let rows = self.measured("reading history",
             sqlx::query(
                 "SELECT first_line, lines, data FROM job_logs WHERE cluster_uid = $1 AND job = $2 \
                  AND first_line + lines > $3 ORDER BY first_line LIMIT $4",
@@ -673,36 +695,39 @@ impl Store {
     /// milliseconds), then, oldest deletion first, clusters until what is kept is at most
     /// `max_bytes`. Live clusters stay. Returns how many clusters were removed.
     pub async fn trim(&self, before: i64, max_bytes: u64) -> StoreResult<u64> {
-        let old = timed(
-            &self.doing("trimming history"),
-            sqlx::query(
-                "SELECT uid FROM clusters WHERE deleted_at IS NOT NULL AND deleted_at < $1",
-            )
-            .bind(before)
-            .fetch_all(&self.pool),
-        )
-        .await?;
-        let mut doomed: Vec<String> =
-            old.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
-        let total: i64 = timed(
-            &self.doing("trimming history"),
-            sqlx::query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM clusters")
-                .fetch_one(&self.pool),
-        )
-        .await?
-        .try_get(0)
-        .map_err(|e| format!("trimming history: {e}"))?;
-        let mut excess = total - max_bytes.min(i64::MAX as u64) as i64;
-        if excess > 0 {
-            let oldest = timed(
-                &self.doing("trimming history"),
+        let old = self
+            .measured(
+                "trimming history",
                 sqlx::query(
-                    "SELECT uid, bytes, deleted_at FROM clusters WHERE deleted_at IS NOT NULL \
-                     ORDER BY deleted_at, uid",
+                    "SELECT uid FROM clusters WHERE deleted_at IS NOT NULL AND deleted_at < $1",
                 )
+                .bind(before)
                 .fetch_all(&self.pool),
             )
             .await?;
+        let mut doomed: Vec<String> =
+            old.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
+        let total: i64 = self
+            .measured(
+                "trimming history",
+                sqlx::query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM clusters")
+                    .fetch_one(&self.pool),
+            )
+            .await?
+            .try_get(0)
+            .map_err(|e| format!("trimming history: {e}"))?;
+        let mut excess = total - max_bytes.min(i64::MAX as u64) as i64;
+        if excess > 0 {
+            let oldest = self
+                .measured(
+                    "trimming history",
+                    sqlx::query(
+                        "SELECT uid, bytes, deleted_at FROM clusters WHERE deleted_at IS NOT NULL \
+                     ORDER BY deleted_at, uid",
+                    )
+                    .fetch_all(&self.pool),
+                )
+                .await?;
             for row in &oldest {
                 let (Ok(uid), Ok(bytes), Ok(deleted)) = (
                     row.try_get::<String, _>(0),
@@ -725,7 +750,7 @@ impl Store {
             let listed: Vec<String> =
                 chunk.iter().map(|uid| sql.arg(Arg::Text(uid.clone()))).collect();
             let listed = listed.join(", ");
-            timed(&self.doing("trimming history"), async {
+            self.measured("trimming history", async {
                 let mut tx = self.pool.begin().await?;
                 for table in ["events", "phases", "jobs", "job_logs", "terminations", "gpu_use"] {
                     sql.text = format!("DELETE FROM {table} WHERE cluster_uid IN ({listed})");

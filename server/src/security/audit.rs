@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+
+use crate::metrics::Counters;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::Client;
@@ -47,6 +49,8 @@ pub struct Action {
 pub struct Audit {
     /// raydar's own client: Events are raydar's one write of its own (deploy/kustomize/rbac).
     client: Client,
+    /// What raydar did or warned of on its own, by reason, for `/metrics`.
+    by_raydar: Counters,
 }
 
 impl Audit {
@@ -55,7 +59,7 @@ impl Audit {
 
     /// Records with `client` (raydar's own).
     pub fn new(client: Client) -> Self {
-        Audit { client }
+        Audit { client, by_raydar: Counters::default() }
     }
 
     /// Logs an action that changed the cluster `uid`, and records an Event on it in the
@@ -69,6 +73,7 @@ impl Audit {
     /// warning before one), with why, and records it as an Event on the cluster: `Warning`,
     /// since its owner may want to act.
     pub fn by_raydar(&self, action: &Action, uid: Option<String>, why: &str) {
+        self.by_raydar.add(action.reason);
         tracing::warn!(
             target: "raydar::audit",
             user = "raydar",
@@ -80,6 +85,11 @@ impl Audit {
         let mut event = event_about(action, uid, format!("raydar {}: {why}", action.what));
         event.type_ = Some("Warning".into());
         self.record(event, action);
+    }
+
+    /// What raydar did or warned of on its own, counted by reason.
+    pub fn by_raydar_counts(&self) -> &Counters {
+        &self.by_raydar
     }
 
     /// Creates `event` in the background, within [`Audit::TIMEOUT`].

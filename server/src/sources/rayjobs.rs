@@ -105,4 +105,9 @@ impl RayJobs {
     pub fn health(&self) -> &WatchHealth {
         &self.inner.kept.health
     }
+
+    /// How many the watch keeps.
+    pub fn count(&self) -> usize {
+        self.inner.kept.read().len()
+    }
 }

@@ -70,4 +70,9 @@ impl Templates {
     pub fn health(&self) -> &WatchHealth {
         &self.inner.kept.health
     }
+
+    /// How many the watch keeps.
+    pub fn count(&self) -> usize {
+        self.inner.kept.read().len()
+    }
 }

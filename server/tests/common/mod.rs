@@ -37,6 +37,20 @@ pub struct Raydar {
 /// (deploy/local/dev-rbac.yaml), whom raydar impersonates.
 pub const DEV_USER: &str = "developer";
 
+/// A kubeconfig whose apiserver is never there.
+pub fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: none\n\
+         clusters: [{name: none, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
+         users: [{name: none, user: {token: none}}]\n\
+         contexts: [{name: none, context: {cluster: none, user: none}}]\n",
+    )
+    .unwrap();
+    path
+}
+
 /// Starts raydar-server in this process on 127.0.0.1:0 in dev mode as [`DEV_USER`], watching
 /// the cluster `client` talks to (`apiserver` names it in messages).
 pub async fn start_raydar(client: Client, apiserver: &str) -> Raydar {
@@ -171,18 +185,36 @@ pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = (S
 }
 
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
-    tokio::time::timeout(STEP, async {
-        loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    answered(http, &format!("{base}/readyz"), "raydar (RayCluster watch synced)").await;
+}
+
+/// Waits (up to [`STEP`]) until `url` answers with a success; `what` names it if it never does.
+pub async fn answered(http: &reqwest::Client, url: &str, what: &str) {
+    let answers = async {
+        while !http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    })
-    .await
-    .expect("raydar became ready (RayCluster watch synced)");
+    };
+    if tokio::time::timeout(STEP, answers).await.is_err() {
+        panic!("{what} did not answer at {url}");
+    }
+}
+
+/// The raydar-server binary, to run on 127.0.0.1:`port` in dev mode against an apiserver that is
+/// never there (a kubeconfig written into `dir`), its output discarded: add flags and spawn.
+pub fn server_binary(port: u16, dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_raydar-server"));
+    command
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--auth", "dev"])
+        .env("KUBECONFIG", unreachable_kubeconfig(dir))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// A free port on loopback, for a process a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A client of the local control plane the live tests run against (KUBECONFIG).

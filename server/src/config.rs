@@ -29,6 +29,8 @@ pub struct Config {
     pub site_root: PathBuf,
     /// Where identities come from.
     pub authn: Authn,
+    /// The secret replicas share, from which CSRF tokens are signed; `None`: a key per process.
+    pub session_secret: Option<String>,
     /// The audience bearer tokens must be meant for; `None`: the apiserver's own.
     pub token_audience: Option<String>,
     /// The names browsers may reach raydar under.
@@ -284,6 +286,12 @@ struct Flags {
         help_heading = "Identity"
     )]
     proxy_groups_prefix: String,
+    /// The secret every replica is given alike (32 characters or more; a Kubernetes Secret in the
+    /// environment): CSRF tokens are signed from it, so a page that moves to another replica
+    /// keeps writing. Unset: each process signs with a key of its own.
+    #[arg(long, env = "RAYDAR_SESSION_SECRET", value_name = "SECRET", hide_env_values = true,
+        value_parser = session_secret, help_heading = "Identity")]
+    session_secret: Option<String>,
     /// The audience a bearer token (a pipeline's ServiceAccount token) must be issued for, as
     /// the apiserver's TokenReview checks it; unset: the apiserver's own audience.
     #[arg(long, env = "RAYDAR_TOKEN_AUDIENCE", value_name = "AUDIENCE", value_parser = not_empty,
@@ -542,6 +550,7 @@ impl Flags {
             site_root: self.site_root,
             authn,
             token_audience: self.token_audience,
+            session_secret: self.session_secret,
             action_rate: self.action_rate,
             ray_dashboard: self.ray_dashboard,
             log_streams: self.log_streams,
@@ -671,6 +680,15 @@ fn namespace(text: &str) -> Result<String, String> {
     match platform::template::value::namespace_problem(text.trim()) {
         None => Ok(text.trim().to_owned()),
         Some(problem) => Err(problem),
+    }
+}
+
+fn session_secret(text: &str) -> Result<String, String> {
+    match text.chars().count() {
+        32.. => Ok(text.to_owned()),
+        n => Err(format!(
+            "is {n} characters: give 32 or more (openssl rand -hex 32), the same on every replica"
+        )),
     }
 }
 

@@ -141,6 +141,13 @@ pub fn start(
 ) -> Result<(AppState, Supervisor)> {
     let mut supervisor = Supervisor::new(shutdown.clone());
     let history = History::open(&config.history).map_err(Error::History)?;
+    if history.shared() && config.session_secret.is_none() {
+        tracing::warn!(
+            "history is in PostgreSQL, which several replicas share, but --session-secret is unset: \
+             each replica signs CSRF tokens with its own key, so a page that moves to another \
+             replica is refused writes until it reloads; give every replica the same secret"
+        );
+    }
     let observer = Observer::new(history.sink.clone());
     let scope = &config.scope;
     let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), scope.clone(), Some(observer));
@@ -246,7 +253,10 @@ pub fn start(
         tokens: TokenReviews::new(kube.clone(), config.token_audience.clone()),
         served_as: Arc::new(config.served_as.clone()),
         access: Access::new(kube.clone()),
-        csrf: CsrfKey::generate(),
+        csrf: match &config.session_secret {
+            Some(secret) => CsrfKey::from_secret(secret),
+            None => CsrfKey::generate(),
+        },
         limit: ActionLimit::new(config.action_rate),
         audit,
         leadership,

@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{as_user, start_raydar_with, Raydar};
+use raydar_server::Config;
 use serde_json::json;
 
 /// raydar behind a proxy on loopback (this test is the proxy), with no reachable apiserver.
@@ -75,6 +76,42 @@ async fn without_identity_only_health_answers() {
     let api = http.get(format!("{}/api/v1/clusters", raydar.base)).send().await.unwrap();
     let body: serde_json::Value = api.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("sign-in required"), "{body}");
+}
+
+/// Several replicas behind one address: a page's CSRF token, got from one, is good on another
+/// when they share `--session-secret`, and only then (each process's own key otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_tokens_from_a_shared_secret_are_good_on_every_replica() {
+    let secret = "0123456789abcdef0123456789abcdef-shared";
+    let shared = ["--session-secret", secret];
+    for (flags, good_elsewhere) in [(&shared[..], true), (&[][..], false)] {
+        let (a, b) = (behind_proxy(flags).await, behind_proxy(flags).await);
+        let token_of = |base: String| async move {
+            let session =
+                as_user(&base, "alice", "team-a").await.get(format!("{base}/api/v1/session"));
+            let session: serde_json::Value = session.send().await.unwrap().json().await.unwrap();
+            session["csrfToken"].as_str().unwrap().to_owned()
+        };
+        let from_a = token_of(a.base.clone()).await;
+        assert_eq!(from_a == token_of(b.base.clone()).await, good_elsewhere);
+        let write = plain()
+            .delete(format!("{}/api/v1/clusters/team-a/demo", b.base))
+            .header("x-forwarded-user", "alice")
+            .header("x-forwarded-groups", "team-a")
+            .header("origin", &b.base)
+            .header("x-csrf-token", &from_a)
+            .send()
+            .await
+            .unwrap();
+        let status = write.status();
+        let body = write.text().await.unwrap();
+        // Past the CSRF check, the teardown finds no apiserver to ask.
+        assert_eq!(body.contains("CSRF"), !good_elsewhere, "{status} {body}");
+        assert_eq!(status == 403, !good_elsewhere, "{status} {body}");
+    }
+    let short = Config::from_args(["--session-secret", "too short"].map(String::from));
+    let refused = short.unwrap_err();
+    assert!(refused.contains("--session-secret") && refused.contains("32 or more"), "{refused}");
 }
 
 /// `--metrics-addr`: Prometheus and the kubelet reach health, readiness and metrics there

@@ -141,3 +141,28 @@ async fn sigterm_ends_open_streams_and_the_process_within_5_s() {
     assert!(http.get(format!("{base}/healthz")).send().await.is_err(), "nothing listens any more");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SQLite serves one replica: a second raydar-server on the same history waits a moment for the
+/// first to let it go, then refuses to start and says why and what to do instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_raydar_on_one_sqlite_history_refuses_to_start() {
+    let dir = std::env::temp_dir().join(format!("raydar-sole-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data").to_string_lossy().into_owned();
+    let (port, other) = (common::free_port(), common::free_port());
+    let mut first = common::server_binary(port, &dir).args(["--data-dir", &data]).spawn().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    common::answered(&http, &format!("http://127.0.0.1:{port}/healthz"), "the first").await;
+    let second = common::server_binary(other, &dir)
+        .args(["--data-dir", &data])
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains(&format!("another raydar-server (pid {}", first.id())), "{said}");
+    assert!(said.contains("PostgreSQL"), "{said}");
+    let _ = first.kill();
+    let _ = first.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

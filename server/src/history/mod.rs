@@ -40,6 +40,59 @@ pub use store::{Database, Store};
 
 use crate::config::HistorySettings;
 
+/// How long a raydar waits for the SQLite history another one holds (a restart overlapping the
+/// last process's exit) before it refuses to start.
+const SOLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Takes the SQLite database at `path` for this process alone, waiting up to `wait` for another
+/// process to let it go: a lock on `PATH.lock` beside it, naming its holder. SQLite serves one
+/// replica (its writes and the lifecycle's lease are one process's); a second one refuses to
+/// start and says why, rather than both writing one file.
+fn sole_writer(path: &std::path::Path, wait: Duration) -> Result<std::fs::File, String> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    }
+    let lock = std::path::PathBuf::from(format!("{}.lock", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| format!("cannot open {}: {e}", lock.display()))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+                let holder = match holder.trim() {
+                    "" => String::new(),
+                    said => format!(" ({said})"),
+                };
+                return Err(format!(
+                    "another raydar-server{holder} keeps its history in the SQLite database {}: \
+                     SQLite serves one replica; for several, give them one PostgreSQL \
+                     (--database postgres://...)",
+                    path.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", lock.display()));
+            }
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let said = format!("pid {} on {}", std::process::id(), host.trim());
+    // Who holds it, for the message a second process gives; the lock is what counts.
+    let _ = file.set_len(0).and_then(|()| file.write_all(said.as_bytes()));
+    Ok(file)
+}
+
 /// History: its store (for reads), its sink (for sources) and the writer between: cheap to clone.
 #[derive(Clone)]
 pub struct History {
@@ -54,11 +107,17 @@ pub struct History {
     pub job_log_bytes: u64,
     /// Seconds between GPU use records.
     pub gpu_step: u32,
+    /// With SQLite, the lock that keeps the file this process's alone, held while any clone is.
+    sole: Option<Arc<std::fs::File>>,
 }
 
 impl History {
     /// History as `settings` say; the database is reached only once [`History::run`] runs.
     pub fn open(settings: &HistorySettings) -> Result<History, String> {
+        let sole = match &settings.database {
+            Database::Sqlite(path) => Some(Arc::new(sole_writer(path, SOLE_WAIT)?)),
+            Database::Postgres(_) => None,
+        };
         let store = Store::open(&settings.database)?;
         let (sink, writer) = sink::sink(settings.buffer);
         Ok(History {
@@ -69,7 +128,13 @@ impl History {
             max_bytes: settings.max_bytes,
             job_log_bytes: settings.job_log_bytes,
             gpu_step: settings.gpu_step,
+            sole,
         })
+    }
+
+    /// Whether several replicas may share this history (PostgreSQL), or one alone (SQLite).
+    pub fn shared(&self) -> bool {
+        self.sole.is_none()
     }
 
     /// The source: brings the schema up to date, then writes records and applies retention
@@ -79,5 +144,23 @@ impl History {
         let mut retention = Retention::new(self.keep, self.max_bytes);
         writer.run(&self.store, shutdown, &mut retention).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sqlite_history_is_one_processs_until_it_lets_go() {
+        let dir = std::env::temp_dir().join(format!("raydar-sole-unit-{}", std::process::id()));
+        let path = dir.join("raydar.db");
+        let first = sole_writer(&path, Duration::ZERO).unwrap();
+        let refused = sole_writer(&path, Duration::from_millis(200)).unwrap_err();
+        let me = format!("another raydar-server (pid {} on ", std::process::id());
+        assert!(refused.contains(&me) && refused.contains("PostgreSQL"), "{refused}");
+        drop(first);
+        assert!(sole_writer(&path, Duration::ZERO).is_ok(), "free once its holder let go");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,8 +18,9 @@ use crate::error::ApiError;
 /// The header that carries the CSRF token on writes.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Signs CSRF tokens: a token is the HMAC of the user name under a key made at start-up, so it
-/// needs no storage, and a restart (new key) only asks open pages to reload.
+/// Signs CSRF tokens: a token is the HMAC of the user name under a key, so it needs no storage.
+/// The key is made at start-up (a restart only asks open pages to reload), or derived from the
+/// secret every replica is given (`--session-secret`), so a token is good on all of them.
 #[derive(Clone)]
 pub struct CsrfKey(Arc<hmac::Key>);
 
@@ -31,6 +32,13 @@ impl CsrfKey {
         let key =
             hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the OS provides random numbers");
         CsrfKey(Arc::new(key))
+    }
+
+    /// The key every replica given `secret` derives alike (HMAC of a fixed label under it, so the
+    /// secret itself signs nothing).
+    pub fn from_secret(secret: &str) -> Self {
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()), LABEL);
+        CsrfKey(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())))
     }
 
     /// The token pages of `user` send with writes.
@@ -45,6 +53,9 @@ impl CsrfKey {
         hmac::verify(&self.0, user.name.as_bytes(), &bytes).is_ok()
     }
 }
+
+/// What the session secret is used for here, so that a second use of it would derive another key.
+const LABEL: &[u8] = b"raydar csrf tokens v1";
 
 fn hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {

@@ -16,6 +16,11 @@ from urllib.parse import quote
 
 import httpx
 
+try:  # Tracing is optional: with OpenTelemetry installed, each request carries the current span.
+    from opentelemetry.propagate import inject as _inject_trace_context
+except ImportError:  # pragma: no cover - without it, requests carry no trace context
+    _inject_trace_context = None
+
 from . import waiting
 from .errors import (
     ClusterGone,
@@ -90,6 +95,15 @@ class Client:
     ) -> None:
         self.close()
 
+    def _headers(self) -> dict[str, str]:
+        """The token's header and, when OpenTelemetry is installed and a span is current (a
+        Dagster op's, say), its ``traceparent``: raydar's trace of the request is that span's
+        child."""
+        headers = self._bearer()
+        if _inject_trace_context is not None:
+            _inject_trace_context(headers)
+        return headers
+
     def _bearer(self) -> dict[str, str]:
         if self._token is not None:
             return {"authorization": f"Bearer {self._token}"}
@@ -113,7 +127,7 @@ class Client:
     ) -> Any:
         try:
             answer = self._http.request(
-                method, path, json=body, params=params, headers=self._bearer()
+                method, path, json=body, params=params, headers=self._headers()
             )
         except httpx.TransportError as e:
             raise ConnectionFailed(f"{method} {self.url}/api/v1{path}: {e!r}") from e
@@ -499,7 +513,7 @@ class LogStream:
         # No read timeout shorter than the stream's 15 s keep-alives, so a quiet job is not a drop.
         timeout = httpx.Timeout(client.timeout, read=max(client.timeout, 45.0))
         while True:
-            headers = {"accept": "text/event-stream", **client._bearer()}
+            headers = {"accept": "text/event-stream", **client._headers()}
             if self.last:
                 headers["last-event-id"] = str(self.last)
             try:

@@ -3,7 +3,9 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 
 export const base = process.env.RAYDAR_URL ?? (() => { throw new Error('RAYDAR_URL is not set: run through scripts/raydar.sh run'); })();
@@ -55,15 +57,22 @@ export const PROXY_MODE = ['--auth', 'proxy', '--trusted-proxies', '127.0.0.1/32
 
 /**
  * Starts another raydar-server (the one under test, RAYDAR_SERVER) on a free loopback port with
- * `flags`, as its own ServiceAccount like the main one (or as `kubeconfig` says); resolves once
+ * `flags`, as its own ServiceAccount like the main one (or as `kubeconfig` says), with a history
+ * of its own unless `flags` name one (an SQLite history is one process's); resolves once
  * /readyz answers with its `url` and `stop()`.
  */
 export async function startRaydar(flags = PROXY_MODE, kubeconfig = process.env.RAYDAR_SERVER_KUBECONFIG) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, ...flags],
+  const named = flags.includes('--data-dir') || flags.includes('--database');
+  const data = named ? null : mkdtempSync(join(tmpdir(), 'raydar-e2e-'));
+  const history = data ? ['--data-dir', data] : [];
+  const server = spawn(process.env.RAYDAR_SERVER, ['--addr', `127.0.0.1:${port}`, ...history, ...flags],
     { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'ignore', 'inherit'] });
-  const stop = () => server.kill();
+  const stop = () => {
+    server.kill();
+    if (data) rmSync(data, { recursive: true, force: true });
+  };
   for (let i = 0; ; i++) {
     try { if ((await fetch(`${url}/readyz`)).ok) break; } catch {}
     if (i > 300 || server.exitCode !== null) {

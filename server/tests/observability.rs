@@ -19,7 +19,6 @@ async fn metrics_by_route_template_and_json_logs() {
     let (base, ops) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{ops_port}"));
     let mut server = common::server_binary(port, &dir)
         .args(["--metrics-addr", &format!("127.0.0.1:{ops_port}"), "--log-format", "json"])
-        .args(["--data-dir", &dir.join("data").to_string_lossy()])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .spawn()

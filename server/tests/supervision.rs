@@ -148,16 +148,13 @@ async fn sigterm_ends_open_streams_and_the_process_within_5_s() {
 async fn a_second_raydar_on_one_sqlite_history_refuses_to_start() {
     let dir = std::env::temp_dir().join(format!("raydar-sole-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join("data").to_string_lossy().into_owned();
     let (port, other) = (common::free_port(), common::free_port());
-    let mut first = common::server_binary(port, &dir).args(["--data-dir", &data]).spawn().unwrap();
+    // Both in `dir`: one history.
+    let mut first = common::server_binary(port, &dir).spawn().unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     common::answered(&http, &format!("http://127.0.0.1:{port}/healthz"), "the first").await;
-    let second = common::server_binary(other, &dir)
-        .args(["--data-dir", &data])
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
+    let second =
+        common::server_binary(other, &dir).stderr(std::process::Stdio::piped()).output().unwrap();
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{said}");
     assert!(said.contains(&format!("another raydar-server (pid {}", first.id())), "{said}");

@@ -201,11 +201,13 @@ pub async fn answered(http: &reqwest::Client, url: &str, what: &str) {
 }
 
 /// The raydar-server binary, to run on 127.0.0.1:`port` in dev mode against an apiserver that is
-/// never there (a kubeconfig written into `dir`), its output discarded: add flags and spawn.
+/// never there (a kubeconfig written into `dir`), its history in `dir/data`, its output
+/// discarded: add flags and spawn.
 pub fn server_binary(port: u16, dir: &std::path::Path) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_raydar-server"));
     command
         .args(["--addr", &format!("127.0.0.1:{port}"), "--auth", "dev"])
+        .args(["--data-dir", &dir.join("data").to_string_lossy()])
         .env("KUBECONFIG", unreachable_kubeconfig(dir))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

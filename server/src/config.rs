@@ -99,6 +99,15 @@ impl Scope {
         }
     }
 
+    /// What each watch of a namespaced kind asks for: one part for every namespace (`None`),
+    /// or one per namespace watched.
+    pub fn parts(&self) -> Vec<Option<&str>> {
+        match self {
+            Scope::All => vec![None],
+            Scope::Namespaces(listed) => listed.iter().map(|ns| Some(ns.as_str())).collect(),
+        }
+    }
+
     /// The namespaces to watch one by one; `None` for every namespace at once.
     pub fn namespaces(&self) -> Option<&[String]> {
         match self {

@@ -8,13 +8,13 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::{Record, Sink};
 use crate::config::Scope;
 use crate::overview::event_row;
-use crate::sources::{Clusters, RayPods};
+use crate::sources::{typed_api, Clusters, RayPods};
 
 /// The Events source: cheap to clone.
 #[derive(Clone)]
@@ -40,13 +40,9 @@ impl EventLog {
 
     /// The source: follows Events until `shutdown`; a failed watch is retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
-        let apis: Vec<Api<Event>> = match self.scope.namespaces() {
-            None => vec![Api::all(self.client.clone())],
-            Some(namespaces) => {
-                namespaces.iter().map(|ns| Api::namespaced(self.client.clone(), ns)).collect()
-            }
-        };
-        let events = futures::stream::select_all(apis.into_iter().map(|api| {
+        let parts = self.scope.parts();
+        let apis = parts.into_iter().map(|ns| typed_api::<Event>(&self.client, ns));
+        let events = futures::stream::select_all(apis.map(|api| {
             watcher(api, watcher::Config::default().page_size(500))
                 .default_backoff()
                 .applied_objects()

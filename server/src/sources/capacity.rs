@@ -72,10 +72,7 @@ impl NodeCapacity {
             shared.changes.fetch_add(1, Ordering::Relaxed);
         };
         let any = || watcher::Config::default().any_semantic();
-        let quota_api = |ns: Option<&str>| match ns {
-            None => Api::<ResourceQuota>::all(client.clone()),
-            Some(ns) => Api::namespaced(client.clone(), ns),
-        };
+        let quota_api = |ns: Option<&str>| super::typed_api::<ResourceQuota>(client, ns);
         let quotas = Watch::scoped(&shared.scope, quota_api, any(), QUOTAS);
         if shared.scope.namespaces().is_some() {
             shared

@@ -34,6 +34,18 @@ pub use rayjobs::RayJobs;
 pub use templates::Templates;
 pub use watch::{WatchHealth, Watched};
 
+/// The API of a namespaced kind in `namespace`, or in every namespace.
+pub(crate) fn typed_api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        None => kube::Api::all(client.clone()),
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+    }
+}
+
 /// The API of a dynamic kind (`resource`) in `namespace`, or in every namespace.
 pub(crate) fn dynamic_api(
     client: &kube::Client,

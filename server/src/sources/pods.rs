@@ -83,10 +83,7 @@ impl RayPods {
     /// The source: watches Ray pods in the namespaces of its scope until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let shared = &self.inner;
-        let api = |ns: Option<&str>| match ns {
-            None => Api::<Pod>::all(shared.client.clone()),
-            Some(ns) => Api::namespaced(shared.client.clone(), ns),
-        };
+        let api = |ns: Option<&str>| super::typed_api::<Pod>(&shared.client, ns);
         let config = watcher::Config::default().labels(RAY_PODS).any_semantic();
         let watch = Watch::scoped(&shared.scope, api, config, WATCHED);
         let publish = |change: Change<'_, RayPod>| {

@@ -53,12 +53,7 @@ impl<K: Resource> Watch<K> {
         config: watcher::Config,
         what: Watched,
     ) -> Self {
-        let parts = match scope.namespaces() {
-            None => vec![(None, api(None))],
-            Some(namespaces) => {
-                namespaces.iter().map(|ns| (Some(ns.clone()), api(Some(ns)))).collect()
-            }
-        };
+        let parts = scope.parts().into_iter().map(|ns| (ns.map(str::to_owned), api(ns))).collect();
         Watch { parts, config, what }
     }
 }

@@ -3,7 +3,7 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -82,6 +82,38 @@ export async function startRaydar(flags = PROXY_MODE, kubeconfig = process.env.R
     await new Promise((r) => setTimeout(r, 100));
   }
   return { url, stop, pid: server.pid };
+}
+
+/**
+ * A throwaway PostgreSQL server (Debian's `postgresql`, tools/install.sh) on 127.0.0.1 and a free
+ * port, its files in a scratch folder, run as the `postgres` user when the tests run as root
+ * (PostgreSQL refuses root); as server/tests/common/postgres.rs. Resolves with its `url` (for
+ * `--database`) and `stop()`, which removes it.
+ */
+export async function startPostgres() {
+  const bin = readdirSync('/usr/lib/postgresql').sort().reverse()
+    .map((v) => `/usr/lib/postgresql/${v}/bin`).find((b) => { try { return readdirSync(b).includes('initdb'); } catch { return false; } });
+  if (!bin) throw new Error('no PostgreSQL under /usr/lib/postgresql (tools/install.sh database)');
+  const root = process.getuid() === 0;
+  const run = (program, args) => execFileSync(root ? 'runuser' : `${bin}/${program}`,
+    root ? ['-u', 'postgres', '--', `${bin}/${program}`, ...args] : args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const scratch = mkdtempSync(join(tmpdir(), 'raydar-e2e-postgres-'));
+  if (root) {
+    const [uid, gid] = ['-u', '-g'].map((o) => Number(execFileSync('id', [o, 'postgres'], { encoding: 'utf8' })));
+    chownSync(scratch, uid, gid);
+  }
+  const data = join(scratch, 'data');
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'raydar', '--no-sync']);
+  const port = await freePort();
+  run('pg_ctl', ['-D', data, '-o', `-p ${port} -k ${scratch} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    '-l', join(scratch, 'postgres.log'), '-w', 'start']);
+  return {
+    url: `postgres://raydar@127.0.0.1:${port}/postgres`,
+    stop() {
+      try { run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']); } catch {}
+      rmSync(scratch, { recursive: true, force: true });
+    },
+  };
 }
 
 export function ensureNamespace(name) {

@@ -37,13 +37,7 @@ build: tools
 controlplane:
 	deploy/local/build.sh
 	deploy/local/up.sh
-	kubectl apply --server-side --field-manager=raydar-dev -f deploy/crds/ >/dev/null
-	kubectl wait --for=condition=Established --timeout=60s crd/rayclustertemplates.raydar.dev >/dev/null
-	kubectl apply --server-side --field-manager=raydar-dev -f deploy/templates/
-	# raydar's own ServiceAccount (read + impersonate), as the cluster-wide install has it, and the
-	# local developer's RBAC.
-	kubectl apply --server-side --field-manager=raydar-dev -k deploy/kustomize/rbac/cluster-wide >/dev/null
-	kubectl apply --server-side --field-manager=raydar-dev -f deploy/local/dev-rbac.yaml >/dev/null
+	deploy/local/objects.sh
 
 dev: build controlplane
 	scripts/raydar.sh start $(RAYDAR_ADDR)
@@ -55,6 +49,7 @@ dev: build controlplane
 
 stop:
 	scripts/raydar.sh stop
+	deploy/local/second-plane.sh down
 	deploy/local/down.sh
 
 test: build lint test-unit controlplane test-controlplane test-integration test-api-fuzz test-python test-e2e
@@ -78,7 +73,7 @@ test-controlplane:
 # recompiling dependencies with other features; runs the tests that need the control plane (real
 # Ray heads, kwok's pod logs, RBAC).
 test-integration:
-	cargo test --release --workspace --test live_capacity --test live_cluster --test live_faults --test live_history --test live_lifecycle --test live_logs --test live_security --test live_tracing --test ray_readonly \
+	cargo test --release --workspace --test live_capacity --test live_cluster --test live_contexts --test live_faults --test live_history --test live_lifecycle --test live_logs --test live_security --test live_tracing --test ray_readonly \
 	  -- --ignored --test-threads=1
 
 # schemathesis (tools/api-fuzz) against a real raydar on the local control plane, from raydar's own

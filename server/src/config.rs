@@ -10,6 +10,7 @@ use axum::http::HeaderName;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, ValueEnum};
 
+use crate::contexts::{self, Context};
 use crate::history::Database;
 use crate::ray::Reach;
 use crate::security::{Authn, Cidr, ProxyHeaders, ServedAs, User};
@@ -25,6 +26,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The namespaces watched: every one, or a team's.
     pub scope: Scope,
+    /// The Kubernetes clusters served, the home one first: `--contexts`' list, else the one the
+    /// environment points at.
+    pub contexts: Vec<Context>,
     /// Folder of the built site: `pkg/` with the wasm, JS and CSS.
     pub site_root: PathBuf,
     /// Where identities come from.
@@ -258,6 +262,11 @@ struct Flags {
     #[arg(long, env = "RAYDAR_NAMESPACES", value_name = "NS,..", value_delimiter = ',',
         value_parser = namespace, help_heading = "Serving")]
     namespaces: Vec<String>,
+    /// A YAML file listing the Kubernetes clusters to serve (kubeconfig contexts, or the one
+    /// raydar runs in), the first being home; see the README. Unset: the cluster KUBECONFIG or
+    /// the ServiceAccount points at.
+    #[arg(long, env = "RAYDAR_CONTEXTS", value_name = "FILE", help_heading = "Serving")]
+    contexts: Option<PathBuf>,
 
     /// Where identities come from.
     #[arg(
@@ -541,7 +550,16 @@ impl Flags {
             }
         };
         let loopback = self.auth == AuthMode::Dev;
+        let scope = match self.namespaces.is_empty() {
+            true => Scope::All,
+            false => Scope::Namespaces(sorted_unique(self.namespaces.clone())),
+        };
+        let contexts = match &self.contexts {
+            Some(path) => contexts::read(path, &scope).map_err(|e| format!("--contexts: {e}"))?,
+            None => contexts::inferred(&scope),
+        };
         Ok(Config {
+            contexts,
             served_as: ServedAs::new(loopback, self.public_url.clone()),
             gpus: self.gpu_settings(),
             history: self.history_settings(),
@@ -552,10 +570,7 @@ impl Flags {
             addr: self.addr,
             metrics_addr: self.metrics_addr,
             log_format: self.log_format,
-            scope: match self.namespaces.is_empty() {
-                true => Scope::All,
-                false => Scope::Namespaces(sorted_unique(self.namespaces)),
-            },
+            scope,
             site_root: self.site_root,
             authn,
             token_audience: self.token_audience,
@@ -782,6 +797,19 @@ mod tests {
         assert!(parse(&["--auth", "dev", "--addr", "[::1]:3000"]).is_ok());
         let e = parse(&["--auth", "dev", "--addr", "0.0.0.0:3000"]).unwrap_err();
         assert!(e.contains("loopback only") && e.contains("0.0.0.0:3000"), "{e}");
+    }
+
+    #[test]
+    fn one_context_unless_a_file_lists_them() {
+        let one = parse(&["--auth", "dev", "--namespaces", "team-a"]).unwrap();
+        assert_eq!(one.contexts.len(), 1);
+        assert_eq!(one.contexts[0].name, crate::contexts::HOME);
+        assert_eq!(one.contexts[0].scope, Scope::Namespaces(vec!["team-a".into()]));
+        let e = parse(&["--auth", "dev", "--contexts", "/nonexistent/contexts.yaml"]).unwrap_err();
+        assert!(
+            e.starts_with("--contexts: cannot read the contexts file /nonexistent/contexts.yaml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `RAYDAR_…` variables (clap).
+//! - [`contexts`]: the Kubernetes clusters served (`--contexts`), each with every source of its
+//!   own; requests pick one with `?context=`.
 //! - [`state`]: [`AppState`], the handles handlers read, each taken on its own (`FromRef`).
 //! - [`router`]: every route and layer; the OpenAPI description is collected as the API is routed.
 //! - [`error`]: [`ApiError`], the one error answer of the API.
@@ -49,6 +51,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod contexts;
 pub mod error;
 pub mod extract;
 pub mod gpus;
@@ -129,40 +132,127 @@ pub fn unix_now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
 }
 
-/// Every store for `config`, read from the Kubernetes cluster `kube` talks to (`apiserver` names
-/// it in messages), and every source that fills them, started under a supervisor that stops
-/// them once `shutdown` is cancelled. Fails only when history cannot be set up at all (its
-/// folder cannot be made): a database that does not answer is waited for in the background.
+/// What one raydar keeps once, however many Kubernetes clusters it serves: its history, the key
+/// of its CSRF tokens, the limits that hold per person (actions, event streams, downloads) and
+/// its request timings.
+#[derive(Clone)]
+pub struct Shared {
+    history: History,
+    csrf: CsrfKey,
+    limit: ActionLimit,
+    streams: StreamLimit,
+    downloads: api::logs::Downloads,
+    requests: metrics::RequestTimes,
+}
+
+impl Shared {
+    /// Opens history for `config`; fails only when its folder cannot be made (a database that
+    /// does not answer is waited for in the background).
+    pub fn new(config: &Config) -> Result<Shared> {
+        let history = History::open(&config.history).map_err(Error::History)?;
+        if history.shared() && config.session_secret.is_none() {
+            tracing::warn!(
+                "history is in PostgreSQL, which several replicas share, but --session-secret is unset: \
+                 each replica signs CSRF tokens with its own key, so a page that moves to another \
+                 replica is refused writes until it reloads; give every replica the same secret"
+            );
+        }
+        Ok(Shared {
+            history,
+            csrf: match &config.session_secret {
+                Some(secret) => CsrfKey::from_secret(secret),
+                None => CsrfKey::generate(),
+            },
+            limit: ActionLimit::new(config.action_rate),
+            streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
+            downloads: api::logs::Downloads::new(config.log_downloads),
+            requests: metrics::RequestTimes::default(),
+        })
+    }
+}
+
+/// One Kubernetes cluster to serve: the name requests pick it by, its namespaces, its client
+/// and its apiserver's address (for messages).
+pub struct Plane {
+    pub name: String,
+    pub scope: config::Scope,
+    pub kube: Client,
+    pub apiserver: String,
+}
+
+/// The one Kubernetes cluster `kube` talks to (`apiserver` names it in messages), as `config`
+/// says to serve it: [`start_planes`] with that one plane, watching `config.scope`.
 pub fn start(
     config: &Config,
     kube: Client,
     apiserver: &str,
     shutdown: CancellationToken,
 ) -> Result<(AppState, Supervisor)> {
-    let mut supervisor = Supervisor::new(shutdown.clone());
-    let history = History::open(&config.history).map_err(Error::History)?;
-    if history.shared() && config.session_secret.is_none() {
-        tracing::warn!(
-            "history is in PostgreSQL, which several replicas share, but --session-secret is unset: \
-             each replica signs CSRF tokens with its own key, so a page that moves to another \
-             replica is refused writes until it reloads; give every replica the same secret"
-        );
+    let plane = Plane {
+        name: contexts::HOME.to_owned(),
+        scope: config.scope.clone(),
+        kube,
+        apiserver: apiserver.to_owned(),
+    };
+    let (mut states, mut supervisors) = start_planes(config, vec![plane], shutdown)?;
+    Ok((states.remove(0).1, supervisors.remove(0)))
+}
+
+/// Every store for each of `planes` (the home one first), read from its Kubernetes cluster, and
+/// every source that fills them, started under a supervisor per plane that stops them once
+/// `shutdown` is cancelled; history, CSRF key and per-person limits are shared ([`Shared`]).
+/// Each state answers the requests for its plane. Fails only when history cannot be set up at
+/// all, or a plane's reclaimer identity cannot be taken.
+pub fn start_planes(
+    config: &Config,
+    planes: Vec<Plane>,
+    shutdown: CancellationToken,
+) -> Result<Started> {
+    let shared = Shared::new(config)?;
+    let mut states = Vec::with_capacity(planes.len());
+    let mut supervisors = Vec::with_capacity(planes.len());
+    for (i, plane) in planes.into_iter().enumerate() {
+        let mut supervisor = Supervisor::new(shutdown.clone());
+        // Written by every plane, run once: by the home plane's supervisor.
+        if i == 0 {
+            supervise(&mut supervisor, "history", &shared.history, History::run);
+        }
+        let name = plane.name.clone();
+        let state = start_plane(config, &shared, plane, &mut supervisor, shutdown.clone())?;
+        states.push((name, state));
+        supervisors.push(supervisor);
     }
+    Ok((states, supervisors))
+}
+
+/// What [`start_planes`] starts: each plane's state by name, home first, and the supervisor of
+/// each one's sources.
+pub type Started = (Vec<(String, AppState)>, Vec<Supervisor>);
+
+/// One plane's stores and sources, under `supervisor`.
+fn start_plane(
+    config: &Config,
+    shared: &Shared,
+    plane: Plane,
+    supervisor: &mut Supervisor,
+    shutdown: CancellationToken,
+) -> Result<AppState> {
+    let Plane { scope, kube, apiserver, .. } = plane;
+    let (scope, apiserver) = (&scope, apiserver.as_str());
+    let history = shared.history.clone();
     let observer = Observer::new(history.sink.clone());
-    let scope = &config.scope;
     let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), scope.clone(), Some(observer));
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
     let sink = Some(history.sink.clone());
     let pods = RayPods::new(kube.clone(), apiserver.to_owned(), scope.clone(), sink);
     let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned(), scope.clone());
     let gpus = GpuMetrics::new(&config.gpus);
-    supervise(&mut supervisor, "clusters", &clusters, Clusters::run);
-    supervise(&mut supervisor, "templates", &templates, Templates::run);
-    supervise(&mut supervisor, "pods", &pods, RayPods::run);
-    supervise(&mut supervisor, "rayjobs", &rayjobs, RayJobs::run);
+    supervise(supervisor, "clusters", &clusters, Clusters::run);
+    supervise(supervisor, "templates", &templates, Templates::run);
+    supervise(supervisor, "pods", &pods, RayPods::run);
+    supervise(supervisor, "rayjobs", &rayjobs, RayJobs::run);
     let capacity = NodeCapacity::new(kube.clone(), apiserver.to_owned(), scope.clone());
-    supervise(&mut supervisor, "capacity", &capacity, NodeCapacity::run);
-    supervise(&mut supervisor, "history", &history, History::run);
+    supervise(supervisor, "capacity", &capacity, NodeCapacity::run);
     let events = EventLog::new(
         kube.clone(),
         scope.clone(),
@@ -170,10 +260,10 @@ pub fn start(
         clusters.clone(),
         pods.clone(),
     );
-    supervise(&mut supervisor, "events", &events, EventLog::run);
+    supervise(supervisor, "events", &events, EventLog::run);
     let (elector, leadership) =
         Elector::new(kube.clone(), &config.lease_namespace, &config.lease_name, replica_identity());
-    supervise(&mut supervisor, "election", &elector, Elector::run);
+    supervise(supervisor, "election", &elector, Elector::run);
     let reclaimer =
         Access::new(kube.clone()).client_for(&lifecycle::reclaimer()).map_err(Error::Lifecycle)?;
     let audit = Audit::new(kube.clone());
@@ -188,7 +278,7 @@ pub fn start(
         config.lease_timeout,
         IdleInputs { gpus: gpus.clone(), jobs: activity.clone(), plan: idle.clone() },
     );
-    supervise(&mut supervisor, "lifecycle", &lifecycle, Lifecycle::run);
+    supervise(supervisor, "lifecycle", &lifecycle, Lifecycle::run);
     let settings = config.gpus.clone();
     match settings.prometheus.clone() {
         Some(base) => {
@@ -199,7 +289,7 @@ pub fn start(
                 pods.clone(),
                 gpus.clone(),
             );
-            supervise(&mut supervisor, "prometheus", &source, Prometheus::run);
+            supervise(supervisor, "prometheus", &source, Prometheus::run);
         }
         None => {
             let source = Exporters::new(
@@ -209,7 +299,7 @@ pub fn start(
                 pods.clone(),
                 gpus.clone(),
             );
-            supervise(&mut supervisor, "exporters", &source, Exporters::run);
+            supervise(supervisor, "exporters", &source, Exporters::run);
         }
     }
     // Ray dashboards are read through raydar's own client when by the apiserver's proxy, each
@@ -231,10 +321,10 @@ pub fn start(
         history.store.clone(),
         history.job_log_bytes,
     );
-    supervise(&mut supervisor, "jobs", &jobs, JobArchiver::run);
+    supervise(supervisor, "jobs", &jobs, JobArchiver::run);
     let gpu_use =
         GpuRecorder::new(gpus.clone(), clusters.clone(), history.sink.clone(), history.gpu_step);
-    supervise(&mut supervisor, "gpu-use", &gpu_use, GpuRecorder::run);
+    supervise(supervisor, "gpu-use", &gpu_use, GpuRecorder::run);
     let state = AppState {
         leptos: leptos_options(config),
         overviews: Overviews::new(
@@ -253,20 +343,17 @@ pub fn start(
         tokens: TokenReviews::new(kube.clone(), config.token_audience.clone()),
         served_as: Arc::new(config.served_as.clone()),
         access: Access::new(kube.clone()),
-        csrf: match &config.session_secret {
-            Some(secret) => CsrfKey::from_secret(secret),
-            None => CsrfKey::generate(),
-        },
-        limit: ActionLimit::new(config.action_rate),
+        csrf: shared.csrf.clone(),
+        limit: shared.limit.clone(),
         audit,
         leadership,
         lease_timeout: LeaseTimeout(config.lease_timeout),
         sources: supervisor.status(),
         shutdown,
-        requests: metrics::RequestTimes::default(),
+        requests: shared.requests.clone(),
         header_timeout: config.header_timeout,
-        streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
-        downloads: api::logs::Downloads::new(config.log_downloads),
+        streams: shared.streams.clone(),
+        downloads: shared.downloads.clone(),
         clusters,
         templates,
         rayjobs,
@@ -274,7 +361,7 @@ pub fn start(
         history,
         kube,
     };
-    Ok((state, supervisor))
+    Ok(state)
 }
 
 /// This replica's name in the Lease: its host, process and a random part (two processes of one
@@ -326,17 +413,29 @@ pub const GRACE: Duration = Duration::from_millis(4000);
 /// How long the sources may take to stop after the last request.
 const SOURCES_STOP: Duration = Duration::from_millis(500);
 
-/// Serves `state`'s routes on `listener` until `shutdown` is cancelled: then no new connection
-/// is taken, every event stream ends with a `reconnect` event, open requests are answered (for
-/// at most [`GRACE`]), and the sources stop.
+/// Serves `state`'s routes on `listener` until `shutdown` is cancelled: [`run_planes`] with one.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     supervisor: Supervisor,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let header_timeout = state.header_timeout;
-    let served = serve(listener, router(state), header_timeout, shutdown.clone().cancelled_owned());
+    run_planes(listener, vec![(contexts::HOME.to_owned(), state)], vec![supervisor], shutdown).await
+}
+
+/// Serves the routes of `planes` (each request by the plane it names, [`router::planes_router`])
+/// on `listener` until `shutdown` is cancelled: then no new connection is taken, every event
+/// stream ends with a `reconnect` event, open requests are answered (for at most [`GRACE`]),
+/// and the sources of every plane stop.
+pub async fn run_planes(
+    listener: tokio::net::TcpListener,
+    planes: Vec<(String, AppState)>,
+    supervisors: Vec<Supervisor>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let header_timeout = planes.first().map_or(Duration::from_secs(10), |(_, s)| s.header_timeout);
+    let routes = router::planes_router(planes);
+    let served = serve(listener, routes, header_timeout, shutdown.clone().cancelled_owned());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(GRACE).await;
@@ -345,6 +444,6 @@ pub async fn run(
         served = served => served?,
         () = deadline => tracing::warn!("requests still open {GRACE:?} after shutdown began; leaving them"),
     }
-    supervisor.join(SOURCES_STOP).await;
+    futures::future::join_all(supervisors.into_iter().map(|s| s.join(SOURCES_STOP))).await;
     Ok(())
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use raydar_server::config::LogFormat;
 use raydar_server::security::Authn;
 use raydar_server::telemetry;
-use raydar_server::Config;
+use raydar_server::{Config, Plane};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -35,11 +35,21 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("traces go to {endpoint} (OTLP/HTTP)");
     }
 
-    let kube_config = kube::Config::infer().await.context(
-        "cannot find a Kubernetes configuration: set KUBECONFIG or run inside a cluster",
-    )?;
-    let apiserver = kube_config.cluster_url.to_string();
-    let client = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
+    // Each Kubernetes cluster served, home first; one that cannot be configured stops the start
+    // (a file that names a context its kubeconfig lacks is a mistake to fix, not to run with).
+    let mut planes = Vec::with_capacity(config.contexts.len());
+    for context in &config.contexts {
+        let kube_config = context.client_config().await.map_err(anyhow::Error::msg)?;
+        let apiserver = kube_config.cluster_url.to_string();
+        let kube = kube::Client::try_from(kube_config).map_err(raydar_server::Error::KubeConfig)?;
+        tracing::info!(context = %context.name, %apiserver, "serving this Kubernetes cluster");
+        planes.push(Plane {
+            name: context.name.clone(),
+            scope: context.scope.clone(),
+            kube,
+            apiserver,
+        });
+    }
     match &config.authn {
         Authn::Dev(user) => {
             tracing::warn!(user = %user.name, groups = ?user.groups, "dev mode: everyone who connects is this user (loopback only)")
@@ -52,19 +62,23 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|source| raydar_server::Error::Listen { addr: config.addr, source })?;
     let addr = listener.local_addr().context("listening socket has no address")?;
-    tracing::info!(%apiserver, "raydar listening on http://{addr}");
+    tracing::info!("raydar listening on http://{addr}");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let (state, supervisor) = raydar_server::start(&config, client, &apiserver, shutdown.clone())?;
+    let (planes, supervisors) = raydar_server::start_planes(&config, planes, shutdown.clone())?;
+    // Health, readiness and metrics are the home plane's.
+    let home = planes[0].1.clone();
     if let Some(addr) = config.metrics_addr {
         let ops = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| raydar_server::Error::Listen { addr, source })?;
         tracing::info!("health, readiness and metrics on http://{addr} (no identity)");
-        tokio::spawn(raydar_server::run_ops(ops, state.clone(), shutdown.clone()));
+        tokio::spawn(raydar_server::run_ops(ops, home, shutdown.clone()));
     }
-    raydar_server::run(listener, state, supervisor, shutdown).await.context("serving HTTP")?;
+    raydar_server::run_planes(listener, planes, supervisors, shutdown)
+        .await
+        .context("serving HTTP")?;
     if let Some(traces) = traces {
         telemetry::shutdown(traces).await;
     }

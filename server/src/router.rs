@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use futures::future::BoxFuture;
@@ -161,6 +161,43 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(telemetry::traced_requests))
         .layer(middleware::from_fn_with_state(state.requests.clone(), metrics::time_requests))
         .with_state(state)
+}
+
+/// The routes of several planes (Kubernetes clusters, [`crate::Plane`]), the home one first: a
+/// request is answered by the plane its `context` query parameter names, by the home plane when
+/// it names none. A name no plane has is a 404, with the security headers every answer carries.
+pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
+    let mut routers: Vec<(String, Router)> =
+        planes.into_iter().map(|(name, state)| (name, router(state))).collect();
+    if routers.len() == 1 {
+        return routers.remove(0).1;
+    }
+    let routers = Arc::new(routers);
+    let dispatch = tower::service_fn(move |request: Request<Body>| {
+        let routers = routers.clone();
+        async move {
+            let wanted = context_of(request.uri());
+            let plane = match wanted {
+                None => routers.first(),
+                Some(name) => routers.iter().find(|(known, _)| known == name),
+            };
+            match plane {
+                Some((_, router)) => router.clone().oneshot(request).await,
+                None => Ok(ApiError::not_found(format!(
+                    "no Kubernetes cluster is called {:?} here",
+                    wanted.unwrap_or_default()
+                ))
+                .into_response()),
+            }
+        }
+    });
+    Router::new().fallback_service(dispatch).layer(middleware::from_fn(headers::security_headers))
+}
+
+/// The `context` query parameter of `uri`, if it has one. Context names are DNS labels, which
+/// need no percent-decoding: an encoded value names no context.
+fn context_of(uri: &axum::http::Uri) -> Option<&str> {
+    uri.query()?.split('&').find_map(|pair| pair.strip_prefix("context="))
 }
 
 /// Health, readiness and metrics alone, answered without identity: what `--metrics-addr`

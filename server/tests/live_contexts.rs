@@ -1,0 +1,186 @@
+//! One raydar serving two Kubernetes clusters (`--contexts`): the local control plane and a
+//! second one started here (deploy/local/second-plane.sh), each reached as raydar's own identity
+//! there. A request names its cluster with `?context=`; each cluster's list, launch and teardown
+//! are its own, and with the second plane stopped its list says it is stale while the first's
+//! stays live and launchable.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Scratch, TestNamespace};
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use serde_json::{json, Value};
+
+/// The second local control plane, stopped and removed when dropped.
+struct SecondPlane(PathBuf);
+
+impl SecondPlane {
+    fn up() -> Self {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/second-plane.sh");
+        let out = Command::new(&script).arg("up").output().expect("second-plane.sh runs");
+        assert!(
+            out.status.success(),
+            "second-plane.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SecondPlane(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+
+    fn down(&self) {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/second-plane.sh");
+        let _ = Command::new(script).arg("down").status();
+    }
+
+    async fn admin(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(self.0.join("kubeconfig")).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for SecondPlane {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A RayCluster KubeRay leaves alone (another controller manages it): a row, no pods.
+fn left_alone(name: &str) -> kube::api::DynamicObject {
+    let mut cluster = common::head_only(name);
+    cluster.data["spec"]["managedBy"] = json!("kueue.x-k8s.io/multikueue");
+    cluster
+}
+
+/// The names in a list answer.
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane (make controlplane) and starts a second one"]
+async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other_live() {
+    let second = SecondPlane::up();
+    let first_admin = common::kube_client().await;
+    let second_admin = second.admin().await;
+    // The same namespace name on both: only the context tells their clusters apart.
+    let ns = TestNamespace::create(&first_admin, "contexts").await;
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": ns.0}})).unwrap();
+    kube::Api::all(second_admin.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+    for (admin, name) in [(&first_admin, "on-first"), (&second_admin, "on-second")] {
+        common::ray_clusters(admin, &ns.0)
+            .create(&PostParams::default(), &left_alone(name))
+            .await
+            .unwrap();
+    }
+
+    let scratch = Scratch::new("contexts");
+    let file = scratch.0.join("contexts.yaml");
+    let local = common::local_dir();
+    std::fs::write(
+        &file,
+        format!(
+            "contexts:\n  - name: first\n    kubeconfig: {}\n  - name: second\n    kubeconfig: {}\n",
+            local.join("kubeconfig-raydar").display(),
+            second.0.join("kubeconfig-raydar").display()
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = common::server_binary(port, &scratch.0)
+        .args(["--contexts", &file.to_string_lossy()])
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let plain = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    common::wait_ready(&plain, &base).await;
+    let http = common::page_client(&base, &[]).await;
+    let list = |context: &'static str| {
+        let (http, url) =
+            (http.clone(), format!("{base}/api/v1/clusters?namespace={}{context}", ns.0));
+        async move { common::get_json(&http, url).await }
+    };
+
+    // Each cluster's list is its own; without a context, the home (first) one's.
+    for context in ["", "&context=first"] {
+        let first = common::eventually("the first plane's cluster", || async {
+            let answer = list(context).await;
+            names(&answer).contains(&"on-first".to_owned()).then_some(answer)
+        })
+        .await;
+        assert_eq!(names(&first), ["on-first"], "{context}");
+    }
+    let on_second = common::eventually("the second plane's cluster", || async {
+        let answer = list("&context=second").await;
+        (!names(&answer).is_empty()).then_some(answer)
+    })
+    .await;
+    assert_eq!(names(&on_second), ["on-second"]);
+    let unknown = http.get(format!("{base}/api/v1/clusters?context=third")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let said: Value = unknown.json().await.unwrap();
+    assert_eq!(said["error"], "no Kubernetes cluster is called \"third\" here", "{said}");
+
+    // A launch goes to the cluster it names, with that cluster's templates and RBAC.
+    let launch = |context: &str, name: &str| {
+        http.post(format!("{base}/api/v1/clusters?context={context}"))
+            .json(&json!({"template": "cpu-small", "namespace": ns.0, "name": name, "parameters": {}}))
+            .send()
+    };
+    let launched = launch("second", "launched").await.unwrap();
+    assert_eq!(launched.status(), 201, "{}", launched.text().await.unwrap());
+    let on = |admin: &Client, name: &str| {
+        let api = common::ray_clusters(admin, &ns.0);
+        let name = name.to_owned();
+        async move { api.get_opt(&name).await.unwrap().is_some() }
+    };
+    assert!(on(&second_admin, "launched").await, "on the second plane");
+    assert!(!on(&first_admin, "launched").await, "not on the first");
+    let torn = http
+        .delete(format!("{base}/api/v1/clusters/{}/launched?context=second", ns.0))
+        .send()
+        .await
+        .unwrap();
+    assert!(torn.status().is_success(), "{}", torn.text().await.unwrap());
+
+    // The second plane goes away: its list says so and keeps its rows; the first's is live and
+    // takes launches.
+    second.down();
+    let stale = common::eventually("the second plane's list to say it is stale", || async {
+        let answer = list("&context=second").await;
+        answer.get("stale").is_some().then_some(answer)
+    })
+    .await;
+    assert_eq!(names(&stale), ["on-second"], "the last known rows stay");
+    let home = list("").await;
+    assert!(home.get("stale").is_none(), "the first plane's list is live: {home}");
+    let launched = launch("first", "still-launchable").await.unwrap();
+    assert_eq!(launched.status(), 201, "{}", launched.text().await.unwrap());
+    assert!(on(&first_admin, "still-launchable").await);
+    let torn = http
+        .delete(format!("{base}/api/v1/clusters/{}/still-launchable?context=first", ns.0))
+        .send()
+        .await
+        .unwrap();
+    assert!(torn.status().is_success(), "{}", torn.text().await.unwrap());
+
+    let _ = server.kill();
+    let _ = server.wait();
+    drop(second);
+}

@@ -14,14 +14,18 @@
 //! ```
 //!
 //! The home context is the one a request without `?context=` is served by, and the one whose
-//! apiserver reviews bearer tokens.
+//! apiserver reviews bearer tokens. [`Fleet`] is what spans them: the list of all of them
+//! (`context=*`) and `GET /api/v1/contexts`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
 use crate::config::Scope;
+use crate::security::Access;
+use crate::sources::Clusters;
 
 /// Most contexts one file may list: each one runs every watch raydar has.
 pub const MAX_CONTEXTS: usize = 32;
@@ -177,6 +181,31 @@ impl Context {
                     .map_err(|e| named(&e))
             }
         }
+    }
+}
+
+/// Every Kubernetes cluster this raydar serves, home first, for what spans them; set once every
+/// plane has started (empty until then).
+#[derive(Clone, Default)]
+pub struct Fleet(Arc<OnceLock<Vec<FleetPlane>>>);
+
+/// What the fleet reads of one plane: its clusters, and its answers to who may see them.
+#[derive(Clone)]
+pub struct FleetPlane {
+    pub name: String,
+    pub clusters: Clusters,
+    pub access: Access,
+}
+
+impl Fleet {
+    /// Sets the planes, once; a second call is ignored.
+    pub fn set(&self, planes: Vec<FleetPlane>) {
+        let _ = self.0.set(planes);
+    }
+
+    /// The planes, home first.
+    pub fn planes(&self) -> &[FleetPlane] {
+        self.0.get().map_or(&[], Vec::as_slice)
     }
 }
 

@@ -143,6 +143,7 @@ pub struct Shared {
     streams: StreamLimit,
     downloads: api::logs::Downloads,
     requests: metrics::RequestTimes,
+    fleet: contexts::Fleet,
 }
 
 impl Shared {
@@ -167,6 +168,7 @@ impl Shared {
             streams: StreamLimit::new(config.event_streams, config.event_streams_per_person),
             downloads: api::logs::Downloads::new(config.log_downloads),
             requests: metrics::RequestTimes::default(),
+            fleet: contexts::Fleet::default(),
         })
     }
 }
@@ -222,6 +224,16 @@ pub fn start_planes(
         states.push((name, state));
         supervisors.push(supervisor);
     }
+    shared.fleet.set(
+        states
+            .iter()
+            .map(|(name, state)| contexts::FleetPlane {
+                name: name.clone(),
+                clusters: state.clusters.clone(),
+                access: state.access.clone(),
+            })
+            .collect(),
+    );
     Ok((states, supervisors))
 }
 
@@ -354,6 +366,7 @@ fn start_plane(
         header_timeout: config.header_timeout,
         streams: shared.streams.clone(),
         downloads: shared.downloads.clone(),
+        fleet: shared.fleet.clone(),
         clusters,
         templates,
         rayjobs,

@@ -32,7 +32,8 @@ use utoipa_axum::routes;
 
 use crate::api::pages::{self, Pages};
 use crate::api::{
-    actions, clusters, doc, gpus, history, jobs, leases, logs, ops, ray, rayjobs, starts, templates,
+    actions, clusters, contexts, doc, gpus, history, jobs, leases, logs, ops, ray, rayjobs, starts,
+    templates,
 };
 use crate::error::{self, ApiError};
 use crate::security::{access, csrf, headers, host, identity, streams, Identify};
@@ -72,6 +73,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(history::job_log))
         .routes(routes!(history::job_log_stream))
         .routes(routes!(ops::session))
+        .routes(routes!(contexts::list))
         .split_for_parts();
     // A dashboard path has slashes of its own: routed as a wildcard, described as one parameter.
     // GET only: every other method is 405 here, before anything could reach Ray.
@@ -163,31 +165,40 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The routes of several planes (Kubernetes clusters, [`crate::Plane`]), the home one first: a
-/// request is answered by the plane its `context` query parameter names, by the home plane when
-/// it names none. A name no plane has is a 404, with the security headers every answer carries.
+/// The routes of the planes raydar serves (Kubernetes clusters, [`crate::Plane`]), the home one
+/// first: a request is answered by the plane its `context` query parameter names, by the home
+/// plane when it names none. `context=*` is for the list (`GET /api/v1/clusters`), which the home
+/// plane answers over every plane; elsewhere it is a 400, and a name no plane has a 404, each
+/// with the security headers every answer carries.
 pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
-    let mut routers: Vec<(String, Router)> =
+    let routers: Vec<(String, Router)> =
         planes.into_iter().map(|(name, state)| (name, router(state))).collect();
-    if routers.len() == 1 {
-        return routers.remove(0).1;
-    }
     let routers = Arc::new(routers);
     let dispatch = tower::service_fn(move |request: Request<Body>| {
         let routers = routers.clone();
         async move {
             let wanted = context_of(request.uri());
             let plane = match wanted {
-                None => routers.first(),
-                Some(name) => routers.iter().find(|(known, _)| known == name),
+                None => routers.first().ok_or(None),
+                Some(clusters::ALL_CONTEXTS) if request.uri().path() == "/api/v1/clusters" => {
+                    routers.first().ok_or(None)
+                }
+                Some(clusters::ALL_CONTEXTS) => Err(Some(ApiError::bad_request(
+                    "context=* is for the list of clusters (GET /api/v1/clusters); name one \
+                     Kubernetes cluster here",
+                ))),
+                Some(name) => routers.iter().find(|(known, _)| known == name).ok_or(None),
             };
             match plane {
-                Some((_, router)) => router.clone().oneshot(request).await,
-                None => Ok(ApiError::not_found(format!(
-                    "no Kubernetes cluster is called {:?} here",
-                    wanted.unwrap_or_default()
-                ))
-                .into_response()),
+                Ok((_, router)) => router.clone().oneshot(request).await,
+                Err(refusal) => Ok(refusal
+                    .unwrap_or_else(|| {
+                        ApiError::not_found(format!(
+                            "no Kubernetes cluster is called {:?} here",
+                            wanted.unwrap_or_default()
+                        ))
+                    })
+                    .into_response()),
             }
         }
     });
@@ -195,9 +206,10 @@ pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
 }
 
 /// The `context` query parameter of `uri`, if it has one. Context names are DNS labels, which
-/// need no percent-decoding: an encoded value names no context.
+/// need no percent-decoding (an encoded one names no context), and `*` may come encoded.
 fn context_of(uri: &axum::http::Uri) -> Option<&str> {
-    uri.query()?.split('&').find_map(|pair| pair.strip_prefix("context="))
+    let value = uri.query()?.split('&').find_map(|pair| pair.strip_prefix("context="))?;
+    Some(if value.eq_ignore_ascii_case("%2A") { clusters::ALL_CONTEXTS } else { value })
 }
 
 /// Health, readiness and metrics alone, answered without identity: what `--metrics-addr`

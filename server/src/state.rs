@@ -16,6 +16,7 @@ use crate::api::gpus::Gpus;
 use crate::api::logs::{Downloads, Logs};
 use crate::api::ops::{Metered, Readiness};
 use crate::api::pages::Pages;
+use crate::contexts::Fleet;
 use crate::gpus::GpuMetrics;
 use crate::history::History;
 use crate::lifecycle::{IdlePlan, Leadership, LeaseTimeout};
@@ -89,6 +90,8 @@ pub struct AppState {
     /// How long a client may take to send a request's headers (the listener's limit, not a
     /// handler's).
     pub header_timeout: std::time::Duration,
+    /// Every Kubernetes cluster served, for what spans them.
+    pub fleet: Fleet,
 }
 
 impl FromRef<AppState> for Actions {

@@ -132,6 +132,23 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     })
     .await;
     assert_eq!(names(&on_second), ["on-second"]);
+    // Every one at once: each row names its own, and how each answers is said.
+    let all = list("&context=*").await;
+    let rows: Vec<(&str, &str)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["context"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [("first", "on-first"), ("second", "on-second")], "{all}");
+    assert_eq!(all["total"], 2);
+    let contexts = common::get_json(&http, format!("{base}/api/v1/contexts")).await;
+    assert_eq!(contexts["items"][0]["name"], "first");
+    assert_eq!(contexts["items"][0]["home"], true);
+    assert_eq!(contexts["items"][1]["name"], "second");
+    assert_eq!(contexts["items"][1]["synced"], true);
+    let one = format!("{base}/api/v1/clusters/{}/on-first?context=*", ns.0);
+    assert_eq!(http.get(one).send().await.unwrap().status(), 400, "a cluster is on one");
     let unknown = http.get(format!("{base}/api/v1/clusters?context=third")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     let said: Value = unknown.json().await.unwrap();
@@ -170,6 +187,13 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(names(&stale), ["on-second"], "the last known rows stay");
     let home = list("").await;
     assert!(home.get("stale").is_none(), "the first plane's list is live: {home}");
+    let all = list("&context=*").await;
+    assert_eq!(all["total"], 2, "both still listed: {all}");
+    assert!(all["contexts"][0].get("stale").is_none(), "{all}");
+    assert!(
+        all["contexts"][1]["stale"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "the second says why it is stale: {all}"
+    );
     let launched = launch("first", "still-launchable").await.unwrap();
     assert_eq!(launched.status(), 201, "{}", launched.text().await.unwrap());
     assert!(on(&first_admin, "still-launchable").await);

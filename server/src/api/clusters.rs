@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use app::api::{push, PHASES};
+use app::api::{push, ListCounts, PHASES};
 use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
+use super::contexts::ContextState;
+use crate::contexts::Fleet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClusterPath, Query};
 use crate::list::{Filter, Order, View};
@@ -35,8 +37,9 @@ use crate::unix_now;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterItems {
-    /// In the order asked for (by namespace and name unless `sort` says otherwise).
-    pub items: Vec<ClusterSummary>,
+    /// In the order asked for (by namespace and name unless `sort` says otherwise; of several
+    /// Kubernetes clusters, by their name last).
+    pub items: Vec<ListedCluster>,
     /// The `cursor` of the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -47,8 +50,45 @@ pub struct ClusterItems {
     /// The GPUs the matching clusters request (a suspended cluster requests none).
     pub gpus: u64,
     /// Set while the Kubernetes API does not answer: the page is what it last said, not empty.
+    /// (Of several Kubernetes clusters, each one's is in `contexts`.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale: Option<Stale>,
+    /// Of a list of several Kubernetes clusters (`context=*`): each one, and whether it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Vec<ContextState>>,
+}
+
+impl ClusterItems {
+    /// A page of `items` with its `counts`, as the API answers it.
+    pub fn of(items: Vec<ListedCluster>, counts: ListCounts, stale: Option<Stale>) -> Self {
+        let phases = PHASES
+            .iter()
+            .zip(counts.phases)
+            .filter(|(_, n)| *n > 0)
+            .map(|(phase, n)| ((*phase).to_owned(), n))
+            .collect();
+        ClusterItems {
+            items,
+            next: counts.next,
+            total: counts.total as usize,
+            phases,
+            gpus: counts.gpus,
+            stale,
+            contexts: None,
+        }
+    }
+}
+
+/// One row of the list: a cluster, and in a list of several Kubernetes clusters, which one it
+/// is on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedCluster {
+    /// The Kubernetes cluster it is on (a name `GET /api/v1/contexts` lists), in a list of
+    /// several (`context=*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(flatten)]
+    pub cluster: ClusterSummary,
 }
 
 /// Filters (each one given must match), order and paging of `GET /api/v1/clusters` and of its
@@ -80,9 +120,16 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Where to go on: the `next` of the page before, with the same filters and sort.
-    #[param(pattern = r"^-?[0-9]{1,20}:[^:]*:[^:]*$")]
+    #[param(pattern = r"^-?[0-9]{1,20}:[^:]*:[^:]*(:[^:]*)?$")]
     cursor: Option<String>,
+    /// The Kubernetes cluster to list (a name `GET /api/v1/contexts` lists; default the home
+    /// one), or `*` for every one, each row naming its own.
+    #[param(pattern = r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")]
+    context: Option<String>,
 }
+
+/// What `context` takes for every Kubernetes cluster at once.
+pub const ALL_CONTEXTS: &str = "*";
 
 /// The order of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, ToSchema)]
@@ -167,31 +214,24 @@ impl ListQuery {
 #[utoipa::path(get, path = "/clusters", tag = "clusters", params(ListQuery),
     responses(
         (status = 200, description = "A page of the clusters the requester may see", body = ClusterItems),
-        (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError)))]
+        (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError),
+        (status = 404, description = "No Kubernetes cluster is called `context` here", body = ApiError)))]
 pub async fn list(
     State(clusters): State<Clusters>,
     State(access): State<Access>,
+    State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<ClusterItems>> {
+    let every_context = query.context.as_deref() == Some(ALL_CONTEXTS);
     let view = query.view()?;
+    if every_context {
+        return Ok(Json(super::contexts::all_clusters(&fleet, &user, &view).await));
+    }
     let grants = access.grants(&user, clusters.namespaces()).await;
     let page = clusters.page(&view, &grants);
-    let (items, counts) = (page.items, page.counts);
-    let phases = PHASES
-        .iter()
-        .zip(counts.phases)
-        .filter(|(_, n)| *n > 0)
-        .map(|(phase, n)| ((*phase).to_owned(), n))
-        .collect();
-    Ok(Json(ClusterItems {
-        items,
-        next: counts.next,
-        total: counts.total as usize,
-        phases,
-        gpus: counts.gpus,
-        stale: clusters.stale(),
-    }))
+    let items = page.items.into_iter().map(|cluster| ListedCluster { context: None, cluster });
+    Ok(Json(ClusterItems::of(items.collect(), page.counts, clusters.stale())))
 }
 
 /// One cluster: its row of the list, and how its start is going.

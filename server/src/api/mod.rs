@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`clusters`]: the list, one cluster, its page's overview, the push stream of changes.
+//! - [`contexts`]: the Kubernetes clusters served, and the list over all of them.
 //! - [`actions`]: launch, suspend, resume, scale, tear down, as the requester.
 //! - [`templates`]: the templates clusters are launched from.
 //! - [`leases`]: pipeline leases, renewed.
@@ -18,6 +19,7 @@
 
 pub mod actions;
 pub mod clusters;
+pub mod contexts;
 pub mod doc;
 pub mod gpus;
 pub mod history;

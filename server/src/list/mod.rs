@@ -134,6 +134,11 @@ pub struct View {
     pub limit: usize,
     /// Rows after this place only (a previous page's `next`).
     after: Option<Position>,
+    /// Of a list of several Kubernetes clusters ([`merge`]): the context of the row at `after`,
+    /// which tells rows of the same place in different contexts apart.
+    after_context: Option<String>,
+    /// Rows at `after` too (a context ordered after `after_context`: [`View::for_context`]).
+    from_after: bool,
 }
 
 impl View {
@@ -144,8 +149,22 @@ impl View {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<View, String> {
-        let after = cursor.map(Position::parse).transpose()?;
-        Ok(View { filter, order, limit: limit.max(1), after })
+        // A list of several Kubernetes clusters adds the context: VALUE:NAMESPACE:NAME:CONTEXT.
+        let (at, after_context) = match cursor.map(|c| c.splitn(4, ':').collect::<Vec<_>>()) {
+            Some(parts) if parts.len() == 4 => {
+                (Some(parts[..3].join(":")), Some(parts[3].to_owned()))
+            }
+            _ => (cursor.map(str::to_owned), None),
+        };
+        let after = at.as_deref().map(Position::parse).transpose()?;
+        Ok(View { filter, order, limit: limit.max(1), after, after_context, from_after: false })
+    }
+
+    /// This view of the clusters of `context`, one of several Kubernetes clusters listed
+    /// together: the row at the cursor's place is after it when its context is.
+    pub fn for_context(&self, context: &str) -> View {
+        let from_after = self.after_context.as_deref().is_some_and(|after| context > after);
+        View { from_after, ..self.clone() }
     }
 
     /// The page of `rows` (in namespace and name order, each with its [`search_text`]) this view
@@ -170,13 +189,47 @@ impl View {
         if self.order != Order::Name {
             matching.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        let start =
-            self.after.as_ref().map_or(0, |after| matching.partition_point(|(p, _)| p <= after));
+        let start = self.after.as_ref().map_or(0, |after| {
+            matching.partition_point(|(p, _)| p < after || (!self.from_after && p == after))
+        });
         let rows = &matching[start..];
         let items = rows.iter().take(self.limit).map(|(_, c)| (*c).clone()).collect();
         counts.next = (rows.len() > self.limit).then(|| rows[self.limit - 1].0.cursor());
         Page { items, counts }
     }
+}
+
+/// One page of a list of several Kubernetes clusters: each row with its context's name.
+#[derive(Clone, Debug, Default)]
+pub struct Merged {
+    pub items: Vec<(String, ClusterSummary)>,
+    pub counts: ListCounts,
+}
+
+/// The page of `view` over several Kubernetes clusters, from each one's page of
+/// [`View::for_context`]: rows in the view's order (the context last), counts summed, and a
+/// `next` that names the context of the last row (`VALUE:NAMESPACE:NAME:CONTEXT`).
+pub fn merge(view: &View, pages: Vec<(String, Page)>) -> Merged {
+    let mut counts = ListCounts::default();
+    let mut more = false;
+    let mut rows = Vec::new();
+    for (context, page) in pages {
+        counts.total += page.counts.total;
+        counts.gpus = counts.gpus.saturating_add(page.counts.gpus);
+        for (sum, n) in counts.phases.iter_mut().zip(page.counts.phases) {
+            *sum += n;
+        }
+        more |= page.counts.next.is_some();
+        rows.extend(page.items.into_iter().map(|row| (context.clone(), row)));
+    }
+    rows.sort_by_cached_key(|(context, row)| (Position::of(row, view.order), context.clone()));
+    more |= rows.len() > view.limit;
+    rows.truncate(view.limit);
+    counts.next = more
+        .then(|| rows.last())
+        .flatten()
+        .map(|(context, row)| format!("{}:{context}", Position::of(row, view.order).cursor()));
+    Merged { items: rows, counts }
 }
 
 /// Where a phase is counted in [`ListCounts::phases`]: the order of [`PHASES`].
@@ -312,6 +365,48 @@ mod tests {
 
     fn view(filter: Filter, order: Order, limit: usize) -> View {
         View::new(filter, order, limit, None).unwrap()
+    }
+
+    #[test]
+    fn several_kubernetes_clusters_page_together_each_row_once_in_order() {
+        // The same namespace and names on both, the newest order mixing them.
+        let east: Vec<_> = (0..5).map(|i| row("ml", &format!("c{i}"), "v", 10 * i, 0)).collect();
+        let west: Vec<_> =
+            (0..4).map(|i| row("ml", &format!("c{i}"), "v", 10 * i + 5, 0)).collect();
+        for order in [Order::Name, Order::Newest] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let all = View::new(Filter::default(), order, 3, cursor.as_deref()).unwrap();
+                let pages = [("east", &east), ("west", &west)]
+                    .map(|(context, rows)| {
+                        (context.to_owned(), page_of(&all.for_context(context), rows))
+                    })
+                    .into();
+                let merged = merge(&all, pages);
+                assert_eq!(merged.counts.total, 9, "counts are over both");
+                assert!(merged.items.len() <= 3);
+                seen.extend(
+                    merged.items.into_iter().map(|(context, r)| format!("{context}/{}", r.name)),
+                );
+                match merged.counts.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let expected: Vec<String> = match order {
+                Order::Name => (0..5)
+                    .flat_map(|i| ["east", "west"].map(|c| format!("{c}/c{i}")))
+                    .filter(|r| r != "west/c4")
+                    .collect(),
+                _ => (0..5)
+                    .rev()
+                    .flat_map(|i| ["west", "east"].map(|c| format!("{c}/c{i}")))
+                    .filter(|r| r != "west/c4")
+                    .collect(),
+            };
+            assert_eq!(seen, expected, "{order:?}");
+        }
     }
 
     #[test]

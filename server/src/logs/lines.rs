@@ -104,7 +104,7 @@ mod tests {
         let exact = "x".repeat(MAX_LINE);
         assert_eq!(
             split_all(&[exact.as_bytes(), b"\r\n"]),
-            [exact.clone()],
+            std::slice::from_ref(&exact),
             "16 KiB exactly is kept whole"
         );
         // 'é' takes bytes MAX_LINE-1 and MAX_LINE: it is dropped whole, not halved.

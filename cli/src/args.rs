@@ -131,6 +131,11 @@ pub struct LsArgs {
     /// Namespace to list [default: the context's namespace].
     #[arg(short, long, value_name = "NS")]
     pub namespace: Option<String>,
+    /// List the clusters of every context of the kubeconfig (each Kubernetes cluster), each row
+    /// naming its context; one that does not answer is named on stderr (exit 1) and the others
+    /// are listed all the same.
+    #[arg(long)]
+    pub all_contexts: bool,
 }
 
 /// `raydar down`.
@@ -362,6 +367,19 @@ mod tests {
         assert_eq!(up.timeout, Duration::from_secs(120));
         assert_eq!(cli.global.output, Output::Json);
         assert_eq!(cli.global.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_context_or_one() {
+        let Command::Ls(ls) = parse(&["ls", "-A", "--all-contexts"]).unwrap().command else {
+            panic!("not ls")
+        };
+        assert!(ls.all_contexts);
+        // Refused before anything is read.
+        let both = parse(&["--context", "prod", "ls", "--all-contexts"]).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let e = runtime.block_on(crate::run(both)).unwrap_err();
+        assert_eq!(e.to_string(), "--all-contexts lists every context: leave out --context");
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub enum Error {
     /// Something the command needs is missing or in the way; the text says what to do.
     #[error("{0}")]
     Precondition(String),
+    /// Some kubeconfig contexts did not answer `--all-contexts` (the others were listed): each
+    /// one's name and why.
+    #[error("{} of the kubeconfig's contexts did not answer", .0.len())]
+    ContextsUnanswered(Vec<(String, Error)>),
     /// The cluster reached `Failed` while `up --wait` waited.
     #[error("RayCluster {cluster} failed: {reason}")]
     ClusterFailed {
@@ -115,6 +119,10 @@ impl Error {
             Error::InvalidRequest(errors) => {
                 errors.iter().map(|e| one_line(&e.to_string())).collect()
             }
+            Error::ContextsUnanswered(failed) => failed
+                .iter()
+                .map(|(context, e)| one_line(&format!("context {context}: {e}")))
+                .collect(),
             other => vec![one_line(&other.to_string())],
         }
     }

@@ -94,6 +94,12 @@ pub fn context_namespace(context: Option<&str>) -> String {
     from_kubeconfig().filter(|ns| !ns.is_empty()).unwrap_or_else(|| "default".to_owned())
 }
 
+/// The names of the kubeconfig's contexts, in its order.
+pub fn context_names() -> Result<Vec<String>> {
+    let kubeconfig = Kubeconfig::read().map_err(|e| Error::Config(crate::error::causes(&e)))?;
+    Ok(kubeconfig.contexts.into_iter().map(|c| c.name).collect())
+}
+
 async fn load_config(context: Option<&str>) -> Result<Config> {
     match context {
         Some(context) => {

@@ -71,6 +71,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Render(args) => launch::render(global, args).await,
         Command::Templates => templates::list(&connect().await?, global.output).await,
         Command::Up(args) => launch::up(&connect().await?, args, global.output).await,
+        Command::Ls(args) if args.all_contexts => match global.context {
+            Some(_) => Err(Error::Precondition(
+                "--all-contexts lists every context: leave out --context".to_owned(),
+            )),
+            None => list::list_contexts(args, global.request_timeout, global.output).await,
+        },
         Command::Ls(args) => list::list(&connect().await?, args, global.output).await,
         Command::Down(args) => teardown::down(&connect().await?, args, global.output).await,
         Command::Extend(args) => lifetime::extend(&connect().await?, args, global.output).await,

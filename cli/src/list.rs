@@ -1,6 +1,7 @@
-//! `raydar ls`: the Ray clusters of a namespace or of every namespace, one row each.
+//! `raydar ls`: the Ray clusters of a namespace or of every namespace, one row each; of one
+//! kubeconfig context, or of every one (`--all-contexts`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kube::api::ListParams;
 use kube::ResourceExt;
@@ -20,6 +21,9 @@ use crate::output::{print_json, print_text, table};
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRow {
+    /// The kubeconfig context (Kubernetes cluster) it is on, with `--all-contexts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     /// Phase, workers, GPUs, age: the row of raydar's cluster list.
     #[serde(flatten)]
     pub summary: ClusterSummary,
@@ -44,6 +48,7 @@ impl ClusterRow {
             .cloned()
             .unwrap_or_else(|| label(LABEL_OWNER));
         ClusterRow {
+            context: None,
             summary: cluster.summary(),
             owner,
             team: label(LABEL_TEAM),
@@ -79,21 +84,69 @@ impl ClusterRow {
     fn cells(&self, now: i64) -> Vec<String> {
         let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
         let s = &self.summary;
-        vec![
-            s.namespace.clone(),
-            s.name.clone(),
-            self.phase(),
-            self.workers(),
-            s.gpus_desired.to_string(),
-            if s.created_at == 0 { "-".to_owned() } else { format_age(now - s.created_at) },
-            dash(&self.owner),
-            dash(&self.template),
-        ]
+        let context = self.context.iter().cloned();
+        context
+            .chain([
+                s.namespace.clone(),
+                s.name.clone(),
+                self.phase(),
+                self.workers(),
+                s.gpus_desired.to_string(),
+                if s.created_at == 0 { "-".to_owned() } else { format_age(now - s.created_at) },
+                dash(&self.owner),
+                dash(&self.template),
+            ])
+            .collect()
     }
 }
 
 /// `raydar ls`.
 pub async fn list(kubernetes: &Kubernetes, args: &LsArgs, output: Output) -> Result<()> {
+    let (namespace, rows) = rows(kubernetes, args).await?;
+    match output {
+        Output::Json => print_json(&rows),
+        Output::Text if rows.is_empty() => match &namespace {
+            Some(ns) => eprintln!("No Ray clusters in namespace {ns}."),
+            None => eprintln!("No Ray clusters in any namespace."),
+        },
+        Output::Text => print_text(&render_table(&rows, unix_now())),
+    }
+    Ok(())
+}
+
+/// `raydar ls --all-contexts`: every context of the kubeconfig asked at once, each within the
+/// request timeout, so one that does not answer holds up none of the others; their rows are
+/// printed together, then the ones that did not answer are the error.
+pub async fn list_contexts(args: &LsArgs, request_timeout: Duration, output: Output) -> Result<()> {
+    let names = crate::kubernetes::context_names()?;
+    let asked = names.iter().map(|name| async move {
+        let kubernetes = Kubernetes::connect(Some(name), request_timeout).await?;
+        rows(&kubernetes, args).await
+    });
+    let mut listed = Vec::new();
+    let mut unanswered = Vec::new();
+    for (name, answer) in names.iter().zip(futures::future::join_all(asked).await) {
+        match answer {
+            Ok((_, rows)) => listed.extend(
+                rows.into_iter().map(|row| ClusterRow { context: Some(name.clone()), ..row }),
+            ),
+            Err(e) => unanswered.push((name.clone(), e)),
+        }
+    }
+    match output {
+        Output::Json => print_json(&listed),
+        Output::Text if listed.is_empty() => eprintln!("No Ray clusters in any context."),
+        Output::Text => print_text(&render_table(&listed, unix_now())),
+    }
+    match unanswered.is_empty() {
+        true => Ok(()),
+        false => Err(Error::ContextsUnanswered(unanswered)),
+    }
+}
+
+/// The clusters `args` asks for from `kubernetes`, in namespace and name order, and the
+/// namespace listed (`None`: every one).
+async fn rows(kubernetes: &Kubernetes, args: &LsArgs) -> Result<(Option<String>, Vec<ClusterRow>)> {
     let namespace = (!args.all_namespaces).then(|| kubernetes.namespace(args.namespace.as_deref()));
     let api = kuberay::api(&kubernetes.client, namespace.as_deref());
     let action = match &namespace {
@@ -110,21 +163,15 @@ pub async fn list(kubernetes: &Kubernetes, args: &LsArgs, output: Output) -> Res
         .map(|object| ClusterRow::new(&kuberay::ray_cluster(object)))
         .collect();
     rows.sort_by(|a, b| a.summary.key().cmp(&b.summary.key()));
-    match output {
-        Output::Json => print_json(&rows),
-        Output::Text if rows.is_empty() => match &namespace {
-            Some(ns) => eprintln!("No Ray clusters in namespace {ns}."),
-            None => eprintln!("No Ray clusters in any namespace."),
-        },
-        Output::Text => print_text(&render_table(&rows, unix_now())),
-    }
-    Ok(())
+    Ok((namespace, rows))
 }
 
-/// The `ls` table for `rows`, ages counted to `now` (seconds since the epoch).
+/// The `ls` table for `rows`, ages counted to `now` (seconds since the epoch); with a CONTEXT
+/// column first when the rows name their contexts.
 pub fn render_table(rows: &[ClusterRow], now: i64) -> String {
     let header = ["NAMESPACE", "NAME", "PHASE", "WORKERS", "GPUS", "AGE", "OWNER", "TEMPLATE"];
-    let mut cells = vec![header.map(str::to_owned).to_vec()];
+    let context = rows.first().is_some_and(|r| r.context.is_some()).then_some("CONTEXT");
+    let mut cells = vec![context.into_iter().chain(header).map(str::to_owned).collect()];
     cells.extend(rows.iter().map(|row| row.cells(now)));
     table(&cells)
 }

@@ -949,3 +949,63 @@ impl Drop for ReaderRole {
         });
     }
 }
+
+/// `ls --all-contexts` asks every context of the kubeconfig: here the local control plane under
+/// two names and a third whose apiserver is not there. Both answers are listed, each row naming
+/// its context; the one that does not answer is named, with why, and the command fails.
+#[test]
+#[ignore = "needs the local control plane; make test runs it"]
+fn ls_all_contexts_lists_every_context_and_names_the_one_that_does_not_answer() {
+    ensure_namespace();
+    let name = unique("contexts");
+    let _cleanup = Cleanup(name.clone());
+    raydar(&["up", &name, "-t", "cpu-small", "-n", NAMESPACE]).ok();
+    // The local kubeconfig's one context, twice over, and one that reaches nothing.
+    let local = std::env::var("KUBECONFIG").unwrap();
+    let mut kubeconfig: Value = serde_json::to_value(
+        kube::config::Kubeconfig::read_from(&local).expect("the local kubeconfig"),
+    )
+    .unwrap();
+    let context = kubeconfig["contexts"][0].clone();
+    let (cluster, user) = (&context["context"]["cluster"], &context["context"]["user"]);
+    kubeconfig["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}));
+    kubeconfig["contexts"] = json!([
+        {"name": "east", "context": {"cluster": cluster, "user": user}},
+        {"name": "gone", "context": {"cluster": "nowhere", "user": user}},
+        {"name": "west", "context": {"cluster": cluster, "user": user}},
+    ]);
+    kubeconfig["current-context"] = json!("east");
+    let dir = std::env::temp_dir().join(format!("raydar-cli-contexts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&kubeconfig).unwrap()).unwrap();
+    let env = [("KUBECONFIG", path.to_str().unwrap())];
+
+    let json = raydar_with(&["ls", "-n", NAMESPACE, "--all-contexts", "-o", "json"], &env);
+    assert_eq!(json.code, 1, "{json:#?}");
+    let rows: Value = serde_json::from_str(&json.stdout).expect("the answers, as JSON");
+    let ours: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == name.as_str())
+        .map(|r| r["context"].as_str().unwrap())
+        .collect();
+    assert_eq!(ours, ["east", "west"], "{rows}");
+    let said: Vec<&str> = json.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(said.len(), 1, "{json:#?}");
+    assert!(
+        said[0].starts_with("error: context gone: ") && said[0].contains("127.0.0.1:1"),
+        "{said:?}"
+    );
+
+    let text = raydar_with(&["ls", "-n", NAMESPACE, "--all-contexts"], &env);
+    assert!(text.stdout.starts_with("CONTEXT"), "{text:#?}");
+    let lines: Vec<&str> = text.stdout.lines().filter(|l| l.contains(name.as_str())).collect();
+    assert_eq!(lines.len(), 2, "{text:#?}");
+    assert!(lines[0].starts_with("east ") && lines[1].starts_with("west "), "{lines:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -176,6 +176,7 @@ impl FromRef<AppState> for Metered {
             requests: s.requests.clone(),
             database: s.history.store.timings().clone(),
             lifecycle: s.audit.by_raydar_counts().clone(),
+            fleet: s.fleet.clone(),
         }
     }
 }

@@ -147,6 +147,11 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(contexts["items"][0]["home"], true);
     assert_eq!(contexts["items"][1]["name"], "second");
     assert_eq!(contexts["items"][1]["synced"], true);
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for context in ["first", "second"] {
+        let synced = format!("raydar_context_synced{{context=\"{context}\"}} 1");
+        assert!(metrics.contains(&synced), "{synced} in:\n{metrics}");
+    }
     let one = format!("{base}/api/v1/clusters/{}/on-first?context=*", ns.0);
     assert_eq!(http.get(one).send().await.unwrap().status(), 400, "a cluster is on one");
     let unknown = http.get(format!("{base}/api/v1/clusters?context=third")).send().await.unwrap();
@@ -194,6 +199,18 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
         all["contexts"][1]["stale"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
         "the second says why it is stale: {all}"
     );
+    // How long it has been away grows in /metrics; the first's stays 0.
+    let metrics = common::eventually("the second's outage in /metrics", || async {
+        let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+        let away = text
+            .lines()
+            .find_map(|l| l.strip_prefix("raydar_context_stale_seconds{context=\"second\"} "))?
+            .parse::<f64>()
+            .ok()?;
+        (away > 0.0).then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("raydar_context_stale_seconds{context=\"first\"} 0\n"), "{metrics}");
     let launched = launch("first", "still-launchable").await.unwrap();
     assert_eq!(launched.status(), 201, "{}", launched.text().await.unwrap());
     assert!(on(&first_admin, "still-launchable").await);

@@ -11,6 +11,7 @@ use platform::status::format_age;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::contexts::Fleet;
 use crate::lifecycle::IdlePlan;
 use crate::logs::LogStreams;
 use crate::metrics::{label, Counters, Histograms, RequestTimes};
@@ -127,6 +128,8 @@ pub struct Metered {
     pub requests: RequestTimes,
     /// How long the history database's statements took.
     pub database: Histograms,
+    /// Every Kubernetes cluster served: how each one's cluster watch is.
+    pub fleet: Fleet,
     /// What raydar did or warned of on its own, by reason.
     pub lifecycle: Counters,
 }
@@ -243,6 +246,7 @@ pub async fn metrics(State(m): State<Metered>) -> Response {
         &each(&|h| h.restarts as f64),
     );
     watch_metrics(&mut out, &m);
+    context_metrics(&mut out, &m.fleet);
     idle_metrics(&mut out, &m.idle);
     m.lifecycle.write(
         &mut out.0,
@@ -305,6 +309,37 @@ fn watch_metrics(out: &mut Exposition, m: &Metered) {
         "counter",
         "Errors of the watch (it retries).",
         &each(&|h, _| h.error_count() as f64),
+    );
+}
+
+/// Each Kubernetes cluster served (`--contexts`): whether its RayClusters are listed, how old
+/// what raydar keeps of them may be, how many there are. (The `watch` metrics above are the home
+/// cluster's.)
+fn context_metrics(out: &mut Exposition, fleet: &Fleet) {
+    let now = unix_now();
+    let planes = fleet.planes();
+    let labels: Vec<String> =
+        planes.iter().map(|p| format!("{{{}}}", label("context", &p.name))).collect();
+    let each = |value: &dyn Fn(&Clusters) -> f64| -> Vec<(&str, f64)> {
+        labels.iter().zip(planes).map(|(l, p)| (l.as_str(), value(&p.clusters))).collect()
+    };
+    out.metric(
+        "raydar_context_synced",
+        "gauge",
+        "1 once the Kubernetes cluster's RayClusters have been listed.",
+        &each(&|c| f64::from(u8::from(c.health().synced()))),
+    );
+    out.metric(
+        "raydar_context_stale_seconds",
+        "gauge",
+        "Seconds since the Kubernetes cluster's apiserver stopped answering, 0 while it answers.",
+        &each(&|c| c.stale().map_or(0.0, |s| (now - s.since).max(0) as f64)),
+    );
+    out.metric(
+        "raydar_context_rayclusters",
+        "gauge",
+        "RayClusters raydar keeps of the Kubernetes cluster.",
+        &each(&|c| c.len() as f64),
     );
 }
 

@@ -191,3 +191,15 @@ def test_a_dropped_log_stream_resumes_without_repeating_or_losing_a_line(url, cl
     assert [l.number for l in got] == list(range(1, len(got) + 1))
     assert stream.resumed >= 2 and stream.end_reason is not None
     client.teardown(ns, "chatty")
+
+
+def test_a_client_goes_to_the_kubernetes_cluster_it_names(url, namespace):
+    token = namespace.token()
+    # This raydar serves one, its home, under the name a raydar without --contexts gives it.
+    with raydar.Client(url, token=token, context="default") as home:
+        assert home.templates()
+        assert home.page_url("a", "b").endswith("/clusters/a/b?context=default")
+    with raydar.Client(url, token=token, context="elsewhere") as elsewhere:
+        with pytest.raises(raydar.NotFound, match='no Kubernetes cluster is called "elsewhere"'):
+            elsewhere.launch("cpu-small", namespace.name, "nowhere")
+    assert not ray_clusters(namespace.name), "nothing was launched anywhere"

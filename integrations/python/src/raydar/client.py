@@ -54,7 +54,8 @@ class Client:
     The token is ``token``, else the file ``token_path`` (re-read when it changes, as projected
     ServiceAccount tokens are rotated), else ``$RAYDAR_TOKEN``, else the pod's own ServiceAccount
     token. ``timeout`` bounds every request (seconds); a followed log waits on its stream's
-    keep-alives instead.
+    keep-alives instead. ``context`` is the Kubernetes cluster every call goes to, one that
+    raydar's ``--contexts`` lists (``GET /api/v1/contexts``); ``None``, raydar's home one.
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class Client:
         token_path: Optional[str] = None,
         timeout: float = 30.0,
         transport: Optional[httpx.BaseTransport] = None,
+        context: Optional[str] = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.context = context
         self._token = token or (None if token_path else os.environ.get("RAYDAR_TOKEN"))
         self._token_path = token_path
         if self._token is None and self._token_path is None and os.path.exists(SERVICE_ACCOUNT_TOKEN):
@@ -77,6 +80,7 @@ class Client:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             headers={"accept": "application/json", "user-agent": "raydar-python"},
+            params={"context": context} if context else None,
         )
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -141,7 +145,8 @@ class Client:
 
     def page_url(self, namespace: str, name: str) -> str:
         """The cluster's page in raydar, for people (a run's metadata links it)."""
-        return f"{self.url}/clusters/{_q(namespace)}/{_q(name)}"
+        page = f"{self.url}/clusters/{_q(namespace)}/{_q(name)}"
+        return f"{page}?context={_q(self.context)}" if self.context else page
 
     # --- templates and clusters -------------------------------------------------------------
 

@@ -78,6 +78,8 @@ class RaydarCluster(ConfigurableResource):
     """A bearer token (a ServiceAccount's); or ``token_path``; else the pod's own."""
     token_path: Optional[str] = None
     """A file holding the token, re-read when it changes."""
+    context: Optional[str] = None
+    """The Kubernetes cluster to launch on, one raydar's ``--contexts`` lists; default its home one."""
     template: str
     """The vetted template to launch from."""
     namespace: str
@@ -112,7 +114,7 @@ class RaydarCluster(ConfigurableResource):
             # for that (the run's own was torn down when its step ended).
             yield self
             return
-        client = Client(self.url, token=self.token, token_path=self.token_path)
+        client = Client(self.url, token=self.token, token_path=self.token_path, context=self.context)
         run_id = context.run.run_id if context.run else "local"
         job_name = context.run.job_name if context.run else "dagster"
         name = self.name or cluster_name(job_name, run_id)
@@ -141,7 +143,7 @@ class RaydarCluster(ConfigurableResource):
                 # A first renewal now, which says how long raydar's leases hold.
                 timeout = client.renew_lease(self.namespace, name)
                 keeper = LeaseKeeper(
-                    lambda: Client(self.url, token=self.token, token_path=self.token_path),
+                    lambda: Client(self.url, token=self.token, token_path=self.token_path, context=self.context),
                     self.namespace, name, timeout=timeout,
                     on_problem=lambda m: log.warning(f"raydar: {m}"),
                 ).start()

@@ -174,12 +174,15 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     };
     assert!(on(&second_admin, "launched").await, "on the second plane");
     assert!(!on(&first_admin, "launched").await, "not on the first");
-    let torn = http
-        .delete(format!("{base}/api/v1/clusters/{}/launched?context=second", ns.0))
-        .send()
-        .await
-        .unwrap();
-    assert!(torn.status().is_success(), "{}", torn.text().await.unwrap());
+    let tear_down = |context: &str, name: &str| {
+        let url = format!("{base}/api/v1/clusters/{}/{name}?context={context}", ns.0);
+        let http = http.clone();
+        async move {
+            let torn = http.delete(url).send().await.unwrap();
+            assert!(torn.status().is_success(), "{}", torn.text().await.unwrap());
+        }
+    };
+    tear_down("second", "launched").await;
 
     // The second plane goes away: its list says so and keeps its rows; the first's is live and
     // takes launches.
@@ -214,12 +217,7 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     let launched = launch("first", "still-launchable").await.unwrap();
     assert_eq!(launched.status(), 201, "{}", launched.text().await.unwrap());
     assert!(on(&first_admin, "still-launchable").await);
-    let torn = http
-        .delete(format!("{base}/api/v1/clusters/{}/still-launchable?context=first", ns.0))
-        .send()
-        .await
-        .unwrap();
-    assert!(torn.status().is_success(), "{}", torn.text().await.unwrap());
+    tear_down("first", "still-launchable").await;
 
     let _ = server.kill();
     let _ = server.wait();

@@ -22,7 +22,7 @@ SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
 	@echo "make test   unit, integration (real control plane) and browser tests"
-	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, log-archiving, abuse, fleet, pipeline and history benchmarks"
+	@echo "make bench  freshness (list, cluster page, GPUs), first-load size, launch, live-log, log-archiving, abuse, fleet, several Kubernetes clusters, pipeline and history benchmarks"
 	@echo "make stop   stop raydar and the local control plane (removes its state)"
 
 tools:
@@ -102,6 +102,7 @@ bench: build controlplane
 	scripts/raydar.sh run -- node end2end/bench/authz.mjs
 	scripts/raydar.sh run -- node end2end/bench/abuse.mjs
 	scripts/raydar.sh run -- node end2end/bench/fleet.mjs
+	scripts/raydar.sh run -- node end2end/bench/contexts.mjs
 	cargo bench -p raydar-server --bench gpus
 	cargo bench -p raydar-server --bench history
 	cargo bench -p raydar-platform --bench capacity

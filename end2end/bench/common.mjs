@@ -25,13 +25,17 @@ export function follow(cmd, args, onLine, env) {
   return child;
 }
 
-/** Starts `kubectl proxy` on a free loopback port: writes through it need no certificates of their own. */
-export async function kubectlProxy() {
+/**
+ * Starts `kubectl proxy` on a free loopback port, to the apiserver `kubeconfig` names (default
+ * KUBECONFIG's): writes through it need no certificates of their own.
+ */
+export async function kubectlProxy(kubeconfig) {
   let url;
+  const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : undefined;
   const proxy = follow('kubectl', ['proxy', '--port=0', '--address=127.0.0.1'], (line) => {
     const m = line.match(/Starting to serve on (\S+)/);
     if (m) url = `http://${m[1]}`;
-  });
+  }, env);
   for (let i = 0; i < 100 && !url; i++) await new Promise((r) => setTimeout(r, 100));
   if (!url) { proxy.kill(); throw new Error('kubectl proxy did not start'); }
   return { url, stop: () => proxy.kill() };

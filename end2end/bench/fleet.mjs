@@ -8,86 +8,24 @@
 //   - push freshness under a churn of 100 changes a second, next to `kubectl get -w`;
 // and removes the fleet.
 //
-// The clusters name MultiKueue in spec.managedBy, so the real KubeRay operator leaves them alone
-// (reconciling 10,000 clusters into 10,000 head pods is not what a 2-core machine is for) and the
-// bench writes their status; the pods name a scheduler that does not exist, so neither
-// kube-scheduler nor kwok spends CPU on them. raydar keeps of a pending pod what it keeps of a
-// running one.
+// The fleet's objects and how they are written: fleet-objects.mjs.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { base, launch } from '../lib.mjs';
 import { now, quantile, ms, kubectlProxy, followReadyWorkers } from './common.mjs';
+import { buildFleet, fleetName as clusterName, fleetNamespace, kubeWriter, removeFleet as removeNamespaces } from './fleet-objects.mjs';
 
 const CLUSTERS = Number(process.env.BENCH_FLEET_CLUSTERS ?? 10_000);
 const PODS_PER_CLUSTER = Number(process.env.BENCH_FLEET_PODS_PER_CLUSTER ?? 5);
-const NAMESPACES = 20;
-const PARALLEL = 24;
 const CHURN_PER_S = 100;
 const FRESH = Number(process.env.BENCH_FLEET_CHANGES ?? 60);
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
-const ns = (i) => `raydar-fleet-${String(i % NAMESPACES).padStart(2, '0')}`;
-const clusterName = (i) => `fleet-${String(i).padStart(5, '0')}`;
+const ns = (i) => fleetNamespace(i);
 const rssMiB = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${process.env.RAYDAR_PID}/status`, 'utf8'))[1]) / 1024;
-
-/** A RayCluster as a launch from a vetted template makes it: head, one GPU worker group. */
-function cluster(i) {
-  const container = (name, gpus) => ({ name, image: 'rayproject/ray:2.46.0',
-    resources: { requests: { cpu: '2', memory: '8Gi' }, limits: { cpu: '2', memory: '8Gi', ...(gpus ? { 'nvidia.com/gpu': String(gpus) } : {}) } } });
-  return {
-    apiVersion: 'ray.io/v1', kind: 'RayCluster',
-    metadata: { name: clusterName(i), namespace: ns(i), labels: {
-      'raydar.dev/team': `team-${i % 8}`, 'raydar.dev/owner': `user-${i % 50}`, 'raydar.dev/template': i % 3 ? 'gpu-small' : 'cpu-small' },
-      annotations: { 'raydar.dev/expires-at': '2030-01-01T00:00:00Z' } },
-    spec: {
-      managedBy: 'kueue.x-k8s.io/multikueue',
-      suspend: i % 10 === 0,
-      headGroupSpec: { rayStartParams: { 'dashboard-host': '0.0.0.0' }, template: { spec: { containers: [container('ray-head', 0)] } } },
-      workerGroupSpecs: [{ groupName: 'gpu', replicas: PODS_PER_CLUSTER - 1, minReplicas: 0, maxReplicas: 8, rayStartParams: {},
-        template: { spec: { containers: [container('ray-worker', 1)] } } }],
-    },
-  };
-}
-
-/** A Ray pod of cluster `i` as KubeRay makes it (labels, env, command, resources). */
-function pod(i, k) {
-  const head = k === 0;
-  return {
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: `${clusterName(i)}-${head ? 'head' : `gpu-worker-${k}`}`, namespace: ns(i), labels: {
-      'ray.io/is-ray-node': 'yes', 'ray.io/cluster': clusterName(i), 'ray.io/node-type': head ? 'head' : 'worker',
-      'ray.io/group': head ? 'headgroup' : 'gpu', 'app.kubernetes.io/created-by': 'kuberay-operator', 'app.kubernetes.io/name': 'kuberay' },
-      annotations: { 'ray.io/ft-enabled': 'false' } },
-    spec: {
-      schedulerName: 'raydar-fleet-nobody',
-      containers: [{ name: head ? 'ray-head' : 'ray-worker', image: 'rayproject/ray:2.46.0',
-        command: ['/bin/bash', '-lc', '--'], args: [`ulimit -n 65536; ray start ${head ? '--head' : '--address=head:6379'} --block`],
-        env: [{ name: 'RAY_CLUSTER_NAME', value: clusterName(i) }, { name: 'RAY_USAGE_STATS_ENABLED', value: '0' },
-          { name: 'RAY_CLOUD_INSTANCE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
-        ports: head ? [{ containerPort: 6379, name: 'gcs' }, { containerPort: 8265, name: 'dashboard' }] : [],
-        resources: { limits: { cpu: '2', memory: '8Gi', ...(head ? {} : { 'nvidia.com/gpu': '1' }) } } }],
-    },
-  };
-}
-
-/** Runs `task(i)` for i in 0..n, `PARALLEL` at a time. */
-async function each(n, task) {
-  let next = 0;
-  await Promise.all(Array.from({ length: PARALLEL }, async () => {
-    while (next < n) await task(next++);
-  }));
-}
 
 // Writes go through `kubectl proxy`: the bench needs no client certificates of its own.
 const proxy = await kubectlProxy();
-async function kube(method, path, body, type = 'application/json') {
-  for (let attempt = 0; ; attempt++) {
-    const r = await fetch(`${proxy.url}${path}`, { method, headers: { 'content-type': type }, body: body && JSON.stringify(body) });
-    if (r.ok || r.status === 404 || r.status === 409) return r;
-    // The apiserver sheds load with 429 under a burst: wait and try again.
-    if (attempt < 20 && (r.status === 429 || r.status >= 500)) { await sleep(200 * (attempt + 1)); continue; }
-    throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  }
-}
+const kube = kubeWriter(proxy.url);
 // A keep-alive connection raydar closed (idle past --header-timeout) is opened again, as
 // browsers do; such a try is never the one timed.
 const get = async (path) => {
@@ -102,28 +40,15 @@ function report(title, rows) {
   for (const [label, xs] of rows) console.log(`  ${label.padEnd(30)} ${ms(quantile(xs, 0.5)).padStart(10)} ${ms(quantile(xs, 0.99)).padStart(11)}`);
 }
 
-/** Deletes the fleet's namespaces: Kubernetes' namespace controller removes what is in them. */
-async function removeFleet() {
-  for (let n = 0; n < NAMESPACES; n++) await kube('DELETE', `/api/v1/namespaces/${ns(n)}`);
-}
+const removeFleet = () => removeNamespaces(kube);
 
 const browser = await launch();
 try {
   const before = { rss: rssMiB(), clusters: await metric('raydar_rayclusters'), pods: await metric('raydar_ray_pods') };
 
   // Build the fleet.
-  for (let n = 0; n < NAMESPACES; n++) await kube('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns(n) } });
   const built = now();
-  await each(CLUSTERS, (i) => kube('POST', `/apis/ray.io/v1/namespaces/${ns(i)}/rayclusters`, cluster(i)));
-  const clustersIn = now() - built;
-  // Status as KubeRay would write it: most ready, some provisioning; suspended ones suspended.
-  await each(CLUSTERS, (i) => kube('PATCH', `/apis/ray.io/v1/namespaces/${ns(i)}/rayclusters/${clusterName(i)}/status`,
-    { status: { state: i % 10 === 0 ? 'suspended' : i % 7 === 0 ? '' : 'ready', readyWorkerReplicas: PODS_PER_CLUSTER - 1,
-      desiredWorkerReplicas: PODS_PER_CLUSTER - 1 } }, 'application/merge-patch+json'));
-  await each(CLUSTERS * PODS_PER_CLUSTER, (j) => {
-    const i = Math.floor(j / PODS_PER_CLUSTER);
-    return kube('POST', `/api/v1/namespaces/${ns(i)}/pods`, pod(i, j % PODS_PER_CLUSTER));
-  });
+  const clustersIn = await buildFleet(kube, Array.from({ length: CLUSTERS }, (_, i) => i), PODS_PER_CLUSTER);
   const builtIn = now() - built;
   console.log(`\nfleet: ${CLUSTERS} RayClusters (${(clustersIn / 1000).toFixed(1)} s) and ${CLUSTERS * PODS_PER_CLUSTER} Ray pods created, status written, in ${(builtIn / 1000).toFixed(1)} s`);
 

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::config::Scope;
 use crate::security::Access;
-use crate::sources::Clusters;
+use crate::sources::{Clusters, RayPods};
 
 /// Most contexts one file may list: each one runs every watch raydar has.
 pub const MAX_CONTEXTS: usize = 32;
@@ -189,11 +189,13 @@ impl Context {
 #[derive(Clone, Default)]
 pub struct Fleet(Arc<OnceLock<Vec<FleetPlane>>>);
 
-/// What the fleet reads of one plane: its clusters, and its answers to who may see them.
+/// What the fleet reads of one plane: its clusters and Ray pods, and its answers to who may see
+/// them.
 #[derive(Clone)]
 pub struct FleetPlane {
     pub name: String,
     pub clusters: Clusters,
+    pub pods: RayPods,
     pub access: Access,
 }
 

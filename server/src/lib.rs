@@ -230,6 +230,7 @@ pub fn start_planes(
             .map(|(name, state)| contexts::FleetPlane {
                 name: name.clone(),
                 clusters: state.clusters.clone(),
+                pods: state.overviews.pods().clone(),
                 access: state.access.clone(),
             })
             .collect(),

@@ -54,9 +54,13 @@ async fn metrics_by_route_template_and_json_logs() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()), "{logs}");
-    let listening = lines.iter().find(|l| {
-        l["message"].as_str().is_some_and(|m| m.contains(&format!("listening on {base}")))
-    });
-    assert!(listening.is_some_and(|l| l["apiserver"].is_string()), "fields beside it: {logs}");
+    let said =
+        |text: &str| lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.contains(text)));
+    assert!(said(&format!("listening on {base}")).is_some(), "{logs}");
+    let serving = said("serving this Kubernetes cluster");
+    assert!(
+        serving.is_some_and(|l| l["context"] == "default" && l["apiserver"].is_string()),
+        "fields beside it: {logs}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@ use platform::status::format_age;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::contexts::Fleet;
+use crate::contexts::{Fleet, FleetPlane};
 use crate::lifecycle::IdlePlan;
 use crate::logs::LogStreams;
 use crate::metrics::{label, Counters, Histograms, RequestTimes};
@@ -320,26 +320,32 @@ fn context_metrics(out: &mut Exposition, fleet: &Fleet) {
     let planes = fleet.planes();
     let labels: Vec<String> =
         planes.iter().map(|p| format!("{{{}}}", label("context", &p.name))).collect();
-    let each = |value: &dyn Fn(&Clusters) -> f64| -> Vec<(&str, f64)> {
-        labels.iter().zip(planes).map(|(l, p)| (l.as_str(), value(&p.clusters))).collect()
+    let each = |value: &dyn Fn(&FleetPlane) -> f64| -> Vec<(&str, f64)> {
+        labels.iter().zip(planes).map(|(l, p)| (l.as_str(), value(p))).collect()
     };
     out.metric(
         "raydar_context_synced",
         "gauge",
         "1 once the Kubernetes cluster's RayClusters have been listed.",
-        &each(&|c| f64::from(u8::from(c.health().synced()))),
+        &each(&|p| f64::from(u8::from(p.clusters.health().synced()))),
     );
     out.metric(
         "raydar_context_stale_seconds",
         "gauge",
         "Seconds since the Kubernetes cluster's apiserver stopped answering, 0 while it answers.",
-        &each(&|c| c.stale().map_or(0.0, |s| (now - s.since).max(0) as f64)),
+        &each(&|p| p.clusters.stale().map_or(0.0, |s| (now - s.since).max(0) as f64)),
     );
     out.metric(
         "raydar_context_rayclusters",
         "gauge",
         "RayClusters raydar keeps of the Kubernetes cluster.",
-        &each(&|c| c.len() as f64),
+        &each(&|p| p.clusters.len() as f64),
+    );
+    out.metric(
+        "raydar_context_ray_pods",
+        "gauge",
+        "Ray pods raydar keeps of the Kubernetes cluster.",
+        &each(&|p| p.pods.len() as f64),
     );
 }
 

@@ -1,22 +1,3 @@
-  const want = { clusters: 2 * CLUSTERS, pods: 2 * CLUSTERS * PODS_PER_CLUSTER };
-  const two = [['first', join(local, 'kubeconfig-raydar')], ['second', join(second, 'kubeconfig-raydar')]];
-  const twoRuns = [];
-  for (let r = 0; r < ROUNDS; r++) twoRuns.push(await measure('two', two, want));
-
-  t = now();
-  await buildFleet(first, half(CLUSTERS), PODS_PER_CLUSTER);
-  console.log(`one plane: the second ${CLUSTERS} and their pods built on the first too, in ${((now() - t) / 1000).toFixed(1)} s`);
-  const oneRuns = [];
-  for (let r = 0; r < ROUNDS; r++) oneRuns.push(await measure('one', [['first', join(local, 'kubeconfig-raydar')]], want));
-
-  const mean = (xs, f) => xs.reduce((n, x) => n + f(x), 0) / xs.length;
-  const line = (label, runs) => console.log(`  ${label.padEnd(44)} ${runs.map((r) =>
-    `${(r.synced / 1000).toFixed(2)} s ${r.rss.toFixed(1)} MiB (${r.clusters} clusters, ${r.pods} pods)`).join('   ')}`);
-  console.log('\nraydar-server from its start to every cluster and pod kept, and its RSS then');
-  line(`two contexts of ${CLUSTERS} + ${CLUSTERS * PODS_PER_CLUSTER} pods each`, twoRuns);
-  line(`one context of ${2 * CLUSTERS} + ${2 * CLUSTERS * PODS_PER_CLUSTER} pods (baseline)`, oneRuns);
-  const ratio = (f) => (mean(twoRuns, f) / mean(oneRuns, f)).toFixed(2);
-  console.log(`  ratio two/one: time to first sync ${ratio((r) => r.synced)}, memory ${ratio((r) => r.rss)}   (target <= 1.10)`);
 // make bench: one raydar over two Kubernetes clusters (--contexts) next to one over a single
 // cluster holding the same total. Builds 5,000 RayClusters and 25,000 Ray pods on each of the
 // local control plane and a second one (deploy/local/second-plane.sh), and measures a raydar-server
@@ -85,28 +66,24 @@ try {
   let t = now();
   await Promise.all([buildFleet(first, half(0), PODS_PER_CLUSTER), buildFleet(other, half(CLUSTERS), PODS_PER_CLUSTER)]);
   console.log(`\ntwo planes: ${CLUSTERS} RayClusters and ${CLUSTERS * PODS_PER_CLUSTER} Ray pods on each, built in ${((now() - t) / 1000).toFixed(1)} s`);
+  const want = { clusters: 2 * CLUSTERS, pods: 2 * CLUSTERS * PODS_PER_CLUSTER };
   const two = [['first', join(local, 'kubeconfig-raydar')], ['second', join(second, 'kubeconfig-raydar')]];
   const twoRuns = [];
-  for (let r = 0; r < ROUNDS; r++) twoRuns.push(await measure('two', two));
+  for (let r = 0; r < ROUNDS; r++) twoRuns.push(await measure('two', two, want));
 
   t = now();
   await buildFleet(first, half(CLUSTERS), PODS_PER_CLUSTER);
   console.log(`one plane: the second ${CLUSTERS} and their pods built on the first too, in ${((now() - t) / 1000).toFixed(1)} s`);
-  const one = [['first', join(local, 'kubeconfig-raydar')]];
   const oneRuns = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    oneRuns.push(await measure('one', one));
-    twoRuns.push(await measure('two', two));
-  }
-  // The second plane's half is still on it: the two-context raydar now over 15,000; only the
-  // runs before the first plane grew compare like with like.
-  const like = twoRuns.slice(0, ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) oneRuns.push(await measure('one', [['first', join(local, 'kubeconfig-raydar')]], want));
+
   const mean = (xs, f) => xs.reduce((n, x) => n + f(x), 0) / xs.length;
-  const line = (label, runs) => console.log(`  ${label.padEnd(42)} ${runs.map((r) => `${(r.synced / 1000).toFixed(2)} s, ${r.rss.toFixed(1)} MiB (${r.clusters} clusters)`).join('   ')}`);
-  console.log('\nraydar-server from start to every context synced, and its RSS then');
-  line(`two contexts of ${CLUSTERS} + ${CLUSTERS * PODS_PER_CLUSTER} pods`, like);
+  const line = (label, runs) => console.log(`  ${label.padEnd(44)} ${runs.map((r) =>
+    `${(r.synced / 1000).toFixed(2)} s ${r.rss.toFixed(1)} MiB (${r.clusters} clusters, ${r.pods} pods)`).join('   ')}`);
+  console.log('\nraydar-server from its start to every cluster and pod kept, and its RSS then');
+  line(`two contexts of ${CLUSTERS} + ${CLUSTERS * PODS_PER_CLUSTER} pods each`, twoRuns);
   line(`one context of ${2 * CLUSTERS} + ${2 * CLUSTERS * PODS_PER_CLUSTER} pods (baseline)`, oneRuns);
-  const ratio = (f) => (mean(like, f) / mean(oneRuns, f)).toFixed(2);
+  const ratio = (f) => (mean(twoRuns, f) / mean(oneRuns, f)).toFixed(2);
   console.log(`  ratio two/one: time to first sync ${ratio((r) => r.synced)}, memory ${ratio((r) => r.rss)}   (target <= 1.10)`);
 } finally {
   await Promise.all([removeFleet(first), removeFleet(other)]).catch((e) => console.error(`removing the fleets: ${e.message}`));

@@ -75,6 +75,7 @@ fn records(i: usize) -> Vec<Record> {
             parameters: r#"{"workers":4}"#.into(),
             manifest,
             rayjob: String::new(),
+            context: String::new(),
         })),
         seen(created * 1000, "Provisioning", ""),
         if failed {

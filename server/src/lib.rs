@@ -220,7 +220,11 @@ pub fn start_planes(
             supervise(&mut supervisor, "history", &shared.history, History::run);
         }
         let name = plane.name.clone();
-        let state = start_plane(config, &shared, plane, &mut supervisor, shutdown.clone())?;
+        // History names a cluster's Kubernetes cluster; the home one's rows say "" (as every
+        // row did before there were several).
+        let context = if i == 0 { "" } else { name.as_str() };
+        let state =
+            start_plane(config, &shared, plane, context, &mut supervisor, shutdown.clone())?;
         states.push((name, state));
         supervisors.push(supervisor);
     }
@@ -242,18 +246,20 @@ pub fn start_planes(
 /// each one's sources.
 pub type Started = (Vec<(String, AppState)>, Vec<Supervisor>);
 
-/// One plane's stores and sources, under `supervisor`.
+/// One plane's stores and sources, under `supervisor`; its clusters' history rows name
+/// `context`.
 fn start_plane(
     config: &Config,
     shared: &Shared,
     plane: Plane,
+    context: &str,
     supervisor: &mut Supervisor,
     shutdown: CancellationToken,
 ) -> Result<AppState> {
     let Plane { scope, kube, apiserver, .. } = plane;
     let (scope, apiserver) = (&scope, apiserver.as_str());
     let history = shared.history.clone();
-    let observer = Observer::new(history.sink.clone());
+    let observer = Observer::new(history.sink.clone(), context);
     let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), scope.clone(), Some(observer));
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
     let sink = Some(history.sink.clone());

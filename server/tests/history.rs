@@ -54,6 +54,7 @@ fn launched(s: &ClusterSummary, rayjob: &str) -> Record {
             json!({"kind": "RayCluster", "metadata": {"name": s.name}, "spec": {"suspend": false}})
                 .to_string(),
         rayjob: rayjob.into(),
+        context: String::new(),
     }))
 }
 
@@ -185,11 +186,19 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
         records.push(Record::GpuUse { cluster: "a-1".into(), sample: sample.clone() });
     }
     store.write(&records).await.unwrap();
-    // raydar restarts and lists again: omega went while it was not watching.
-    store
-        .write(&[Record::Relisted { live: vec!["d-4".into()], at: (T0 + 900) * 1000 }])
-        .await
-        .unwrap();
+    // sigma lives on another Kubernetes cluster (--contexts) that raydar also serves.
+    let sigma = summary("west", "sigma", "s-6", "dave", T0 + 30);
+    let Record::Launched(mut on_west) = launched(&sigma, "") else { unreachable!() };
+    on_west.context = "west".into();
+    store.write(&[Record::Launched(on_west)]).await.unwrap();
+    // raydar restarts and lists again: omega went while it was not watching; sigma is not the
+    // home cluster's to end.
+    let relisted = |context: &str, live: &[&str]| Record::Relisted {
+        context: context.into(),
+        live: live.iter().map(|uid| uid.to_string()).collect(),
+        at: (T0 + 900) * 1000,
+    };
+    store.write(&[relisted("", &["d-4"])]).await.unwrap();
     drop(store);
 
     // A new process on the same database finds it all.
@@ -206,6 +215,13 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     assert_eq!(items.iter().find(|c| c.name == "gamma").unwrap().rayjob, "nightly-eval");
     assert_eq!(outcome("delta"), Outcome::Live);
     assert_eq!(outcome("omega"), Outcome::Deleted);
+    let west = all(&["west"]);
+    let sigma_now =
+        || async { store.list(&ListFilter::default(), &west, None, 1).await.unwrap().0[0].outcome };
+    assert_eq!(sigma_now().await, Outcome::Live, "another Kubernetes cluster's");
+    // Its own watch lists again without it: then it went.
+    store.write(&[relisted("west", &[])]).await.unwrap();
+    assert_eq!(sigma_now().await, Outcome::Deleted);
 
     let record = store.record("a-1", 100).await.unwrap().expect("alpha's record");
     let steps: Vec<&str> = record.phases.iter().map(|p| p.phase.as_str()).collect();
@@ -218,7 +234,8 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     let events: Vec<(&str, u32)> =
         record.events.iter().map(|e| (e.reason.as_str(), e.count)).collect();
     assert_eq!(events, [("CreatedWorkerPod", 3), ("CreatedHeadPod", 1)], "newest first, counted");
-    assert_eq!(store.namespaces().await.unwrap(), everything, "the namespaces history knows");
+    let known = all(&["ml", "nlp", "secret", "west"]);
+    assert_eq!(store.namespaces().await.unwrap(), known, "the namespaces history knows");
 
     // The job and its whole log, after the cluster is gone.
     let jobs: Vec<(&str, &str, ArchiveState, u64)> = record

@@ -122,6 +122,12 @@ pub struct ListQuery {
     /// Where to go on: the `next` of the page before, with the same filters and sort.
     #[param(pattern = r"^-?[0-9]{1,20}:[^:]*:[^:]*(:[^:]*)?$")]
     cursor: Option<String>,
+}
+
+/// Which Kubernetes cluster `GET /api/v1/clusters` lists (its push stream follows one only).
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContextQuery {
     /// The Kubernetes cluster to list (a name `GET /api/v1/contexts` lists; default the home
     /// one), or `*` for every one, each row naming its own.
     #[param(pattern = r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")]
@@ -211,7 +217,7 @@ impl ListQuery {
 
 /// `GET /api/v1/clusters`: the RayClusters the requester may see (they may list RayClusters in
 /// its namespace), filtered, sorted and a page at a time.
-#[utoipa::path(get, path = "/clusters", tag = "clusters", params(ListQuery),
+#[utoipa::path(get, path = "/clusters", tag = "clusters", params(ListQuery, ContextQuery),
     responses(
         (status = 200, description = "A page of the clusters the requester may see", body = ClusterItems),
         (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError),
@@ -222,8 +228,9 @@ pub async fn list(
     State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Query(query): Query<ListQuery>,
+    Query(of): Query<ContextQuery>,
 ) -> ApiResult<Json<ClusterItems>> {
-    let every_context = query.context.as_deref() == Some(ALL_CONTEXTS);
+    let every_context = of.context.as_deref() == Some(ALL_CONTEXTS);
     let view = query.view()?;
     if every_context {
         return Ok(Json(super::contexts::all_clusters(&fleet, &user, &view).await));

@@ -16,6 +16,9 @@ use crate::unix_now_ms;
 #[derive(Clone)]
 pub struct Observer {
     sink: Sink,
+    /// The Kubernetes cluster watched (its context), `""` for the home one: written on each
+    /// cluster's row, and the rows a relist may end.
+    context: Arc<str>,
     /// What was last recorded of each live cluster, by uid: as many as the watch holds.
     known: Arc<Mutex<HashMap<String, Known>>>,
 }
@@ -30,9 +33,9 @@ struct Known {
 }
 
 impl Observer {
-    /// Records into `sink`.
-    pub fn new(sink: Sink) -> Observer {
-        Observer { sink, known: Arc::default() }
+    /// Records into `sink` what the watch of `context` (`""`: the home Kubernetes cluster) sees.
+    pub fn new(sink: Sink, context: &str) -> Observer {
+        Observer { sink, context: context.into(), known: Arc::default() }
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
@@ -48,7 +51,7 @@ impl Observer {
         let mut known = self.known();
         let first = !known.contains_key(&summary.uid);
         let by_rayjob = if first {
-            let launched = Launched::of(object, summary.clone());
+            let launched = Launched::of(object, summary.clone(), &self.context);
             let by_rayjob = launched.by_rayjob();
             self.sink.send(Record::Launched(Box::new(launched)));
             by_rayjob
@@ -78,6 +81,10 @@ impl Observer {
     pub fn relisted(&self, live: impl IntoIterator<Item = String>) {
         let live: std::collections::HashSet<String> = live.into_iter().collect();
         self.known().retain(|uid, _| live.contains(uid));
-        self.sink.send(Record::Relisted { live: live.into_iter().collect(), at: unix_now_ms() });
+        self.sink.send(Record::Relisted {
+            context: self.context.to_string(),
+            live: live.into_iter().collect(),
+            at: unix_now_ms(),
+        });
     }
 }

@@ -44,6 +44,9 @@ pub enum Record {
     /// history holds as live was deleted while raydar was not watching; `at` (Unix
     /// milliseconds) is when that was found.
     Relisted {
+        /// The Kubernetes cluster whose watch listed (its context; `""`: the home one): only its
+        /// rows are ended.
+        context: String,
         /// The uids of every cluster there is.
         live: Vec<String>,
         /// When.
@@ -140,6 +143,8 @@ pub struct Launched {
     pub manifest: String,
     /// The RayJob it was made for (KubeRay deletes it when the job is done), `""` for none.
     pub rayjob: String,
+    /// The Kubernetes cluster it is on (its context), `""` for the home one.
+    pub context: String,
 }
 
 impl Launched {
@@ -205,7 +210,7 @@ pub fn phase_name(phase: &ClusterPhase) -> (&'static str, String) {
 
 impl Launched {
     /// What history keeps of `object` at first sight, `summary` being raydar's row of it.
-    pub fn of(object: &DynamicObject, summary: ClusterSummary) -> Launched {
+    pub fn of(object: &DynamicObject, summary: ClusterSummary, context: &str) -> Launched {
         let meta = &object.metadata;
         let parameters = meta
             .annotations
@@ -246,6 +251,6 @@ impl Launched {
             })
             .to_string();
         }
-        Launched { summary, parameters, manifest, rayjob }
+        Launched { summary, parameters, manifest, rayjob, context: context.to_owned() }
     }
 }

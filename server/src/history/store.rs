@@ -785,8 +785,8 @@ async fn write_one(
             let s = &launched.summary;
             sqlx::query(
                 "INSERT INTO clusters (uid, namespace, name, team, owner, template, pipeline, run, \
-                 parameters, manifest, created_at, gpus, updated_at, search, rayjob) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 parameters, manifest, created_at, gpus, updated_at, search, rayjob, context) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (uid) DO NOTHING",
             )
             .bind(s.uid.clone())
@@ -804,6 +804,7 @@ async fn write_one(
             .bind(now)
             .bind(search_words(launched))
             .bind(launched.rayjob.clone())
+            .bind(launched.context.clone())
             .execute(&mut **tx)
             .await?;
             sqlx::query("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
@@ -862,10 +863,13 @@ async fn write_one(
             .await?;
         }
         Record::Deleted { uid, at, by_rayjob } => deleted(tx, uid, *at, *by_rayjob).await?,
-        Record::Relisted { live, at } => {
-            let held = sqlx::query("SELECT uid FROM clusters WHERE deleted_at IS NULL")
-                .fetch_all(&mut **tx)
-                .await?;
+        Record::Relisted { context, live, at } => {
+            // Another Kubernetes cluster's rows are not this watch's to end.
+            let held =
+                sqlx::query("SELECT uid FROM clusters WHERE deleted_at IS NULL AND context = $1")
+                    .bind(context.clone())
+                    .fetch_all(&mut **tx)
+                    .await?;
             let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
             for row in held {
                 let uid: String = row.try_get(0)?;

@@ -149,7 +149,7 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(contexts["items"][1]["synced"], true);
     // History keeps both Kubernetes clusters' clusters: each watch's relist ends its own only.
     common::eventually("both clusters live in history", || async {
-        let url = format!("{base}/api/v1/history?namespace={}&outcome=live", ns.0);
+        let url = format!("{base}/api/v1/history/clusters?namespace={}&outcome=live", ns.0);
         let live = names(&common::get_json(&http, url).await);
         (live.len() == 2).then_some(live)
     })

@@ -178,27 +178,27 @@ pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
         let routers = routers.clone();
         async move {
             let wanted = context_of(request.uri());
-            let plane = match wanted {
-                None => routers.first().ok_or(None),
-                Some(clusters::ALL_CONTEXTS) if request.uri().path() == "/api/v1/clusters" => {
-                    routers.first().ok_or(None)
-                }
-                Some(clusters::ALL_CONTEXTS) => Err(Some(ApiError::bad_request(
-                    "context=* is for the list of clusters (GET /api/v1/clusters); name one \
-                     Kubernetes cluster here",
-                ))),
-                Some(name) => routers.iter().find(|(known, _)| known == name).ok_or(None),
-            };
-            match plane {
-                Ok((_, router)) => router.clone().oneshot(request).await,
-                Err(refusal) => Ok(refusal
-                    .unwrap_or_else(|| {
-                        ApiError::not_found(format!(
-                            "no Kubernetes cluster is called {:?} here",
-                            wanted.unwrap_or_default()
-                        ))
-                    })
+            let home = || routers.first().map(|(_, router)| router);
+            let plane =
+                match wanted {
+                    None => home(),
+                    Some(clusters::ALL_CONTEXTS) if request.uri().path() == "/api/v1/clusters" => {
+                        home()
+                    }
+                    Some(clusters::ALL_CONTEXTS) => return Ok(ApiError::bad_request(
+                        "context=* is for the list of clusters (GET /api/v1/clusters); name one \
+                         Kubernetes cluster here",
+                    )
                     .into_response()),
+                    Some(name) => routers.iter().find(|(known, _)| known == name).map(|(_, r)| r),
+                };
+            match plane {
+                Some(router) => router.clone().oneshot(request).await,
+                None => Ok(ApiError::not_found(format!(
+                    "no Kubernetes cluster is called {:?} here",
+                    wanted.unwrap_or_default()
+                ))
+                .into_response()),
             }
         }
     });

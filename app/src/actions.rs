@@ -5,14 +5,19 @@
 
 use leptos::lazy;
 
-/// Asks the user to confirm, naming the cluster, then deletes it. `Ok(false)` when the user
-/// cancels; a cluster that is already gone counts as torn down.
+/// Asks the user to confirm, naming the cluster, then deletes it from the Kubernetes cluster
+/// called `context` (empty: the page's). `Ok(false)` when the user cancels; a cluster that is
+/// already gone counts as torn down.
 #[lazy]
-pub async fn tear_down(namespace: String, name: String) -> Result<bool, String> {
+pub async fn tear_down(namespace: String, name: String, context: String) -> Result<bool, String> {
     #[cfg(feature = "hydrate")]
     {
+        let (on, context) = match context.is_empty() {
+            true => (String::new(), crate::api::PageContext::current()),
+            false => (format!(" on {context}"), context),
+        };
         let question = format!(
-            "Tear down RayCluster {namespace}/{name}?\n\nIts head and worker pods are deleted, and \
+            "Tear down RayCluster {namespace}/{name}{on}?\n\nIts head and worker pods are deleted, and \
              with them every job running on it. This cannot be undone."
         );
         let confirmed =
@@ -20,9 +25,9 @@ pub async fn tear_down(namespace: String, name: String) -> Result<bool, String> 
         if !confirmed {
             return Ok(false);
         }
-        let answer =
-            crate::http::send("DELETE", &crate::api::rest::cluster(&namespace, &name), None)
-                .await?;
+        let url =
+            crate::api::rest::in_context(crate::api::rest::cluster(&namespace, &name), &context);
+        let answer = crate::http::send("DELETE", &url, None).await?;
         if answer.ok() {
             Ok(true)
         } else {
@@ -31,18 +36,19 @@ pub async fn tear_down(namespace: String, name: String) -> Result<bool, String> 
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        Err(format!("tearing down {namespace}/{name} is a browser action"))
+        Err(format!("tearing down {namespace}/{name} ({context}) is a browser action"))
     }
 }
 
-/// Sends a day-2 change (`{"suspend": bool}` or `{"scale": {"group", "replicas"}}`) as JSON text.
+/// Sends a day-2 change (`{"suspend": bool}` or `{"scale": {"group", "replicas"}}`) as JSON text,
+/// to the Kubernetes cluster of the page.
 #[lazy]
 pub async fn change(namespace: String, name: String, change: String) -> Result<(), String> {
     #[cfg(feature = "hydrate")]
     {
-        let answer =
-            crate::http::send("PATCH", &crate::api::rest::cluster(&namespace, &name), Some(change))
-                .await?;
+        let url = crate::api::rest::cluster(&namespace, &name);
+        let url = crate::api::rest::in_context(url, &crate::api::PageContext::current());
+        let answer = crate::http::send("PATCH", &url, Some(change)).await?;
         if answer.ok() {
             Ok(())
         } else {

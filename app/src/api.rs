@@ -32,6 +32,11 @@ pub struct ClusterList {
     /// And why.
     #[serde(default, rename = "staleReason", skip_serializing_if = "Option::is_none")]
     pub stale_reason: Option<String>,
+    /// The Kubernetes clusters raydar serves, when it serves several (each row then names its
+    /// own): a line each, home first, its name and `\tstale` while its Kubernetes API does not
+    /// answer (its rows are what it last said). Empty when it serves one. (A string, as `view`.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contexts: String,
 }
 
 impl ClusterList {
@@ -171,6 +176,12 @@ pub struct LaunchForms {
     pub team: String,
     /// The namespace the form starts with.
     pub namespace: String,
+    /// The Kubernetes cluster the launch goes to, when raydar serves several; empty otherwise.
+    #[serde(default)]
+    pub context: String,
+    /// The Kubernetes clusters raydar serves, when several (each with its own templates).
+    #[serde(default)]
+    pub contexts: Vec<String>,
 }
 
 /// The templates a cluster can be launched from, and who would launch it.
@@ -194,6 +205,41 @@ pub async fn read_fleet() -> Result<platform::utilization::Fleet, ServerFnError>
     Ok(ssr::directory()?.fleet())
 }
 
+/// The Kubernetes cluster of the page being rendered, as its URL names it (`?context=`):
+/// provided by the server, read from the address bar in the browser, so both render the same.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageContext(pub String);
+
+impl PageContext {
+    /// The page's Kubernetes cluster; empty when its URL names none (the home one) or all.
+    pub fn current() -> String {
+        #[cfg(feature = "ssr")]
+        {
+            use_context::<PageContext>().map(|c| c.0).unwrap_or_default()
+        }
+        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+        {
+            Self::of(
+                &web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default(),
+            )
+        }
+        #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+        {
+            String::new()
+        }
+    }
+
+    /// The `context` of a URL's query (`?a=b&context=west`), if it names one Kubernetes
+    /// cluster by a name that can be one (a DNS label: nothing in it to escape).
+    pub fn of(query: &str) -> String {
+        let value =
+            query.trim_start_matches('?').split('&').find_map(|p| p.strip_prefix("context="));
+        let label =
+            |v: &&str| v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        value.filter(|v| !v.is_empty()).filter(label).unwrap_or_default().to_owned()
+    }
+}
+
 /// Where the browser sends launches and day-2 changes: the REST API, so the page and scripts
 /// share one write path with one set of checks.
 pub mod rest {
@@ -208,6 +254,24 @@ pub mod rest {
     /// The page of one cluster.
     pub fn page(namespace: &str, name: &str) -> String {
         format!("/clusters/{namespace}/{name}")
+    }
+
+    /// `url` on the Kubernetes cluster the page is of ([`super::PageContext`]): what a page
+    /// links to, reads and writes stays on its Kubernetes cluster.
+    pub fn here(url: String) -> String {
+        in_context(url, &super::PageContext::current())
+    }
+
+    /// `url` on the Kubernetes cluster called `context` (its `context` query parameter), or as
+    /// it is when `context` is empty (the home one, or the only one) or `url` names one already.
+    /// Context names are DNS labels (or `*`): nothing to encode.
+    pub fn in_context(url: String, context: &str) -> String {
+        let named = url.contains("?context=") || url.contains("&context=");
+        match (context.is_empty() || named, url.contains('?')) {
+            (true, _) => url,
+            (false, true) => format!("{url}&context={context}"),
+            (false, false) => format!("{url}?context={context}"),
+        }
     }
 }
 
@@ -250,5 +314,32 @@ pub mod ssr {
         use_context::<Directory>().ok_or_else(|| {
             ServerFnError::new("raydar-server did not provide the cluster directory")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rest::in_context;
+    use super::PageContext;
+
+    #[test]
+    fn a_url_names_its_kubernetes_cluster_once() {
+        assert_eq!(in_context("/clusters/ml/a".into(), "west"), "/clusters/ml/a?context=west");
+        assert_eq!(
+            in_context("/x.svg?theme=dark".into(), "west"),
+            "/x.svg?theme=dark&context=west"
+        );
+        assert_eq!(in_context("/clusters/ml/a".into(), ""), "/clusters/ml/a", "the home one");
+        assert_eq!(in_context("/?context=*".into(), "west"), "/?context=*", "named already");
+    }
+
+    #[test]
+    fn a_page_is_of_the_kubernetes_cluster_its_url_names_if_it_can_be_one() {
+        assert_eq!(PageContext::of("?namespace=ml&context=west-2"), "west-2");
+        assert_eq!(PageContext::of("context=east"), "east");
+        assert_eq!(PageContext::of("?context=*"), "", "all of them: none in particular");
+        assert_eq!(PageContext::of("?context=%22%3E"), "", "not a name");
+        assert_eq!(PageContext::of("?context=a\"b"), "");
+        assert_eq!(PageContext::of(""), "");
     }
 }

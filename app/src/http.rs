@@ -47,7 +47,9 @@ impl Answer {
 }
 
 /// Sends `body` (JSON) with `method` to `url` on this origin.
+/// On a page of one Kubernetes cluster, on that one ([`crate::api::rest::here`]).
 pub async fn send(method: &str, url: &str, body: Option<String>) -> Result<Answer, String> {
+    let url = &crate::api::rest::here(url.to_owned());
     let init = RequestInit::new();
     init.set_method(method);
     let headers = Headers::new().map_err(describe)?;

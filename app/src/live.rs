@@ -10,6 +10,7 @@ use send_wrapper::SendWrapper;
 use wasm_bindgen::prelude::*;
 use web_sys::{Event, EventSource, EventTarget, MessageEvent};
 
+use crate::api::rest::here;
 use crate::api::{push, ClusterList, ListCounts};
 use crate::components::stream::StreamState;
 
@@ -23,7 +24,8 @@ pub enum Change {
     Counts(ListCounts),
 }
 
-/// Hands every change of the list `query` asks for (`?team=…`, as a URL has it) to `apply`, keeps
+/// Hands every change of the list `query` asks for (`?team=…&context=…`, as a URL has it; the
+/// list of the home Kubernetes cluster when it names none) to `apply`, keeps
 /// `now` ticking with the server's clock, and `stream` telling whether changes arrive. Stops when
 /// the calling component is dropped.
 pub fn follow(
@@ -100,7 +102,7 @@ pub fn follow_json<T: serde::de::DeserializeOwned + 'static>(
     apply: impl Fn(T) + 'static,
     stream: RwSignal<StreamState>,
 ) {
-    let Ok(source) = EventSource::new(url) else {
+    let Ok(source) = EventSource::new(&here(url.to_owned())) else {
         stream.set(StreamState::Reconnecting);
         return;
     };

@@ -193,7 +193,7 @@ pub fn start(root: &Element, stream: &str) -> Option<Viewer> {
             }
         }
     }));
-    let source = EventSource::new(stream).ok()?;
+    let source = EventSource::new(&crate::api::rest::here(stream.to_owned())).ok()?;
 
     let mut handlers = Vec::new();
     let mut on = |target: &EventTarget, name: &str, f: Box<dyn FnMut(Event)>| {

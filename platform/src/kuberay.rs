@@ -242,6 +242,7 @@ impl RayCluster {
             pipeline: label(crate::template::LABEL_PIPELINE).unwrap_or_default(),
             run: label(crate::template::LABEL_RUN).unwrap_or_default(),
             may_delete: false,
+            context: String::new(),
         }
     }
 

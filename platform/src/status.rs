@@ -140,6 +140,9 @@ pub struct ClusterSummary {
     /// Whether the requester may tear it down (Kubernetes RBAC, asked by raydar for them);
     /// false where nobody asked.
     pub may_delete: bool,
+    /// The Kubernetes cluster it is on, in a list of several (a name of `GET /api/v1/contexts`);
+    /// empty in a list of one.
+    pub context: String,
 }
 
 impl ClusterSummary {
@@ -260,6 +263,9 @@ mod wire {
         run: String,
         #[serde(default)]
         may_delete: bool,
+        /// Absent in a list of one Kubernetes cluster.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        context: String,
     }
 
     impl From<Summary> for ClusterSummary {
@@ -287,6 +293,7 @@ mod wire {
                 pipeline: w.pipeline,
                 run: w.run,
                 may_delete: w.may_delete,
+                context: w.context,
             }
         }
     }
@@ -317,6 +324,7 @@ mod wire {
                 pipeline: c.pipeline,
                 run: c.run,
                 may_delete: c.may_delete,
+                context: c.context,
             }
         }
     }

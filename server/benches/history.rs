@@ -54,6 +54,7 @@ fn records(i: usize) -> Vec<Record> {
         pipeline: if i % 4 == 0 { "nightly".into() } else { String::new() },
         run: if i % 4 == 0 { format!("r{i}") } else { String::new() },
         may_delete: false,
+        context: String::new(),
     };
     let manifest = format!(
         r#"{{"kind":"RayCluster","metadata":{{"name":"run-{i}"}},"spec":{{"headGroupSpec":{{"rayStartParams":{{}}}},"workerGroupSpecs":[{{"groupName":"gpu","replicas":4}}]}}}}"#

@@ -211,6 +211,7 @@ pub fn start_planes(
     shutdown: CancellationToken,
 ) -> Result<Started> {
     let shared = Shared::new(config)?;
+    let several = planes.len() > 1;
     let mut states = Vec::with_capacity(planes.len());
     let mut supervisors = Vec::with_capacity(planes.len());
     for (i, plane) in planes.into_iter().enumerate() {
@@ -223,8 +224,10 @@ pub fn start_planes(
         // History names a cluster's Kubernetes cluster; the home one's rows say "" (as every
         // row did before there were several).
         let context = if i == 0 { "" } else { name.as_str() };
-        let state =
-            start_plane(config, &shared, plane, context, &mut supervisor, shutdown.clone())?;
+        // Rows name their Kubernetes cluster when there are several to tell apart.
+        let shown = if several { name.clone() } else { String::new() };
+        let names = Names { history: context, shown };
+        let state = start_plane(config, &shared, plane, names, &mut supervisor, shutdown.clone())?;
         states.push((name, state));
         supervisors.push(supervisor);
     }
@@ -246,21 +249,33 @@ pub fn start_planes(
 /// each one's sources.
 pub type Started = (Vec<(String, AppState)>, Vec<Supervisor>);
 
-/// One plane's stores and sources, under `supervisor`; its clusters' history rows name
-/// `context`.
+/// What a plane's clusters are called by: in history (`""` the home one) and in rows.
+struct Names<'a> {
+    history: &'a str,
+    shown: String,
+}
+
+/// One plane's stores and sources, under `supervisor`; its clusters' history rows and list rows
+/// name it as `names` says.
 fn start_plane(
     config: &Config,
     shared: &Shared,
     plane: Plane,
-    context: &str,
+    names: Names<'_>,
     supervisor: &mut Supervisor,
     shutdown: CancellationToken,
 ) -> Result<AppState> {
     let Plane { scope, kube, apiserver, .. } = plane;
     let (scope, apiserver) = (&scope, apiserver.as_str());
     let history = shared.history.clone();
-    let observer = Observer::new(history.sink.clone(), context);
-    let clusters = Clusters::new(kube.clone(), apiserver.to_owned(), scope.clone(), Some(observer));
+    let observer = Observer::new(history.sink.clone(), names.history);
+    let clusters = Clusters::new(
+        kube.clone(),
+        apiserver.to_owned(),
+        names.shown,
+        scope.clone(),
+        Some(observer),
+    );
     let templates = Templates::new(kube.clone(), apiserver.to_owned());
     let sink = Some(history.sink.clone());
     let pods = RayPods::new(kube.clone(), apiserver.to_owned(), scope.clone(), sink);

@@ -138,7 +138,13 @@ pub fn router(state: AppState) -> Router {
             let options = state.leptos.clone();
             move || app::shell(options.clone())
         })
-        .route("/", get(list_page(&state, page_context)))
+        .route(
+            "/",
+            get(list_page(&state, page_context)).layer(middleware::from_fn_with_state(
+                state.fleet.clone(),
+                pages::with_every_context,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(grants, access::with_grants));
     Router::new()
         .nest("/api/v1", api)
@@ -167,27 +173,40 @@ pub fn router(state: AppState) -> Router {
 
 /// The routes of the planes raydar serves (Kubernetes clusters, [`crate::Plane`]), the home one
 /// first: a request is answered by the plane its `context` query parameter names, by the home
-/// plane when it names none. `context=*` is for the list (`GET /api/v1/clusters`), which the home
-/// plane answers over every plane; elsewhere it is a 400, and a name no plane has a 404, each
-/// with the security headers every answer carries.
+/// plane when it names none. `context=*` is for the list (`/`, `GET /api/v1/clusters` and its
+/// push stream), which the home plane answers over every plane; elsewhere it is a 400, and a
+/// name no plane has a 404, each with the security headers every answer carries.
+///
+/// Two requests name their plane otherwise. The list page (`/`) naming none lists every plane,
+/// when there are several: one console over them. A page's server functions (`/_sfn/…`, whose
+/// URLs are fixed) are answered for the plane of the page that calls them (its `Referer`, which
+/// raydar's `Referrer-Policy: same-origin` keeps for its own pages); everything else a page
+/// reads or writes names the plane itself.
 pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
     let routers: Vec<(String, Router)> =
         planes.into_iter().map(|(name, state)| (name, router(state))).collect();
     let routers = Arc::new(routers);
-    let dispatch = tower::service_fn(move |request: Request<Body>| {
+    let dispatch = tower::service_fn(move |mut request: Request<Body>| {
         let routers = routers.clone();
         async move {
-            let wanted = context_of(request.uri());
+            let path = request.uri().path();
+            let wanted = match context_of(request.uri()) {
+                None if path == "/" && routers.len() > 1 => {
+                    every_context(&mut request);
+                    Some(clusters::ALL_CONTEXTS.to_owned())
+                }
+                None if path.starts_with("/_sfn/") => referring_context(&request),
+                wanted => wanted.map(str::to_owned),
+            };
+            let path = request.uri().path();
             let home = || routers.first().map(|(_, router)| router);
             let plane =
-                match wanted {
+                match wanted.as_deref() {
                     None => home(),
-                    Some(clusters::ALL_CONTEXTS) if request.uri().path() == "/api/v1/clusters" => {
-                        home()
-                    }
+                    Some(clusters::ALL_CONTEXTS) if LISTS.contains(&path) => home(),
                     Some(clusters::ALL_CONTEXTS) => return Ok(ApiError::bad_request(
-                        "context=* is for the list of clusters (GET /api/v1/clusters); name one \
-                         Kubernetes cluster here",
+                        "context=* is for the list of clusters (/, GET /api/v1/clusters and its \
+                         events); name one Kubernetes cluster here",
                     )
                     .into_response()),
                     Some(name) => routers.iter().find(|(known, _)| known == name).map(|(_, r)| r),
@@ -203,6 +222,29 @@ pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
         }
     });
     Router::new().fallback_service(dispatch).layer(middleware::from_fn(headers::security_headers))
+}
+
+/// What `context=*` may be given to: the list, its page and its push stream.
+const LISTS: [&str; 3] = ["/", "/api/v1/clusters", "/api/v1/clusters/events"];
+
+/// `request` (the list page) as if it asked for every plane: `context=*` added to its query.
+fn every_context(request: &mut Request<Body>) {
+    let uri = request.uri();
+    let query = match uri.query() {
+        Some(query) => format!("{query}&context=*"),
+        None => "context=*".to_owned(),
+    };
+    if let Ok(uri) = format!("{}?{query}", uri.path()).parse() {
+        *request.uri_mut() = uri;
+    }
+}
+
+/// The `context` of the page `request` was made from (its same-origin `Referer`), if it names
+/// one plane.
+fn referring_context(request: &Request<Body>) -> Option<String> {
+    let referer = request.headers().get(header::REFERER)?.to_str().ok()?;
+    let page: axum::http::Uri = referer.parse().ok()?;
+    context_of(&page).filter(|c| *c != clusters::ALL_CONTEXTS).map(str::to_owned)
 }
 
 /// The `context` query parameter of `uri`, if it has one. Context names are DNS labels, which
@@ -280,4 +322,38 @@ pub async fn serve(
     drop((listener, closing, running));
     done.closed().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, referer: Option<&str>) -> Request<Body> {
+        let mut request = Request::builder().uri(uri);
+        if let Some(referer) = referer {
+            request = request.header(header::REFERER, referer);
+        }
+        request.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_list_page_naming_no_kubernetes_cluster_asks_for_all_of_them() {
+        let mut list = request("/?team=a", None);
+        every_context(&mut list);
+        assert_eq!(list.uri().to_string(), "/?team=a&context=*");
+        assert_eq!(context_of(list.uri()), Some(clusters::ALL_CONTEXTS));
+        let mut bare = request("/", None);
+        every_context(&mut bare);
+        assert_eq!(context_of(bare.uri()), Some(clusters::ALL_CONTEXTS));
+        assert_eq!(context_of(&"/?context=%2a".parse().unwrap()), Some(clusters::ALL_CONTEXTS));
+    }
+
+    #[test]
+    fn a_server_function_is_answered_for_the_kubernetes_cluster_of_its_page() {
+        let of = |referer| referring_context(&request("/_sfn/cluster", referer));
+        assert_eq!(of(Some("http://raydar/clusters/ml/a?context=west")).as_deref(), Some("west"));
+        assert_eq!(of(Some("http://raydar/clusters/ml/a")), None, "the home one");
+        assert_eq!(of(Some("http://raydar/?context=*")), None, "all: the home one");
+        assert_eq!(of(None), None);
+    }
 }

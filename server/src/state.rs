@@ -140,6 +140,7 @@ impl FromRef<AppState> for Pages {
             gpus: Gpus::from_ref(s),
             csrf: s.csrf.clone(),
             kube: s.kube.clone(),
+            fleet: s.fleet.clone(),
         }
     }
 }

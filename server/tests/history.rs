@@ -42,6 +42,7 @@ fn summary(namespace: &str, name: &str, uid: &str, owner: &str, created: i64) ->
         pipeline: String::new(),
         run: String::new(),
         may_delete: false,
+        context: String::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Scratch, TestNamespace};
+use futures::StreamExt;
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -59,6 +60,28 @@ fn left_alone(name: &str) -> kube::api::DynamicObject {
     let mut cluster = common::head_only(name);
     cluster.data["spec"]["managedBy"] = json!("kueue.x-k8s.io/multikueue");
     cluster
+}
+
+/// Pages of a list's push stream as they come, until one whose rows (`CONTEXT/NAME`) `done` is
+/// happy with: those rows, and the Kubernetes clusters the page says are served.
+async fn page_until(
+    stream: &mut (impl futures::Stream<Item = (String, Value)> + Unpin),
+    done: fn(&[String]) -> bool,
+) -> (Vec<String>, Value) {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next()).await;
+        let (event, page) = next.expect("a page within 20 s").expect("the stream goes on");
+        assert_eq!(event, "snapshot", "only pages: {page}");
+        let rows: Vec<String> = page["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}/{}", c["context"].as_str().unwrap(), c["name"].as_str().unwrap()))
+            .collect();
+        if done(&rows) {
+            return (rows, page["contexts"].clone());
+        }
+    }
 }
 
 /// The names in a list answer.
@@ -132,6 +155,7 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     })
     .await;
     assert_eq!(names(&on_second), ["on-second"]);
+    assert_eq!(on_second["items"][0]["context"], "second", "a row names its Kubernetes cluster");
     // Every one at once: each row names its own, and how each answers is said.
     let all = list("&context=*").await;
     let rows: Vec<(&str, &str)> = all["items"]
@@ -142,6 +166,20 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
         .collect();
     assert_eq!(rows, [("first", "on-first"), ("second", "on-second")], "{all}");
     assert_eq!(all["total"], 2);
+    // Its push stream too: the merged page, then the page again when either changes.
+    let url = format!("{base}/api/v1/clusters/events?namespace={}&context=*", ns.0);
+    let stream = common::sse_events(http.get(url).send().await.unwrap());
+    tokio::pin!(stream);
+    let (rows, served) = page_until(&mut stream, |_| true).await;
+    assert_eq!(rows, ["first/on-first", "second/on-second"]);
+    assert_eq!(served, "first\nsecond\n");
+    let second_clusters = common::ray_clusters(&second_admin, &ns.0);
+    second_clusters.create(&PostParams::default(), &left_alone("pushed")).await.unwrap();
+    page_until(&mut stream, |rows| rows.contains(&"second/pushed".to_owned())).await;
+    second_clusters.delete("pushed", &Default::default()).await.unwrap();
+    let (rows, _) = page_until(&mut stream, |rows| rows.len() == 2).await;
+    assert_eq!(rows, ["first/on-first", "second/on-second"]);
+    drop(stream);
     let contexts = common::get_json(&http, format!("{base}/api/v1/contexts")).await;
     assert_eq!(contexts["items"][0]["name"], "first");
     assert_eq!(contexts["items"][0]["home"], true);

@@ -132,7 +132,7 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 _ => {}
             },
             // The list's stream of this one cluster.
-            &format!("?namespace={namespace}&name={name}"),
+            &crate::api::rest::here(format!("?namespace={namespace}&name={name}")),
             now,
             stream,
         );
@@ -154,6 +154,8 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
         detail.with_untracked(|d| (d.summary.owner.clone(), d.summary.template.clone()));
     let (pipeline, run) =
         detail.with_untracked(|d| (d.summary.pipeline.clone(), d.summary.run.clone()));
+    // Named when raydar serves several.
+    let kubernetes = detail.with_untracked(|d| d.summary.context.clone());
     let failed = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let toggle_suspend = {
@@ -201,6 +203,9 @@ fn ClusterView(detail: ClusterDetail) -> impl IntoView {
                 </span>
             </div>
             <dl class="facts">
+                {(!kubernetes.is_empty()).then(|| view! {
+                    <div><dt>"Kubernetes cluster"</dt><dd class="context">{kubernetes.clone()}</dd></div>
+                })}
                 <div><dt>"Namespace"</dt><dd>{namespace.clone()}</dd></div>
                 <div><dt>"Workers ready"</dt><dd class="workers">{move || { let s = summary(); format!("{}/{}", s.workers_ready, s.workers_desired) }}</dd></div>
                 <div><dt>"GPUs"</dt><dd>{move || summary().gpus_desired}</dd></div>

@@ -163,6 +163,37 @@ mod markup {
         html
     }
 
+    /// When raydar serves several Kubernetes clusters ([`crate::api::ClusterList::contexts`]):
+    /// a link to the list of all of them and one to each's, the one shown marked, those that do
+    /// not answer said so.
+    pub fn contexts(view: &[(String, String)], contexts: &str) -> String {
+        if contexts.is_empty() {
+            return String::new();
+        }
+        let shown = match param(view, "context") {
+            "" => "*",
+            shown => shown,
+        };
+        let mut html = String::from("<span class=\"contexts\">Kubernetes: ");
+        html += &a(view, "context", "*", current(shown == "*"), "All");
+        for line in contexts.lines() {
+            let name = line.split('\t').next().unwrap_or_default();
+            html += " ";
+            html += &context(view, name, contexts, current(shown == name));
+        }
+        html + "</span>"
+    }
+
+    /// A Kubernetes cluster's name as a link to the list of its clusters, and `stale` after it
+    /// while `contexts` says it does not answer.
+    pub fn context(view: &[(String, String)], name: &str, contexts: &str, attrs: &str) -> String {
+        let mut html = a(view, "context", name, attrs, &escape(name));
+        if contexts.lines().any(|l| l.strip_suffix("\tstale") == Some(name)) {
+            html += " <span class=\"stale\">stale</span>";
+        }
+        html
+    }
+
     /// A column heading that sorts the list by `by` (the default order when empty).
     pub fn sort(view: &[(String, String)], by: &str, text: &str) -> String {
         a(view, "sort", by, current(param(view, "sort") == by), text)
@@ -191,7 +222,12 @@ mod markup {
 /// push.
 #[component]
 fn ClusterTable(list: ClusterList) -> impl IntoView {
-    let stale = RwSignal::new(list.stale());
+    // Whether the list is current and, of several Kubernetes clusters, which answer: one signal
+    // (each costs the first load code of its own).
+    let health = RwSignal::new((list.stale(), list.contexts));
+    let stale = move |f: fn(&Option<platform::Stale>) -> bool| health.with(|h| f(&h.0));
+    // Of several Kubernetes clusters, each row names its own (a column of its own).
+    let single = health.with_untracked(|h| h.1.is_empty());
     let view: View = Arc::new(parameters(&list.view));
     let filtered = view.iter().any(|(k, _)| k != "sort" && k != "limit");
     let clusters = RwSignal::new(list.clusters);
@@ -202,7 +238,7 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
     crate::live::follow(
         move |change| match change {
             crate::live::Change::Snapshot(list) => {
-                stale.set(list.stale());
+                health.set((list.stale(), list.contexts));
                 counts.set(list.counts);
                 clusters.set(list.clusters);
             }
@@ -214,17 +250,22 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
             }),
             crate::live::Change::Counts(c) => counts.set(c),
         },
-        // The page's own filters, order and page: the stream follows what the page shows.
-        &web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default(),
+        // The page's own filters, order, page and Kubernetes cluster, as the server took them:
+        // the stream follows what the page shows.
+        &link(&view, "cursor", markup::param(&view, "cursor"))[1..],
         now,
         stream,
     );
 
-    let label = move || match stale.with(Option::is_some) {
+    let label = move || match stale(Option::is_some) {
         true => "stale",
         false => stream.get().label(),
     };
     let phases = view.clone();
+    let launch = match markup::param(&view, "context") {
+        "" | "*" => "/launch".to_owned(),
+        one => format!("/launch?context={one}"),
+    };
     // A refused URL empties the page: the empty row says why.
     let empty = match list.error {
         Some(error) => error,
@@ -234,7 +275,7 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
     view! {
         <div class="list-header">
             <h1>"Ray clusters"</h1>
-            <a class="button primary" href="/launch">"Launch a cluster"</a>
+            <a class="button primary" href=launch>"Launch a cluster"</a>
             <span class="counts">
                 {move || counts.with(|c| format!("{} clusters · {} GPUs requested", c.total, c.gpus))}
             </span>
@@ -246,7 +287,7 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
                 data-stream=label
                 title="Changes arrive by push from the server"
             >
-                {move || stale.with(|s| match s {
+                {move || health.with(|h| match &h.0 {
                     Some(s) => s.describe(now.get()),
                     None => stream.get().label().to_owned(),
                 })}
@@ -254,10 +295,14 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
         </div>
         // A plain GET form: the search goes into the URL, and the server renders that page.
         <form class="filters" method="get" action="/" role="search" inner_html=markup::search(&view)></form>
-        <nav class="phases" aria-label="Phases and pages" inner_html=move || counts.with(|c| markup::phases(&phases, c))></nav>
+        <nav class="phases" aria-label="Phases, pages and Kubernetes clusters" inner_html=move || {
+            let contexts = health.with(|h| markup::contexts(&phases, &h.1));
+            counts.with(|c| markup::phases(&phases, c)) + &contexts
+        }></nav>
         <table class="cluster-list">
             <thead>
                 <tr>
+                    <th scope="col" hidden=single>"Kubernetes"</th>
                     <th scope="col">"Namespace"</th>
                     <th scope="col" inner_html=markup::sort(&view, "", "Name")></th>
                     <th scope="col">"Phase"</th>
@@ -272,9 +317,9 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
             </thead>
             <tbody>
                 // Nothing listed while the apiserver does not answer is not "no clusters".
-                <Show when=move || clusters.with(Vec::is_empty) && stale.with(Option::is_none)>
+                <Show when=move || clusters.with(Vec::is_empty) && stale(Option::is_none)>
                     <tr class="empty-row">
-                        <td colspan="10">
+                        <td colspan="11">
                             {empty.clone()}
                             <a rel="external" href=if filtered { "/" } else { "/launch" }>
                                 {if filtered { "Show all" } else { "Launch one" }}
@@ -289,7 +334,7 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
                     key=|c| (c.uid.clone(), c.resource_version.clone())
                     let:cluster
                 >
-                    <ClusterRow cluster now view=view.clone()/>
+                    <ClusterRow cluster now view=view.clone() health single/>
                 </For>
             </tbody>
         </table>
@@ -297,7 +342,13 @@ fn ClusterTable(list: ClusterList) -> impl IntoView {
 }
 
 #[component]
-fn ClusterRow(cluster: ClusterSummary, now: RwSignal<i64>, view: View) -> impl IntoView {
+fn ClusterRow(
+    cluster: ClusterSummary,
+    now: RwSignal<i64>,
+    view: View,
+    health: RwSignal<(Option<platform::Stale>, String)>,
+    single: bool,
+) -> impl IntoView {
     let created = cluster.created_at;
     let reason = match &cluster.phase {
         ClusterPhase::Failed(reason) => Some(reason.clone()),
@@ -306,13 +357,20 @@ fn ClusterRow(cluster: ClusterSummary, now: RwSignal<i64>, view: View) -> impl I
     let phase = cluster.phase.label();
     let id = format!("{}/{}", cluster.namespace, cluster.name);
     let page = rest::page(&cluster.namespace, &cluster.name);
+    // Its page on its Kubernetes cluster (a DNS label, nothing to encode).
+    let page = match cluster.context.is_empty() {
+        true => page,
+        false => format!("{page}?context={}", cluster.context),
+    };
     let (namespace, name) = (cluster.namespace.clone(), cluster.name.clone());
     // Offered only to who may (Kubernetes RBAC, asked by the server for this user). Hidden rather
     // than left out: an optional view here would add 19 KB (br) to every first load (measured).
     let may_delete = cluster.may_delete;
     let owner = markup::owner(&view, &cluster);
+    let (context, on, row_context) = (cluster.context.clone(), view.clone(), cluster.context);
     view! {
         <tr data-cluster=id data-phase=phase>
+            <td hidden=single inner_html=move || health.with(|h| markup::context(&on, &context, &h.1, ""))></td>
             <td>{cluster.namespace}</td>
             <th scope="row"><a href=page>{cluster.name}</a></th>
             <td>
@@ -326,15 +384,20 @@ fn ClusterRow(cluster: ClusterSummary, now: RwSignal<i64>, view: View) -> impl I
             <td inner_html=markup::label(&view, "team", &cluster.team)></td>
             <td inner_html=markup::label(&view, "template", &cluster.template)></td>
             <td class="num">{move || format_age(now.get() - created)}</td>
-            <td class="actions" hidden=!may_delete><TearDownButton namespace name/></td>
+            <td class="actions" hidden=!may_delete><TearDownButton namespace name context=row_context/></td>
         </tr>
     }
 }
 
-/// Tears a cluster down after the browser's confirmation names it; says so while it goes, and
-/// shows why when Kubernetes refuses. The row itself leaves when the push stream says it is gone.
+/// Tears a cluster down (on the Kubernetes cluster called `context`; empty: the page's) after
+/// the browser's confirmation names it; says so while it goes, and shows why when Kubernetes
+/// refuses. The row itself leaves when the push stream says it is gone.
 #[component]
-pub fn TearDownButton(namespace: String, name: String) -> impl IntoView {
+pub fn TearDownButton(
+    namespace: String,
+    name: String,
+    #[prop(optional)] context: String,
+) -> impl IntoView {
     let pending = RwSignal::new(false);
     let failed = RwSignal::new(None::<String>);
     let label = format!("Tear down {namespace}/{name}");
@@ -342,11 +405,11 @@ pub fn TearDownButton(namespace: String, name: String) -> impl IntoView {
         if pending.get_untracked() {
             return;
         }
-        let (namespace, name) = (namespace.clone(), name.clone());
+        let (namespace, name, context) = (namespace.clone(), name.clone(), context.clone());
         pending.set(true);
         failed.set(None);
         leptos::task::spawn_local(async move {
-            match tear_down(namespace, name).await {
+            match tear_down(namespace, name, context).await {
                 // Deleting: the pods go first (foreground), then the push stream removes the row.
                 Ok(true) => {}
                 Ok(false) => pending.set(false),
@@ -421,6 +484,25 @@ mod tests {
             "{html}"
         );
         assert!(!markup::owner(&[], &row("")).contains("via"));
+    }
+
+    #[test]
+    fn several_kubernetes_clusters_link_to_each_one_s_list_and_say_which_is_stale() {
+        let served = "east\nwest\tstale\n";
+        let all = markup::contexts(&view(&[("team", "a"), ("context", "*")]), served);
+        assert!(
+            all.contains("href=\"/?team=a&amp;context=%2A\" aria-current=\"true\">All</a>"),
+            "{all}"
+        );
+        assert!(all.contains("href=\"/?team=a&amp;context=east\">east</a>"), "{all}");
+        assert!(
+            all.contains("context=west\">west</a> <span class=\"stale\">stale</span>"),
+            "the one that does not answer is said stale: {all}"
+        );
+        let one = markup::contexts(&view(&[("context", "east")]), "east\nwest\n");
+        assert!(one.contains("href=\"/?context=east\" aria-current=\"true\">east<"), "{one}");
+        assert!(!one.contains("stale"), "{one}");
+        assert_eq!(markup::contexts(&view(&[]), ""), "", "one Kubernetes cluster: nothing");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn ClusterGpuSection(namespace: String, name: String) -> impl IntoView {
                     let base = base.clone();
                     let src = move |theme: &str| {
                         let version = panel.with(|p| p.as_ref().and_then(|p| p.scraped_at).unwrap_or(0));
-                        format!("{base}/{}.svg?window={}&theme={theme}&at={version}", chart.as_str(), window.get().as_str())
+                        crate::api::rest::here(format!("{base}/{}.svg?window={}&theme={theme}&at={version}", chart.as_str(), window.get().as_str()))
                     };
                     let dark = src.clone();
                     view! {

@@ -62,7 +62,16 @@ impl LazyRoute for LaunchPage {
 /// The template choice and the form of the chosen one (`?template=`, else the first).
 #[component]
 fn Launch(forms: LaunchForms) -> impl IntoView {
-    let LaunchForms { templates, owner, team, namespace } = forms;
+    let LaunchForms { templates, owner, team, namespace, context, contexts } = forms;
+    // Of several Kubernetes clusters: which one the launch goes to, and the others (each with
+    // its own templates, quotas and RBAC: a new page).
+    let on = (!contexts.is_empty()).then(|| {
+        let others = contexts.into_iter().map(|c| {
+            let chosen = (c == context).then_some("true");
+            view! { " " <a rel="external" href=format!("/launch?context={c}") aria-current=chosen>{c.clone()}</a> }
+        });
+        view! { <p class="contexts">"On Kubernetes cluster " <strong>{context.clone()}</strong> " · launch on:" {others.collect_view()}</p> }
+    });
     if templates.is_empty() {
         return view! {
             <p class="empty">
@@ -88,7 +97,7 @@ fn Launch(forms: LaunchForms) -> impl IntoView {
                 view! {
                     <li>
                         <a
-                            href=format!("/launch?template={}", t.name)
+                            href=crate::api::rest::here(format!("/launch?template={}", t.name))
                             class="template"
                             class:chosen=is_chosen.clone()
                             aria-current=move || is_chosen().then_some("true")
@@ -104,6 +113,7 @@ fn Launch(forms: LaunchForms) -> impl IntoView {
     });
     view! {
         <p class="who">"Launching as " <strong>{owner}</strong> " of team " <strong>{team}</strong> "."</p>
+        {on}
         <h2>"Template"</h2>
         <ul class="templates" aria-label="Templates">{choices}</ul>
         {move || chosen.get().map(|form| view! { <LaunchForm form namespace=namespace.clone()/> })}
@@ -330,6 +340,7 @@ fn LaunchForm(form: TemplateForm, namespace: String) -> impl IntoView {
                             true => format!("/jobs?namespace={ns}"),
                             false => crate::api::rest::page(ns, name.unwrap_or_default()),
                         };
+                        let page = crate::api::rest::here(page);
                         navigate(&page, Default::default());
                         return;
                     }

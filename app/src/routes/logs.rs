@@ -39,14 +39,14 @@ impl LazyRoute for LogPage {
             (api.clone(), format!("{api}/stream"))
         } else {
             let api = format!("/api/v1/clusters/{namespace}/{name}/{kind}/{id}/logs");
-            (api.clone(), format!("{api}/stream"))
+            (crate::api::rest::here(api.clone()), format!("{api}/stream"))
         };
         let crumbs = if archived {
             let record = format!("/history/{uid}");
             view! { <a href="/history">"History"</a> " / " <a href=record>{uid.clone()}</a> }
                 .into_any()
         } else {
-            let cluster = format!("/clusters/{namespace}/{name}");
+            let cluster = crate::api::rest::here(format!("/clusters/{namespace}/{name}"));
             view! { <a href="/">"Ray clusters"</a> " / " {namespace} " / " <a href=cluster>{name}</a> }
                 .into_any()
         };

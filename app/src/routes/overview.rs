@@ -12,6 +12,7 @@ use platform::status::format_age;
 use platform::waiting::Waiting;
 use platform::ClusterCondition;
 
+use crate::api::rest::here;
 use crate::components::stream::{Reconnecting, StreamState};
 
 /// One page's follow of a cluster's overview: the server's pushes, and its clock advanced by the
@@ -87,8 +88,8 @@ fn Pods(pods: Vec<PodRow>, now: Signal<i64>, namespace: String, name: String) ->
         .into_iter()
         .map(|pod| {
             // The live viewer, and the whole log so far as a file.
-            let viewer = format!("/clusters/{namespace}/{name}/pods/{}", pod.name);
-            let logs = format!("/api/v1/clusters/{namespace}/{name}/pods/{}/logs", pod.name);
+            let viewer = here(format!("/clusters/{namespace}/{name}/pods/{}", pod.name));
+            let logs = here(format!("/api/v1/clusters/{namespace}/{name}/pods/{}/logs", pod.name));
             let role = if pod.role == "head" { "head".to_owned() } else { format!("worker · {}", pod.group) };
             view! {
                 <tr data-pod=pod.name.clone() data-phase=pod.phase.clone()>
@@ -183,8 +184,8 @@ fn node_row(node: RayNode) -> impl IntoView {
 }
 
 fn job_row(job: RayJob, now: Signal<i64>, namespace: &str, name: &str) -> impl IntoView {
-    let viewer = format!("/clusters/{namespace}/{name}/jobs/{}", job.id);
-    let href = format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id);
+    let viewer = here(format!("/clusters/{namespace}/{name}/jobs/{}", job.id));
+    let href = here(format!("/api/v1/clusters/{namespace}/{name}/jobs/{}/logs", job.id));
     let start_time = job.start_time;
     let started = move || {
         start_time.map_or_else(

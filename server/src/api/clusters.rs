@@ -39,7 +39,7 @@ use crate::unix_now;
 pub struct ClusterItems {
     /// In the order asked for (by namespace and name unless `sort` says otherwise; of several
     /// Kubernetes clusters, by their name last).
-    pub items: Vec<ListedCluster>,
+    pub items: Vec<ClusterSummary>,
     /// The `cursor` of the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -60,7 +60,7 @@ pub struct ClusterItems {
 
 impl ClusterItems {
     /// A page of `items` with its `counts`, as the API answers it.
-    pub fn of(items: Vec<ListedCluster>, counts: ListCounts, stale: Option<Stale>) -> Self {
+    pub fn of(items: Vec<ClusterSummary>, counts: ListCounts, stale: Option<Stale>) -> Self {
         let phases = PHASES
             .iter()
             .zip(counts.phases)
@@ -77,18 +77,6 @@ impl ClusterItems {
             contexts: None,
         }
     }
-}
-
-/// One row of the list: a cluster, and in a list of several Kubernetes clusters, which one it
-/// is on.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ListedCluster {
-    /// The Kubernetes cluster it is on (a name `GET /api/v1/contexts` lists), in a list of
-    /// several (`context=*`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
-    #[serde(flatten)]
-    pub cluster: ClusterSummary,
 }
 
 /// Filters (each one given must match), order and paging of `GET /api/v1/clusters` and of its
@@ -124,14 +112,14 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-/// Which Kubernetes cluster `GET /api/v1/clusters` lists (its push stream follows one only).
+/// Which Kubernetes cluster `GET /api/v1/clusters` and its push stream list.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContextQuery {
     /// The Kubernetes cluster to list (a name `GET /api/v1/contexts` lists; default the home
     /// one), or `*` for every one, each row naming its own.
     #[param(pattern = r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")]
-    context: Option<String>,
+    pub context: Option<String>,
 }
 
 /// What `context` takes for every Kubernetes cluster at once.
@@ -237,8 +225,7 @@ pub async fn list(
     }
     let grants = access.grants(&user, clusters.namespaces()).await;
     let page = clusters.page(&view, &grants);
-    let items = page.items.into_iter().map(|cluster| ListedCluster { context: None, cluster });
-    Ok(Json(ClusterItems::of(items.collect(), page.counts, clusters.stale())))
+    Ok(Json(ClusterItems::of(page.items, page.counts, clusters.stale())))
 }
 
 /// One cluster: its row of the list, and how its start is going.
@@ -296,25 +283,33 @@ pub async fn overview(
 /// `GET /api/v1/clusters/events`: a page of the clusters the requester may see (the same
 /// filters, order and paging as the list), then its changes, as server-sent events. (A
 /// cross-origin request never gets here: [`crate::security::csrf`].)
-#[utoipa::path(get, path = "/clusters/events", tag = "clusters", params(ListQuery),
+#[utoipa::path(get, path = "/clusters/events", tag = "clusters", params(ListQuery, ContextQuery),
     responses((status = 200, description = "Server-sent events: `snapshot` (the page: `clusters`, \
         `counts` and the server's clock `now`) first; then `upsert` (a cluster on the page that \
         changed in place), `counts` (only how many match changed: at most once a second) and \
         `snapshot` again whenever a cluster comes onto the page, leaves it or moves (at once, then \
         at most ten times a second); a `snapshot` also when the Kubernetes API stops answering (with \
         `staleSince` and `staleReason`) and when it answers again (without); `reconnect` when \
-        raydar shuts down", content_type = "text/event-stream", body = crate::push::ServerSentEvent),
+        raydar shuts down. Of every Kubernetes cluster (`context=*`), only `snapshot`s: the merged \
+        page whenever it changed, at most ten times a second", content_type = "text/event-stream", body = crate::push::ServerSentEvent),
         (status = 400, description = "A filter, sort, limit or cursor that is not allowed", body = ApiError),
+        (status = 404, description = "No Kubernetes cluster is called `context` here", body = ApiError),
         super::doc::StreamErrors))]
 pub async fn events(
     State(clusters): State<Clusters>,
     State(access): State<Access>,
+    State(fleet): State<Fleet>,
     State(shutdown): State<CancellationToken>,
     Extension(user): Extension<User>,
     Query(query): Query<ListQuery>,
+    Query(of): Query<ContextQuery>,
 ) -> ApiResult<Response> {
     let view = query.view()?;
-    Ok(sse::stream(crate::list::feed::follow(clusters, access, user, view), &shutdown))
+    if of.context.as_deref() == Some(ALL_CONTEXTS) {
+        let events = crate::list::feed::follow_every(fleet, user, view);
+        return Ok(sse::stream(events, &shutdown));
+    }
+    Ok(sse::stream(crate::list::feed::follow(clusters, access, fleet, user, view), &shutdown))
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/overview/events`: the cluster's overview now, then

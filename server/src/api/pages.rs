@@ -6,22 +6,25 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use app::api::ssr::{ClusterDirectory, Directory};
-use app::api::{ClusterList, LaunchForms, Session};
+use app::api::{ClusterList, LaunchForms, PageContext, Session};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use kube::Client;
 use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{handle_server_fns_with_context, ResponseOptions};
 use platform::ClusterDetail;
 
-use super::clusters::ListQuery;
+use super::clusters::{ContextQuery, ListQuery, ALL_CONTEXTS};
+use super::contexts::{every_page, list_page, states};
 use super::gpus::{fleet_for, Gpus};
+use crate::contexts::Fleet;
 use crate::security::headers::page_policy;
 use crate::security::{CsrfKey, Grants, User};
 use crate::sources::{Clusters, Templates};
-use crate::unix_now;
 
 /// What pages read: cheap to clone.
 #[derive(Clone)]
@@ -36,6 +39,8 @@ pub struct Pages {
     pub csrf: CsrfKey,
     /// raydar's own client: the launch form's default namespace is its context's.
     pub kube: Client,
+    /// Every Kubernetes cluster served: the list says which it can show.
+    pub fleet: Fleet,
 }
 
 impl Pages {
@@ -48,6 +53,8 @@ impl Pages {
         move || {
             provide_context(directory.clone());
             let parts = use_context::<axum::http::request::Parts>();
+            let query = parts.as_ref().and_then(|p| p.uri.query()).unwrap_or_default();
+            provide_context(PageContext(PageContext::of(query)));
             if let Some(user) = parts.as_ref().and_then(|p| p.extensions.get::<User>()) {
                 provide_context(Session {
                     user: user.name.clone(),
@@ -76,21 +83,32 @@ fn grants() -> Grants {
 /// What pages read: the watched clusters and templates, as far as the requester may see them.
 impl ClusterDirectory for Pages {
     fn cluster_list(&self) -> ClusterList {
-        let grants = grants();
-        let uri = use_context::<axum::http::request::Parts>().map(|p| p.uri).unwrap_or_default();
+        let parts = use_context::<axum::http::request::Parts>();
+        let uri = parts.as_ref().map(|p| p.uri.clone()).unwrap_or_default();
         let query = match ListQuery::of(&uri) {
             Ok(query) => query,
             Err(e) => return ClusterList { error: Some(e.error), ..ClusterList::default() },
         };
-        let pairs = query.pairs();
+        // The page's links keep the Kubernetes cluster it shows.
+        let mut pairs = query.pairs();
+        let of = axum::extract::Query::<ContextQuery>::try_from_uri(&uri).map(|q| q.0.context);
+        if let Ok(Some(context)) = of {
+            pairs += &format!("context\t{context}\n");
+        }
         let view = match query.view() {
             Ok(view) => view,
             Err(e) => {
                 return ClusterList { error: Some(e.error), view: pairs, ..ClusterList::default() }
             }
         };
-        let page = self.clusters.page(&view, &grants);
-        let mut list = ClusterList::new(page.items, page.counts, unix_now(), self.clusters.stale());
+        let every = parts.as_ref().and_then(|p| p.extensions.get::<EveryContext>());
+        let mut list = match every {
+            Some(EveryContext(list)) => list.clone(),
+            None => {
+                let page = self.clusters.page(&view, &grants());
+                list_page(page, self.clusters.stale(), &states(&self.fleet))
+            }
+        };
         list.view = pairs;
         list
     }
@@ -119,6 +137,11 @@ impl ClusterDirectory for Pages {
             team: session.map(|s| s.team).unwrap_or_default(),
             // The kubeconfig context's namespace, as kubectl would use it.
             namespace: self.kube.default_namespace().to_owned(),
+            context: self.clusters.context().to_owned(),
+            contexts: match self.fleet.planes() {
+                [_] | [] => Vec::new(),
+                planes => planes.iter().map(|p| p.name.clone()).collect(),
+            },
         }
     }
 }
@@ -126,4 +149,28 @@ impl ClusterDirectory for Pages {
 /// `/_sfn/{fn}`: the server functions pages load their data with.
 pub async fn server_fn(State(pages): State<Pages>, request: Request<Body>) -> impl IntoResponse {
     handle_server_fns_with_context(pages.provide(), request).await
+}
+
+/// The list of every Kubernetes cluster (`/?context=*`), worked out before the page renders
+/// (rendering cannot wait on each cluster's answers to who may see what).
+#[derive(Clone)]
+struct EveryContext(ClusterList);
+
+/// Layer of `/`: when it asks for every Kubernetes cluster, their merged page
+/// ([`every_page`]), for [`ClusterDirectory::cluster_list`] to render.
+pub async fn with_every_context(
+    State(fleet): State<Fleet>,
+    Extension(user): Extension<User>,
+    mut request: Request<Body>,
+    next: Next,
+) -> Response {
+    let uri = request.uri();
+    let every = axum::extract::Query::<ContextQuery>::try_from_uri(uri)
+        .is_ok_and(|q| q.0.context.as_deref() == Some(ALL_CONTEXTS));
+    // A view that is refused is rendered as the refusal, by the page.
+    if let Some(view) = every.then(|| ListQuery::of(uri).and_then(ListQuery::view).ok()).flatten() {
+        let (page, states) = every_page(&fleet, &user, &view).await;
+        request.extensions_mut().insert(EveryContext(list_page(page, None, &states)));
+    }
+    next.run(request).await
 }

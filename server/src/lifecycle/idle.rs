@@ -221,6 +221,7 @@ mod tests {
             pipeline: String::new(),
             run: String::new(),
             may_delete: false,
+            context: String::new(),
         };
         let lifetime = Lifetime {
             expires_at: None,

@@ -4,6 +4,9 @@
 //! cluster came onto the page, left it or moved) sends the page again, and a change elsewhere
 //! only its counts: both at most a few times a second, so a fleet's churn costs each page a
 //! bounded number of page computations, not one per change.
+//!
+//! A page over every Kubernetes cluster (`context=*`, [`follow_every`]) is simpler: any change on
+//! any of them takes the merged page again (at most ten times a second), sent when it differs.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,11 +18,16 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio::time::Instant;
 
+use futures::stream::SelectAll;
+use futures::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
 use super::{Page, Touch, View, Window};
+use crate::api::contexts::{every_page, list_page, states};
+use crate::contexts::Fleet;
 use crate::push::json_event;
 use crate::security::{Access, Ask, User};
 use crate::sources::{ClusterChange, Clusters};
-use crate::unix_now;
 
 /// Least time between two pages sent again because rows came, left or moved: the first goes at
 /// once, so a cluster that comes onto a quiet page shows as soon as it exists.
@@ -28,9 +36,11 @@ const PAGE_EVERY: Duration = Duration::from_millis(100);
 const COUNTS_EVERY: Duration = Duration::from_secs(1);
 
 /// The events of one follower of `view`, as `user` may see it: the page, then its changes.
+/// `fleet` says which other Kubernetes clusters the page can switch to.
 pub fn follow(
     clusters: Clusters,
     access: Access,
+    fleet: Fleet,
     user: User,
     view: View,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -38,6 +48,7 @@ pub fn follow(
     let changes = clusters.subscribe();
     let follower = Follower {
         clusters,
+        fleet,
         access,
         user,
         changes,
@@ -63,6 +74,7 @@ enum Owed {
 
 struct Follower {
     clusters: Clusters,
+    fleet: Fleet,
     access: Access,
     user: User,
     changes: Receiver<ClusterChange>,
@@ -175,8 +187,8 @@ impl Follower {
     async fn take(&mut self) -> (Page, ClusterList) {
         let grants = self.access.grants(&self.user, self.clusters.namespaces()).await;
         let page = self.clusters.page(self.window.view(), &grants);
-        let rows = page.items.clone();
-        let list = ClusterList::new(rows, page.counts.clone(), unix_now(), self.clusters.stale());
+        let rows = Page { items: page.items.clone(), counts: page.counts.clone() };
+        let list = list_page(rows, self.clusters.stale(), &states(&self.fleet));
         (page, list)
     }
 
@@ -199,5 +211,84 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The events of one follower of `view` over every Kubernetes cluster (`context=*`), as `user`
+/// may see each: the merged page, then the page again whenever it changed, at once and then at
+/// most every [`PAGE_EVERY`]. No row goes alone: a change on any cluster takes the merged page
+/// again, and only a page that differs from the last one sent goes out. (A page of several
+/// clusters is followed by a person looking at all of them, not by a fleet's worth of tabs.)
+pub fn follow_every(
+    fleet: Fleet,
+    user: User,
+    view: View,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    // Subscribed before the first page is taken, so no change falls between.
+    let changes = fleet.planes().iter().map(|p| BroadcastStream::new(p.clusters.subscribe()));
+    let follower = EveryFollower {
+        changes: futures::stream::select_all(changes),
+        fleet,
+        user,
+        view,
+        sent: None,
+        due: false,
+        sent_at: None,
+    };
+    futures::stream::unfold(follower, |mut f| async move {
+        let event = f.next().await?;
+        Some((event, f))
+    })
+}
+
+struct EveryFollower {
+    fleet: Fleet,
+    user: User,
+    view: View,
+    /// Every cluster's changes; a lagging one says so, which is a change too.
+    changes: SelectAll<BroadcastStream<ClusterChange>>,
+    /// The page last sent (its clock aside).
+    sent: Option<ClusterList>,
+    /// Whether a change came since.
+    due: bool,
+    sent_at: Option<Instant>,
+}
+
+impl EveryFollower {
+    async fn next(&mut self) -> Option<Result<Event, Infallible>> {
+        if self.sent.is_none() {
+            return self.page().await;
+        }
+        loop {
+            let at = self.due.then(|| self.sent_at.map_or_else(Instant::now, |t| t + PAGE_EVERY));
+            tokio::select! {
+                biased;
+                () = sleep_until(at), if at.is_some() => {
+                    self.due = false;
+                    if let Some(event) = self.page().await {
+                        return Some(event);
+                    }
+                }
+                change = self.changes.next() => match change {
+                    Some(_) => self.due = true,
+                    None => return None,
+                },
+            }
+        }
+    }
+
+    /// The page now, unless it is the one last sent.
+    async fn page(&mut self) -> Option<Result<Event, Infallible>> {
+        let (page, states) = every_page(&self.fleet, &self.user, &self.view).await;
+        let list = list_page(page, None, &states);
+        self.sent_at = Some(Instant::now());
+        let same =
+            self.sent.as_ref().is_some_and(|s| *s == ClusterList { now: s.now, ..list.clone() });
+        if same {
+            return None;
+        }
+        let event = json_event(push::SNAPSHOT, &list);
+        self.sent = Some(list);
+        Some(event)
     }
 }

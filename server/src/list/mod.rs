@@ -6,8 +6,10 @@
 //!
 //! # Layout
 //!
-//! - this module: [`View`], [`Page`] and [`Window`];
-//! - [`feed`]: the push stream of one open list page, built on a [`Window`].
+//! - this module: [`View`], [`Page`] and [`Window`], and [`merge`] of several Kubernetes
+//!   clusters' pages;
+//! - [`feed`]: the push stream of one open list page, built on a [`Window`]; of a page over every
+//!   Kubernetes cluster, built on [`merge`].
 
 pub mod feed;
 
@@ -199,17 +201,11 @@ impl View {
     }
 }
 
-/// One page of a list of several Kubernetes clusters: each row with its context's name.
-#[derive(Clone, Debug, Default)]
-pub struct Merged {
-    pub items: Vec<(String, ClusterSummary)>,
-    pub counts: ListCounts,
-}
-
 /// The page of `view` over several Kubernetes clusters, from each one's page of
-/// [`View::for_context`]: rows in the view's order (the context last), counts summed, and a
-/// `next` that names the context of the last row (`VALUE:NAMESPACE:NAME:CONTEXT`).
-pub fn merge(view: &View, pages: Vec<(String, Page)>) -> Merged {
+/// [`View::for_context`] by the context's name: rows in the view's order (the context last), each
+/// naming its context, counts summed, and a `next` that names the context of the last row
+/// (`VALUE:NAMESPACE:NAME:CONTEXT`).
+pub fn merge(view: &View, pages: Vec<(String, Page)>) -> Page {
     let mut counts = ListCounts::default();
     let mut more = false;
     let mut rows = Vec::new();
@@ -220,16 +216,18 @@ pub fn merge(view: &View, pages: Vec<(String, Page)>) -> Merged {
             *sum += n;
         }
         more |= page.counts.next.is_some();
-        rows.extend(page.items.into_iter().map(|row| (context.clone(), row)));
+        rows.extend(
+            page.items.into_iter().map(|row| ClusterSummary { context: context.clone(), ..row }),
+        );
     }
-    rows.sort_by_cached_key(|(context, row)| (Position::of(row, view.order), context.clone()));
+    rows.sort_by_cached_key(|row| (Position::of(row, view.order), row.context.clone()));
     more |= rows.len() > view.limit;
     rows.truncate(view.limit);
     counts.next = more
         .then(|| rows.last())
         .flatten()
-        .map(|(context, row)| format!("{}:{context}", Position::of(row, view.order).cursor()));
-    Merged { items: rows, counts }
+        .map(|row| format!("{}:{}", Position::of(row, view.order).cursor(), row.context));
+    Page { items: rows, counts }
 }
 
 /// Where a phase is counted in [`ListCounts::phases`]: the order of [`PHASES`].
@@ -355,6 +353,7 @@ mod tests {
             pipeline: String::new(),
             run: String::new(),
             may_delete: false,
+            context: String::new(),
         }
     }
 
@@ -386,9 +385,7 @@ mod tests {
                 let merged = merge(&all, pages);
                 assert_eq!(merged.counts.total, 9, "counts are over both");
                 assert!(merged.items.len() <= 3);
-                seen.extend(
-                    merged.items.into_iter().map(|(context, r)| format!("{context}/{}", r.name)),
-                );
+                seen.extend(merged.items.into_iter().map(|r| format!("{}/{}", r.context, r.name)));
                 match merged.counts.next {
                     Some(next) => cursor = Some(next),
                     None => break,

@@ -82,6 +82,9 @@ struct Shared {
     client: Client,
     /// Names the Kubernetes cluster in error messages.
     apiserver: String,
+    /// The name each cluster's row gives its Kubernetes cluster (`context`): this plane's, when
+    /// raydar serves several; empty when it serves one.
+    context: String,
     /// The namespaces watched.
     scope: Scope,
     /// What is kept of every RayCluster; synced, errors.
@@ -94,11 +97,24 @@ struct Shared {
 
 impl Clusters {
     /// An empty store, filled once [`Clusters::run`] runs; `apiserver` names the cluster in
-    /// error messages. What the watch sees is recorded into `history` too, if given.
-    pub fn new(client: Client, apiserver: String, scope: Scope, history: Option<Observer>) -> Self {
+    /// error messages, `context` in every row (empty: none). What the watch sees is recorded
+    /// into `history` too, if given.
+    pub fn new(
+        client: Client,
+        apiserver: String,
+        context: String,
+        scope: Scope,
+        history: Option<Observer>,
+    ) -> Self {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let kept = Projected::default();
-        Clusters { inner: Arc::new(Shared { client, apiserver, scope, kept, feed, history }) }
+        let shared = Shared { client, apiserver, context, scope, kept, feed, history };
+        Clusters { inner: Arc::new(shared) }
+    }
+
+    /// The name rows give this Kubernetes cluster: empty when raydar serves only it.
+    pub fn context(&self) -> &str {
+        &self.inner.context
     }
 
     /// The source: watches RayClusters in the namespaces of its scope until `shutdown`. Errors
@@ -111,7 +127,8 @@ impl Clusters {
         let watch = Watch::scoped(&shared.scope, api, config, WATCHED);
         let publish = |change: Change<'_, Kept>| shared.publish(change);
         let project = |object: &DynamicObject| {
-            let kept = Kept::of(object);
+            let mut kept = Kept::of(object);
+            kept.detail.summary.context.clone_from(&shared.context);
             if let Some(history) = &shared.history {
                 history.applied(object, &kept.detail.summary);
             }
@@ -323,6 +340,7 @@ impl Kept {
                     pipeline: label(platform::template::LABEL_PIPELINE),
                     run: label(platform::template::LABEL_RUN),
                     may_delete: false,
+                    context: String::new(),
                 };
                 let detail = ClusterDetail {
                     summary,
@@ -349,7 +367,7 @@ mod tests {
     fn fleet(rows: &[(&str, &str, &str, &str, i64, u32, bool)]) -> Clusters {
         let client = Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap()))
             .expect("a client that is never used");
-        let clusters = Clusters::new(client, "nowhere".into(), Scope::All, None);
+        let clusters = Clusters::new(client, "nowhere".into(), String::new(), Scope::All, None);
         let mut kept = clusters.inner.kept.write_for_tests();
         for &(namespace, name, team, owner, created, gpus, suspend) in rows {
             let object: DynamicObject = serde_json::from_value(serde_json::json!({

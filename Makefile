@@ -17,7 +17,7 @@ export KUBECONFIG := $(RAYDAR_LOCAL)/kubeconfig
 RAYDAR_ADDR ?= 127.0.0.1:3000
 SERVER := $(CARGO_TARGET_DIR)/release/raydar-server
 
-.PHONY: help tools build controlplane dev stop test lint test-unit test-controlplane test-integration test-api-fuzz test-python test-e2e bench clean
+.PHONY: help tools build controlplane dev stop test test-offline test-plane lint test-unit test-controlplane test-integration test-api-fuzz test-python test-e2e bench clean
 
 help:
 	@echo "make dev    set up what is missing, build, start the local control plane and raydar"
@@ -52,7 +52,19 @@ stop:
 	deploy/local/second-plane.sh down
 	deploy/local/down.sh
 
-test: build lint test-unit controlplane test-controlplane test-integration test-api-fuzz test-python test-e2e
+# The checks that need no Kubernetes run while the control plane comes up and its install is
+# checked (two cores: one compiling, one starting apiservers); then the suites that use it, in turn.
+test: build
+	$(MAKE) -j2 --output-sync=target test-offline test-plane
+	$(MAKE) test-integration test-api-fuzz test-python test-e2e
+
+test-offline:
+	$(MAKE) lint
+	$(MAKE) test-unit
+
+test-plane:
+	$(MAKE) controlplane
+	$(MAKE) test-controlplane
 
 # House habits: rustfmt.toml's formatting, and no clippy warning. --release: clippy then reuses the
 # build scripts and proc macros the release build compiled.

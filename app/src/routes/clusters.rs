@@ -185,8 +185,11 @@ mod markup {
     }
 
     /// A Kubernetes cluster's name as a link to the list of its clusters, and `stale` after it
-    /// while `contexts` says it does not answer.
+    /// while `contexts` says it does not answer; nothing for none (raydar serves one).
     pub fn context(view: &[(String, String)], name: &str, contexts: &str, attrs: &str) -> String {
+        if name.is_empty() {
+            return String::new();
+        }
         let mut html = a(view, "context", name, attrs, &escape(name));
         if contexts.lines().any(|l| l.strip_suffix("\tstale") == Some(name)) {
             html += " <span class=\"stale\">stale</span>";
@@ -503,6 +506,7 @@ mod tests {
         assert!(one.contains("href=\"/?context=east\" aria-current=\"true\">east<"), "{one}");
         assert!(!one.contains("stale"), "{one}");
         assert_eq!(markup::contexts(&view(&[]), ""), "", "one Kubernetes cluster: nothing");
+        assert_eq!(markup::context(&view(&[]), "", "", ""), "", "nor in its rows");
     }
 
     #[test]

@@ -187,8 +187,7 @@ impl Follower {
     async fn take(&mut self) -> (Page, ClusterList) {
         let grants = self.access.grants(&self.user, self.clusters.namespaces()).await;
         let page = self.clusters.page(self.window.view(), &grants);
-        let rows = Page { items: page.items.clone(), counts: page.counts.clone() };
-        let list = list_page(rows, self.clusters.stale(), &states(&self.fleet));
+        let list = list_page(page.clone(), self.clusters.stale(), &states(&self.fleet));
         (page, list)
     }
 

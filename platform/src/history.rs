@@ -102,6 +102,10 @@ pub struct PastCluster {
     /// The RayJob it was made for; empty when it was launched on its own.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rayjob: String,
+    /// The Kubernetes cluster it was on, when raydar serves several (a name of
+    /// `GET /api/v1/contexts`); empty when it serves one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 impl PastCluster {

@@ -209,6 +209,33 @@ impl Fleet {
     pub fn planes(&self) -> &[FleetPlane] {
         self.0.get().map_or(&[], Vec::as_slice)
     }
+
+    /// What history calls the plane `name` (a row's name of its Kubernetes cluster): `''` for
+    /// the home one, as every row was before there were several.
+    pub fn history_name<'a>(&self, name: &'a str) -> &'a str {
+        match self.planes().first() {
+            Some(home) if home.name != name => name,
+            _ => "",
+        }
+    }
+
+    /// The plane history calls `context`, if raydar serves it.
+    pub fn by_history_name(&self, context: &str) -> Option<&FleetPlane> {
+        match context {
+            "" => self.planes().first(),
+            name => self.planes().iter().find(|p| p.name == name),
+        }
+    }
+
+    /// How a row shows history's `context`: by its plane's name when raydar serves several,
+    /// empty when it serves one.
+    pub fn shown(&self, context: &str) -> String {
+        match self.planes() {
+            [_, _, ..] if context.is_empty() => self.planes()[0].name.clone(),
+            [_, _, ..] => context.to_owned(),
+            _ => String::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use platform::{ClusterPhase, ClusterSummary};
 use raydar_server::config::HistorySettings;
 use raydar_server::history::archive::{unpack, Archive};
 use raydar_server::history::record::{Launched, Seen};
-use raydar_server::history::store::{Cursor, Kind, ListFilter};
+use raydar_server::history::store::{Cursor, Kind, ListFilter, Readable};
 use raydar_server::history::{Database, History, Record, Store};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -220,6 +220,24 @@ async fn keeps_clusters_from_launch_to_the_end(database: Database) {
     let sigma_now =
         || async { store.list(&ListFilter::default(), &west, None, 1).await.unwrap().0[0].outcome };
     assert_eq!(sigma_now().await, Outcome::Live, "another Kubernetes cluster's");
+    // Each Kubernetes cluster's clusters, as its own RBAC lets the reader see them.
+    let by = |each: &[(&str, &[&str])]| {
+        Readable::ByContext(each.iter().map(|(c, ns)| ((*c).to_owned(), all(ns))).collect())
+    };
+    let list = |readable: Readable| {
+        let store = &store;
+        async move { store.list(&ListFilter::default(), readable, None, 10).await.unwrap().0 }
+    };
+    let home = list(by(&[("", &["ml", "nlp", "secret", "west"])])).await;
+    assert_eq!(names(&home), ["omega", "delta", "gamma", "beta", "alpha"], "not sigma");
+    let on_west = list(by(&[("west", &["ml", "nlp", "secret", "west"])])).await;
+    assert_eq!(names(&on_west), ["sigma"]);
+    assert_eq!(on_west[0].context, "west", "a row names its Kubernetes cluster");
+    assert!(home.iter().all(|c| c.context.is_empty()), "the home one's rows say ''");
+    let both = list(by(&[("", &["ml", "nlp", "secret"]), ("west", &["west"])])).await;
+    assert_eq!(both.len(), 6);
+    assert!(list(by(&[("west", &["ml"])])).await.is_empty(), "west's RBAC there, not home's");
+    assert!(list(by(&[("", &[]), ("west", &[])])).await.is_empty(), "nothing readable");
     // Its own watch lists again without it: then it went.
     store.write(&[relisted("west", &[])]).await.unwrap();
     assert_eq!(sigma_now().await, Outcome::Deleted);

@@ -186,12 +186,27 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(contexts["items"][1]["name"], "second");
     assert_eq!(contexts["items"][1]["synced"], true);
     // History keeps both Kubernetes clusters' clusters: each watch's relist ends its own only.
-    common::eventually("both clusters live in history", || async {
-        let url = format!("{base}/api/v1/history/clusters?namespace={}&outcome=live", ns.0);
-        let live = names(&common::get_json(&http, url).await);
-        (live.len() == 2).then_some(live)
+    let history = |context: &'static str| {
+        let url =
+            format!("{base}/api/v1/history/clusters?namespace={}&outcome=live{context}", ns.0);
+        let http = http.clone();
+        async move { common::get_json(&http, url).await }
+    };
+    let all = common::eventually("both clusters live in history", || async {
+        let all = history("&context=*").await;
+        (names(&all).len() == 2).then_some(all)
     })
     .await;
+    let rows: Vec<(&str, &str)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["context"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .collect();
+    assert!(rows.contains(&("first", "on-first")) && rows.contains(&("second", "on-second")));
+    // Each Kubernetes cluster's history is its own, as its list is.
+    assert_eq!(names(&history("").await), ["on-first"]);
+    assert_eq!(names(&history("&context=second").await), ["on-second"]);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     for context in ["first", "second"] {
         let synced = format!("raydar_context_synced{{context=\"{context}\"}} 1");

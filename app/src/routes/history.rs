@@ -93,7 +93,8 @@ fn HistoryList() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let query = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-        let url = format!("/api/v1/history/clusters{query}");
+        // Every Kubernetes cluster's unless the page's URL names one.
+        let url = crate::api::rest::in_context(format!("/api/v1/history/clusters{query}"), "*");
         load(url, page);
     }
     view! {
@@ -199,6 +200,7 @@ fn row(c: PastCluster) -> impl IntoView {
             <th scope="row">
                 <a href=href>{label}</a>
                 {(!c.rayjob.is_empty()).then(|| view! { <span class="rayjob">" for RayJob " {c.rayjob.clone()}</span> })}
+                {(!c.context.is_empty()).then(|| view! { <span class="context">" on " {c.context.clone()}</span> })}
             </th>
             <td>{c.owner.clone()}{(!c.pipeline.is_empty()).then(|| format!(" via {}", c.pipeline))}</td>
             <td>{c.team.clone()}</td>
@@ -250,7 +252,8 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
     let c = r.cluster;
     let id = format!("{}/{}", c.namespace, c.name);
     let live = (c.outcome == Outcome::Live).then(|| {
-        let href = crate::api::rest::page(&c.namespace, &c.name);
+        let href =
+            crate::api::rest::in_context(crate::api::rest::page(&c.namespace, &c.name), &c.context);
         view! { <a class="live-link" href=href>"Open the live page"</a> }
     });
     let fact = |term: &'static str, value: String| {
@@ -283,6 +286,7 @@ fn post_mortem(r: ClusterRecord) -> impl IntoView {
         <h1>{id}</h1>
         <p class=format!("outcome outcome-{outcome}") data-outcome=outcome>{outcome} {live}</p>
         <dl class="facts">
+            {fact("Kubernetes cluster", c.context.clone())}
             {fact("Owner", c.owner.clone())}
             {fact("Team", c.team.clone())}
             {fact("Template", c.template.clone())}

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
-use platform::history::{ArchiveState, ClusterRecord, HistoryPage, Outcome, PastJob};
+use platform::history::{ArchiveState, ClusterRecord, HistoryPage, Outcome, PastCluster, PastJob};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
@@ -22,12 +22,15 @@ use crate::history::archive::unpack;
 use crate::logs::{Step, BATCH_LINES};
 use crate::push;
 
+use super::clusters::{ContextQuery, ALL_CONTEXTS};
+use crate::contexts::Fleet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
-use crate::history::store::{Cursor, Kind, ListFilter};
+use crate::history::store::{Cursor, Kind, ListFilter, Readable};
 use crate::history::History;
 use crate::security::access::may_not_read;
 use crate::security::{Access, User};
+use crate::sources::Clusters;
 
 /// Most clusters on one page of the history list.
 const MAX_LIMIT: usize = 500;
@@ -120,17 +123,22 @@ impl HistoryQuery {
 
 /// `GET /api/v1/history/clusters`: clusters past and present that the requester may read,
 /// newest first, filtered, a page at a time.
-#[utoipa::path(get, path = "/history/clusters", tag = "history", params(HistoryQuery),
+#[utoipa::path(get, path = "/history/clusters", tag = "history",
+    params(HistoryQuery, super::clusters::ContextQuery),
     responses(
         (status = 200, description = "A page of clusters, newest first", body = HistoryPage),
         (status = 400, description = "A filter cannot be one", body = ApiError),
+        (status = 404, description = "No Kubernetes cluster is called `context` here", body = ApiError),
         (status = 422, description = "A filter is out of range", body = ApiError),
         (status = 503, description = "The history database does not answer", body = ApiError)))]
 pub async fn list(
     State(history): State<History>,
     State(access): State<Access>,
+    State(clusters): State<Clusters>,
+    State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Query(query): Query<HistoryQuery>,
+    Query(of): Query<ContextQuery>,
 ) -> ApiResult<Json<HistoryPage>> {
     let filter = query.filter()?;
     let limit = query.limit.unwrap_or(100);
@@ -148,9 +156,31 @@ pub async fn list(
     if let Some(only) = &filter.namespace {
         namespaces.retain(|ns| ns == only);
     }
-    let readable = access.readable(&user, namespaces).await;
-    let (items, next) =
-        store.list(&filter, &readable, cursor.as_ref(), limit).await.map_err(unavailable)?;
+    // Each Kubernetes cluster's clusters as its RBAC lets the user see them: this one's, or
+    // (`context=*`) every one's.
+    let readable = match (of.context.as_deref(), fleet.planes()) {
+        (Some(ALL_CONTEXTS), planes) => {
+            let (fleet, user) = (&fleet, &user);
+            let each = planes.iter().map(|plane| {
+                let namespaces = namespaces.clone();
+                async move {
+                    let name = fleet.history_name(&plane.name).to_owned();
+                    (name, plane.access.readable(user, namespaces).await)
+                }
+            });
+            Readable::ByContext(futures::future::join_all(each).await)
+        }
+        (_, [_, _, ..]) => {
+            let name = fleet.history_name(clusters.context()).to_owned();
+            Readable::ByContext(vec![(name, access.readable(&user, namespaces).await)])
+        }
+        _ => Readable::Anywhere(access.readable(&user, namespaces).await),
+    };
+    let (mut items, next) =
+        store.list(&filter, readable, cursor.as_ref(), limit).await.map_err(unavailable)?;
+    for item in &mut items {
+        item.context = fleet.shown(&item.context);
+    }
     Ok(Json(HistoryPage {
         items,
         next: next.map(|c| c.encode()),
@@ -170,18 +200,34 @@ pub async fn list(
 pub async fn record(
     State(history): State<History>,
     State(access): State<Access>,
+    State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<ClusterRecord>> {
     check_uid(&uid)?;
     let record = history.store.record(&uid, MAX_EVENTS).await.map_err(unavailable)?;
-    let record = record
+    let mut record = record
         .ok_or_else(|| ApiError::not_found(format!("history has no cluster of uid {uid}")))?;
-    let namespace = &record.cluster.namespace;
-    if !access.readable(&user, [namespace.clone()]).await.contains(namespace) {
-        return Err(may_not_read(&user, "RayClusters", namespace));
-    }
+    may_read(&fleet, &access, &user, &record.cluster).await?;
+    record.cluster.context = fleet.shown(&record.cluster.context);
     Ok(Json(record))
+}
+
+/// Whether `user` may read what history kept of `cluster`: if they may list RayClusters in its
+/// namespace on its Kubernetes cluster (by that cluster's RBAC; by the answering one's for a
+/// cluster raydar no longer serves).
+async fn may_read(
+    fleet: &Fleet,
+    access: &Access,
+    user: &User,
+    cluster: &PastCluster,
+) -> ApiResult<()> {
+    let access = fleet.by_history_name(&cluster.context).map_or(access, |plane| &plane.access);
+    let namespace = &cluster.namespace;
+    match access.readable(user, [namespace.clone()]).await.contains(namespace) {
+        true => Ok(()),
+        false => Err(may_not_read(user, "RayClusters", namespace)),
+    }
 }
 
 /// A cluster uid and a job id in a history path.
@@ -203,7 +249,7 @@ const CHUNKS_AT_ONCE: usize = 8;
 /// The archived job `job` of cluster `uid`, if the requester may read the cluster's namespace.
 async fn archived_job(
     history: &History,
-    access: &Access,
+    (fleet, access): (&Fleet, &Access),
     user: &User,
     (uid, job): (&str, &str),
 ) -> ApiResult<PastJob> {
@@ -214,10 +260,8 @@ async fn archived_job(
     let cluster = history.store.cluster(uid).await.map_err(unavailable)?;
     let cluster = cluster
         .ok_or_else(|| ApiError::not_found(format!("history has no cluster of uid {uid}")))?;
+    may_read(fleet, access, user, &cluster).await?;
     let namespace = &cluster.namespace;
-    if !access.readable(user, [namespace.clone()]).await.contains(namespace) {
-        return Err(may_not_read(user, "RayClusters", namespace));
-    }
     let found = history.store.job(uid, job).await.map_err(unavailable)?;
     found.ok_or_else(|| {
         ApiError::not_found(format!(
@@ -258,10 +302,11 @@ fn archived_lines(
 pub async fn job_log(
     State(history): State<History>,
     State(access): State<Access>,
+    State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Path((uid, job)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    archived_job(&history, &access, &user, (&uid, &job)).await?;
+    archived_job(&history, (&fleet, &access), &user, (&uid, &job)).await?;
     let file = format!("{}-{job}.log", &uid[..uid.len().min(8)]);
     let body = archived_lines(history, (uid, job), 1)
         .map(|chunk| chunk.map(|(_, text)| text).map_err(std::io::Error::other));
@@ -288,12 +333,13 @@ pub async fn job_log(
 pub async fn job_log_stream(
     State(history): State<History>,
     State(access): State<Access>,
+    State(fleet): State<Fleet>,
     State(shutdown): State<CancellationToken>,
     Extension(user): Extension<User>,
     Path((uid, job)): Path<(String, String)>,
     Resume(after): Resume,
 ) -> ApiResult<Response> {
-    let past = archived_job(&history, &access, &user, (&uid, &job)).await?;
+    let past = archived_job(&history, (&fleet, &access), &user, (&uid, &job)).await?;
     let end = match past.log.state {
         ArchiveState::None => "history has no log of this job".to_owned(),
         ArchiveState::Archiving => format!(

@@ -120,6 +120,21 @@ pub struct ListFilter {
     pub kind: Option<Kind>,
 }
 
+/// Which clusters a reader of the history list may see: those in some namespaces of any
+/// Kubernetes cluster, or, of several, those in each one's namespaces (its RBAC's answer), by the
+/// name history gives it (`''` the home one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readable {
+    Anywhere(BTreeSet<String>),
+    ByContext(Vec<(String, BTreeSet<String>)>),
+}
+
+impl From<&BTreeSet<String>> for Readable {
+    fn from(namespaces: &BTreeSet<String>) -> Self {
+        Readable::Anywhere(namespaces.clone())
+    }
+}
+
 /// What made a cluster, as the list filters by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -176,6 +191,16 @@ impl Sql {
         format!("${}", self.args.len())
     }
 
+    /// A clause: the cluster's namespace is one of `namespaces` (not empty). `|| ''` keeps the
+    /// planner off the namespace index: reading a whole namespace to sort it costs far more
+    /// than walking the listing index newest first (SQLite, without statistics, would choose the
+    /// former: 170 ms at 100,000 clusters).
+    fn namespaces(&mut self, namespaces: &BTreeSet<String>) -> String {
+        let listed: Vec<String> =
+            namespaces.iter().map(|ns| self.arg(Arg::Text(ns.clone()))).collect();
+        format!("namespace || '' IN ({})", listed.join(", "))
+    }
+
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         let mut query = sqlx::query(AssertSqlSafe(self.text.clone()));
         for arg in &self.args {
@@ -190,7 +215,7 @@ impl Sql {
 
 const CLUSTER_COLUMNS: &str = "uid, namespace, name, team, owner, template, pipeline, run, \
     created_at, ready_at, deleted_at, phase, phase_reason, outcome, ended_by, ended_why, gpus, \
-    rayjob";
+    rayjob, context";
 
 fn past_cluster(row: &AnyRow) -> Result<PastCluster, sqlx::Error> {
     let outcome: String = row.try_get("outcome")?;
@@ -213,6 +238,8 @@ fn past_cluster(row: &AnyRow) -> Result<PastCluster, sqlx::Error> {
         ended_why: row.try_get("ended_why")?,
         gpus: row.try_get::<i64, _>("gpus")?.max(0) as u64,
         rayjob: row.try_get("rayjob")?,
+        // As stored: `''` the home Kubernetes cluster (the API names it).
+        context: row.try_get("context")?,
     })
 }
 
@@ -383,26 +410,32 @@ impl Store {
         .await
     }
 
-    /// One page of the clusters in `namespaces` that `filter` asks for, newest first, at most
-    /// `limit`, after `cursor`; and the cursor of the next page.
+    /// One page of the clusters `readable` lets the reader see that `filter` asks for, newest
+    /// first, at most `limit`, after `cursor`; and the cursor of the next page.
     pub async fn list(
         &self,
         filter: &ListFilter,
-        namespaces: &BTreeSet<String>,
+        readable: impl Into<Readable>,
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> StoreResult<(Vec<PastCluster>, Option<Cursor>)> {
-        if namespaces.is_empty() {
-            return Ok((Vec::new(), None));
-        }
         let mut sql = Sql::default();
         let mut clauses = Vec::new();
-        let listed: Vec<String> =
-            namespaces.iter().map(|ns| sql.arg(Arg::Text(ns.clone()))).collect();
-        // `|| ''` keeps the planner off the namespace index here: reading a whole namespace to
-        // sort it costs far more than walking the listing index newest first (SQLite, without
-        // statistics, would choose the former: 170 ms at 100,000 clusters).
-        clauses.push(format!("namespace || '' IN ({})", listed.join(", ")));
+        let mut seen = Vec::new();
+        match readable.into() {
+            Readable::Anywhere(namespaces) if namespaces.is_empty() => {}
+            Readable::Anywhere(namespaces) => seen.push(sql.namespaces(&namespaces)),
+            Readable::ByContext(each) => {
+                for (context, namespaces) in each.iter().filter(|(_, n)| !n.is_empty()) {
+                    let context = sql.arg(Arg::Text(context.clone()));
+                    seen.push(format!("(context = {context} AND {})", sql.namespaces(namespaces)));
+                }
+            }
+        }
+        if seen.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        clauses.push(format!("({})", seen.join(" OR ")));
         for (column, value) in [
             ("team", &filter.team),
             ("owner", &filter.owner),

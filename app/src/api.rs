@@ -202,8 +202,11 @@ pub async fn read_cluster(
 /// The fleet page: GPUs requested, held, busy and idle, by cluster and team.
 #[server(prefix = "/_sfn", endpoint = "fleet")]
 pub async fn read_fleet() -> Result<platform::utilization::Fleet, ServerFnError> {
-    Ok(ssr::directory()?.fleet())
+    Ok(ssr::directory()?.fleet().await)
 }
+
+/// What `?context=` takes for every Kubernetes cluster at once (the lists only).
+pub const ALL_CONTEXTS: &str = "*";
 
 /// The Kubernetes cluster of the page being rendered, as its URL names it (`?context=`):
 /// provided by the server, read from the address bar in the browser, so both render the same.
@@ -294,8 +297,11 @@ pub mod ssr {
         fn cluster_detail(&self, namespace: &str, name: &str) -> Option<ClusterDetail>;
         /// The launch form's templates and the requester's identity.
         fn launch_forms(&self) -> LaunchForms;
-        /// GPUs by cluster and team, over the clusters the requester may see.
-        fn fleet(&self) -> platform::utilization::Fleet;
+        /// GPUs by cluster and team, over the clusters the requester may see (and, with
+        /// several Kubernetes clusters, each one's totals: it may ask each who may see what).
+        fn fleet(
+            &self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = platform::utilization::Fleet> + Send>>;
     }
 
     /// The server's [`ClusterDirectory`], provided as Leptos context.

@@ -1,8 +1,9 @@
 // One raydar over two Kubernetes clusters (--contexts), in a browser: the local control plane and a
 // second one started here (deploy/local/second-plane.sh). The list shows a Ray cluster of each in
 // one table, each row naming its Kubernetes cluster and leading to its page there; a cluster made
-// on either arrives by push; with the second plane stopped its rows say stale while the first's
-// list stays live, and a launch from the form goes to the Kubernetes cluster it names.
+// on either arrives by push; the fleet page adds up each one's GPUs and the RayJob list shows
+// both's; with the second plane stopped its rows say stale while the first's list stays live, and
+// a launch from the form goes to the Kubernetes cluster it names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -92,6 +93,36 @@ test('one list over two Kubernetes clusters: each row names its own, a stopped o
   assert.equal(await only.locator(`tr[data-cluster="${NS}/west-${run}"]`).count(), 0, 'not the second\'s');
   assert.equal(await only.locator(`tr[data-cluster="${NS}/east-${run}"]`).count(), 1);
   assert.equal(await only.getByRole('link', { name: 'Launch a cluster' }).getAttribute('href'), '/launch?context=first');
+
+  // The fleet page of the second: a line of totals for each Kubernetes cluster (each one's own
+  // fleet page by its link), the second's marked, and the rest of the page about the second.
+  const gpus = await browser.newPage();
+  const gpusSaid = watchPage(gpus);
+  await gpus.goto(`${raydar.url}/gpus?context=second`);
+  await gpus.locator('table.fleet-contexts').waitFor({ timeout: 15_000 })
+    .catch(async (e) => { throw new Error(`${e.message}\n${await pageState(gpus, gpusSaid)}`); });
+  const lines = await gpus.locator('table.fleet-contexts tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.context));
+  assert.deepEqual(lines, ['first', 'second']);
+  assert.equal(await gpus.locator('table.fleet-contexts a[aria-current="page"]').innerText(), 'second');
+  assert.equal(await gpus.locator('p.fleet-context strong').innerText(), 'second');
+  assert.equal(await gpus.locator('tr[data-context="first"] th a').getAttribute('href'), '/gpus?context=first');
+  await gpus.close();
+
+  // The RayJobs of every Kubernetes cluster in one list, each naming its own, its cluster's link
+  // on it.
+  kubectl2(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'ray.io/v1', kind: 'RayJob',
+    metadata: { name: `job-${run}`, namespace: NS },
+    spec: { entrypoint: "python -c 'print(1)'", submissionMode: 'HTTPMode',
+      clusterSelector: { 'ray.io/cluster': `west-${run}` } } }));
+  const jobs = await browser.newPage();
+  const jobsSaid = watchPage(jobs);
+  await jobs.goto(`${raydar.url}/jobs?namespace=${NS}`);
+  const job = jobs.locator(`tr[data-rayjob="${NS}/job-${run}"]`);
+  await job.waitFor({ timeout: 20_000 })
+    .catch(async (e) => { throw new Error(`${e.message}\n${await pageState(jobs, jobsSaid)}`); });
+  assert.equal(await job.locator('td.context').innerText(), 'second');
+  assert.equal(await job.locator('td a').first().getAttribute('href'), `/clusters/${NS}/west-${run}?context=second`);
+  await jobs.close();
 
   // The second stops: its rows stay, said stale; the first's stay live.
   execFileSync(script, ['down']);

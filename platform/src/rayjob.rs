@@ -51,6 +51,9 @@ pub struct RayJobSummary {
     pub start_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<i64>,
+    /// The Kubernetes cluster it is on, when raydar serves several (else empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 impl RayJobSummary {
@@ -115,6 +118,7 @@ impl RayJobSummary {
             created: time(&meta["creationTimestamp"]).unwrap_or_default(),
             start_time: time(&status["startTime"]),
             end_time: time(&status["endTime"]),
+            context: String::new(),
         }
     }
 }

@@ -286,6 +286,71 @@ pub struct Fleet {
     /// Idle reclaim: clusters idle by their template's policy.
     #[serde(default)]
     pub reclaims: Reclaims,
+    /// The Kubernetes cluster these GPUs are on, when raydar serves several (else empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
+    /// When raydar serves several Kubernetes clusters, each one's totals (this one's included),
+    /// in the order they are served; empty when it serves one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contexts: Vec<FleetContext>,
+}
+
+/// One Kubernetes cluster's GPUs added up, for the fleet page's totals per cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FleetContext {
+    /// The context's name, as `?context=` takes it.
+    pub name: String,
+    /// Every GPU its exporters report, held by no pod, and held by pods of no RayCluster (the
+    /// whole cluster's, whoever asks).
+    pub total: u32,
+    pub free: u32,
+    pub other: u32,
+    /// Of the Ray clusters the requester may see there: how many use GPUs, and their GPUs
+    /// requested, held and busy; how many are idle.
+    pub clusters: u32,
+    pub requested: u64,
+    pub held: u32,
+    pub busy: u32,
+    pub idle_clusters: u32,
+    /// When its GPUs were last read.
+    pub scraped_at: Option<i64>,
+    /// Set while its GPU readings cannot be read: the numbers are the last ones read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
+    /// Its exporters that did not answer the last scrape, and its sources that are down.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+impl FleetContext {
+    /// `fleet` (one Kubernetes cluster's, called `name`) added up.
+    pub fn of(name: &str, fleet: &Fleet) -> FleetContext {
+        let mut totals = FleetContext {
+            name: name.to_owned(),
+            total: fleet.total,
+            free: fleet.free,
+            other: fleet.other,
+            scraped_at: fleet.scraped_at,
+            stale: fleet.stale.clone(),
+            errors: fleet.errors.clone(),
+            ..FleetContext::default()
+        };
+        for c in &fleet.clusters {
+            totals.clusters += 1;
+            totals.requested = totals.requested.saturating_add(c.requested);
+            totals.held += c.held;
+            totals.busy += c.busy;
+            totals.idle_clusters += u32::from(c.idle.is_some());
+        }
+        totals
+    }
+
+    /// GPUs held by Ray clusters, whoever may see them.
+    pub fn ray(&self) -> u32 {
+        self.total.saturating_sub(self.free + self.other)
+    }
 }
 
 /// Idle reclaim as the fleet page shows it: what raydar does (`--idle-reclaim`), and each
@@ -428,5 +493,15 @@ mod tests {
             ),
             (2, 12, 8, 1, 2.5)
         );
+        // A Kubernetes cluster's totals: its GPUs as reported, its clusters' added up.
+        let fleet = Fleet { total: 40, free: 6, other: 4, errors: vec!["node-3".into()], ..fleet };
+        let totals = FleetContext::of("east", &fleet);
+        assert_eq!(totals.name, "east");
+        assert_eq!(
+            (totals.clusters, totals.requested, totals.held, totals.busy, totals.idle_clusters),
+            (3, 28, 28, 24, 1)
+        );
+        assert_eq!((totals.total, totals.free, totals.other, totals.ray()), (40, 6, 4, 30));
+        assert_eq!(totals.errors, ["node-3"]);
     }
 }

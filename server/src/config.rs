@@ -752,7 +752,7 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<u32, String> {
 
 /// Reads `--prometheus`: empty for none, else an http(s) base URL without query or fragment,
 /// kept without its trailing slash so API paths can follow it.
-fn prometheus_url(text: &str) -> Result<String, String> {
+pub(crate) fn prometheus_url(text: &str) -> Result<String, String> {
     let text = text.trim();
     let Ok(url) = reqwest::Url::parse(text) else {
         return Err(format!("{text:?} is not a URL such as http://prometheus.monitoring:9090"));

@@ -9,9 +9,14 @@
 //!     kubeconfig: /etc/raydar/east.kubeconfig   # default: KUBECONFIG, ~/.kube/config
 //!     context: east-admin         # the kubeconfig's context; default: its current one
 //!     namespaces: [team-a]        # default: --namespaces
+//!     prometheus: http://prometheus.east:9090   # its GPU readings; "" scrapes its
+//!                                 # dcgm-exporters; default: --prometheus
 //!   - name: serve-west
 //!     inCluster: true             # raydar's own ServiceAccount, where it runs
 //! ```
+//!
+//! Each context's GPUs are read there: its own dcgm-exporters (through its apiserver), or the
+//! Prometheus its entry names, so the fleet page adds up each cluster's own.
 //!
 //! The home context is the one a request without `?context=` is served by, and the one whose
 //! apiserver reviews bearer tokens. [`Fleet`] is what spans them: the list of all of them
@@ -23,9 +28,10 @@ use std::sync::{Arc, OnceLock};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
-use crate::config::Scope;
+use crate::api::gpus::Gpus;
+use crate::config::{GpuSettings, Scope};
 use crate::security::Access;
-use crate::sources::{Clusters, RayPods};
+use crate::sources::{Clusters, RayJobs, RayPods};
 
 /// Most contexts one file may list: each one runs every watch raydar has.
 pub const MAX_CONTEXTS: usize = 32;
@@ -39,6 +45,32 @@ pub struct Context {
     pub reach: ContextReach,
     /// The namespaces watched there: its own list, or `--namespaces`.
     pub scope: Scope,
+    /// Where its GPU readings come from.
+    pub gpus: GpuReadings,
+}
+
+/// Where a context's GPU readings come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum GpuReadings {
+    /// As the flags say (`--prometheus`, else its dcgm-exporters).
+    #[default]
+    Flags,
+    /// Its own dcgm-exporters, whatever `--prometheus` says.
+    Exporters,
+    /// The Prometheus at this base URL, which scrapes its dcgm-exporters.
+    Prometheus(String),
+}
+
+impl Context {
+    /// The GPU settings of this context: `flags`, with its own source of readings.
+    pub fn gpu_settings(&self, flags: &GpuSettings) -> GpuSettings {
+        let prometheus = match &self.gpus {
+            GpuReadings::Flags => flags.prometheus.clone(),
+            GpuReadings::Exporters => None,
+            GpuReadings::Prometheus(url) => Some(url.clone()),
+        };
+        GpuSettings { prometheus, ..flags.clone() }
+    }
 }
 
 /// Where a context's client configuration comes from.
@@ -69,6 +101,7 @@ struct Entry {
     namespaces: Option<Vec<String>>,
     #[serde(default)]
     in_cluster: bool,
+    prometheus: Option<String>,
 }
 
 /// The contexts `text` (the file at `path`, named in messages) lists, each watching `scope`
@@ -137,7 +170,15 @@ pub fn parse(path: &Path, text: &str, scope: &Scope) -> Result<Vec<Context>, Str
                 Scope::Namespaces(listed)
             }
         };
-        contexts.push(Context { name: entry.name, reach, scope });
+        let gpus = match entry.prometheus {
+            None => GpuReadings::Flags,
+            Some(url) if url.trim().is_empty() => GpuReadings::Exporters,
+            Some(url) => GpuReadings::Prometheus(
+                crate::config::prometheus_url(&url)
+                    .map_err(|e| format!("{} {e}", at(i, "prometheus")))?,
+            ),
+        };
+        contexts.push(Context { name: entry.name, reach, scope, gpus });
     }
     Ok(contexts)
 }
@@ -151,7 +192,12 @@ pub fn read(path: &Path, scope: &Scope) -> Result<Vec<Context>, String> {
 
 /// The one context of a raydar started without a contexts file: what the environment points at.
 pub fn inferred(scope: &Scope) -> Vec<Context> {
-    vec![Context { name: HOME.to_owned(), reach: ContextReach::Inferred, scope: scope.clone() }]
+    vec![Context {
+        name: HOME.to_owned(),
+        reach: ContextReach::Inferred,
+        scope: scope.clone(),
+        gpus: GpuReadings::Flags,
+    }]
 }
 
 /// The name of the context of a raydar started without a contexts file.
@@ -189,14 +235,28 @@ impl Context {
 #[derive(Clone, Default)]
 pub struct Fleet(Arc<OnceLock<Vec<FleetPlane>>>);
 
-/// What the fleet reads of one plane: its clusters and Ray pods, and its answers to who may see
-/// them.
+/// What the fleet reads of one plane: its clusters, Ray pods, RayJobs and GPUs, and its answers
+/// to who may see them.
 #[derive(Clone)]
 pub struct FleetPlane {
     pub name: String,
     pub clusters: Clusters,
     pub pods: RayPods,
+    pub rayjobs: RayJobs,
+    pub gpus: Gpus,
     pub access: Access,
+}
+
+impl FleetPlane {
+    /// Who may see what on it: asked of its apiserver, or, while its watch of clusters says it
+    /// does not answer, only what it last said, so that what spans every Kubernetes cluster does
+    /// not wait out each question's timeout on one that drops packets.
+    pub fn access_now(&self) -> Access {
+        match self.clusters.stale() {
+            Some(_) => self.access.remembered(),
+            None => self.access.clone(),
+        }
+    }
 }
 
 impl Fleet {
@@ -265,16 +325,19 @@ mod tests {
                         context: Some("east-admin".into())
                     },
                     scope: Scope::Namespaces(vec!["a".into(), "b".into()]),
+                    gpus: GpuReadings::Flags,
                 },
                 Context {
                     name: "serve-west".into(),
                     reach: ContextReach::InCluster,
-                    scope: Scope::All
+                    scope: Scope::All,
+                    gpus: GpuReadings::Flags,
                 },
                 Context {
                     name: "lab".into(),
                     reach: ContextReach::Kubeconfig { path: None, context: None },
-                    scope: Scope::All
+                    scope: Scope::All,
+                    gpus: GpuReadings::Flags,
                 },
             ]
         );
@@ -291,6 +354,26 @@ mod tests {
         .unwrap();
         assert_eq!(contexts[0].scope, team);
         assert_eq!(contexts[1].scope, Scope::Namespaces(vec!["x".into()]));
+    }
+
+    #[test]
+    fn each_context_reads_its_gpus_where_its_entry_says() {
+        let contexts = parsed(
+            "contexts:\n\
+             - {name: flags}\n\
+             - {name: scraped, prometheus: ''}\n\
+             - {name: asked, prometheus: 'http://prometheus.west:9090/'}\n",
+        )
+        .unwrap();
+        let flags =
+            GpuSettings { prometheus: Some("http://flags:9090".into()), ..GpuSettings::default() };
+        let sources: Vec<Option<String>> =
+            contexts.iter().map(|c| c.gpu_settings(&flags).prometheus).collect();
+        assert_eq!(
+            sources,
+            [Some("http://flags:9090".into()), None, Some("http://prometheus.west:9090".into())]
+        );
+        assert_eq!(contexts[2].gpu_settings(&flags).interval_s, flags.interval_s);
     }
 
     #[test]
@@ -319,6 +402,10 @@ mod tests {
             "contexts[0].namespaces[1] must be",
         );
         refused("contexts: [{name: a, server: https://x}]", "unknown field");
+        refused(
+            "contexts: [{name: a, prometheus: 'prometheus:9090'}]",
+            "contexts[0].prometheus \"prometheus:9090\" is not an http or https URL",
+        );
         refused("clusters: []", "contexts.yaml:");
         let many = (0..=MAX_CONTEXTS).map(|i| format!("{{name: c{i}}}")).collect::<Vec<_>>();
         refused(&format!("contexts: [{}]", many.join(", ")), "at most 32");
@@ -343,6 +430,7 @@ mod tests {
                 context: context.map(str::to_owned),
             },
             scope: Scope::All,
+            gpus: GpuReadings::Flags,
         };
         let found = at(None).client_config().await.unwrap();
         assert_eq!(found.cluster_url.to_string(), "https://127.0.0.1:1/");

@@ -173,13 +173,14 @@ impl Shared {
     }
 }
 
-/// One Kubernetes cluster to serve: the name requests pick it by, its namespaces, its client
-/// and its apiserver's address (for messages).
+/// One Kubernetes cluster to serve: the name requests pick it by, its namespaces, its client,
+/// its apiserver's address (for messages) and where its GPU readings come from.
 pub struct Plane {
     pub name: String,
     pub scope: config::Scope,
     pub kube: Client,
     pub apiserver: String,
+    pub gpus: config::GpuSettings,
 }
 
 /// The one Kubernetes cluster `kube` talks to (`apiserver` names it in messages), as `config`
@@ -195,6 +196,7 @@ pub fn start(
         scope: config.scope.clone(),
         kube,
         apiserver: apiserver.to_owned(),
+        gpus: config.gpus.clone(),
     };
     let (mut states, mut supervisors) = start_planes(config, vec![plane], shutdown)?;
     Ok((states.remove(0).1, supervisors.remove(0)))
@@ -238,6 +240,8 @@ pub fn start_planes(
                 name: name.clone(),
                 clusters: state.clusters.clone(),
                 pods: state.overviews.pods().clone(),
+                rayjobs: state.rayjobs.clone(),
+                gpus: axum::extract::FromRef::from_ref(state),
                 access: state.access.clone(),
             })
             .collect(),
@@ -265,7 +269,7 @@ fn start_plane(
     supervisor: &mut Supervisor,
     shutdown: CancellationToken,
 ) -> Result<AppState> {
-    let Plane { scope, kube, apiserver, .. } = plane;
+    let Plane { scope, kube, apiserver, gpus: settings, .. } = plane;
     let (scope, apiserver) = (&scope, apiserver.as_str());
     let history = shared.history.clone();
     let observer = Observer::new(history.sink.clone(), names.history);
@@ -280,7 +284,7 @@ fn start_plane(
     let sink = Some(history.sink.clone());
     let pods = RayPods::new(kube.clone(), apiserver.to_owned(), scope.clone(), sink);
     let rayjobs = RayJobs::new(kube.clone(), apiserver.to_owned(), scope.clone());
-    let gpus = GpuMetrics::new(&config.gpus);
+    let gpus = GpuMetrics::new(&settings);
     supervise(supervisor, "clusters", &clusters, Clusters::run);
     supervise(supervisor, "templates", &templates, Templates::run);
     supervise(supervisor, "pods", &pods, RayPods::run);
@@ -313,7 +317,6 @@ fn start_plane(
         IdleInputs { gpus: gpus.clone(), jobs: activity.clone(), plan: idle.clone() },
     );
     supervise(supervisor, "lifecycle", &lifecycle, Lifecycle::run);
-    let settings = config.gpus.clone();
     match settings.prometheus.clone() {
         Some(base) => {
             let source = Prometheus::new(

@@ -48,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             scope: context.scope.clone(),
             kube,
             apiserver,
+            gpus: context.gpu_settings(&config.gpus),
         });
     }
     match &config.authn {

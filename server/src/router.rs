@@ -173,8 +173,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The routes of the planes raydar serves (Kubernetes clusters, [`crate::Plane`]), the home one
 /// first: a request is answered by the plane its `context` query parameter names, by the home
-/// plane when it names none. `context=*` is for the lists (`/`, `GET /api/v1/clusters` and its
-/// push stream, `GET /api/v1/history/clusters`), which the home plane answers over every plane; elsewhere it is a 400, and a
+/// plane when it names none. `context=*` is for the lists ([`LISTS`]), which the home plane
+/// answers over every plane; elsewhere it is a 400, and a
 /// name no plane has a 404, each with the security headers every answer carries.
 ///
 /// Two requests name their plane otherwise. The list page (`/`) naming none lists every plane,
@@ -205,8 +205,9 @@ pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
                     None => home(),
                     Some(clusters::ALL_CONTEXTS) if LISTS.contains(&path) => home(),
                     Some(clusters::ALL_CONTEXTS) => return Ok(ApiError::bad_request(
-                        "context=* is for the lists of clusters (/, GET /api/v1/clusters and its \
-                         events, GET /api/v1/history/clusters); name one Kubernetes cluster here",
+                        "context=* is for the lists (/, GET /api/v1/clusters, /api/v1/rayjobs and \
+                         their events, GET /api/v1/history/clusters); name one Kubernetes cluster \
+                         here",
                     )
                     .into_response()),
                     Some(name) => routers.iter().find(|(known, _)| known == name).map(|(_, r)| r),
@@ -224,9 +225,16 @@ pub fn planes_router(planes: Vec<(String, AppState)>) -> Router {
     Router::new().fallback_service(dispatch).layer(middleware::from_fn(headers::security_headers))
 }
 
-/// What `context=*` may be given to: the list, its page and its push stream, and history's list.
-const LISTS: [&str; 4] =
-    ["/", "/api/v1/clusters", "/api/v1/clusters/events", "/api/v1/history/clusters"];
+/// What `context=*` may be given to: the list, its page and its push stream, history's list, and
+/// the RayJobs and their push stream.
+const LISTS: [&str; 6] = [
+    "/",
+    "/api/v1/clusters",
+    "/api/v1/clusters/events",
+    "/api/v1/history/clusters",
+    "/api/v1/rayjobs",
+    "/api/v1/rayjobs/events",
+];
 
 /// `request` (the list page) as if it asked for every plane: `context=*` added to its query.
 fn every_context(request: &mut Request<Body>) {

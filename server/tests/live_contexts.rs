@@ -84,6 +84,17 @@ async fn page_until(
     }
 }
 
+/// The rows of a list answer of every Kubernetes cluster: (context, name).
+fn named_rows(list: &Value) -> Vec<(String, String)> {
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (text(&c["context"]), text(&c["name"])))
+        .collect()
+}
+
 /// The names in a list answer.
 fn names(list: &Value) -> Vec<String> {
     list["items"]
@@ -134,11 +145,12 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     let plain = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     common::wait_ready(&plain, &base).await;
     let http = common::page_client(&base, &[]).await;
-    let list = |context: &'static str| {
-        let (http, url) =
-            (http.clone(), format!("{base}/api/v1/clusters?namespace={}{context}", ns.0));
+    // The answer of GET `path` under /api/v1.
+    let get = |path: String| {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/{path}"));
         async move { common::get_json(&http, url).await }
     };
+    let list = |context: &str| get(format!("clusters?namespace={}{context}", ns.0));
 
     // Each cluster's list is its own; without a context, the home (first) one's.
     for context in ["", "&context=first"] {
@@ -158,13 +170,8 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(on_second["items"][0]["context"], "second", "a row names its Kubernetes cluster");
     // Every one at once: each row names its own, and how each answers is said.
     let all = list("&context=*").await;
-    let rows: Vec<(&str, &str)> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["context"].as_str().unwrap(), c["name"].as_str().unwrap()))
-        .collect();
-    assert_eq!(rows, [("first", "on-first"), ("second", "on-second")], "{all}");
+    let rows = named_rows(&all);
+    assert_eq!(rows, [("first".into(), "on-first".into()), ("second".into(), "on-second".into())]);
     assert_eq!(all["total"], 2);
     // Its push stream too: the merged page, then the page again when either changes.
     let url = format!("{base}/api/v1/clusters/events?namespace={}&context=*", ns.0);
@@ -186,24 +193,16 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
     assert_eq!(contexts["items"][1]["name"], "second");
     assert_eq!(contexts["items"][1]["synced"], true);
     // History keeps both Kubernetes clusters' clusters: each watch's relist ends its own only.
-    let history = |context: &'static str| {
-        let url =
-            format!("{base}/api/v1/history/clusters?namespace={}&outcome=live{context}", ns.0);
-        let http = http.clone();
-        async move { common::get_json(&http, url).await }
-    };
+    let history =
+        |context: &str| get(format!("history/clusters?namespace={}&outcome=live{context}", ns.0));
     let all = common::eventually("both clusters live in history", || async {
         let all = history("&context=*").await;
         (names(&all).len() == 2).then_some(all)
     })
     .await;
-    let rows: Vec<(&str, &str)> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["context"].as_str().unwrap(), c["name"].as_str().unwrap()))
-        .collect();
-    assert!(rows.contains(&("first", "on-first")) && rows.contains(&("second", "on-second")));
+    let rows = named_rows(&all);
+    assert!(rows.contains(&("first".into(), "on-first".into())));
+    assert!(rows.contains(&("second".into(), "on-second".into())));
     // Each Kubernetes cluster's history is its own, as its list is.
     assert_eq!(names(&history("").await), ["on-first"]);
     assert_eq!(names(&history("&context=second").await), ["on-second"]);
@@ -212,6 +211,68 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
         let synced = format!("raydar_context_synced{{context=\"{context}\"}} 1");
         assert!(metrics.contains(&synced), "{synced} in:\n{metrics}");
     }
+    // The fleet adds up each Kubernetes cluster's GPUs, each read there: a cluster asking for
+    // GPUs on the second counts on the second's line, and on the second's own fleet alone.
+    let mut wants = left_alone("wants-gpus");
+    wants.data["spec"]["workerGroupSpecs"] = json!([{
+        "groupName": "gpu", "replicas": 2, "minReplicas": 0, "maxReplicas": 2, "rayStartParams": {},
+        "template": {"spec": {"containers": [{"name": "ray-worker", "image": "rayproject/ray:2.46.0",
+            "resources": {"limits": {"cpu": 1, "memory": "2Gi", "nvidia.com/gpu": 4}}}]}}
+    }]);
+    second_clusters.create(&PostParams::default(), &wants).await.unwrap();
+    let gpus = |context: &str| get(format!("gpus{context}"));
+    let line = |fleet: &Value, name: &str| {
+        let lines = fleet["contexts"].as_array().cloned().unwrap_or_default();
+        lines.into_iter().find(|c| c["name"] == name)
+    };
+    let fleet = common::eventually("the second's line to count its GPU cluster", || async {
+        let fleet = gpus("").await;
+        (line(&fleet, "second")?["clusters"] == 1).then_some(fleet)
+    })
+    .await;
+    assert_eq!(fleet["context"], "first", "the home one's fleet, with every one's line: {fleet}");
+    let lines: Vec<&str> =
+        fleet["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(lines, ["first", "second"]);
+    let on_second = line(&fleet, "second").unwrap();
+    assert_eq!((on_second["requested"].as_u64(), on_second["held"].as_u64()), (Some(8), Some(0)));
+    let wants_gpus = |fleet: &Value| {
+        fleet["clusters"].as_array().unwrap().iter().any(|c| c["name"] == "wants-gpus")
+    };
+    assert!(!wants_gpus(&fleet), "not on the first's fleet: {fleet}");
+    let own = gpus("?context=second").await;
+    assert_eq!(own["context"], "second");
+    assert!(wants_gpus(&own), "on the second's own fleet: {own}");
+    // Each line's GPUs are its cluster's own readings (the second plane's exporters).
+    assert_eq!(line(&own, "second").unwrap()["total"], own["total"], "{own}");
+    second_clusters.delete("wants-gpus", &Default::default()).await.unwrap();
+
+    // RayJobs: one Kubernetes cluster's, or every one's (`*`), each row naming its own.
+    let rayjob: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "job-on-second"},
+        "spec": {"entrypoint": "python -c 'print(1)'", "submissionMode": "HTTPMode",
+            "clusterSelector": {"ray.io/cluster": "on-second"}}
+    }))
+    .unwrap();
+    let gvk = kube::api::GroupVersionKind::gvk("ray.io", "v1", "RayJob");
+    let resource = kube::api::ApiResource::from_gvk(&gvk);
+    let second_rayjobs = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        second_admin.clone(),
+        &ns.0,
+        &resource,
+    );
+    second_rayjobs.create(&PostParams::default(), &rayjob).await.unwrap();
+    let rayjobs = |context: &str| get(format!("rayjobs?namespace={}{context}", ns.0));
+    let all = common::eventually("the second's RayJob in the list of all", || async {
+        let all = rayjobs("&context=*").await;
+        (!all["items"].as_array()?.is_empty()).then_some(all)
+    })
+    .await;
+    let rows = named_rows(&all);
+    assert_eq!(rows, [("second".to_owned(), "job-on-second".to_owned())], "{all}");
+    assert_eq!(names(&rayjobs("&context=second").await), ["job-on-second"]);
+    assert!(names(&rayjobs("").await).is_empty(), "not the first's");
+
     let one = format!("{base}/api/v1/clusters/{}/on-first?context=*", ns.0);
     assert_eq!(http.get(one).send().await.unwrap().status(), 400, "a cluster is on one");
     let unknown = http.get(format!("{base}/api/v1/clusters?context=third")).send().await.unwrap();

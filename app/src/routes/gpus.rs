@@ -301,7 +301,7 @@ fn FleetStarts(now: Signal<i64>) -> impl IntoView {
                     .clusters
                     .into_iter()
                     .map(|c| {
-                        let href = crate::api::rest::page(&c.namespace, &c.name);
+                        let href = crate::api::rest::here(crate::api::rest::page(&c.namespace, &c.name));
                         let since = c.since;
                         view! {
                             <tr data-cluster=format!("{}/{}", c.namespace, c.name)>
@@ -400,7 +400,7 @@ fn fleet_tables(f: &Fleet, now: Signal<i64>) -> impl IntoView {
         .clusters
         .iter()
         .map(|c| {
-            let href = crate::api::rest::page(&c.namespace, &c.name);
+            let href = crate::api::rest::here(crate::api::rest::page(&c.namespace, &c.name));
             let idle = c.idle.map(|i| format!("idle {}, {:.1} GPU-h", format_age(f.now - i.since), i.gpu_hours));
             view! {
                 <tr data-cluster=format!("{}/{}", c.namespace, c.name) data-idle=c.idle.is_some().to_string() class:idle=c.idle.is_some()>
@@ -417,6 +417,7 @@ fn fleet_tables(f: &Fleet, now: Signal<i64>) -> impl IntoView {
         })
         .collect_view();
     view! {
+        {per_context(f)}
         <p class="fleet-rule">{rule} " " {scraped(f.scraped_at, now)}</p>
         {stale_note(f.stale.clone(), now)}
         {(!errors.is_empty()).then(|| view! { <p class="error">"Not scraped: " {errors}</p> })}
@@ -442,6 +443,61 @@ fn fleet_tables(f: &Fleet, now: Signal<i64>) -> impl IntoView {
     }
 }
 
+/// With several Kubernetes clusters served, each one's GPUs added up (links to its own fleet
+/// page), then which one the rest of the page is about.
+fn per_context(f: &Fleet) -> Option<impl IntoView> {
+    if f.contexts.is_empty() {
+        return None;
+    }
+    let rows = f
+        .contexts
+        .iter()
+        .map(|c| {
+            let current = c.name == f.context;
+            let href = format!("/gpus?context={}", c.name);
+            let readings = match &c.stale {
+                Some(stale) => stale.describe(f.now),
+                None if !c.errors.is_empty() => format!("Not scraped: {}", c.errors.join("; ")),
+                None => c.scraped_at.map_or_else(
+                    || "Not scraped yet.".to_owned(),
+                    |at| format!("Scraped {} ago.", format_age(f.now - at)),
+                ),
+            };
+            view! {
+                <tr data-context=c.name.clone() data-stale=c.stale.is_some().to_string() class:current=current>
+                    <th scope="row"><a href=href aria-current=current.then_some("page")>{c.name.clone()}</a></th>
+                    <td class="num">{c.total}</td>
+                    <td class="num">{c.ray()}</td>
+                    <td class="num">{c.other}</td>
+                    <td class="num">{c.free}</td>
+                    <td class="num">{c.clusters}</td>
+                    <td class="num">{c.requested}</td>
+                    <td class="num">{c.held}</td>
+                    <td class="num">{c.busy}</td>
+                    <td class="num">{c.idle_clusters}</td>
+                    <td>{readings}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    Some(view! {
+        <h2>"By Kubernetes cluster"</h2>
+        <table class="fleet-contexts">
+            <thead><tr>
+                <th scope="col">"Kubernetes cluster"</th><th scope="col" class="num">"GPUs"</th>
+                <th scope="col" class="num">"Held by Ray"</th><th scope="col" class="num">"Other pods"</th>
+                <th scope="col" class="num">"Free"</th><th scope="col" class="num">"Clusters"</th>
+                <th scope="col" class="num">"Requested"</th><th scope="col" class="num">"Held"</th>
+                <th scope="col" class="num">"Busy"</th><th scope="col" class="num">"Idle clusters"</th>
+                <th scope="col">"Readings"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="fleet-context">"Below: Kubernetes cluster " <strong>{f.context.clone()}</strong>
+            ". GPUs, held by Ray and free count every GPU there; clusters, requested, held and busy, the Ray clusters you may see."</p>
+    })
+}
+
 /// Idle reclaim: what raydar does with clusters idle by their template's policy, and each one
 /// idle long enough to be warned or reclaimed.
 fn reclaims(r: &Reclaims, now: Signal<i64>) -> impl IntoView {
@@ -460,7 +516,7 @@ fn reclaims(r: &Reclaims, now: Signal<i64>) -> impl IntoView {
         .clusters
         .iter()
         .map(|c| {
-            let href = crate::api::rest::page(&c.namespace, &c.name);
+            let href = crate::api::rest::here(crate::api::rest::page(&c.namespace, &c.name));
             let window = platform::template::format_duration(std::time::Duration::from_secs(c.after_s.max(0) as u64));
             let policy = format!("below {:.0} % for {window}, then {}", c.gpu_below, c.action);
             let (since, due_at) = (c.idle_since, c.due_at);

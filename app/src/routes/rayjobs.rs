@@ -1,6 +1,7 @@
 //! The RayJob list (`/jobs`): every KubeRay RayJob the requester may list, its Ray job's status
 //! and the RayJob's progress, its cluster, and its live log. Pushed by the server whenever a
-//! RayJob changes; `?namespace=` narrows it to one namespace.
+//! RayJob changes; `?namespace=` narrows it to one namespace, `?context=` to one Kubernetes
+//! cluster (by default, every one raydar serves: each row then names its own).
 
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};
@@ -39,7 +40,11 @@ fn RayJobsView() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let query = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-        let url = format!("{}{query}", crate::api::push::RAYJOBS_PATH);
+        // Every Kubernetes cluster's unless the address names one.
+        let url = crate::api::rest::in_context(
+            format!("{}{query}", crate::api::push::RAYJOBS_PATH),
+            crate::api::ALL_CONTEXTS,
+        );
         let apply = move |fresh: RayJobList| {
             now.set(fresh.now);
             list.set(Some(fresh));
@@ -62,28 +67,39 @@ fn RayJobsView() -> impl IntoView {
             Some(l) => view! {
                 <table class="rayjobs-table">
                     <thead><tr>
-                        <th scope="col">"RayJob"</th><th scope="col">"Cluster"</th>
+                        <th scope="col">"RayJob"</th>
+                        {l.items.iter().any(|j| !j.context.is_empty()).then(|| view! { <th scope="col">"Kubernetes"</th> })}
+                        <th scope="col">"Cluster"</th>
                         <th scope="col">"Ray job"</th><th scope="col">"Progress"</th>
                         <th scope="col">"Entrypoint"</th><th scope="col">"Owner"</th>
                         <th scope="col" class="num">"Age"</th><th scope="col">"Log"</th>
                     </tr></thead>
-                    <tbody>{l.items.into_iter().map(|job| row(job, now)).collect_view()}</tbody>
+                    <tbody>{
+                        let several = l.items.iter().any(|j| !j.context.is_empty());
+                        l.items.into_iter().map(|job| row(job, several, now)).collect_view()
+                    }</tbody>
                 </table>
             }.into_any(),
         }}
     }
 }
 
-fn row(job: RayJobSummary, now: Signal<i64>) -> impl IntoView {
+/// A RayJob's row; `several`: the list spans Kubernetes clusters, and the row names its own.
+fn row(job: RayJobSummary, several: bool, now: Signal<i64>) -> impl IntoView {
+    use crate::api::rest::in_context;
     let id = format!("{}/{}", job.namespace, job.name);
+    let context = several.then(|| view! { <td class="context">{job.context.clone()}</td> });
     let cluster = (!job.cluster.is_empty()).then(|| {
-        let href = crate::api::rest::page(&job.namespace, &job.cluster);
+        let href = in_context(crate::api::rest::page(&job.namespace, &job.cluster), &job.context);
         let label =
             if job.ephemeral { format!("{} (its own)", job.cluster) } else { job.cluster.clone() };
         view! { <a href=href>{label}</a> }
     });
     let log = (!job.cluster.is_empty() && !job.job_id.is_empty()).then(|| {
-        let href = format!("/clusters/{}/{}/jobs/{}", job.namespace, job.cluster, job.job_id);
+        let href = in_context(
+            format!("/clusters/{}/{}/jobs/{}", job.namespace, job.cluster, job.job_id),
+            &job.context,
+        );
         view! { <a href=href>"Follow"</a> }
     });
     let created = job.created;
@@ -94,6 +110,7 @@ fn row(job: RayJobSummary, now: Signal<i64>) -> impl IntoView {
     view! {
         <tr data-rayjob=id data-status=data_status data-progress=data_progress>
             <th scope="row">{job.namespace.clone()} " / " {job.name.clone()}</th>
+            {context}
             <td>{cluster}</td>
             <td class=class>{status}</td>
             <td title=job.message.clone()>{job.deployment_status.clone()}</td>

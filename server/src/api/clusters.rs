@@ -123,7 +123,7 @@ pub struct ContextQuery {
 }
 
 /// What `context` takes for every Kubernetes cluster at once.
-pub const ALL_CONTEXTS: &str = "*";
+pub use app::api::ALL_CONTEXTS;
 
 /// The order of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, ToSchema)]

@@ -19,7 +19,10 @@ use crate::error::ApiError;
             token (or any the apiserver accepts: checked with a TokenReview; a token refused is \
             401). Writes of browsers (proxy or dev identity) need an `Origin` naming raydar and \
             the requester's CSRF token in `X-CSRF-Token` (`GET /api/v1/session`); a bearer \
-            token needs neither. Every error is an `ApiError`.",
+            token needs neither. Every error is an `ApiError`.\n\n\
+            raydar may serve several Kubernetes clusters (`GET /api/v1/contexts`): any request \
+            names the one it is about with `?context=NAME` (default: the home one; a name none \
+            has is 404), and the lists of clusters take `context=*` for every one at once.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(ApiError)),

@@ -9,12 +9,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
-use platform::utilization::{Chart, ClusterGpus, Fleet, Window};
+use platform::utilization::{Chart, ClusterGpus, Fleet, FleetContext, Window};
 use serde::Deserialize;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
+use crate::contexts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_cluster, Path, Query};
 use crate::gpus::charts::{self, Theme};
@@ -138,16 +139,21 @@ pub async fn chart(
         .into_response())
 }
 
-/// `GET /api/v1/gpus`: the fleet, over the clusters the requester may see.
+/// `GET /api/v1/gpus`: the fleet of a Kubernetes cluster (`?context=`), over the clusters the
+/// requester may see; with several served, each one's totals too.
 #[utoipa::path(get, path = "/gpus", tag = "gpus",
-    responses((status = 200, description = "GPUs requested, held, busy and idle by cluster and team", body = Fleet)))]
+    responses((status = 200, description = "GPUs requested, held, busy and idle by cluster and \
+        team; with several Kubernetes clusters served, each one's totals (`contexts`)", body = Fleet)))]
 pub async fn fleet(
     State(gpus): State<Gpus>,
     State(access): State<Access>,
+    State(every): State<contexts::Fleet>,
     Extension(user): Extension<User>,
 ) -> Json<Fleet> {
     let grants = access.grants(&user, gpus.clusters.namespaces()).await;
-    Json(fleet_for(&gpus, &grants.read))
+    let mut fleet = fleet_for(&gpus, &grants.read);
+    fleet.contexts = per_context(&every, &user).await;
+    Json(fleet)
 }
 
 /// The fleet over the clusters in namespaces `readable`.
@@ -157,7 +163,23 @@ pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
     let mut fleet = gpus.metrics.fleet(clusters);
     fleet.errors.extend(gpus.sources_down());
     fleet.reclaims = gpus.idle.show(fleet.now, |namespace| readable.contains(namespace));
+    fleet.context = gpus.clusters.context().to_owned();
     fleet
+}
+
+/// Each Kubernetes cluster's GPUs added up, over the Ray clusters `user` may see on it (its own
+/// RBAC), when raydar serves several; none when it serves one.
+pub async fn per_context(every: &contexts::Fleet, user: &User) -> Vec<FleetContext> {
+    let planes = every.planes();
+    if planes.len() < 2 {
+        return Vec::new();
+    }
+    // Each asked at once: the slowest to answer who may see what sets the time, not their sum.
+    let totals = planes.iter().map(|plane| async move {
+        let grants = plane.access_now().grants(user, plane.clusters.namespaces()).await;
+        FleetContext::of(&plane.name, &fleet_for(&plane.gpus, &grants.read))
+    });
+    futures::future::join_all(totals).await
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/gpus/events`: the cluster's GPUs now, then after
@@ -202,20 +224,30 @@ pub async fn cluster_events(
 pub async fn fleet_events(
     State(gpus): State<Gpus>,
     State(access): State<Access>,
+    State(every): State<contexts::Fleet>,
     State(shutdown): State<CancellationToken>,
     Extension(user): Extension<User>,
 ) -> Response {
-    let rounds = WatchStream::from_changes(gpus.metrics.rounds()).map(|_| ());
-    let clusters = BroadcastStream::new(gpus.clusters.subscribe()).map(|_| ());
+    // This Kubernetes cluster's scrapes and clusters; with several, the others' too (their totals).
+    let others = every.planes().iter().filter(|p| p.name != gpus.clusters.context());
+    let sources: Vec<&Gpus> = std::iter::once(&gpus).chain(others.map(|p| &p.gpus)).collect();
+    let changes = futures::stream::select_all(sources.into_iter().flat_map(|gpus| {
+        let rounds = WatchStream::from_changes(gpus.metrics.rounds()).map(|_| ()).boxed();
+        let clusters = BroadcastStream::new(gpus.clusters.subscribe()).map(|_| ()).boxed();
+        [rounds, clusters]
+    }));
     // A burst of changes (a relist, a launch's pods) is one new fleet, at most one a second.
-    let triggers = futures::stream::select(rounds, clusters)
+    let triggers = changes
         .ready_chunks(1024)
         .then(|_| async { tokio::time::sleep(Duration::from_millis(FLEET_SETTLE_MS)).await });
     let fleets = futures::stream::once(async {}).chain(triggers).then(move |()| {
-        let (gpus, access, user) = (gpus.clone(), access.clone(), user.clone());
+        let (gpus, access, every, user) =
+            (gpus.clone(), access.clone(), every.clone(), user.clone());
         async move {
             let grants = access.grants(&user, gpus.clusters.namespaces()).await;
-            Some(fleet_for(&gpus, &grants.read))
+            let mut fleet = fleet_for(&gpus, &grants.read);
+            fleet.contexts = per_context(&every, &user).await;
+            Some(fleet)
         }
     });
     let events = changes_only(fleets, |f| Fleet { now: 0, ..f.clone() })

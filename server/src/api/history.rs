@@ -165,7 +165,7 @@ pub async fn list(
                 let namespaces = namespaces.clone();
                 async move {
                     let name = fleet.history_name(&plane.name).to_owned();
-                    (name, plane.access.readable(user, namespaces).await)
+                    (name, plane.access_now().readable(user, namespaces).await)
                 }
             });
             Readable::ByContext(futures::future::join_all(each).await)

@@ -3,6 +3,8 @@
 //! from the requester's grants.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use app::api::ssr::{ClusterDirectory, Directory};
@@ -20,7 +22,7 @@ use platform::ClusterDetail;
 
 use super::clusters::{ContextQuery, ListQuery, ALL_CONTEXTS};
 use super::contexts::{every_page, list_page, states};
-use super::gpus::{fleet_for, Gpus};
+use super::gpus::{fleet_for, per_context, Gpus};
 use crate::contexts::Fleet;
 use crate::security::headers::page_policy;
 use crate::security::{CsrfKey, Grants, User};
@@ -124,9 +126,18 @@ impl ClusterDirectory for Pages {
         Some(detail)
     }
 
-    fn fleet(&self) -> platform::utilization::Fleet {
+    fn fleet(&self) -> Pin<Box<dyn Future<Output = platform::utilization::Fleet> + Send>> {
         let readable: BTreeSet<String> = grants().read;
-        fleet_for(&self.gpus, &readable)
+        let mut fleet = fleet_for(&self.gpus, &readable);
+        let user = use_context::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<User>().cloned());
+        let every = self.fleet.clone();
+        Box::pin(async move {
+            if let Some(user) = user {
+                fleet.contexts = per_context(&every, &user).await;
+            }
+            fleet
+        })
     }
 
     fn launch_forms(&self) -> LaunchForms {

@@ -31,12 +31,15 @@ use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 use super::actions::{Actions, LaunchPreview};
+use super::clusters::{ContextQuery, ALL_CONTEXTS};
+use crate::contexts::Fleet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body, check_cluster, ClusterPath, Path, Query};
 use crate::push::{changes_only, json_event};
 use crate::security::access::may_not_read;
 use crate::security::{Access, Action, Ask, User};
 use crate::sources::rayjobs::{self, RayJobs};
+use crate::sources::Clusters;
 use crate::unix_now;
 
 /// Query of `GET /api/v1/rayjobs`.
@@ -48,49 +51,61 @@ pub struct RayJobQuery {
     namespace: Option<String>,
 }
 
-/// `GET /api/v1/rayjobs[?namespace=]`: the RayJobs the requester may list, newest first.
-#[utoipa::path(get, path = "/rayjobs", tag = "rayjobs", params(RayJobQuery),
+/// `GET /api/v1/rayjobs[?namespace=][&context=]`: the RayJobs the requester may list, newest
+/// first: of one Kubernetes cluster, or of every one (`context=*`), each row naming its own.
+#[utoipa::path(get, path = "/rayjobs", tag = "rayjobs", params(RayJobQuery, ContextQuery),
     responses(
         (status = 200, description = "The RayJobs the requester may list, newest first", body = RayJobList),
-        (status = 400, description = "The namespace cannot be one", body = ApiError)))]
+        (status = 400, description = "The namespace cannot be one", body = ApiError),
+        (status = 404, description = "No Kubernetes cluster is called `context` here", body = ApiError)))]
 pub async fn list(
     State(jobs): State<RayJobs>,
     State(access): State<Access>,
+    State(clusters): State<Clusters>,
+    State(fleet): State<Fleet>,
     Extension(user): Extension<User>,
     Query(query): Query<RayJobQuery>,
+    Query(of): Query<ContextQuery>,
 ) -> ApiResult<Json<RayJobList>> {
     if let Some(namespace) = &query.namespace {
         check_cluster(namespace, "x")?;
     }
-    Ok(Json(visible(&jobs, &access, &user, query.namespace.as_deref()).await))
+    let reading = Reading::new(jobs, access, &clusters, fleet, &of);
+    Ok(Json(reading.visible(&user, query.namespace.as_deref()).await))
 }
 
-/// `GET /api/v1/rayjobs/events[?namespace=]`: the RayJobs the requester may list, then again
-/// whenever one of them changed (a burst of changes is one event), as server-sent events.
-#[utoipa::path(get, path = "/rayjobs/events", tag = "rayjobs", params(RayJobQuery),
+/// `GET /api/v1/rayjobs/events[?namespace=][&context=]`: the RayJobs the requester may list (of
+/// one Kubernetes cluster, or every one), then again whenever one of them changed (a burst of
+/// changes is one event), as server-sent events.
+#[utoipa::path(get, path = "/rayjobs/events", tag = "rayjobs", params(RayJobQuery, ContextQuery),
     responses(
         (status = 200, description = "Server-sent events: `rayjobs` (the list) first and \
             whenever it changed; `reconnect` when raydar shuts down",
             content_type = "text/event-stream", body = crate::push::ServerSentEvent),
         (status = 400, description = "The namespace cannot be one", body = ApiError),
+        (status = 404, description = "No Kubernetes cluster is called `context` here", body = ApiError),
         super::doc::StreamErrors))]
+#[allow(clippy::too_many_arguments)] // an axum handler: one extractor per thing it reads
 pub async fn events(
     State(jobs): State<RayJobs>,
     State(access): State<Access>,
+    State(clusters): State<Clusters>,
+    State(fleet): State<Fleet>,
     State(shutdown): State<CancellationToken>,
     Extension(user): Extension<User>,
     Query(query): Query<RayJobQuery>,
+    Query(of): Query<ContextQuery>,
 ) -> ApiResult<Response> {
     if let Some(namespace) = &query.namespace {
         check_cluster(namespace, "x")?;
     }
-    // A watch channel: a burst of changes while one list is made is one more list, never a queue.
-    let lists = WatchStream::new(jobs.changes()).then(move |_| {
-        let (jobs, access, user, only) =
-            (jobs.clone(), access.clone(), user.clone(), query.namespace.clone());
+    let reading = Reading::new(jobs, access, &clusters, fleet, &of);
+    // Watch channels: a burst of changes while one list is made is one more list, never a queue.
+    let lists = reading.changes().then(move |()| {
+        let (reading, user, only) = (reading.clone(), user.clone(), query.namespace.clone());
         async move {
             tokio::time::sleep(SETTLE).await;
-            Some(visible(&jobs, &access, &user, only.as_deref()).await)
+            Some(reading.visible(&user, only.as_deref()).await)
         }
     });
     let events = changes_only(lists, |l| l.items.clone())
@@ -101,11 +116,88 @@ pub async fn events(
 /// How long a change waits for the rest of its burst before the list is sent again.
 const SETTLE: Duration = Duration::from_millis(250);
 
-/// The RayJobs `user` may list, in namespace `only` if given.
-async fn visible(jobs: &RayJobs, access: &Access, user: &User, only: Option<&str>) -> RayJobList {
+/// Where a RayJob list is read from.
+#[derive(Clone)]
+enum Reading {
+    /// One Kubernetes cluster's RayJobs, rows naming `context` (empty when raydar serves one).
+    One { jobs: RayJobs, access: Access, context: String },
+    /// Every Kubernetes cluster's, each by its own RBAC.
+    Every(Fleet),
+}
+
+impl Reading {
+    /// What `of` asks for, of the plane whose RayJobs, access and clusters these are.
+    fn new(
+        jobs: RayJobs,
+        access: Access,
+        clusters: &Clusters,
+        fleet: Fleet,
+        of: &ContextQuery,
+    ) -> Self {
+        match of.context.as_deref() {
+            Some(ALL_CONTEXTS) => Reading::Every(fleet),
+            _ => Reading::One { jobs, access, context: clusters.context().to_owned() },
+        }
+    }
+
+    /// The RayJobs `user` may list, in namespace `only` if given, newest first.
+    async fn visible(&self, user: &User, only: Option<&str>) -> RayJobList {
+        let items = match self {
+            Reading::One { jobs, access, context } => {
+                visible(jobs, access, user, only, context).await
+            }
+            Reading::Every(fleet) => {
+                let named = fleet.planes().len() > 1;
+                // Each asked at once: the slowest to answer who may see what sets the time.
+                let each = fleet.planes().iter().map(|p| {
+                    let context = if named { p.name.as_str() } else { "" };
+                    let access = p.access_now();
+                    async move { visible(&p.rayjobs, &access, user, only, context).await }
+                });
+                let mut items: Vec<RayJobSummary> =
+                    futures::future::join_all(each).await.into_iter().flatten().collect();
+                items.sort_by(|a, b| {
+                    (b.created, &a.context, &a.namespace, &a.name).cmp(&(
+                        a.created,
+                        &b.context,
+                        &b.namespace,
+                        &b.name,
+                    ))
+                });
+                items
+            }
+        };
+        RayJobList { items, now: unix_now() }
+    }
+
+    /// A tick whenever RayJobs read here may have changed (the current state first).
+    fn changes(&self) -> futures::stream::BoxStream<'static, ()> {
+        let of = |jobs: &RayJobs| WatchStream::new(jobs.changes()).map(|_| ()).boxed();
+        match self {
+            Reading::One { jobs, .. } => of(jobs),
+            Reading::Every(fleet) => {
+                futures::stream::select_all(fleet.planes().iter().map(|p| of(&p.rayjobs))).boxed()
+            }
+        }
+    }
+}
+
+/// The RayJobs of one Kubernetes cluster (`jobs`, rows naming `context`) `user` may list there
+/// (`access`), in namespace `only` if given, newest first.
+async fn visible(
+    jobs: &RayJobs,
+    access: &Access,
+    user: &User,
+    only: Option<&str>,
+    context: &str,
+) -> Vec<RayJobSummary> {
     let namespaces = jobs.namespaces().into_iter().filter(|ns| only.is_none_or(|only| only == ns));
     let readable = access.listable(user, namespaces, Ask::rayjobs).await;
-    RayJobList { items: jobs.list(|ns| readable.contains(ns)), now: unix_now() }
+    let mut items = jobs.list(|ns| readable.contains(ns));
+    for item in &mut items {
+        item.context = context.to_owned();
+    }
+    items
 }
 
 /// `GET /api/v1/rayjobs/{namespace}/{name}`: one RayJob.

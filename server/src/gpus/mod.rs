@@ -268,6 +268,8 @@ impl GpuMetrics {
             errors,
             stale,
             reclaims: Default::default(),
+            context: String::new(),
+            contexts: Vec::new(),
         }
         .group()
     }

@@ -87,6 +87,9 @@ pub struct Access {
     client: Client,
     answers: Arc<Mutex<HashMap<(User, Ask), Answer>>>,
     timeout: Duration,
+    /// Whether a question with no fresh answer is put to Kubernetes; when not, the last answer
+    /// stands as when Kubernetes cannot be asked ([`Access::remembered`]).
+    asks: bool,
 }
 
 impl Access {
@@ -100,7 +103,14 @@ impl Access {
 
     /// Access through `client` (raydar's own), each question answered within 10 s.
     pub fn new(client: Client) -> Self {
-        Access { client, answers: Arc::default(), timeout: Duration::from_secs(10) }
+        Access { client, answers: Arc::default(), timeout: Duration::from_secs(10), asks: true }
+    }
+
+    /// This access, answering from what Kubernetes last said only, as when it cannot be asked:
+    /// for a cluster known not to answer, whose every question would wait out the timeout (an
+    /// apiserver that drops packets), so that what spans every cluster does not wait on it.
+    pub fn remembered(&self) -> Access {
+        Access { asks: false, ..self.clone() }
     }
 
     /// A client that acts as `user`: the apiserver authorizes each request for them and its
@@ -144,14 +154,18 @@ impl Access {
                 return allowed;
             }
         }
+        // Not renewed: the next request asks again.
+        let remembered = || {
+            last.is_some_and(|(allowed, at)| allowed && at.elapsed() < Self::KEPT_WHEN_UNREACHABLE)
+        };
+        if !self.asks {
+            return remembered();
+        }
         let allowed = match self.review(user, ask).await {
             Ok(allowed) => allowed,
             Err(error) => {
                 tracing::warn!(user = %user.name, ?ask, "cannot ask Kubernetes whether the user may: {error}");
-                // Not renewed: the next request asks again.
-                return last.is_some_and(|(allowed, at)| {
-                    allowed && at.elapsed() < Self::KEPT_WHEN_UNREACHABLE
-                });
+                return remembered();
             }
         };
         if let Ok(mut answers) = self.answers.lock() {
@@ -387,5 +401,33 @@ mod tests {
         assert!(!access.may(&alice, &ask("old")).await, "not past the bound");
         assert!(!access.may(&alice, &ask("refused")).await);
         assert!(!access.may(&alice, &ask("never-asked")).await, "fails closed");
+    }
+
+    #[tokio::test]
+    async fn remembered_access_answers_from_the_last_answers_and_asks_nothing() {
+        // An apiserver that takes connections and never answers: asking would wait 10 s.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        silent.set_nonblocking(true).unwrap();
+        let url = format!("https://{}", silent.local_addr().unwrap());
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let access = Access::new(client).remembered();
+        let alice = User::named("alice");
+        let ask = |ns: &str| Ask::rayclusters("list", ns);
+        let ago = |s: u64| Instant::now().checked_sub(Duration::from_secs(s)).unwrap();
+        {
+            let mut answers = access.answers.lock().unwrap();
+            answers.insert((alice.clone(), ask("fresh")), (true, Instant::now()));
+            answers.insert((alice.clone(), ask("stale")), (true, ago(60)));
+            answers.insert((alice.clone(), ask("old")), (true, ago(600)));
+        }
+        let grants =
+            access.grants(&alice, ["fresh", "stale", "old", "never-asked"].map(String::from)).await;
+        assert_eq!(grants.read, BTreeSet::from(["fresh".to_owned(), "stale".to_owned()]));
+        assert!(grants.delete.is_empty(), "never answered: no");
+        let asked = silent.accept();
+        assert!(
+            asked.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "nothing was asked of the apiserver: {asked:?}"
+        );
     }
 }

@@ -54,6 +54,8 @@ stop:
 
 # The checks that need no Kubernetes run while the control plane comes up and its install is
 # checked (two cores: one compiling, one starting apiservers); then the suites that use it, in turn.
+# Its build compiles the server as the suites do, and the suites (RAYDAR_BUILD, tools/site.sh).
+test: export RAYDAR_BUILD = tests
 test: build
 	$(MAKE) -j2 --output-sync=target test-offline test-plane
 	$(MAKE) test-integration test-api-fuzz test-python test-e2e

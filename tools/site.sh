@@ -32,7 +32,14 @@ export LEPTOS_SITE_ROOT=$site
 step() { printf '==> %s\n' "$*"; }
 
 step "server"
-cargo build --release -p raydar-server
+if [ "${RAYDAR_BUILD:-}" = tests ]; then
+  # `make test`: the server as its test suites build it (the whole workspace, with the features
+  # dev-dependencies add), and the suites themselves, so that they reuse this build rather than
+  # compile the server a second time with other features.
+  cargo test --release --workspace --no-run
+else
+  cargo build --release -p raydar-server
+fi
 
 step "browser wasm"
 # --emit-relocs: the splitter needs the linker's relocations to move functions between modules.

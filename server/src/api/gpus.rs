@@ -151,9 +151,7 @@ pub async fn fleet(
     Extension(user): Extension<User>,
 ) -> Json<Fleet> {
     let grants = access.grants(&user, gpus.clusters.namespaces()).await;
-    let mut fleet = fleet_for(&gpus, &grants.read);
-    fleet.contexts = per_context(&every, &user).await;
-    Json(fleet)
+    Json(with_totals(fleet_for(&gpus, &grants.read), &every, &user).await)
 }
 
 /// The fleet over the clusters in namespaces `readable`.
@@ -167,19 +165,28 @@ pub fn fleet_for(gpus: &Gpus, readable: &BTreeSet<String>) -> Fleet {
     fleet
 }
 
-/// Each Kubernetes cluster's GPUs added up, over the Ray clusters `user` may see on it (its own
-/// RBAC), when raydar serves several; none when it serves one.
-pub async fn per_context(every: &contexts::Fleet, user: &User) -> Vec<FleetContext> {
+/// `fleet` (this Kubernetes cluster's) with each cluster's GPUs added up, over the Ray clusters
+/// `user` may see on it (its own RBAC), when raydar serves several; as it is when it serves one.
+/// This cluster's line is `fleet`'s own, not worked out again.
+pub async fn with_totals(mut fleet: Fleet, every: &contexts::Fleet, user: &User) -> Fleet {
     let planes = every.planes();
     if planes.len() < 2 {
-        return Vec::new();
+        return fleet;
     }
     // Each asked at once: the slowest to answer who may see what sets the time, not their sum.
-    let totals = planes.iter().map(|plane| async move {
-        let grants = plane.access_now().grants(user, plane.clusters.namespaces()).await;
-        FleetContext::of(&plane.name, &fleet_for(&plane.gpus, &grants.read))
+    let totals = planes.iter().map(|plane| {
+        let fleet = &fleet;
+        async move {
+            if plane.name == fleet.context {
+                return FleetContext::of(&plane.name, fleet);
+            }
+            let grants = plane.access_now().grants(user, plane.clusters.namespaces()).await;
+            FleetContext::of(&plane.name, &fleet_for(&plane.gpus, &grants.read))
+        }
     });
-    futures::future::join_all(totals).await
+    let totals = futures::future::join_all(totals).await;
+    fleet.contexts = totals;
+    fleet
 }
 
 /// `GET /api/v1/clusters/{namespace}/{name}/gpus/events`: the cluster's GPUs now, then after
@@ -245,9 +252,7 @@ pub async fn fleet_events(
             (gpus.clone(), access.clone(), every.clone(), user.clone());
         async move {
             let grants = access.grants(&user, gpus.clusters.namespaces()).await;
-            let mut fleet = fleet_for(&gpus, &grants.read);
-            fleet.contexts = per_context(&every, &user).await;
-            Some(fleet)
+            Some(with_totals(fleet_for(&gpus, &grants.read), &every, &user).await)
         }
     });
     let events = changes_only(fleets, |f| Fleet { now: 0, ..f.clone() })

@@ -22,7 +22,7 @@ use platform::ClusterDetail;
 
 use super::clusters::{ContextQuery, ListQuery, ALL_CONTEXTS};
 use super::contexts::{every_page, list_page, states};
-use super::gpus::{fleet_for, per_context, Gpus};
+use super::gpus::{fleet_for, with_totals, Gpus};
 use crate::contexts::Fleet;
 use crate::security::headers::page_policy;
 use crate::security::{CsrfKey, Grants, User};
@@ -128,15 +128,15 @@ impl ClusterDirectory for Pages {
 
     fn fleet(&self) -> Pin<Box<dyn Future<Output = platform::utilization::Fleet> + Send>> {
         let readable: BTreeSet<String> = grants().read;
-        let mut fleet = fleet_for(&self.gpus, &readable);
+        let fleet = fleet_for(&self.gpus, &readable);
         let user = use_context::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<User>().cloned());
         let every = self.fleet.clone();
         Box::pin(async move {
-            if let Some(user) = user {
-                fleet.contexts = per_context(&every, &user).await;
+            match user {
+                Some(user) => with_totals(fleet, &every, &user).await,
+                None => fleet,
             }
-            fleet
         })
     }
 

@@ -39,6 +39,15 @@ impl SecondPlane {
         let _ = Command::new(script).arg("down").status();
     }
 
+    /// Freezes its apiserver until the answer is dropped: it takes connections and answers
+    /// nothing, as behind a network that drops packets, and its watches still look live.
+    fn freeze(&self) -> Frozen {
+        let pid = std::fs::read_to_string(self.0.join("state/pids/kube-apiserver.pid")).unwrap();
+        let pid = pid.trim().to_owned();
+        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        Frozen(pid)
+    }
+
     async fn admin(&self) -> Client {
         let kubeconfig = Kubeconfig::read_from(self.0.join("kubeconfig")).unwrap();
         let config =
@@ -52,6 +61,15 @@ impl SecondPlane {
 impl Drop for SecondPlane {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// A frozen apiserver, thawed when dropped.
+struct Frozen(String);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
     }
 }
 
@@ -304,6 +322,38 @@ async fn one_raydar_serves_two_kubernetes_clusters_and_one_away_leaves_the_other
         }
     };
     tear_down("second", "launched").await;
+
+    // The second's apiserver stops answering without going away. What spans every cluster keeps
+    // answering from the last RBAC answers there: one question waits out its timeout (10 s) and
+    // finds it does not answer, and after that no request waits on it.
+    let every = format!("{base}/api/v1/clusters?namespace={}&context=*", ns.0);
+    {
+        let _frozen = second.freeze();
+        // Past the time an answer is reused, so that the list asks again.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let patient = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let both = |all: &Value| {
+            let rows = named_rows(all);
+            ["first", "second"]
+                .map(|c| (c.to_owned(), format!("on-{c}")))
+                .iter()
+                .all(|r| rows.contains(r))
+        };
+        let all = common::get_json(&patient, &every).await;
+        assert!(both(&all), "both listed: {all}");
+        let quick = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        for _ in 0..3 {
+            let all = quick.get(&every).send().await.expect("answered without waiting on it");
+            let all: Value = all.json().await.unwrap();
+            assert!(both(&all), "both listed: {all}");
+        }
+    }
+    // Thawed, its list is live again.
+    common::eventually("the second plane's list to be live", || async {
+        let answer = list("&context=second").await;
+        (answer.get("stale").is_none() && names(&answer) == ["on-second"]).then_some(())
+    })
+    .await;
 
     // The second plane goes away: its list says so and keeps its rows; the first's is live and
     // takes launches.

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,40 @@ pub struct Access {
     /// Whether a question with no fresh answer is put to Kubernetes; when not, the last answer
     /// stands as when Kubernetes cannot be asked ([`Access::remembered`]).
     asks: bool,
+    /// Whether Kubernetes answers at all, as the last questions found.
+    reach: Arc<Reach>,
+}
+
+/// Whether the apiserver answers questions, kept so that while it does not, nobody waits on it:
+/// after a question times out or cannot connect, questions are answered from memory and one at
+/// a time is put to it in the background, until one is answered.
+#[derive(Debug, Default)]
+struct Reach {
+    /// Set while Kubernetes does not answer.
+    unanswered: AtomicBool,
+    /// Set while a question is put to it in the background.
+    probing: AtomicBool,
+}
+
+/// Why a question was not answered.
+#[derive(Debug)]
+enum Unanswered {
+    /// Kubernetes did not answer in time, or could not be reached.
+    Unreachable(String),
+    /// It answered, with an error of its own.
+    Refused(String),
+    /// The question could not be put: a name or group Kubernetes headers cannot carry.
+    Unaskable(String),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Unreachable(why)
+            | Unanswered::Refused(why)
+            | Unanswered::Unaskable(why) => f.write_str(why),
+        }
+    }
 }
 
 impl Access {
@@ -103,7 +138,13 @@ impl Access {
 
     /// Access through `client` (raydar's own), each question answered within 10 s.
     pub fn new(client: Client) -> Self {
-        Access { client, answers: Arc::default(), timeout: Duration::from_secs(10), asks: true }
+        Access {
+            client,
+            answers: Arc::default(),
+            timeout: Duration::from_secs(10),
+            asks: true,
+            reach: Arc::default(),
+        }
     }
 
     /// This access, answering from what Kubernetes last said only, as when it cannot be asked:
@@ -145,7 +186,8 @@ impl Access {
     /// Whether `user` may do what `ask` says. When Kubernetes cannot be asked (the apiserver
     /// unreachable), its last answer stands for [`Self::KEPT_WHEN_UNREACHABLE`]; past that, or
     /// for a user it never answered about (or a name it cannot carry), the answer is no: access
-    /// fails closed.
+    /// fails closed. Once a question found it unreachable, the next ones are answered so at
+    /// once, while one at a time is put to it in the background until it answers again.
     pub async fn may(&self, user: &User, ask: &Ask) -> bool {
         let key = (user.clone(), ask.clone());
         let last = self.answers.lock().map(|a| a.get(&key).copied()).ok().flatten();
@@ -161,13 +203,49 @@ impl Access {
         if !self.asks {
             return remembered();
         }
-        let allowed = match self.review(user, ask).await {
-            Ok(allowed) => allowed,
+        if self.reach.unanswered.load(Ordering::Relaxed) {
+            self.probe(user, ask);
+            return remembered();
+        }
+        match self.review(user, ask).await {
+            Ok(allowed) => {
+                self.remember(key, allowed);
+                allowed
+            }
             Err(error) => {
                 tracing::warn!(user = %user.name, ?ask, "cannot ask Kubernetes whether the user may: {error}");
-                return remembered();
+                if let Unanswered::Unreachable(_) = error {
+                    self.reach.unanswered.store(true, Ordering::Relaxed);
+                }
+                remembered()
             }
-        };
+        }
+    }
+
+    /// Puts `ask` to Kubernetes in the background, unless a question is out already: its answer
+    /// is kept, and any answer at all (a refusal too) means Kubernetes answers again.
+    fn probe(&self, user: &User, ask: &Ask) {
+        if self.reach.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (access, user, ask) = (self.clone(), user.clone(), ask.clone());
+        tokio::spawn(async move {
+            match access.review(&user, &ask).await {
+                Ok(allowed) => {
+                    access.reach.unanswered.store(false, Ordering::Relaxed);
+                    access.remember((user, ask), allowed);
+                }
+                Err(Unanswered::Refused(_)) => {
+                    access.reach.unanswered.store(false, Ordering::Relaxed)
+                }
+                Err(Unanswered::Unreachable(_) | Unanswered::Unaskable(_)) => {}
+            }
+            access.reach.probing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Keeps Kubernetes' answer to `key`, as of now; bounded ([`Self::MAX_ANSWERS`]).
+    fn remember(&self, key: (User, Ask), allowed: bool) {
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() >= Self::MAX_ANSWERS {
                 answers.retain(|_, (_, at)| at.elapsed() < Self::KEPT_WHEN_UNREACHABLE);
@@ -177,13 +255,12 @@ impl Access {
             }
             answers.insert(key, (allowed, Instant::now()));
         }
-        allowed
     }
 
     /// Asks the apiserver, as the user (SelfSubjectAccessReview: any signed-in user may ask about
     /// themselves, so raydar needs no permission to review others).
-    async fn review(&self, user: &User, ask: &Ask) -> Result<bool, String> {
-        let client = self.client_for(user)?;
+    async fn review(&self, user: &User, ask: &Ask) -> Result<bool, Unanswered> {
+        let client = self.client_for(user).map_err(Unanswered::Unaskable)?;
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
@@ -202,9 +279,15 @@ impl Access {
         let answer =
             tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
                 .await
-                .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
-                .map_err(|e| e.to_string())?;
-        Ok(answer.status.is_some_and(|s| s.allowed))
+                .map_err(|_| {
+                Unanswered::Unreachable(format!("no answer within {} s", self.timeout.as_secs()))
+            })?;
+        match answer {
+            Ok(answer) => Ok(answer.status.is_some_and(|s| s.allowed)),
+            // The apiserver answered, with an error of its own.
+            Err(e @ kube::Error::Api(_)) => Err(Unanswered::Refused(e.to_string())),
+            Err(e) => Err(Unanswered::Unreachable(e.to_string())),
+        }
     }
 }
 
@@ -401,6 +484,47 @@ mod tests {
         assert!(!access.may(&alice, &ask("old")).await, "not past the bound");
         assert!(!access.may(&alice, &ask("refused")).await);
         assert!(!access.may(&alice, &ask("never-asked")).await, "fails closed");
+    }
+
+    #[tokio::test]
+    async fn once_kubernetes_does_not_answer_nobody_waits_on_it_until_it_answers_again() {
+        // An apiserver that takes connections and, for now, answers nothing.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let mut access = Access::new(client);
+        access.timeout = Duration::from_millis(200);
+        let alice = User::named("alice");
+        let ask = |ns: &str| Ask::rayclusters("list", ns);
+        let ago = |s: u64| Instant::now().checked_sub(Duration::from_secs(s)).unwrap();
+        access.answers.lock().unwrap().insert((alice.clone(), ask("seen")), (true, ago(60)));
+        assert!(!access.may(&alice, &ask("new")).await, "timed out: fails closed");
+        assert!(access.reach.unanswered.load(Ordering::Relaxed), "found unreachable");
+        // It comes back: every review is allowed.
+        let answers = axum::Router::new().fallback(|| async {
+            let review = serde_json::json!({"apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview", "spec": {}, "status": {"allowed": true}});
+            (axum::http::StatusCode::CREATED, axum::Json(review))
+        });
+        let serving = tokio::spawn(async move { axum::serve(listener, answers).await });
+        // Answered from memory at once, while one question goes out in the background.
+        assert!(access.may(&alice, &ask("seen")).await, "the last answer stands");
+        assert!(!access.may(&alice, &ask("new")).await, "never answered: no, for now");
+        until(|| !access.reach.unanswered.load(Ordering::Relaxed)).await;
+        // Asked again as before: the background question's answer is kept, others are asked.
+        assert!(access.may(&alice, &ask("other")).await);
+        serving.abort();
+    }
+
+    /// Waits (at most 10 s) until `done`.
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 10 s");
     }
 
     #[tokio::test]

@@ -41,6 +41,8 @@
 //! - [`telemetry`]: OpenTelemetry traces over OTLP, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
 //!   a request's span is the child of its caller's `traceparent`.
 //! - [`cache`]: the small keyed cache those reads share.
+//! - [`memory`]: the process's heap kept near what it holds (glibc's arenas capped, what a
+//!   relist freed handed back).
 //! - [`metrics`]: what raydar measures of itself (request and database call durations, counts
 //!   by label), bounded, for `/metrics`.
 //! - [`push`]: server-sent event streams: keep-alive, JSON events, the goodbye on shutdown.
@@ -59,6 +61,7 @@ pub mod history;
 pub mod lifecycle;
 pub mod list;
 pub mod logs;
+pub mod memory;
 pub mod metrics;
 pub mod overview;
 pub mod push;

@@ -103,7 +103,6 @@ impl Exporters {
         let exporters: Vec<Exporter> =
             shared.exporters.read().values().flatten().cloned().collect();
         let texts = scrape_all(&shared, exporters).await;
-        let pods = shared.pods.clusters();
         let t = unix_now() as u32;
         // Tens of milliseconds of parsing for a large fleet: off the async workers.
         let parsed = tokio::task::spawn_blocking(move || {
@@ -129,6 +128,8 @@ impl Exporters {
             if asked > 0 && answered == 0 {
                 shared.gpus.unreadable(t, errors.join("; "));
             } else {
+                let pods =
+                    shared.pods.clusters_of(readings.values().filter_map(|r| r.pod.as_ref()));
                 shared.gpus.record(t, &readings, &pods, errors);
             }
         })

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use platform::gpu::PodRef;
 use platform::history::Termination;
 use platform::overview::PodRow;
 use platform::waiting::PodProgress;
@@ -147,10 +148,21 @@ impl RayPods {
             .collect()
     }
 
-    /// Which RayCluster each Ray pod belongs to: `(namespace, pod)` to the cluster's name
-    /// (KubeRay's `ray.io/cluster` label).
-    pub fn clusters(&self) -> HashMap<(String, String), String> {
-        self.inner.kept.read().iter().map(|(key, pod)| (key.clone(), pod.cluster.clone())).collect()
+    /// Which RayCluster each of `pods` that is a Ray pod belongs to: `(namespace, pod)` to the
+    /// cluster's name (KubeRay's `ray.io/cluster` label). Only those asked about are copied: the
+    /// pods holding GPUs are a few thousand at most, the store tens of thousands.
+    pub fn clusters_of<'a>(
+        &self,
+        pods: impl IntoIterator<Item = &'a PodRef>,
+    ) -> HashMap<(String, String), String> {
+        let kept = self.inner.kept.read();
+        pods.into_iter()
+            .filter_map(|pod| {
+                let key = (pod.namespace.clone(), pod.pod.clone());
+                let cluster = kept.get(&key)?.cluster.clone();
+                Some((key, cluster))
+            })
+            .collect()
     }
 
     /// The cluster (`ray.io/cluster`) of the Ray pod `namespace/pod`, when it is one.

@@ -93,7 +93,6 @@ impl Prometheus {
             let t = unix_now() as u32;
             let query = [("query", prometheus::SELECTOR.to_owned())];
             let answer = self.ask("query", &query, timeout).await;
-            let pods = shared.pods.clusters();
             let shared = shared.clone();
             let recorded = tokio::task::spawn_blocking(move || {
                 let read = answer.and_then(|json| {
@@ -101,7 +100,10 @@ impl Prometheus {
                         .map_err(|e| e.to_string())
                 });
                 match read {
-                    Ok(readings) => shared.gpus.record(t, &readings, &pods, Vec::new()),
+                    Ok(readings) => {
+                        let holders = readings.values().filter_map(|r| r.pod.as_ref());
+                        shared.gpus.record(t, &readings, &shared.pods.clusters_of(holders), vec![])
+                    }
                     Err(why) => {
                         let error = format!("Prometheus {}: {why}", shared.base);
                         tracing::warn!("{error}");
@@ -131,12 +133,13 @@ impl Prometheus {
                 ("step", format!("{}s", shared.interval_s)),
             ];
             let answer = self.ask("query_range", &query, HISTORY_TIMEOUT).await;
-            let pods = shared.pods.clusters();
             let shared = shared.clone();
             let recorded = tokio::task::spawn_blocking(move || {
                 let steps = prometheus::read_range(&answer?, &shared.exporter_namespace)
                     .map_err(|e| e.to_string())?;
-                shared.gpus.record_past(&steps, &pods);
+                let holders =
+                    steps.values().flat_map(|r| r.values()).filter_map(|r| r.pod.as_ref());
+                shared.gpus.record_past(&steps, &shared.pods.clusters_of(holders));
                 Ok::<_, String>(())
             })
             .await;

@@ -29,6 +29,11 @@ pub struct Watched {
     pub install: &'static str,
 }
 
+/// Objects a list asks for at once. A page passes through memory whole, as sent and as parsed (a
+/// Pod is about 18 KB as the apiserver sends it), and the allocator keeps what it took: with
+/// kube's 500, a fleet's list left raydar 10 MB larger than with 100, and synced no sooner.
+const LIST_PAGE: u32 = 100;
+
 /// What one watch asks the apiserver for: the objects of its APIs, as `config` selects them;
 /// `what` names them in messages.
 pub struct Watch<K> {
@@ -249,6 +254,7 @@ impl<P> Projected<P> {
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
         let Watch { parts, config, what } = watch;
+        let config = config.page_size(LIST_PAGE);
         let namespaces: Vec<Option<String>> = parts.iter().map(|(ns, _)| ns.clone()).collect();
         let watcher = || {
             futures::stream::select_all(parts.iter().enumerate().map(|(part, (_, api))| {
@@ -292,8 +298,10 @@ impl<P> Projected<P> {
         let mut patience = Retry::LIST_PATIENCE;
         'watch: loop {
             // Each part's list in progress, swapped in whole when it is complete; which parts
-            // have listed since this watch began.
-            let mut relist: Vec<Option<BTreeMap<Key, P>>> = parts.iter().map(|_| None).collect();
+            // have listed since this watch began. Gathered as a list and made a map once whole:
+            // a map built by inserting a list in its (sorted) order leaves its nodes half full,
+            // near twice the memory for a fleet's tens of thousands of objects.
+            let mut relist: Vec<Option<Vec<(Key, P)>>> = parts.iter().map(|_| None).collect();
             let mut listed = vec![false; parts.len()];
             let stream = watch();
             tokio::pin!(stream);
@@ -327,12 +335,15 @@ impl<P> Projected<P> {
                     Some((part, Ok(event))) => (part, event),
                 };
                 match event {
-                    watcher::Event::Init => relist[part] = Some(BTreeMap::new()),
+                    watcher::Event::Init => relist[part] = Some(Vec::new()),
                     watcher::Event::InitApply(o) => {
-                        relist[part].get_or_insert_default().insert(key(&o), project(&o));
+                        relist[part].get_or_insert_default().push((key(&o), project(&o)));
                     }
                     watcher::Event::InitDone => {
-                        let new = relist[part].take().unwrap_or_default();
+                        // Sorted, and built bottom up with full nodes (a key listed twice: its
+                        // last).
+                        let new: BTreeMap<Key, P> =
+                            relist[part].take().unwrap_or_default().into_iter().collect();
                         let (old, count) = {
                             let mut objects = self.write();
                             let old = match &parts[part] {
@@ -345,8 +356,10 @@ impl<P> Projected<P> {
                             };
                             (old, objects.len())
                         };
-                        // The old map is freed after the lock is let go.
+                        // The old map is freed after the lock is let go; with the objects
+                        // the list was made from, it goes back to the system.
                         drop(old);
+                        crate::memory::release();
                         listed[part] = true;
                         if !listed.iter().all(|l| *l) {
                             continue;

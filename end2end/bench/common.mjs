@@ -56,8 +56,12 @@ export async function followReadyWorkers(page, namespace, name) {
   await page.locator(`tr[data-cluster="${namespace}/${name}"]`).waitFor({ timeout: 10_000 });
   await page.evaluate((id) => {
     window.__seen = {};
+    // The Workers cell found by its column's header, not by position: columns come and go (the
+    // Kubernetes one, hidden while raydar serves one cluster, stands first).
+    const column = [...document.querySelectorAll('thead th')].findIndex((th) => th.textContent.trim() === 'Workers');
+    if (column < 0) throw new Error('the list has no Workers column');
     const record = () => {
-      const cell = document.querySelector(`tr[data-cluster="${id}"]`)?.querySelectorAll('td')[2];
+      const cell = document.querySelector(`tr[data-cluster="${id}"]`)?.children[column];
       const v = cell?.textContent?.split('/')[0];
       if (v !== undefined && !(v in window.__seen)) window.__seen[v] = performance.timeOrigin + performance.now();
     };

@@ -142,6 +142,7 @@ try {
   for (const [v, t] of sent) {
     if (v in seenByPage && seenByKubectl.has(v)) { raydar.push(seenByPage[v] - t); kube_.push(seenByKubectl.get(v) - t); }
   }
+  if (raydar.length === 0) throw new Error(`none of ${FRESH} changes was seen by both the page and kubectl get -w`);
   report(`freshness under a churn of ${CHURN_PER_S} changes/s (${raydar.length} of ${FRESH} changes seen by both)`, [
     ['raydar page', raydar], ['kubectl get -w', kube_]]);
   console.log(`  ratio raydar/kubectl p99 ${(quantile(raydar, 0.99) / quantile(kube_, 0.99)).toFixed(2)}   (target <= 1.10); RSS now ${rssMiB().toFixed(1)} MiB`);

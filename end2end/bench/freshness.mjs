@@ -48,6 +48,7 @@ async function freshness(browser) {
     raydar.push(seenByPage[v] - sent.get(v));
     kube.push(seenByKubectl.get(v) - sent.get(v));
   }
+  if (raydar.length === 0) throw new Error(`none of ${CHANGES} changes was seen by both the page and kubectl get -w`);
   raydar.sort((a, b) => a - b); kube.sort((a, b) => a - b);
   console.log(`\nfreshness: status change in the apiserver -> shown (${raydar.length} changes, ${missed} missed)`);
   console.log('                         p50         p99');

@@ -1,7 +1,7 @@
 //! The process's heap, kept near what raydar holds: glibc's allocator left alone grows an arena
 //! per worker thread and keeps what a relist freed (a fleet's list passes through as whole
 //! objects, tens of kilobytes each, where only a few hundred bytes of each are kept). Holding
-//! 10,000 RayClusters and 50,000 Ray pods (about 65 MiB of them kept), raydar was 175 MiB
+//! 10,000 RayClusters and 50,000 Ray pods (about 65 MiB of heap in use), raydar was 175 MiB
 //! resident; with these and the watch's smaller pages, 115 (DESIGN.md's budget: 150 MB).
 //! Elsewhere than Linux with glibc these do nothing.
 

@@ -107,24 +107,17 @@ struct Reach {
 }
 
 /// Why a question was not answered.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Unanswered {
     /// Kubernetes did not answer in time, or could not be reached.
+    #[error("{0}")]
     Unreachable(String),
     /// It answered, with an error of its own.
+    #[error("{0}")]
     Refused(String),
     /// The question could not be put: a name or group Kubernetes headers cannot carry.
+    #[error("{0}")]
     Unaskable(String),
-}
-
-impl std::fmt::Display for Unanswered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unanswered::Unreachable(why)
-            | Unanswered::Refused(why)
-            | Unanswered::Unaskable(why) => f.write_str(why),
-        }
-    }
 }
 
 impl Access {
@@ -512,6 +505,8 @@ mod tests {
         assert!(!access.may(&alice, &ask("new")).await, "never answered: no, for now");
         until(|| !access.reach.unanswered.load(Ordering::Relaxed)).await;
         // Asked again as before: the background question's answer is kept, others are asked.
+        let kept = access.answers.lock().unwrap().get(&(alice.clone(), ask("seen"))).copied();
+        assert!(kept.is_some_and(|(allowed, at)| allowed && at.elapsed() < Access::TTL));
         assert!(access.may(&alice, &ask("other")).await);
         serving.abort();
     }
